@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages whose servers the tests start (on 127.0.0.1, free ports).
+# Idempotent: does nothing when every binary is already present.
+set -euo pipefail
+
+declare -A needs=(
+    [redis-server]=redis-server
+)
+
+missing=()
+for binary in "${!needs[@]}"; do
+    command -v "$binary" >/dev/null 2>&1 || missing+=("${needs[$binary]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "Installing Debian packages: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,109 @@
+"""The dead-letter path: records that fail to decode go to ``<topic>.dlq`` with the reason.
+
+Nothing is dropped silently. A dead letter keeps the original bytes and key, where they
+came from (topic, partition, offset) and why they failed, so that a fixed consumer can
+replay them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TypeVar
+
+import msgspec
+
+from loopline.events.base import EventLog, Message, Record
+from loopline.events.schema import Codec, Event
+from loopline.exceptions import SchemaError
+
+E = TypeVar("E", bound=Event)
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
+    """One record that could not be processed, as stored on the dead-letter topic."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes
+    reason: str
+    error: str
+    failed_at_ms: int
+
+
+def dead_letter_topic(topic: str) -> str:
+    """The dead-letter topic of ``topic``."""
+    return f"{topic}.dlq"
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(DeadLetter)
+
+
+class DeadLetterQueue:
+    """Writes failed records of one topic to its dead-letter topic.
+
+    Args:
+        log: The event log holding both topics.
+        topic: The source topic; the dead letters go to ``<topic>.dlq``.
+    """
+
+    def __init__(self, log: EventLog, topic: str) -> None:
+        self.log = log
+        self.topic = dead_letter_topic(topic)
+        log.create_topic(self.topic, partitions=1)
+
+    def send_many(self, failures: Sequence[tuple[Record, Exception]]) -> None:
+        """Append one dead letter per ``(record, error)``; returns once they are durable."""
+        if not failures:
+            return
+        now = int(time.time() * 1000)
+        messages = [
+            Message(
+                value=_encoder.encode(
+                    DeadLetter(
+                        source_topic=record.topic,
+                        partition=record.partition,
+                        offset=record.offset,
+                        timestamp_ms=record.timestamp_ms,
+                        key=record.key,
+                        value=record.value,
+                        reason=str(error),
+                        error=type(error).__name__,
+                        failed_at_ms=now,
+                    )
+                ),
+                key=record.key,
+                timestamp_ms=record.timestamp_ms,
+            )
+            for record, error in failures
+        ]
+        self.log.append_many(self.topic, messages)
+
+    @staticmethod
+    def parse(record: Record) -> DeadLetter:
+        """The dead letter stored in ``record`` (a record of a ``.dlq`` topic)."""
+        return _decoder.decode(record.value)
+
+
+def decode_or_dead_letter(
+    records: Sequence[Record], codec: Codec[E], dlq: DeadLetterQueue
+) -> list[tuple[Record, E]]:
+    """Decode ``records`` with ``codec``; send the ones that fail to ``dlq``.
+
+    Returns the records that decoded, each with its event, in their original order.
+    The dead letters are durable before this returns, so committing the consumer's
+    offsets afterwards loses nothing.
+    """
+    decoded: list[tuple[Record, E]] = []
+    failed: list[tuple[Record, Exception]] = []
+    for record in records:
+        try:
+            decoded.append((record, codec.decode(record.value)))
+        except SchemaError as exc:
+            failed.append((record, exc))
+    dlq.send_many(failed)
+    return decoded

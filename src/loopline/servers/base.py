@@ -1,0 +1,104 @@
+"""A server process started from an installed binary and stopped with it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from loopline.exceptions import BackendUnavailableError
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LocalServer:
+    """One server process listening on ``127.0.0.1:port``.
+
+    Args:
+        name: What it is, for messages (``"redis-server"``).
+        argv: The command line.
+        port: The port it listens on.
+        url: How clients reach it (``redis://127.0.0.1:port/0``).
+        data_dir: Its folder; its output goes to ``server.log`` there.
+        env: Extra environment variables.
+        ready_timeout_s: How long to wait for the port to accept connections.
+    """
+
+    def __init__(
+        self, *, name: str, argv: Sequence[str], port: int, url: str, data_dir: Path,
+        env: dict[str, str] | None = None, ready_timeout_s: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.argv = list(argv)
+        self.port = port
+        self.url = url
+        self.data_dir = data_dir
+        self.env = env or {}
+        self.ready_timeout_s = ready_timeout_s
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "server.log"
+
+    def start(self) -> None:
+        """Start the process and wait until its port accepts connections."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as out:
+            self._process = subprocess.Popen(
+                self.argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.data_dir,
+                env={**os.environ, **self.env}, start_new_session=True,
+            )
+        deadline = time.monotonic() + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise BackendUnavailableError(
+                    f"{self.name} exited with code {self._process.returncode} before listening "
+                    f"on 127.0.0.1:{self.port}; its output: {self.log_path}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise BackendUnavailableError(
+            f"{self.name} did not listen on 127.0.0.1:{self.port} within "
+            f"{self.ready_timeout_s:g}s; its output: {self.log_path}"
+        )
+
+    def stop(self, *, kill: bool = False) -> None:
+        """Stop the process (SIGTERM, then SIGKILL after 10 s; at once when ``kill``)."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def __enter__(self) -> LocalServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
