@@ -89,7 +89,9 @@ class KafkaLog:
 
     def create_topic(self, topic: str, *, partitions: int = 1) -> None:
         check_topic(topic, partitions=partitions)
-        new = NewTopic(topic, num_partitions=partitions, replication_factor=1)
+        # Keep records forever: the log is the history that backfills and replays read.
+        new = NewTopic(topic, num_partitions=partitions, replication_factor=1,
+                       config={"retention.ms": "-1", "retention.bytes": "-1"})
         future = self._admin.create_topics([new], operation_timeout=self.timeout_s)[topic]
         try:
             future.result(timeout=self.timeout_s)
@@ -213,6 +215,9 @@ class KafkaLog:
             "auto.offset.reset": offset_reset,
             "session.timeout.ms": int(session_timeout_s * 1000),
             "heartbeat.interval.ms": max(100, int(session_timeout_s * 200)),
+            # A rebalance waits this long for members to rejoin: bound it near the
+            # session timeout, so that a crashed member's partitions move on quickly.
+            "max.poll.interval.ms": int(session_timeout_s * 2000),
             "enable.partition.eof": False,
         }
         return KafkaConsumer(config, list(topics), timeout_s=self.timeout_s, url=self.url)
