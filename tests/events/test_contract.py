@@ -42,14 +42,16 @@ def drain(consumer: Consumer, count: int, *, deadline_s: float = 30.0) -> list[R
 
 def messages(n: int, *, keys: int = 10, start_ms: int = 1_700_000_000_000) -> list[Message]:
     return [
-        Message(f"value-{i}".encode() * 10, key=f"card-{i % keys}".encode(), timestamp_ms=start_ms + i)
+        Message(
+            f"value-{i}".encode() * 10, key=f"card-{i % keys}".encode(), timestamp_ms=start_ms + i
+        )
         for i in range(n)
     ]
 
 
 def test_batch_append_and_read_round_trip(log: EventLog, topic: str) -> None:
     log.create_topic(topic, partitions=PARTITIONS)
-    sent = messages(300) + [Message(b"no key", timestamp_ms=5)]
+    sent = [*messages(300), Message(b"no key", timestamp_ms=5)]
     positions = log.append_many(topic, sent)
 
     read: dict[tuple[int, int], Record] = {}
@@ -62,7 +64,9 @@ def test_batch_append_and_read_round_trip(log: EventLog, topic: str) -> None:
     for message, position in zip(sent, positions, strict=True):
         record = read[position]
         assert (record.key, record.value, record.timestamp_ms) == (
-            message.key, message.value, message.timestamp_ms,
+            message.key,
+            message.value,
+            message.timestamp_ms,
         )
         if message.key is not None:
             assert record.partition == partition_for(message.key, PARTITIONS)
@@ -77,7 +81,9 @@ def test_read_from_an_offset_and_limit(log: EventLog, topic: str) -> None:
     assert log.read(tp, 50) == []
 
 
-def test_per_partition_order_through_a_group(log: EventLog, backend: Backend, topic: str, group: str) -> None:
+def test_per_partition_order_through_a_group(
+    log: EventLog, backend: Backend, topic: str, group: str
+) -> None:
     log.create_topic(topic, partitions=PARTITIONS)
     for batch in range(5):
         log.append_many(topic, messages(100, start_ms=1_000_000 * (batch + 1)))
@@ -91,7 +97,8 @@ def test_per_partition_order_through_a_group(log: EventLog, backend: Backend, to
         by_partition[r.partition].append(r.offset)
         by_key[r.key].append(r.timestamp_ms)
     for offsets in by_partition.values():
-        assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+        assert offsets == sorted(offsets)
+        assert len(set(offsets)) == len(offsets)
     for times in by_key.values():  # append order per key is kept
         assert times == sorted(times)
 
@@ -110,8 +117,11 @@ def test_commit_and_resume(log: EventLog, backend: Backend, topic: str, group: s
     extra = second.poll(timeout_s=0.5)
     second.close()
     assert len(seen) == 100
-    assert len(rest) == 40 and not extra
-    assert {(r.partition, r.offset) for r in seen}.isdisjoint({(r.partition, r.offset) for r in rest})
+    assert len(rest) == 40
+    assert not extra
+    assert {(r.partition, r.offset) for r in seen}.isdisjoint(
+        {(r.partition, r.offset) for r in rest}
+    )
     assert min(r.timestamp_ms for r in rest) >= 2_000_000_000_000
 
 
@@ -127,7 +137,8 @@ def test_uncommitted_records_are_redelivered_after_a_crash(
     script = Path(__file__).with_name("consume_forever.py")
     child = subprocess.Popen(
         [sys.executable, str(script), backend.url, group, topic, str(backend.session_timeout_s)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in child.stdout or []])
@@ -158,7 +169,9 @@ def test_uncommitted_records_are_redelivered_after_a_crash(
     assert len(redelivered) < 400, "committed records must not all be redelivered"
 
 
-def test_a_second_member_takes_partitions(log: EventLog, backend: Backend, topic: str, group: str) -> None:
+def test_a_second_member_takes_partitions(
+    log: EventLog, backend: Backend, topic: str, group: str
+) -> None:
     log.create_topic(topic, partitions=PARTITIONS)
     log.append_many(topic, messages(40))
     everything = [TopicPartition(topic, p) for p in range(PARTITIONS)]
@@ -183,10 +196,14 @@ def test_a_second_member_takes_partitions(log: EventLog, backend: Backend, topic
     first.close()
 
 
-def test_seek_to_an_offset_and_to_a_time(log: EventLog, backend: Backend, topic: str, group: str) -> None:
+def test_seek_to_an_offset_and_to_a_time(
+    log: EventLog, backend: Backend, topic: str, group: str
+) -> None:
     log.create_topic(topic, partitions=1)
     tp = TopicPartition(topic, 0)
-    log.append_many(topic, [Message(str(i).encode(), timestamp_ms=10_000 + 10 * i) for i in range(100)])
+    log.append_many(
+        topic, [Message(str(i).encode(), timestamp_ms=10_000 + 10 * i) for i in range(100)]
+    )
     assert log.offset_for_time(tp, 0) == 0
     assert log.offset_for_time(tp, 10_500) == 50
     assert log.offset_for_time(tp, 10_505) == 51

@@ -101,9 +101,7 @@ class EventLog(Protocol):
         """Append ``messages`` durably; return each one's ``(partition, offset)``."""
         ...
 
-    def read(
-        self, tp: TopicPartition, offset: int, *, max_records: int = 1000
-    ) -> list[Record]:
+    def read(self, tp: TopicPartition, offset: int, *, max_records: int = 1000) -> list[Record]:
         """Read up to ``max_records`` records of ``tp`` from ``offset`` on, without a group."""
         ...
 

@@ -29,7 +29,13 @@ from typing import Literal
 from loopline.events.base import Consumer, Message, OffsetReset, Record, TopicPartition
 from loopline.events.partitioning import assign_round_robin, partition_for
 from loopline.events.topics import check_topic
-from loopline.exceptions import ConfigError, EventLogError, TopicExistsError, TopicNotFoundError
+from loopline.exceptions import (
+    BackendUnavailableError,
+    ConfigError,
+    EventLogError,
+    TopicExistsError,
+    TopicNotFoundError,
+)
 
 Durability = Literal["process", "power"]
 
@@ -79,7 +85,10 @@ class EmbeddedLog:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, durability: Durability = "process",
+        self,
+        path: str | os.PathLike[str],
+        *,
+        durability: Durability = "process",
         busy_timeout_s: float = 10.0,
     ) -> None:
         if durability not in ("process", "power"):
@@ -90,9 +99,15 @@ class EmbeddedLog:
         self.durability = durability
         self.busy_timeout_s = busy_timeout_s
         self.url = f"file://{self.path.resolve()}"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = _connect(self.path, durability, busy_timeout_s)
-        self._conn.executescript(_SCHEMA)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = _connect(self.path, durability, busy_timeout_s)
+            self._conn.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise BackendUnavailableError(
+                f"Cannot open the embedded event log at {self.path}: {exc}. "
+                "Give a path in a writable folder."
+            ) from None
         self._lock = threading.Lock()
         self._topics: dict[str, tuple[int, int]] = {}
         self._round_robin: dict[str, int] = defaultdict(int)
@@ -109,12 +124,17 @@ class EmbeddedLog:
                     "SELECT partitions FROM topics WHERE name = ?", (topic,)
                 ).fetchone()
                 if row is None:
-                    (next_id,) = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM topics").fetchone()
-                    conn.execute("INSERT INTO topics VALUES (?, ?, ?)", (topic, next_id, partitions))
+                    (next_id,) = conn.execute(
+                        "SELECT coalesce(max(id), 0) + 1 FROM topics"
+                    ).fetchone()
+                    conn.execute(
+                        "INSERT INTO topics VALUES (?, ?, ?)", (topic, next_id, partitions)
+                    )
                     for p in range(partitions):
                         conn.execute(
                             f"CREATE TABLE p{next_id}_{p} (offset INTEGER PRIMARY KEY, "
-                            "ts INTEGER NOT NULL, max_ts INTEGER NOT NULL, key BLOB, value BLOB NOT NULL)"
+                            "ts INTEGER NOT NULL, max_ts INTEGER NOT NULL, key BLOB, "
+                            "value BLOB NOT NULL)"
                         )
                 conn.execute("COMMIT")
             except BaseException:
@@ -212,7 +232,11 @@ class EmbeddedLog:
             return lo
 
     def consumer(
-        self, group: str, topics: Sequence[str], *, offset_reset: OffsetReset = "earliest",
+        self,
+        group: str,
+        topics: Sequence[str],
+        *,
+        offset_reset: OffsetReset = "earliest",
         session_timeout_s: float = 10.0,
     ) -> Consumer:
         return EmbeddedConsumer(
@@ -245,16 +269,25 @@ class EmbeddedConsumer:
     _IDLE_SLEEP_S = 0.005
 
     def __init__(
-        self, log: EmbeddedLog, group: str, topics: Sequence[str], *,
-        offset_reset: OffsetReset, session_timeout_s: float,
+        self,
+        log: EmbeddedLog,
+        group: str,
+        topics: Sequence[str],
+        *,
+        offset_reset: OffsetReset,
+        session_timeout_s: float,
     ) -> None:
         if session_timeout_s <= 0:
             raise ConfigError(f"'session_timeout_s' must be > 0. Got {session_timeout_s!r}.")
         self.group = group
         self.member = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._log = EmbeddedLog(log.path, durability=log.durability, busy_timeout_s=log.busy_timeout_s)
+        self._log = EmbeddedLog(
+            log.path, durability=log.durability, busy_timeout_s=log.busy_timeout_s
+        )
         self._partitions = [
-            TopicPartition(t, p) for t in sorted(set(topics)) for p in range(self._log.partitions(t))
+            TopicPartition(t, p)
+            for t in sorted(set(topics))
+            for p in range(self._log.partitions(t))
         ]
         self._offset_reset = offset_reset
         self._session_ms = int(session_timeout_s * 1000)
@@ -269,7 +302,8 @@ class EmbeddedConsumer:
     def _members(self, conn: sqlite3.Connection, now: int) -> list[str]:
         if now - self._last_heartbeat_ms > self._session_ms // 5:
             conn.execute(
-                "INSERT OR REPLACE INTO group_members VALUES (?, ?, ?)", (self.group, self.member, now)
+                "INSERT OR REPLACE INTO group_members VALUES (?, ?, ?)",
+                (self.group, self.member, now),
             )
             conn.execute(
                 "DELETE FROM group_members WHERE grp = ? AND heartbeat_ms < ?",
@@ -282,7 +316,9 @@ class EmbeddedConsumer:
     def _rebalance(self) -> None:
         with self._log._lock:
             conn = self._conn()
-            owned = assign_round_robin(self._partitions, self._members(conn, _now_ms()), self.member)
+            owned = assign_round_robin(
+                self._partitions, self._members(conn, _now_ms()), self.member
+            )
             for tp in list(self._positions):
                 if tp not in owned:
                     del self._positions[tp]
@@ -315,8 +351,13 @@ class EmbeddedConsumer:
         with self._log._lock:
             for i in range(len(owned)):  # start at a rotating partition for fairness
                 tp = owned[(self._next + i) % len(owned)]
-                batch = _read(self._conn(), self._log._table(tp), tp, self._positions[tp],
-                              max_records - len(out))
+                batch = _read(
+                    self._conn(),
+                    self._log._table(tp),
+                    tp,
+                    self._positions[tp],
+                    max_records - len(out),
+                )
                 if batch:
                     self._positions[tp] = batch[-1].offset + 1
                     self._dirty.add(tp)
@@ -333,13 +374,18 @@ class EmbeddedConsumer:
             conn = self._conn()
             conn.execute("BEGIN IMMEDIATE")
             try:
-                owned = set(assign_round_robin(
-                    self._partitions, self._members(conn, _now_ms()), self.member
-                ))
+                owned = set(
+                    assign_round_robin(
+                        self._partitions, self._members(conn, _now_ms()), self.member
+                    )
+                )
                 conn.executemany(
                     "INSERT OR REPLACE INTO group_offsets VALUES (?, ?, ?, ?)",
-                    [(self.group, tp.topic, tp.partition, self._positions[tp])
-                     for tp in self._dirty if tp in owned],
+                    [
+                        (self.group, tp.topic, tp.partition, self._positions[tp])
+                        for tp in self._dirty
+                        if tp in owned
+                    ],
                 )
                 conn.execute("COMMIT")
             except BaseException:

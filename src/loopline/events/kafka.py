@@ -15,13 +15,15 @@ from typing import Any
 
 from confluent_kafka import (
     OFFSET_END,
-    Consumer as _KafkaConsumer,
     KafkaError,
     KafkaException,
     Producer,
 )
+from confluent_kafka import (
+    Consumer as _KafkaConsumer,
+)
 from confluent_kafka import TopicPartition as _KafkaTP
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from loopline.events.base import Consumer, Message, OffsetReset, Record, TopicPartition
 from loopline.events.partitioning import partition_for
@@ -90,14 +92,20 @@ class KafkaLog:
     def create_topic(self, topic: str, *, partitions: int = 1) -> None:
         check_topic(topic, partitions=partitions)
         # Keep records forever: the log is the history that backfills and replays read.
-        new = NewTopic(topic, num_partitions=partitions, replication_factor=1,
-                       config={"retention.ms": "-1", "retention.bytes": "-1"})
+        new = NewTopic(
+            topic,
+            num_partitions=partitions,
+            replication_factor=1,
+            config={"retention.ms": "-1", "retention.bytes": "-1"},
+        )
         future = self._admin.create_topics([new], operation_timeout=self.timeout_s)[topic]
         try:
             future.result(timeout=self.timeout_s)
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise EventLogError(f"Creating topic {topic!r} on {self.url} failed: {exc}") from None
+                raise EventLogError(
+                    f"Creating topic {topic!r} on {self.url} failed: {exc}"
+                ) from None
         except TimeoutError as exc:
             raise self._unavailable(exc) from None
         existing = self.partitions(topic)
@@ -141,21 +149,29 @@ class KafkaLog:
             ts = 0 if m.timestamp_ms is None else m.timestamp_ms
             while True:
                 try:
-                    produce(topic, m.value, m.key, partition=p, timestamp=ts, on_delivery=delivered(i))
+                    produce(
+                        topic, m.value, m.key, partition=p, timestamp=ts, on_delivery=delivered(i)
+                    )
                     break
                 except BufferError:
                     poll(0.01)
         if self._producer.flush(self.timeout_s) > 0:
             raise self._unavailable(TimeoutError("records still unacknowledged"))
         if errors:
-            raise EventLogError(f"{len(errors)} appends to {topic!r} on {self.url} failed: {errors[0]}")
+            raise EventLogError(
+                f"{len(errors)} appends to {topic!r} on {self.url} failed: {errors[0]}"
+            )
         return positions
 
     def _reader_consumer(self) -> Any:
         if self._reader is None:
             self._reader = _KafkaConsumer(
-                {**self._base, "group.id": f"loopline-reader-{uuid.uuid4().hex}",
-                 "enable.auto.commit": False, "enable.partition.eof": False}
+                {
+                    **self._base,
+                    "group.id": f"loopline-reader-{uuid.uuid4().hex}",
+                    "enable.auto.commit": False,
+                    "enable.partition.eof": False,
+                }
             )
         return self._reader
 
@@ -203,7 +219,11 @@ class KafkaLog:
             )
 
     def consumer(
-        self, group: str, topics: Sequence[str], *, offset_reset: OffsetReset = "earliest",
+        self,
+        group: str,
+        topics: Sequence[str],
+        *,
+        offset_reset: OffsetReset = "earliest",
         session_timeout_s: float = 10.0,
     ) -> Consumer:
         for topic in topics:
@@ -237,15 +257,25 @@ def _records(batch: list[Any]) -> list[Record]:
             if err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
                 raise TopicNotFoundError(f"Topic {msg.topic()!r} does not exist: {err}")
             raise EventLogError(f"Kafka consume failed: {err}")
-        out.append(Record(msg.topic(), msg.partition(), msg.offset(), msg.timestamp()[1],
-                          msg.key(), msg.value()))
+        out.append(
+            Record(
+                msg.topic(),
+                msg.partition(),
+                msg.offset(),
+                msg.timestamp()[1],
+                msg.key(),
+                msg.value(),
+            )
+        )
     return out
 
 
 class KafkaConsumer:
     """A Kafka consumer-group member with manual, synchronous commits."""
 
-    def __init__(self, config: dict[str, Any], topics: list[str], *, timeout_s: float, url: str) -> None:
+    def __init__(
+        self, config: dict[str, Any], topics: list[str], *, timeout_s: float, url: str
+    ) -> None:
         self._consumer = _KafkaConsumer(config)
         self._timeout_s = timeout_s
         self._url = url

@@ -143,8 +143,12 @@ class RedisLog:
             for i in indices:
                 m = messages[i]
                 has_key = m.key is not None
-                args += [now if m.timestamp_ms is None else m.timestamp_ms,
-                         m.key if has_key else b"", b"1" if has_key else b"0", m.value]
+                args += [
+                    now if m.timestamp_ms is None else m.timestamp_ms,
+                    m.key if has_key else b"",
+                    b"1" if has_key else b"0",
+                    m.value,
+                ]
             tp = TopicPartition(topic, p)
             self._append(keys=[_stream(tp), _stream(tp) + ":meta"], args=args, client=pipe)
         firsts = self._call(pipe.execute)
@@ -173,14 +177,21 @@ class RedisLog:
         return lo
 
     def consumer(
-        self, group: str, topics: Sequence[str], *, offset_reset: OffsetReset = "earliest",
+        self,
+        group: str,
+        topics: Sequence[str],
+        *,
+        offset_reset: OffsetReset = "earliest",
         session_timeout_s: float = 10.0,
     ) -> Consumer:
         if session_timeout_s <= 0:
             raise ConfigError(f"'session_timeout_s' must be > 0. Got {session_timeout_s!r}.")
-        partitions = [TopicPartition(t, p) for t in sorted(set(topics)) for p in range(self.partitions(t))]
-        return RedisConsumer(self, group, partitions, offset_reset=offset_reset,
-                             session_timeout_s=session_timeout_s)
+        partitions = [
+            TopicPartition(t, p) for t in sorted(set(topics)) for p in range(self.partitions(t))
+        ]
+        return RedisConsumer(
+            self, group, partitions, offset_reset=offset_reset, session_timeout_s=session_timeout_s
+        )
 
     def close(self) -> None:
         self._redis.close()
@@ -190,8 +201,13 @@ class RedisConsumer:
     """A consumer-group member on Redis Streams (see the module docs)."""
 
     def __init__(
-        self, log: RedisLog, group: str, partitions: list[TopicPartition], *,
-        offset_reset: OffsetReset, session_timeout_s: float,
+        self,
+        log: RedisLog,
+        group: str,
+        partitions: list[TopicPartition],
+        *,
+        offset_reset: OffsetReset,
+        session_timeout_s: float,
     ) -> None:
         self._log = log
         self._redis = log._redis
@@ -240,8 +256,13 @@ class RedisConsumer:
         cursor = "0-0"
         while True:
             cursor = self._log._call(
-                self._redis.xautoclaim, _stream(tp), self.group, self.member,
-                min_idle_time=0, start_id=cursor, count=1000,
+                self._redis.xautoclaim,
+                _stream(tp),
+                self.group,
+                self.member,
+                min_idle_time=0,
+                start_id=cursor,
+                count=1000,
             )[0]
             if cursor in (b"0-0", "0-0"):
                 break
@@ -264,7 +285,10 @@ class RedisConsumer:
         by_stream = {_stream(tp): tp for tp in self._cursors}
         pending_phase = any(c != ">" for c in streams.values())
         reply = self._log._call(
-            self._redis.xreadgroup, self.group, self.member, streams,
+            self._redis.xreadgroup,
+            self.group,
+            self.member,
+            streams,
             count=max(1, max_records // len(streams)),
             block=None if pending_phase else max(1, int(block_s * 1000)),
         )

@@ -20,6 +20,4 @@ def check_topic(topic: str, *, partitions: int = 1) -> None:
             "letters, digits, '.', '_' and '-' (Kafka's rule, which every backend shares)."
         )
     if not isinstance(partitions, int) or partitions < 1:
-        raise ConfigError(
-            f"Topic {topic!r} needs 'partitions' >= 1. Got {partitions!r}."
-        )
+        raise ConfigError(f"Topic {topic!r} needs 'partitions' >= 1. Got {partitions!r}.")

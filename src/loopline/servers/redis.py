@@ -24,10 +24,29 @@ def redis_server(
             "(make test installs it through scripts/install-system-deps.sh)."
         )
     port = port or free_port()
-    argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(data_dir),
-            "--appendonly", "yes", "--appendfsync", appendfsync, "--save", "",
-            "--protected-mode", "yes", "--daemonize", "no"]
+    argv = [
+        binary,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--dir",
+        str(data_dir),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        appendfsync,
+        "--save",
+        "",
+        "--protected-mode",
+        "yes",
+        "--daemonize",
+        "no",
+    ]
     return LocalServer(
-        name="redis-server", argv=argv, port=port, url=f"redis://127.0.0.1:{port}/0",
+        name="redis-server",
+        argv=argv,
+        port=port,
+        url=f"redis://127.0.0.1:{port}/0",
         data_dir=data_dir,
     )

@@ -1,0 +1,1 @@
+"""Reference applications, built only on loopline's public API."""

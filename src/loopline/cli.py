@@ -1,0 +1,66 @@
+"""The ``loopline`` command: one entry point, a subcommand group per stage and application."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+import loopline
+
+app = typer.Typer(help="loopline: an end-to-end real-time ML system.", no_args_is_help=True)
+demo_app = typer.Typer(help="Guided demos on embedded defaults.", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks (scripts under benchmarks/ in a source checkout).", no_args_is_help=True
+)
+app.add_typer(demo_app, name="demo")
+app.add_typer(bench_app, name="bench")
+
+
+@app.command()
+def version() -> None:
+    """Print loopline's version."""
+    typer.echo(loopline.__version__)
+
+
+@demo_app.command("events")
+def demo_events(
+    workdir: Annotated[Path, typer.Option(help="Folder for the demo's files (recreated).")] = Path(
+        ".loopline/demo-events"
+    ),
+    transactions: Annotated[int, typer.Option(min=1000, help="How many to produce.")] = 200_000,
+) -> None:
+    """Produce a transaction stream and consume it with a consumer group."""
+    from loopline.apps.fraud.ingest_demo import run_ingest_demo
+
+    summary = run_ingest_demo(workdir, transactions=transactions)
+    raise typer.Exit(0 if summary.ok else 1)
+
+
+def _benchmark(name: str) -> Path:
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
+    if not script.exists():
+        typer.echo(
+            f"Benchmark script {script} not found: benchmarks ship with the source "
+            "checkout; run this from a clone installed with `pip install -e`.",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return script
+
+
+@bench_app.command(
+    "events", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def bench_events(ctx: typer.Context) -> None:
+    """Event-log throughput and latency: --backend embedded|kafka|redis [--url URL] [--json]."""
+    script = _benchmark("events")
+    sys.argv = [str(script), *ctx.args]
+    runpy.run_path(str(script), run_name="__main__")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,26 @@
+"""The command line: the event-log demo runs end to end and reports honestly."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from loopline.cli import app
+
+
+def test_demo_events_runs_and_accounts_for_every_record(tmp_path: Path) -> None:
+    result = CliRunner(env={"COLUMNS": "160"}).invoke(
+        app, ["demo", "events", "--workdir", str(tmp_path / "demo"), "--transactions", "20000"]
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(r"every record decoded or dead-lettered\s*│\s*yes", result.output)
+    assert re.search(r"dead letters \(transactions.dlq\), distinct\s*│\s*20\b", result.output)
+    assert (tmp_path / "demo" / "events.db").exists()
+
+
+def test_version() -> None:
+    result = CliRunner().invoke(app, ["version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == "0.1.0"
