@@ -11,8 +11,18 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "loopline"
-HEAVY = ("mlflow", "torch", "lightgbm", "onnxruntime", "sklearn", "pandas", "numpy",
-         "confluent_kafka", "redis", "duckdb")
+HEAVY = (
+    "mlflow",
+    "torch",
+    "lightgbm",
+    "onnxruntime",
+    "sklearn",
+    "pandas",
+    "numpy",
+    "confluent_kafka",
+    "redis",
+    "duckdb",
+)
 
 
 def test_import_loopline_is_light() -> None:
@@ -49,7 +59,8 @@ def test_apps_import_only_public_names() -> None:
     offenders = []
     for path in (SRC / "apps").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("loopline"):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("loopline"):
+                assert node.module is not None
                 private_module = any(part.startswith("_") for part in node.module.split("."))
                 private_names = [a.name for a in node.names if a.name.startswith("_")]
                 if private_module or private_names:
