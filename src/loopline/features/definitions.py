@@ -123,7 +123,8 @@ class Aggregation:
     def __post_init__(self) -> None:
         if self.function not in FUNCTIONS:
             raise ConfigError(
-                f"Aggregation 'function' must be one of {', '.join(FUNCTIONS)}. Got {self.function!r}."
+                f"Aggregation 'function' must be one of {', '.join(FUNCTIONS)}. "
+                f"Got {self.function!r}."
             )
         if (self.column is None) == (self.function in NEEDS_COLUMN):
             need = "needs a 'column'" if self.function in NEEDS_COLUMN else "takes no 'column'"
@@ -146,7 +147,7 @@ class Aggregation:
         return self.hop or default_hop(window_ms)
 
     def feature_name(self, window_ms: int) -> str:
-        parts = [self.column, self.function] if self.column else [self.function]
+        parts: list[str] = [self.column, self.function] if self.column else [self.function]
         if self.where is not None:
             parts.append(self.where.label)
         return "_".join([*parts, window_label(window_ms)])
@@ -209,8 +210,15 @@ class FeatureView:
     @property
     def version(self) -> str:
         """A fingerprint of everything that changes the values: 12 hex digits."""
-        text = repr((self.name, self.entity, self.source.timestamp, self.aggregations,
-                     self.allowed_lateness_ms))
+        text = repr(
+            (
+                self.name,
+                self.entity,
+                self.source.timestamp,
+                self.aggregations,
+                self.allowed_lateness_ms,
+            )
+        )
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     @property

@@ -1,0 +1,43 @@
+"""Features: one definition, computed online (stream) and offline (point-in-time), in agreement.
+
+Declare :class:`FeatureView` s; :class:`OnlineEngine` keeps them up to date from the
+event log in an :class:`EmbeddedStore` (or Redis), and :func:`training_set` computes the
+same values over history with DuckDB.
+"""
+
+from loopline.features.base import OnlineStore, StateKey
+from loopline.features.definitions import (
+    Aggregation,
+    Entity,
+    Feature,
+    FeatureView,
+    Filter,
+    Source,
+    days,
+    hours,
+    minutes,
+    seconds,
+)
+from loopline.features.embedded import EmbeddedStore
+from loopline.features.offline import training_set
+from loopline.features.online import Checkpoint, FeatureValues, OnlineEngine
+
+__all__ = [
+    "Aggregation",
+    "Checkpoint",
+    "EmbeddedStore",
+    "Entity",
+    "Feature",
+    "FeatureValues",
+    "FeatureView",
+    "Filter",
+    "OnlineEngine",
+    "OnlineStore",
+    "Source",
+    "StateKey",
+    "days",
+    "hours",
+    "minutes",
+    "seconds",
+    "training_set",
+]

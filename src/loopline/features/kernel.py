@@ -1,0 +1,233 @@
+"""The aggregation kernel: partial aggregates in time tiles; update, merge, finalize.
+
+The stream job, the backfill and the read path all go through here, so they agree.
+
+The window rule, one everywhere: a feature with window ``W`` and hop ``h`` (its tile
+size), read at time ``t``, aggregates the events that
+
+* fall in the ``W / h`` tiles ending with the tile of ``t``:
+  ``ts // h > t // h - W // h`` (the tail is snapped to whole tiles, as in Chronon), and
+* happened at or before ``t``: ``ts <= t`` (the head is exact to the millisecond), and
+* had arrived by ``t`` (a late event that arrived after a read was not part of it).
+
+A tile's partial is a vector of fields: count, sum, sum of squares, min, max, the latest
+(timestamp, value) pair, the newest timestamp, and for ``distinct_count`` a set.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from loopline.features.definitions import Aggregation, Feature, FeatureView
+
+F64 = npt.NDArray[np.float64]
+
+# Field kinds: how two partials merge.
+ADD, MIN, MAX, LAST_TS, LAST_VAL = range(5)
+_FIELDS = {
+    "count": (("n", ADD),),
+    "sum": (("s", ADD),),
+    "mean": (("n", ADD), ("s", ADD)),
+    "std": (("n", ADD), ("s", ADD), ("ss", ADD)),
+    "min": (("min", MIN),),
+    "max": (("max", MAX),),
+    "last": (("last_ts", LAST_TS), ("last_val", LAST_VAL)),
+    "time_since_last": (("max_ts", MAX),),
+    "distinct_count": (),
+}
+_EMPTY = {ADD: 0.0, MIN: math.inf, MAX: -math.inf, LAST_TS: -math.inf, LAST_VAL: math.nan}
+
+Key = tuple[str, str | None, object]  # (function, column, filter)
+
+
+def _key(a: Aggregation) -> Key:
+    return (a.function, a.column, a.where)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each aggregation's fields sit in the partial vector of one hop's tiles."""
+
+    hop_ms: int
+    aggregations: tuple[Aggregation, ...]
+    offsets: tuple[int, ...]
+    kinds: npt.NDArray[np.int8]
+    distinct: tuple[int, ...]  # indexes into aggregations of the distinct_count ones
+
+    @classmethod
+    def build(cls, hop_ms: int, aggregations: list[Aggregation]) -> Layout:
+        offsets: list[int] = []
+        kinds: list[int] = []
+        distinct: list[int] = []
+        for i, a in enumerate(aggregations):
+            offsets.append(len(kinds))
+            kinds.extend(kind for _, kind in _FIELDS[a.function])
+            if a.function == "distinct_count":
+                distinct.append(i)
+        kinds.append(MAX)  # the last field: newest event time in the tile (freshness)
+        return cls(
+            hop_ms,
+            tuple(aggregations),
+            tuple(offsets),
+            np.array(kinds, dtype=np.int8),
+            tuple(distinct),
+        )
+
+    @property
+    def width(self) -> int:
+        return len(self.kinds)
+
+    def empty(self) -> F64:
+        return np.array([_EMPTY[int(k)] for k in self.kinds], dtype=np.float64)
+
+
+def layouts(view: FeatureView) -> dict[int, Layout]:
+    """One layout per hop: the view's distinct aggregations that have a window of that hop."""
+    by_hop: dict[int, dict[Key, Aggregation]] = {}
+    for f in view.features:
+        by_hop.setdefault(f.hop_ms, {}).setdefault(_key(f.aggregation), f.aggregation)
+    return {hop: Layout.build(hop, list(aggs.values())) for hop, aggs in sorted(by_hop.items())}
+
+
+def merge_into(layout: Layout, into: F64, other: F64) -> None:
+    """Merge partial ``other`` into ``into`` in place (commutative and associative)."""
+    k = layout.kinds
+    add, mn, mx = k == ADD, k == MIN, k == MAX
+    into[add] += other[add]
+    np.minimum(into, other, out=into, where=mn)
+    np.maximum(into, other, out=into, where=mx)
+    for ts_i in np.flatnonzero(k == LAST_TS):
+        a = (into[ts_i], into[ts_i + 1])
+        b = (other[ts_i], other[ts_i + 1])
+        if b[0] > a[0] or (b[0] == a[0] and b[1] > a[1]):
+            into[ts_i], into[ts_i + 1] = b
+
+
+def partials(
+    layout: Layout,
+    tiles: npt.NDArray[np.int64],
+    ts: npt.NDArray[np.int64],
+    columns: Mapping[str, npt.NDArray[np.generic]],
+) -> tuple[F64, list[list[set[object]]]]:
+    """Update: the partial of each run of equal ``tiles`` (events already grouped by tile).
+
+    Returns an array of shape (runs, width) and, per run, one set per distinct_count
+    aggregation. Vectorised: one reduceat per field.
+    """
+    starts = np.flatnonzero(np.r_[True, tiles[1:] != tiles[:-1]])
+    out = np.empty((len(starts), layout.width), dtype=np.float64)
+    sets: list[list[set[object]]] = [[] for _ in starts]
+    tsf = ts.astype(np.float64)
+    for a, off in zip(layout.aggregations, layout.offsets, strict=True):
+        mask = np.ones(len(ts), dtype=bool)
+        if a.where is not None:
+            mask &= columns[a.where.column] == a.where.value
+        values = None
+        if a.column is not None and a.function != "distinct_count":
+            values = np.asarray(columns[a.column], dtype=np.float64)
+            mask &= ~np.isnan(values)
+        _update_fields(a, out, off, starts, mask, values, tsf)
+        if a.function == "distinct_count":
+            col = columns[a.column or ""]
+            for run, (lo, hi) in enumerate(zip(starts, [*starts[1:], len(ts)], strict=True)):
+                values_run = col[lo:hi].tolist()
+                sets[run].append({v for v, m in zip(values_run, mask[lo:hi], strict=True) if m})
+    out[:, -1] = np.maximum.reduceat(tsf, starts)
+    return out, sets
+
+
+def _update_fields(
+    a: Aggregation,
+    out: F64,
+    off: int,
+    starts: npt.NDArray[np.intp],
+    mask: npt.NDArray[np.bool_],
+    values: F64 | None,
+    tsf: F64,
+) -> None:
+    m = mask.astype(np.float64)
+    fn = a.function
+    if fn in ("count", "mean", "std"):
+        out[:, off] = np.add.reduceat(m, starts)
+    if values is not None:
+        v = np.where(mask, values, 0.0)
+        if fn in ("sum", "mean", "std"):
+            out[:, off + (fn != "sum")] = np.add.reduceat(v, starts)
+        if fn == "std":
+            out[:, off + 2] = np.add.reduceat(v * v, starts)
+        if fn == "min":
+            out[:, off] = np.minimum.reduceat(np.where(mask, values, math.inf), starts)
+        if fn == "max":
+            out[:, off] = np.maximum.reduceat(np.where(mask, values, -math.inf), starts)
+        if fn == "last":
+            _last(out, off, starts, mask, values, tsf)
+    if fn == "time_since_last":
+        out[:, off] = np.maximum.reduceat(np.where(mask, tsf, -math.inf), starts)
+
+
+def _last(
+    out: F64,
+    off: int,
+    starts: npt.NDArray[np.intp],
+    mask: npt.NDArray[np.bool_],
+    values: F64,
+    tsf: F64,
+) -> None:
+    ends = [*starts[1:], len(tsf)]
+    for run, (lo, hi) in enumerate(zip(starts, ends, strict=True)):
+        best_ts, best_val = -math.inf, math.nan
+        for t, v, ok in zip(tsf[lo:hi], values[lo:hi], mask[lo:hi], strict=True):
+            if ok and (t > best_ts or (t == best_ts and v > best_val)):
+                best_ts, best_val = t, v
+        out[run, off], out[run, off + 1] = best_ts, best_val
+
+
+def finalize(
+    feature: Feature, layout: Layout, merged: F64, sets: set[object] | None, read_ms: int
+) -> float:
+    """The value of ``feature`` from the merged partial of its window's tiles."""
+    a = feature.aggregation
+    off = layout.offsets[layout.aggregations.index(a)]
+    fn = a.function
+    if fn == "count":
+        return float(merged[off])
+    if fn == "sum":
+        return float(merged[off])
+    if fn == "distinct_count":
+        return float(len(sets or ()))
+    if fn in ("mean", "std"):
+        n, s = merged[off], merged[off + 1]
+        if n == 0:
+            return math.nan
+        if fn == "mean":
+            return float(s / n)
+        return math.sqrt(max(0.0, merged[off + 2] / n - (s / n) ** 2))
+    if fn in ("min", "max"):
+        value = float(merged[off])
+        return value if math.isfinite(value) else math.nan
+    if fn == "last":
+        return float(merged[off + 1])
+    newest = merged[off]  # time_since_last
+    return float(read_ms - newest) if math.isfinite(newest) else math.nan
+
+
+def merge_many(layout: Layout, stack: F64) -> F64:
+    """Merge the partials stacked as rows of ``stack`` into one (vectorised)."""
+    k = layout.kinds
+    out = layout.empty()
+    if len(stack) == 0:
+        return out
+    add, mn, mx = k == ADD, k == MIN, k == MAX
+    out[add] = stack[:, add].sum(axis=0)
+    out[mn] = stack[:, mn].min(axis=0)
+    out[mx] = stack[:, mx].max(axis=0)
+    for ts_i in np.flatnonzero(k == LAST_TS):
+        ts, val = stack[:, ts_i], stack[:, ts_i + 1]
+        best = np.lexsort((np.nan_to_num(val, nan=-math.inf), ts))[-1]
+        out[ts_i], out[ts_i + 1] = ts[best], val[best]
+    return out

@@ -1,0 +1,143 @@
+"""The offline engine: point-in-time correct training sets on DuckDB.
+
+Given a spine (entity key, timestamp, any other columns such as a label), every feature
+is computed as the online engine would have served it at that timestamp, by the
+kernel's window rule (see :mod:`loopline.features.kernel`):
+
+* events of the same entity in the window's tiles, at or before the spine time;
+* that had arrived by then (``_arrival_ms`` <= spine time; history without arrival
+  times is taken as on time);
+* that were not late: with ``_partition`` and ``_offset`` columns the engine replays each
+  partition's watermark in offset order and drops what the online engine dropped.
+
+The SQL is a range join plus GROUP BY, one per (hop, tiles, filter): it maps to Spark
+SQL unchanged but for ``//`` (use ``floor(a / b)``) and ``max(struct)`` (use
+``max_by``); see docs/features.md.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from loopline.exceptions import ConfigError
+from loopline.features.definitions import Feature, FeatureView, Filter
+
+
+def _agg_sql(f: Feature, ts: str) -> str:
+    a = f.aggregation
+    col = f"e.{_q(a.column)}" if a.column else ""
+    n = f"count({col})"
+    return {
+        "count": f"count(e.{ts})",
+        "sum": f"coalesce(sum({col}), 0)",
+        "mean": f"sum({col}) / nullif({n}, 0)",
+        "std": f"CASE WHEN {n} > 0 THEN sqrt(greatest(0, sum({col} * {col}) / {n}"
+        f" - power(sum({col}) / {n}, 2))) END",
+        "min": f"min({col})",
+        "max": f"max({col})",
+        "last": f"(max({{'ts': e.{ts}, 'v': {col}}}) FILTER (WHERE {col} IS NOT NULL)).v",
+        "time_since_last": f"s.__t - max(e.{ts})",
+        "distinct_count": f"count(DISTINCT {col})",
+    }[a.function]
+
+
+def _q(name: str | None) -> str:
+    return '"' + (name or "").replace('"', '""') + '"'
+
+
+def _literal(value: object) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
+
+
+def _events_sql(view: FeatureView, columns: set[str]) -> str:
+    ts = _q(view.source.timestamp)
+    arrival = "_arrival_ms" if "_arrival_ms" in columns else view.source.timestamp
+    if {"_partition", "_offset"} <= columns:
+        return f"""
+            SELECT * FROM (
+                SELECT *, {_q(arrival)} AS __arrival,
+                       max({ts}) OVER (PARTITION BY _partition ORDER BY _offset
+                                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS __wm
+                FROM history
+            ) WHERE __wm IS NULL OR {ts} >= __wm - {view.allowed_lateness_ms}"""
+    return f"SELECT *, {_q(arrival)} AS __arrival FROM history"
+
+
+def training_set(
+    view: FeatureView,
+    history: Any,
+    spine: Any,
+    *,
+    spine_time: str | None = None,
+    connection: duckdb.DuckDBPyConnection | None = None,
+) -> pa.Table:
+    """The spine with ``view``'s features as served at each row's time.
+
+    Args:
+        view: The feature view.
+        history: The source's events: a Parquet path or glob, or anything DuckDB scans
+            (a pyarrow Table, a pandas DataFrame).
+        spine: Rows to compute features for: the entity key column and a time column.
+        spine_time: The spine's time column (default: the source's timestamp name).
+        connection: A DuckDB connection to use (default: a new in-memory one).
+
+    Returns:
+        The spine's columns, in the spine's order, plus one ``<view>__<feature>`` column
+        per feature.
+    """
+    con = connection or duckdb.connect()
+    key, ts = view.entity.join_key, view.source.timestamp
+    spine_time = spine_time or ts
+    if isinstance(history, str):
+        source = f"read_parquet({_literal(history)})"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW history AS SELECT * FROM {source}")
+    else:
+        con.register("history", history)
+    con.register("spine_in", spine)
+    columns = {c[0] for c in con.execute("DESCRIBE history").fetchall()}
+    missing = sorted(set(view.columns) - columns)
+    if missing:
+        raise ConfigError(
+            f"The history of FeatureView {view.name!r} lacks the columns {missing}; "
+            f"it has {sorted(columns)}. Write them into the history files."
+        )
+    con.execute(f"CREATE OR REPLACE TEMP TABLE events AS {_events_sql(view, columns)}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE spine AS SELECT *, row_number() OVER () - 1 AS __row, "
+        f"{_q(spine_time)} AS __t, {_q(key)} AS __key FROM spine_in"
+    )
+    groups: dict[tuple[int, int, Filter | None], list[Feature]] = defaultdict(list)
+    for f in view.features:
+        groups[(f.hop_ms, f.tiles, f.aggregation.where)].append(f)
+    selects, joins = [], []
+    for i, ((hop, tiles, where), feats) in enumerate(groups.items()):
+        filt = f" AND e.{_q(where.column)} = {_literal(where.value)}" if where else ""
+        aggs = ", ".join(f"{_agg_sql(f, _q(ts))} AS {_q(f.name)}" for f in feats)
+        joins.append(f"""
+            LEFT JOIN (
+                SELECT s.__row, {aggs}
+                FROM spine s JOIN events e
+                  ON e.{_q(key)} = s.__key AND e.{_q(ts)} <= s.__t AND e.__arrival <= s.__t
+                 AND e.{_q(ts)} // {hop} > s.__t // {hop} - {tiles}{filt}
+                GROUP BY s.__row, s.__t
+            ) g{i} USING (__row)""")
+        for f in feats:
+            zero = f.aggregation.function in ("count", "sum", "distinct_count")
+            default = "0" if zero else "'NaN'"
+            selects.append(
+                f"coalesce(g{i}.{_q(f.name)}::DOUBLE, {default}::DOUBLE) "
+                f"AS {_q(view.name + '__' + f.name)}"
+            )
+    spine_cols = ", ".join(f"spine.{_q(c)}" for c in spine_columns(con))
+    sql = f"SELECT {spine_cols}, {', '.join(selects)} FROM spine {''.join(joins)} ORDER BY __row"
+    return con.sql(sql).to_arrow_table()
+
+
+def spine_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [c[0] for c in con.execute("DESCRIBE spine_in").fetchall()]

@@ -1,0 +1,120 @@
+"""The window rule, lateness and restart, on hand-computed cases, for both engines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from loopline.events import TopicPartition
+from loopline.exceptions import ConfigError
+from loopline.features import (
+    Aggregation,
+    EmbeddedStore,
+    Entity,
+    FeatureView,
+    OnlineEngine,
+    Source,
+    training_set,
+)
+
+VIEW = FeatureView(
+    name="v",
+    entity=Entity(name="card", join_key="card"),
+    source=Source(name="tx", topic="tx", timestamp="ts"),
+    allowed_lateness_ms=250,
+    aggregations=(
+        Aggregation(function="count", windows=(300,), hop=100),
+        Aggregation(function="sum", column="amount", windows=(300,), hop=100),
+    ),
+)
+TIMES = [0, 99, 100, 250, 299, 300]
+
+
+def batch(times: list[int], card: str = "a") -> dict[str, np.ndarray]:
+    return {
+        "card": np.array([card] * len(times)),
+        "ts": np.array(times, dtype=np.int64),
+        "amount": np.array([float(t) for t in times]),
+    }
+
+
+@pytest.mark.parametrize(
+    ("t", "count", "total"),
+    [
+        (299, 5, 748.0),  # tiles 0..2, events <= 299
+        (300, 4, 949.0),  # tiles 1..3: 0 and 99 left with tile 0
+        (399, 4, 949.0),
+        (400, 3, 849.0),  # tiles 2..4: 250, 299, 300
+        (500, 1, 300.0),  # tiles 3..5
+        (699, 0, 0.0),
+    ],
+)
+def test_the_window_rule_on_tile_edges(tmp_path: Path, t: int, count: int, total: float) -> None:
+    engine = OnlineEngine(views=[VIEW], store=EmbeddedStore(tmp_path / "s.db"))
+    engine.update_many(batch(TIMES))
+    (online,) = engine.read("v", ["a"], as_of_ms=t)
+    history = pa.table({"card": ["a"] * 6, "ts": TIMES, "amount": [float(x) for x in TIMES]})
+    (offline,) = training_set(VIEW, history, pa.table({"card": ["a"], "ts": [t]})).to_pylist()
+    assert online.values == {"count_300ms": count, "amount_sum_300ms": total}
+    assert (offline["v__count_300ms"], offline["v__amount_sum_300ms"]) == (count, total)
+
+
+def test_late_events_are_dropped_and_reported(tmp_path: Path) -> None:
+    engine = OnlineEngine(views=[VIEW], store=EmbeddedStore(tmp_path / "s.db"))
+    late = engine.update_many(batch([1000, 760, 740, 1200, 940]))["v"]
+    assert late.tolist() == [False, False, True, False, True]  # watermark - 250
+    (values,) = engine.read("v", ["a"], as_of_ms=1200)
+    assert values.values["count_300ms"] == 2  # 1000 and 1200: tile 10..12
+    assert values.freshness_ms == 1200
+    assert values.freshness_lag_ms == 0
+
+
+def test_a_restart_resumes_state_and_offsets(tmp_path: Path) -> None:
+    tp = TopicPartition("tx", 0)
+    engine = OnlineEngine(views=[VIEW], store=EmbeddedStore(tmp_path / "s.db"))
+    engine.update_many(batch([100, 150]), offsets={tp: 2})
+    engine.update_many(batch([160], card="b"), offsets={tp: 3})
+    engine.store.close()
+
+    again = OnlineEngine(views=[VIEW], store=EmbeddedStore(tmp_path / "s.db"))
+    assert again.offset(tp) == 3
+    a, b, c = again.read("v", ["a", "b", "nobody"], as_of_ms=200)
+    assert (a.values["count_300ms"], b.values["count_300ms"]) == (2, 1)
+    assert c.values["count_300ms"] == 0
+    assert c.freshness_ms is None
+
+
+def test_a_changed_definition_is_a_new_version() -> None:
+    changed = FeatureView(
+        name="v",
+        entity=VIEW.entity,
+        source=VIEW.source,
+        allowed_lateness_ms=250,
+        aggregations=(Aggregation(function="count", windows=(600,), hop=100),),
+    )
+    assert changed.version != VIEW.version
+    same = FeatureView(
+        name="v",
+        entity=VIEW.entity,
+        source=VIEW.source,
+        allowed_lateness_ms=250,
+        aggregations=VIEW.aggregations,
+    )
+    assert same.version == VIEW.version
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"function": "avg", "windows": (1000,)}, "must be one of"),
+        ({"function": "sum", "windows": (1000,)}, "needs a 'column'"),
+        ({"function": "count", "windows": (-5,)}, "positive integer milliseconds"),
+        ({"function": "count", "windows": (1050,), "hop": 100}, "not a multiple of its hop"),
+    ],
+)
+def test_bad_definitions_say_what_and_how_to_fix(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Aggregation(**kwargs)  # type: ignore[arg-type]
