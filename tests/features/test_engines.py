@@ -54,7 +54,7 @@ def batch(times: list[int], card: str = "a") -> dict[str, np.ndarray]:
 )
 def test_the_window_rule_on_tile_edges(tmp_path: Path, t: int, count: int, total: float) -> None:
     engine = OnlineEngine(views=[VIEW], store=EmbeddedStore(tmp_path / "s.db"))
-    engine.update_many(batch(TIMES))
+    engine.update_many(batch([x for x in TIMES if x <= t]))  # what had arrived by t
     (online,) = engine.read("v", ["a"], as_of_ms=t)
     history = pa.table({"card": ["a"] * 6, "ts": TIMES, "amount": [float(x) for x in TIMES]})
     (offline,) = training_set(VIEW, history, pa.table({"card": ["a"], "ts": [t]})).to_pylist()

@@ -5,7 +5,7 @@ event log in an :class:`EmbeddedStore` (or Redis), and :func:`training_set` comp
 same values over history with DuckDB.
 """
 
-from loopline.features.base import OnlineStore, StateKey
+from loopline.features.base import OnlineStore, Table
 from loopline.features.definitions import (
     Aggregation,
     Entity,
@@ -34,7 +34,7 @@ __all__ = [
     "OnlineEngine",
     "OnlineStore",
     "Source",
-    "StateKey",
+    "Table",
     "days",
     "hours",
     "minutes",

@@ -1,35 +1,62 @@
-"""The online store contract: atomic writes of entity states together with a checkpoint."""
+"""The online store contract: tile tables updated by runs of partials, read by window."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-StateKey = tuple[str, int, str]  # (view version, source partition, entity key)
+import numpy as np
+import numpy.typing as npt
+
+from loopline.features.kernel import F64, Layout
+
+Sets = list[list[set[object]]]
+
+
+@dataclass(frozen=True)
+class Table:
+    """The tiles of one view version, one hop, one source partition."""
+
+    version: str
+    hop_ms: int
+    partition: int
+    layout: Layout
+    ring: int
 
 
 @runtime_checkable
 class OnlineStore(Protocol):
-    """Where the online engine keeps entity states and its checkpoint.
+    """Where the online engine keeps tiles and, per source partition, its checkpoint.
 
-    A checkpoint (consumer offsets and watermarks) is written in the same atomic step
-    as the states it produced, so a restart resumes exactly where the state stands.
+    ``commit`` makes everything applied to a partition's tables durable together with
+    that partition's checkpoint (consumer offsets, watermarks): a restart resumes from a
+    state and offsets that belong together.
     """
 
-    def get_many(self, keys: Sequence[StateKey]) -> list[bytes | None]:
-        """The stored state of each key, ``None`` where there is none."""
+    def apply(
+        self,
+        table: Table,
+        keys: npt.NDArray[np.generic],
+        tiles: npt.NDArray[np.int64],
+        parts: F64,
+        sets: Sets,
+    ) -> None:
+        """Merge one partial per (key, tile) run into ``table``."""
         ...
 
-    def partitions(self, view_version: str) -> list[int]:
-        """The source partitions that hold state for a view."""
+    def read(
+        self, version: str, hop_ms: int, layout: Layout, key: str, head: int, tiles: int
+    ) -> tuple[F64, list[set[object]]]:
+        """The merged partial of ``key``'s tiles ``head - tiles + 1 .. head`` over all
+        partitions, and the union of its distinct-count sets."""
         ...
 
-    def commit(self, states: Mapping[StateKey, bytes], checkpoint: bytes) -> None:
-        """Write ``states`` and ``checkpoint`` atomically: all of them or none."""
+    def commit(self, partition: int, checkpoint: bytes) -> None:
+        """Make the partition's applied runs and ``checkpoint`` durable, atomically."""
         ...
 
-    def checkpoint(self) -> bytes | None:
-        """The last committed checkpoint."""
+    def checkpoint(self, partition: int) -> bytes | None:
+        """The partition's last committed checkpoint."""
         ...
 
     def close(self) -> None: ...

@@ -1,14 +1,16 @@
-"""The online engine: updates entity tiles from micro-batches and serves reads.
+"""The online engine: updates tiles from micro-batches and serves reads.
 
-``update_many`` takes a micro-batch as columns (NumPy arrays), drops late events (older
-than the partition's watermark minus the view's allowed lateness: returned so that the
-caller dead-letters them), groups the rest by (entity, tile) with one sort, computes
-their partials with the kernel, merges them into the entity states and commits states
-and checkpoint (consumer offsets, watermarks) to the store in one atomic step.
+``update_many`` takes one micro-batch of one source partition as columns (NumPy arrays,
+in arrival order). Per view it drops late events (older than the partition's watermark
+minus the allowed lateness; the masks are returned so the caller dead-letters them),
+groups the rest by (entity, tile) with one sort, computes their partials with the kernel
+and merges them into the store's tile rings; then it commits the partition's state and
+checkpoint (next offsets, watermarks) to the store in one atomic step.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,16 +21,16 @@ import numpy.typing as npt
 
 from loopline.events import TopicPartition
 from loopline.exceptions import ConfigError
-from loopline.features.base import OnlineStore, StateKey
-from loopline.features.definitions import FeatureView
-from loopline.features.kernel import Layout, finalize, layouts, merge_many, partials
-from loopline.features.state import EntityState
+from loopline.features.base import OnlineStore, Table
+from loopline.features.definitions import Feature, FeatureView
+from loopline.features.kernel import Layout, finalize, layouts, partials
 
 _NO_WATERMARK = -(2**62)
+Columns = Mapping[str, npt.NDArray[np.generic]]
 
 
 class Checkpoint(msgspec.Struct):
-    """What the engine commits with its states: next offsets and per-partition watermarks."""
+    """What the engine commits with a partition's state: next offsets and view watermarks."""
 
     offsets: dict[str, int] = {}
     watermarks: dict[str, int] = {}
@@ -39,7 +41,8 @@ class FeatureValues:
     """One entity's features at ``as_of_ms``.
 
     Attributes:
-        values: Feature name -> value (NaN where a window holds no event).
+        values: Feature name -> value (NaN where a window holds no event; 0 for counts).
+        as_of_ms: The read time.
         freshness_ms: Event time of the newest event included, or None.
     """
 
@@ -52,12 +55,21 @@ class FeatureValues:
         return None if self.freshness_ms is None else self.as_of_ms - self.freshness_ms
 
 
+@dataclass(frozen=True)
+class _Group:
+    """Features read from one window of one hop: one merge serves them all."""
+
+    layout: Layout
+    tiles: int
+    features: tuple[Feature, ...]
+
+
 class OnlineEngine:
     """Keeps the online state of ``views`` in ``store``.
 
     Args:
-        views: The feature views to maintain (each keeps its own versioned state).
-        store: Where states and the checkpoint live.
+        views: The feature views to maintain; each version keeps its own state.
+        store: Where tiles and checkpoints live.
     """
 
     def __init__(self, *, views: Sequence[FeatureView], store: OnlineStore) -> None:
@@ -67,48 +79,68 @@ class OnlineEngine:
         self.views = {v.name: v for v in views}
         self.store = store
         self._layouts = {v.name: layouts(v) for v in views}
-        raw = store.checkpoint()
-        self.checkpoint_ = msgspec.msgpack.decode(raw, type=Checkpoint) if raw else Checkpoint()
+        self._rings = {
+            v.name: {
+                hop: max(f.tiles for f in v.features if f.hop_ms == hop)
+                for hop in self._layouts[v.name]
+            }
+            for v in views
+        }
+        self._groups = {v.name: self._read_groups(v) for v in views}
+        self._checkpoints: dict[int, Checkpoint] = {}
+
+    def _read_groups(self, view: FeatureView) -> list[_Group]:
+        groups: dict[tuple[int, int], list[Feature]] = {}
+        for f in view.features:
+            groups.setdefault((f.hop_ms, f.tiles), []).append(f)
+        return [
+            _Group(self._layouts[view.name][hop], tiles, tuple(feats))
+            for (hop, tiles), feats in groups.items()
+        ]
+
+    def checkpoint(self, partition: int) -> Checkpoint:
+        """The partition's checkpoint as of the last commit (and updates since)."""
+        found = self._checkpoints.get(partition)
+        if found is None:
+            raw = self.store.checkpoint(partition)
+            found = msgspec.msgpack.decode(raw, type=Checkpoint) if raw else Checkpoint()
+            self._checkpoints[partition] = found
+        return found
 
     def offset(self, tp: TopicPartition) -> int:
         """The next offset of ``tp`` to process (0 if none was)."""
-        return self.checkpoint_.offsets.get(f"{tp.topic}/{tp.partition}", 0)
+        return self.checkpoint(tp.partition).offsets.get(tp.topic, 0)
 
     def update_many(
         self,
-        columns: Mapping[str, npt.NDArray[np.generic]],
+        columns: Columns,
         *,
         partition: int = 0,
         offsets: Mapping[TopicPartition, int] | None = None,
     ) -> dict[str, npt.NDArray[np.bool_]]:
-        """Apply one micro-batch (in arrival order); return each view's late-event mask."""
-        late_by_view: dict[str, npt.NDArray[np.bool_]] = {}
-        changed: dict[StateKey, EntityState] = {}
-        for view in self.views.values():
-            late_by_view[view.name] = self._update_view(view, columns, partition, changed)
+        """Apply and commit one micro-batch of one partition; return each view's late mask."""
+        checkpoint = self.checkpoint(partition)
+        late = {
+            name: self._update_view(view, columns, partition, checkpoint)
+            for name, view in self.views.items()
+        }
         for tp, offset in (offsets or {}).items():
-            self.checkpoint_.offsets[f"{tp.topic}/{tp.partition}"] = offset
-        self.store.commit(
-            {key: state.encode() for key, state in changed.items()},
-            msgspec.msgpack.encode(self.checkpoint_),
-        )
-        return late_by_view
+            if tp.partition != partition:
+                raise ConfigError(f"update_many(partition={partition}) got an offset for {tp}.")
+            checkpoint.offsets[tp.topic] = offset
+        self.store.commit(partition, msgspec.msgpack.encode(checkpoint))
+        return late
 
     def _update_view(
-        self,
-        view: FeatureView,
-        columns: Mapping[str, npt.NDArray[np.generic]],
-        partition: int,
-        changed: dict[StateKey, EntityState],
+        self, view: FeatureView, columns: Columns, partition: int, checkpoint: Checkpoint
     ) -> npt.NDArray[np.bool_]:
         ts = np.asarray(columns[view.source.timestamp], dtype=np.int64)
         if len(ts) == 0:
             return np.zeros(0, dtype=bool)
-        wm_key = f"{view.name}/{partition}"
-        wm0 = self.checkpoint_.watermarks.get(wm_key, _NO_WATERMARK)
+        wm0 = checkpoint.watermarks.get(view.name, _NO_WATERMARK)
         before = np.maximum.accumulate(np.r_[wm0, ts[:-1]])
         late = ts < before - view.allowed_lateness_ms
-        self.checkpoint_.watermarks[wm_key] = int(max(wm0, ts.max()))
+        checkpoint.watermarks[view.name] = int(max(wm0, ts.max()))
         keep = ~late
         if not keep.any():
             return late
@@ -116,76 +148,41 @@ class OnlineEngine:
         ts = ts[keep]
         cols = {c: np.asarray(columns[c])[keep] for c in view.columns}
         uniq, codes = np.unique(keys, return_inverse=True)
-        states = {k: self._load(view, partition, str(k), changed) for k in uniq}
-        for layout in self._layouts[view.name].values():
-            self._apply(layout, uniq, codes, ts, cols, states)
-        watermark = self.checkpoint_.watermarks[wm_key] - view.allowed_lateness_ms
-        for layout in self._layouts[view.name].values():
-            reach = max(f.tiles for f in view.features if f.hop_ms == layout.hop_ms)
-            for state in states.values():
-                state.prune(layout.hop_ms, watermark // layout.hop_ms - reach)
+        for hop, layout in self._layouts[view.name].items():
+            tiles = ts // hop
+            order = np.lexsort((ts, tiles, codes))
+            group = codes[order].astype(np.int64) * (1 << 40) + tiles[order]
+            parts, sets = partials(layout, group, ts[order], {c: v[order] for c, v in cols.items()})
+            starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+            table = Table(view.version, hop, partition, layout, self._rings[view.name][hop])
+            runs = order[starts]
+            self.store.apply(table, uniq[codes[runs]], tiles[runs], parts, sets)
         return late
-
-    def _load(
-        self, view: FeatureView, partition: int, key: str, changed: dict[StateKey, EntityState]
-    ) -> EntityState:
-        skey = (view.version, partition, key)
-        state = changed.get(skey)
-        if state is None:
-            (raw,) = self.store.get_many([skey])
-            state = changed[skey] = EntityState.decode(raw) if raw else EntityState()
-        return state
-
-    @staticmethod
-    def _apply(
-        layout: Layout,
-        uniq: npt.NDArray[np.generic],
-        codes: npt.NDArray[np.intp],
-        ts: npt.NDArray[np.int64],
-        cols: Mapping[str, npt.NDArray[np.generic]],
-        states: dict[object, EntityState],
-    ) -> None:
-        tiles = ts // layout.hop_ms
-        order = np.lexsort((ts, tiles, codes))
-        group = codes[order].astype(np.int64) * (1 << 40) + tiles[order]
-        parts, sets = partials(layout, group, ts[order], {c: v[order] for c, v in cols.items()})
-        starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
-        for run, i in enumerate(starts):
-            key = uniq[codes[order[i]]]
-            states[key].merge_tile(layout, int(tiles[order[i]]), parts[run], sets[run])
 
     def read(
         self, view_name: str, keys: Sequence[str], *, as_of_ms: int | None = None
     ) -> list[FeatureValues]:
-        """The features of ``keys`` in view ``view_name`` at ``as_of_ms`` (default now)."""
+        """The features of ``keys`` in view ``view_name`` at ``as_of_ms`` (default now).
+
+        Exact for reads at or after each entity's newest event (serving); past reads
+        belong to the offline engine (see :mod:`loopline.features.ring`).
+        """
         view = self.views[view_name]
         t = int(time.time() * 1000) if as_of_ms is None else as_of_ms
-        partitions = self.store.partitions(view.version)
-        out = []
-        for key in keys:
-            raws = self.store.get_many([(view.version, p, key) for p in partitions])
-            states = [EntityState.decode(r) for r in raws if r is not None]
-            out.append(self._values(view, states, t))
-        return out
+        return [self._values(view, key, t) for key in keys]
 
-    def _values(self, view: FeatureView, states: list[EntityState], t: int) -> FeatureValues:
+    def _values(self, view: FeatureView, key: str, t: int) -> FeatureValues:
         values: dict[str, float] = {}
-        newest = -np.inf
-        for f in view.features:
-            layout = self._layouts[view.name][f.hop_ms]
-            head = t // f.hop_ms
-            rows, sets = [], []
-            for state in states:
-                for tile, (partial, tile_sets) in state.tiles.get(f.hop_ms, {}).items():
-                    if head - f.tiles < tile <= head:
-                        rows.append(partial)
-                        sets.append(tile_sets)
-            merged = merge_many(layout, np.array(rows).reshape(len(rows), layout.width))
-            distinct = None
-            if f.aggregation.function == "distinct_count":
-                i = layout.distinct.index(layout.aggregations.index(f.aggregation))
-                distinct = set().union(*(s[i] for s in sets))
-            values[f.name] = finalize(f, layout, merged, distinct, t)
-            newest = max(newest, merged[-1])
-        freshness = int(newest) if np.isfinite(newest) else None
-        return FeatureValues(values, t, freshness)
+        newest = -math.inf
+        for g in self._groups[view.name]:
+            hop = g.layout.hop_ms
+            merged, sets = self.store.read(view.version, hop, g.layout, key, t // hop, g.tiles)
+            for f in g.features:
+                distinct = None
+                if f.aggregation.function == "distinct_count":
+                    distinct = sets[
+                        g.layout.distinct.index(g.layout.aggregations.index(f.aggregation))
+                    ]
+                values[f.name] = finalize(f, g.layout, merged, distinct, t)
+            newest = max(newest, float(merged[-1]))
+        return FeatureValues(values, t, int(newest) if math.isfinite(newest) else None)

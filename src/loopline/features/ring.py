@@ -1,0 +1,130 @@
+"""Tile rings: the dense, vectorised layout of online state for one (view, hop, partition).
+
+Each entity owns a slot with ``R`` tile positions (``R`` = the most tiles any window of
+that hop covers). Tile ``k`` lives at position ``k % R``; a newer tile evicts an older
+one, and an event for a tile older than the one in its position is outside every window
+a present read can cover, so it is dropped. Updates are scatter operations over all runs
+of a micro-batch at once.
+
+Reads are exact for ``as_of`` at or after the entity's newest event: the ring then holds
+every tile a window can reach. Reads further in the past belong to the offline engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from loopline.features.kernel import ADD, F64, LAST_TS, MAX, MIN, Layout, merge_many
+
+NO_TILE = np.iinfo(np.int64).min
+I64 = npt.NDArray[np.int64]
+
+
+class TileRing:
+    """Slots of ``ring`` tiles for one layout."""
+
+    def __init__(self, layout: Layout, ring: int, capacity: int = 1024) -> None:
+        self.layout = layout
+        self.ring = ring
+        self.slots: dict[str, int] = {}
+        self.keys: list[str] = []
+        self.tile_ids = np.full((capacity, ring), NO_TILE, dtype=np.int64)
+        self.data = np.empty((capacity, ring, layout.width), dtype=np.float64)
+        self.data[:] = layout.empty()
+        self.sets: dict[tuple[int, int], list[set[object]]] = {}
+        self.dirty: set[int] = set()
+        k = layout.kinds
+        self._add, self._min, self._max = k == ADD, k == MIN, k == MAX
+        self._last = np.flatnonzero(k == LAST_TS)
+
+    def slots_for(self, keys: npt.NDArray[np.generic]) -> I64:
+        """The slot of each key, allocating slots for new keys."""
+        slots = self.slots
+        out = np.empty(len(keys), dtype=np.int64)
+        for i, key in enumerate(keys.tolist()):
+            slot = slots.get(key)
+            if slot is None:
+                slot = slots[key] = len(self.keys)
+                self.keys.append(key)
+            out[i] = slot
+        if len(self.keys) > len(self.tile_ids):
+            self._grow(len(self.keys))
+        return out
+
+    def _grow(self, needed: int) -> None:
+        capacity = max(needed, 2 * len(self.tile_ids))
+        extra = capacity - len(self.tile_ids)
+        self.tile_ids = np.vstack([self.tile_ids, np.full((extra, self.ring), NO_TILE, np.int64)])
+        fresh = np.empty((extra, self.ring, self.layout.width), dtype=np.float64)
+        fresh[:] = self.layout.empty()
+        self.data = np.concatenate([self.data, fresh])
+
+    def merge_runs(self, slots: I64, tiles: I64, parts: F64, sets: list[list[set[object]]]) -> None:
+        """Merge one partial per (slot, tile) run into the ring (runs unique per pair)."""
+        pos = tiles % self.ring
+        flat = slots * self.ring + pos
+        order = np.lexsort((tiles, flat))
+        first = np.r_[True, flat[order][1:] != flat[order][:-1]]
+        rank = np.arange(len(order)) - np.maximum.accumulate(
+            np.where(first, np.arange(len(order)), 0)
+        )
+        for r in range(int(rank.max(initial=-1)) + 1):  # one pass per collision depth
+            sel = order[rank == r]
+            self._merge_pass(
+                slots[sel],
+                pos[sel],
+                tiles[sel],
+                parts[sel],
+                [sets[i] for i in sel] if self.layout.distinct else None,
+            )
+        self.dirty.update(np.unique(slots).tolist())
+
+    def _merge_pass(
+        self, slots: I64, pos: I64, tiles: I64, parts: F64, sets: list[list[set[object]]] | None
+    ) -> None:
+        current = self.tile_ids[slots, pos]
+        newer, keep = tiles > current, tiles >= current
+        if newer.any():
+            self.tile_ids[slots[newer], pos[newer]] = tiles[newer]
+            self.data[slots[newer], pos[newer]] = self.layout.empty()
+        slots, pos, parts = slots[keep], pos[keep], parts[keep]
+        cur = self.data[slots, pos]
+        cur[:, self._add] += parts[:, self._add]
+        cur[:, self._min] = np.minimum(cur[:, self._min], parts[:, self._min])
+        cur[:, self._max] = np.maximum(cur[:, self._max], parts[:, self._max])
+        for i in self._last:
+            take = (parts[:, i] > cur[:, i]) | (
+                (parts[:, i] == cur[:, i]) & (parts[:, i + 1] > cur[:, i + 1])
+            )
+            cur[take, i], cur[take, i + 1] = parts[take, i], parts[take, i + 1]
+        self.data[slots, pos] = cur
+        if sets is not None:
+            self._merge_sets(
+                slots, pos, newer[keep], [s for s, k in zip(sets, keep, strict=True) if k]
+            )
+
+    def _merge_sets(
+        self, slots: I64, pos: I64, reset: npt.NDArray[np.bool_], sets: list[list[set[object]]]
+    ) -> None:
+        for s, p, fresh, theirs in zip(
+            slots.tolist(), pos.tolist(), reset.tolist(), sets, strict=True
+        ):
+            mine = self.sets.get((s, p))
+            if mine is None or fresh:
+                self.sets[(s, p)] = [set(x) for x in theirs]
+            else:
+                for a, b in zip(mine, theirs, strict=True):
+                    a |= b
+
+    def window(self, slot: int, head: int, tiles: int) -> tuple[F64, list[list[set[object]]]]:
+        """The merged partial of tiles ``head - tiles + 1 .. head`` of ``slot``, with its sets."""
+        ids = self.tile_ids[slot]
+        mask = (ids > head - tiles) & (ids <= head)
+        merged = merge_many(self.layout, self.data[slot][mask])
+        sets = (
+            [self.sets.get((slot, int(p)), []) for p in np.flatnonzero(mask)]
+            if self.layout.distinct
+            else []
+        )
+        return merged, sets
