@@ -6,6 +6,7 @@ built-in too, so ``except KeyError`` keeps working::
     LooplineError
     ├── ConfigError (ValueError)            a component was configured wrongly
     ├── SchemaError (ValueError)            an event does not match its schema
+    ├── LateEventError (ValueError)         an event came later than the allowed lateness
     └── EventLogError
         ├── TopicNotFoundError (KeyError)   the topic does not exist
         ├── TopicExistsError                create_topic on an existing topic, other layout
@@ -37,6 +38,10 @@ class SchemaError(LooplineError, ValueError):
         super().__init__(message)
         self.field = field
         self.value = value
+
+
+class LateEventError(LooplineError, ValueError):
+    """An event arrived later than its feature view's allowed lateness: not aggregated."""
 
 
 class EventLogError(LooplineError):

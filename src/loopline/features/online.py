@@ -119,17 +119,30 @@ class OnlineEngine:
         offsets: Mapping[TopicPartition, int] | None = None,
     ) -> dict[str, npt.NDArray[np.bool_]]:
         """Apply and commit one micro-batch of one partition; return each view's late mask."""
+        late = self.apply_many(columns, partition=partition)
+        self.commit(partition, offsets=offsets)
+        return late
+
+    def apply_many(
+        self, columns: Columns, *, partition: int = 0
+    ) -> dict[str, npt.NDArray[np.bool_]]:
+        """Apply one micro-batch of one partition, not yet durable; return the late masks."""
         checkpoint = self.checkpoint(partition)
-        late = {
+        return {
             name: self._update_view(view, columns, partition, checkpoint)
             for name, view in self.views.items()
         }
+
+    def commit(
+        self, partition: int, *, offsets: Mapping[TopicPartition, int] | None = None
+    ) -> None:
+        """Make the partition's applied batches durable, with the offsets they reach."""
+        checkpoint = self.checkpoint(partition)
         for tp, offset in (offsets or {}).items():
             if tp.partition != partition:
-                raise ConfigError(f"update_many(partition={partition}) got an offset for {tp}.")
+                raise ConfigError(f"commit(partition={partition}) got an offset for {tp}.")
             checkpoint.offsets[tp.topic] = offset
         self.store.commit(partition, msgspec.msgpack.encode(checkpoint))
-        return late
 
     def _update_view(
         self, view: FeatureView, columns: Columns, partition: int, checkpoint: Checkpoint
