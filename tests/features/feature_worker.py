@@ -18,8 +18,9 @@ if store_spec.startswith("redis://"):
 else:
     store = EmbeddedStore(store_spec)
 engine = OnlineEngine(views=fraud_views(), store=store)
-worker = FeatureWorker(engine=engine, log=open_log(log_url), topic=topic, schema=Transaction,
-                       max_records=300)
+worker = FeatureWorker(
+    engine=engine, log=open_log(log_url), topic=topic, schema=Transaction, max_records=300
+)
 print("started", flush=True)
 worker.run(until=worker.caught_up)
 print("done", flush=True)

@@ -1,4 +1,4 @@
-"""kill -9 the feature worker at random points; after restarts its state equals the offline truth."""
+"""kill -9 the feature worker at random points: after restarts, state equals the offline truth."""
 
 from __future__ import annotations
 
@@ -27,8 +27,13 @@ def produce(path: Path) -> list[Transaction]:
     log.create_topic("transactions", partitions=3)
     codec = Codec(Transaction)
     txs = random_transactions(EVENTS, cards=400, seed=3)
-    log.append_many("transactions", [Message(codec.encode(t), key=t.card_token.encode(),
-                                             timestamp_ms=t.event_time_ms) for t in txs])
+    log.append_many(
+        "transactions",
+        [
+            Message(codec.encode(t), key=t.card_token.encode(), timestamp_ms=t.event_time_ms)
+            for t in txs
+        ],
+    )
     log.close()
     return txs
 
@@ -37,8 +42,11 @@ def crash_and_restart(log_url: str, store_spec: str, rng: random.Random) -> int:
     script = Path(__file__).with_name("feature_worker.py")
     kills, mid_stream = 0, 0
     for _ in range(ROUNDS):
-        child = subprocess.Popen([sys.executable, str(script), log_url, store_spec, "transactions"],
-                                 stdout=subprocess.PIPE, text=True)
+        child = subprocess.Popen(
+            [sys.executable, str(script), log_url, store_spec, "transactions"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "started"
         time.sleep(rng.uniform(0.1, 1.0))
@@ -49,8 +57,13 @@ def crash_and_restart(log_url: str, store_spec: str, rng: random.Random) -> int:
         child.stdout.close()
         mid_stream += 0 < committed(store_spec) < EVENTS
     assert mid_stream >= ROUNDS // 2, f"only {mid_stream} of {ROUNDS} kills hit mid-stream"
-    finished = subprocess.run([sys.executable, str(script), log_url, store_spec, "transactions"],
-                              capture_output=True, text=True, timeout=300, check=True)
+    finished = subprocess.run(
+        [sys.executable, str(script), log_url, store_spec, "transactions"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     assert finished.stdout.splitlines()[-1] == "done"
     return kills
 
@@ -92,7 +105,20 @@ def assert_matches_offline(store: OnlineStore, log_path: Path, txs: list[Transac
 
 def test_embedded_store_survives_kill_9(tmp_path: Path) -> None:
     txs = produce(tmp_path / "events.db")
-    kills = crash_and_restart(f"file://{tmp_path / 'events.db'}", str(tmp_path / "online.db"),
-                              random.Random(11))
+    kills = crash_and_restart(
+        f"file://{tmp_path / 'events.db'}", str(tmp_path / "online.db"), random.Random(11)
+    )
     assert kills >= ROUNDS // 2, "most rounds must kill the worker mid-stream"
     assert_matches_offline(EmbeddedStore(tmp_path / "online.db"), tmp_path / "events.db", txs)
+
+
+@pytest.mark.redis
+def test_redis_store_survives_kill_9(tmp_path: Path, redis_url: str) -> None:
+    import redis
+
+    url = redis_url.rsplit("/", 1)[0] + "/3"  # a database of its own
+    redis.Redis.from_url(url).flushdb()
+    txs = produce(tmp_path / "events.db")
+    kills = crash_and_restart(f"file://{tmp_path / 'events.db'}", url, random.Random(12))
+    assert kills >= ROUNDS // 2, "most rounds must kill the worker mid-stream"
+    assert_matches_offline(open_store(url), tmp_path / "events.db", txs)

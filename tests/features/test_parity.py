@@ -15,10 +15,10 @@ squares by both engines, to 1e-6 of the values' scale.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings, target
 from hypothesis import strategies as st
 
@@ -29,9 +29,11 @@ from loopline.features import (
     FeatureView,
     Filter,
     OnlineEngine,
+    OnlineStore,
     Source,
     training_set,
 )
+from loopline.features.redis import RedisStore
 
 HOP = 100
 VIEW = FeatureView(
@@ -94,9 +96,9 @@ def columns(batch: list[dict[str, object]]) -> dict[str, np.ndarray]:
 
 
 def online_values(
-    path: Path, events: list[dict[str, object]], probes: list[tuple[str, int]]
+    store: OnlineStore, events: list[dict[str, object]], probes: list[tuple[str, int]]
 ) -> list[dict[str, float]]:
-    engine = OnlineEngine(views=[VIEW], store=EmbeddedStore(path))
+    engine = OnlineEngine(views=[VIEW], store=store)
     out, i = [], 0
     for key, t in probes:  # probes in time order; ingest what arrived by then
         j = i
@@ -161,10 +163,29 @@ def assert_same(online: dict[str, float], offline: dict[str, float], where: str)
 )
 @given(events=st.lists(event, max_size=60), probes=st.lists(probe, min_size=1, max_size=12))
 def test_online_equals_offline(tmp_path_factory, events, probes) -> None:  # type: ignore[no-untyped-def]
+    store = EmbeddedStore(tmp_path_factory.mktemp("store") / "online.db")
+    check_parity(store, events, probes)
+
+
+@pytest.mark.redis
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(events=st.lists(event, max_size=60), probes=st.lists(probe, min_size=1, max_size=12))
+def test_online_equals_offline_on_redis(redis_url, events, probes) -> None:  # type: ignore[no-untyped-def]
+    import redis
+
+    url = redis_url.rsplit("/", 1)[0] + "/4"
+    redis.Redis.from_url(url).flushdb()
+    check_parity(RedisStore(url), events, probes)
+
+
+def check_parity(
+    store: OnlineStore, events: list[dict[str, object]], probes: list[tuple[str, int]]
+) -> None:
     ordered = arrival_order(events)
     probes = sorted(probes, key=lambda p: p[1])
-    path = tmp_path_factory.mktemp("store") / "online.db"
-    online = online_values(path, ordered, probes)
+    online = online_values(store, ordered, probes)
     offline = offline_values(ordered, probes)
     for i, (a, b) in enumerate(zip(online, offline, strict=True)):
         assert_same(a, b, f"probe {probes[i]}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -11,6 +12,7 @@ import numpy.typing as npt
 from loopline.features.kernel import F64, Layout
 
 Sets = list[list[set[object]]]
+WindowValue = tuple[F64, list[set[object]]]  # merged partial, one set per distinct_count
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,16 @@ class Table:
     partition: int
     layout: Layout
     ring: int
+
+
+@dataclass(frozen=True)
+class Window:
+    """A read of one window: tiles ``head - tiles + 1 .. head`` of one hop."""
+
+    hop_ms: int
+    layout: Layout
+    head: int
+    tiles: int
 
 
 @runtime_checkable
@@ -44,11 +56,8 @@ class OnlineStore(Protocol):
         """Merge one partial per (key, tile) run into ``table``."""
         ...
 
-    def read(
-        self, version: str, hop_ms: int, layout: Layout, key: str, head: int, tiles: int
-    ) -> tuple[F64, list[set[object]]]:
-        """The merged partial of ``key``'s tiles ``head - tiles + 1 .. head`` over all
-        partitions, and the union of its distinct-count sets."""
+    def read(self, version: str, key: str, windows: Sequence[Window]) -> list[WindowValue]:
+        """Each window of ``key`` merged over all partitions (one round trip)."""
         ...
 
     def commit(self, partition: int, checkpoint: bytes) -> None:

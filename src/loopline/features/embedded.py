@@ -11,15 +11,16 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from loopline.features.base import Sets, Table
-from loopline.features.kernel import F64, Layout, merge_many
-from loopline.features.ring import TileRing
+from loopline.features.base import Sets, Table, Window, WindowValue
+from loopline.features.kernel import F64, Layout
+from loopline.features.ring import TileRing, combine
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS slots (
@@ -90,22 +91,17 @@ class EmbeddedStore:
         ring = self._ring(table.version, table.hop_ms, table.partition, table.layout, table.ring)
         ring.merge_runs(ring.slots_for(keys), tiles, parts, sets)
 
-    def read(
-        self, version: str, hop_ms: int, layout: Layout, key: str, head: int, tiles: int
-    ) -> tuple[F64, list[set[object]]]:
-        self._load(version, hop_ms, layout)
-        found = []
-        for ring in self._by_hop.get((version, hop_ms), ()):
-            slot = ring.slots.get(key)
-            if slot is not None:
-                found.append(ring.window(slot, head, tiles))
-        if len(found) == 1:
-            merged, tile_sets = found[0]
-        else:
-            merged = merge_many(layout, np.array([m for m, _ in found]).reshape(-1, layout.width))
-            tile_sets = [s for _, sets in found for s in sets]
-        union = [set().union(*(s[i] for s in tile_sets)) for i in range(len(layout.distinct))]
-        return merged, union
+    def read(self, version: str, key: str, windows: Sequence[Window]) -> list[WindowValue]:
+        out = []
+        for w in windows:
+            self._load(version, w.hop_ms, w.layout)
+            found = []
+            for ring in self._by_hop.get((version, w.hop_ms), ()):
+                slot = ring.slots.get(key)
+                if slot is not None:
+                    found.append(ring.window(slot, w.head, w.tiles))
+            out.append(combine(w.layout, found))
+        return out
 
     def commit(self, partition: int, checkpoint: bytes) -> None:
         rows = []

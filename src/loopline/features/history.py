@@ -19,8 +19,9 @@ from loopline.exceptions import SchemaError
 from loopline.features.worker import to_columns
 
 
-def history_table(log: EventLog, topic: str, schema: type[Event], fields: list[str],
-                  *, batch: int = 50_000) -> pa.Table:
+def history_table(
+    log: EventLog, topic: str, schema: type[Event], fields: list[str], *, batch: int = 50_000
+) -> pa.Table:
     """Every valid record of ``topic`` (invalid ones are skipped: they are dead letters)."""
     codec = Codec(schema)
     parts = []

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from loopline.events import TopicPartition
 from loopline.exceptions import ConfigError
-from loopline.features.base import OnlineStore, Table
+from loopline.features.base import OnlineStore, Table, Window
 from loopline.features.definitions import Feature, FeatureView
 from loopline.features.kernel import Layout, finalize, layouts, partials
 
@@ -185,11 +185,13 @@ class OnlineEngine:
         return [self._values(view, key, t) for key in keys]
 
     def _values(self, view: FeatureView, key: str, t: int) -> FeatureValues:
+        groups = self._groups[view.name]
+        windows = [Window(g.layout.hop_ms, g.layout, t // g.layout.hop_ms, g.tiles) for g in groups]
         values: dict[str, float] = {}
         newest = -math.inf
-        for g in self._groups[view.name]:
-            hop = g.layout.hop_ms
-            merged, sets = self.store.read(view.version, hop, g.layout, key, t // hop, g.tiles)
+        for g, (merged, sets) in zip(
+            groups, self.store.read(view.version, key, windows), strict=True
+        ):
             for f in g.features:
                 distinct = None
                 if f.aggregation.function == "distinct_count":

@@ -117,14 +117,27 @@ class TileRing:
                 for a, b in zip(mine, theirs, strict=True):
                     a |= b
 
-    def window(self, slot: int, head: int, tiles: int) -> tuple[F64, list[list[set[object]]]]:
-        """The merged partial of tiles ``head - tiles + 1 .. head`` of ``slot``, with its sets."""
+    def window(self, slot: int, head: int, tiles: int) -> tuple[F64, list[set[object]]]:
+        """The merged partial of tiles ``head - tiles + 1 .. head`` of ``slot``, and per
+        distinct_count aggregation the union of its sets."""
         ids = self.tile_ids[slot]
         mask = (ids > head - tiles) & (ids <= head)
         merged = merge_many(self.layout, self.data[slot][mask])
-        sets = (
-            [self.sets.get((slot, int(p)), []) for p in np.flatnonzero(mask)]
-            if self.layout.distinct
-            else []
-        )
-        return merged, sets
+        if not self.layout.distinct:
+            return merged, []
+        tile_sets = [self.sets.get((slot, int(p)), []) for p in np.flatnonzero(mask)]
+        return merged, _union(tile_sets, len(self.layout.distinct))
+
+
+def _union(tile_sets: list[list[set[object]]], count: int) -> list[set[object]]:
+    return [set().union(*(s[i] for s in tile_sets if s)) for i in range(count)]
+
+
+def combine(
+    layout: Layout, found: list[tuple[F64, list[set[object]]]]
+) -> tuple[F64, list[set[object]]]:
+    """Merge one window's values from several partitions."""
+    if len(found) == 1:
+        return found[0]
+    merged = merge_many(layout, np.array([m for m, _ in found]).reshape(-1, layout.width))
+    return merged, _union([s for _, s in found], len(layout.distinct))

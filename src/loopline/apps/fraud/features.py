@@ -26,7 +26,9 @@ def fraud_views() -> tuple[FeatureView, ...]:
             source=TRANSACTIONS,
             aggregations=(
                 Aggregation(function="count", windows=(minutes(1), minutes(5), hours(1), days(1))),
-                Aggregation(function="sum", column="amount", windows=(minutes(5), hours(1), days(1))),
+                Aggregation(
+                    function="sum", column="amount", windows=(minutes(5), hours(1), days(1))
+                ),
                 Aggregation(function="mean", column="amount", windows=(days(7),)),
                 Aggregation(function="std", column="amount", windows=(days(7),)),
                 Aggregation(function="count", windows=(hours(1),), where=Filter("channel", "cnp")),

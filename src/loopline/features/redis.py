@@ -1,0 +1,162 @@
+"""The Redis online store (``pip install loopline[redis]``), for serving from many processes.
+
+One entity's ring of one (view version, hop, source partition) is one Redis string:
+its tile ids, partials and distinct sets. Keys are hash-tagged by partition,
+``ll:f:{p<partition>}:...``, so everything a partition's worker writes, states and
+checkpoint, sits in one Cluster slot and commits atomically in one ``MULTI``/``EXEC``.
+Readers learn which partitions hold a view's state from a set, cached for a second: a
+partition's very first state can reach readers in other processes up to 1 s late.
+One worker owns a partition, so read-modify-write needs no locks: ``apply`` reads the
+rings it touches (one ``MGET``), merges with the same vectorised kernel, and stages them;
+``commit`` writes them and the checkpoint in one transaction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+import redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from loopline.exceptions import BackendUnavailableError
+from loopline.features.base import Sets, Table, Window, WindowValue
+from loopline.features.kernel import F64, Layout
+from loopline.features.ring import TileRing, combine
+
+_PARTITIONS_TTL_S = 1.0
+
+
+def _state_key(version: str, hop: int, partition: int, key: str) -> str:
+    return f"ll:f:{{p{partition}}}:{version}:{hop}:{key}"
+
+
+def _checkpoint_key(partition: int) -> str:
+    return f"ll:f:{{p{partition}}}:checkpoint"
+
+
+def _partitions_key(version: str) -> str:
+    return f"ll:f:partitions:{version}"
+
+
+def _encode(ring: TileRing, slot: int) -> bytes:
+    sets = {pos: [list(s) for s in v] for (sl, pos), v in ring.sets.items() if sl == slot}
+    return msgspec.msgpack.encode(
+        (ring.tile_ids[slot].tobytes(), ring.data[slot].tobytes(), sets or None)
+    )
+
+
+def _decode_into(ring: TileRing, slot: int, raw: bytes) -> None:
+    ids, data, sets = msgspec.msgpack.decode(raw)
+    ring.tile_ids[slot] = np.frombuffer(ids, dtype=np.int64)
+    ring.data[slot] = np.frombuffer(data, dtype=np.float64).reshape(ring.ring, -1)
+    for pos, value in (sets or {}).items():
+        ring.sets[(slot, int(pos))] = [set(s) for s in value]
+
+
+class RedisStore:
+    """Online state in Redis.
+
+    Args:
+        url: ``redis://host:port/db``.
+        timeout_s: Deadline for connecting and for each command.
+    """
+
+    def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
+        self.url = url
+        self.timeout_s = timeout_s
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
+        self._pending: dict[int, dict[str, bytes]] = {}
+        self._pending_versions: dict[int, set[str]] = {}
+        self._partitions: dict[str, tuple[float, list[int]]] = {}
+        self._call(self._redis.ping)
+
+    def _call(self, fn: object, *args: object) -> object:
+        try:
+            return fn(*args)  # type: ignore[operator]
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise BackendUnavailableError(
+                f"Redis online store at {self.url} did not answer within {self.timeout_s:g}s "
+                f"({exc}). Check that redis-server runs and that the address is right."
+            ) from None
+
+    def apply(
+        self,
+        table: Table,
+        keys: npt.NDArray[np.generic],
+        tiles: npt.NDArray[np.int64],
+        parts: F64,
+        sets: Sets,
+    ) -> None:
+        uniq = np.unique(keys)
+        ring = TileRing(table.layout, table.ring, capacity=max(1, len(uniq)))
+        slots = ring.slots_for(uniq)
+        names = [_state_key(table.version, table.hop_ms, table.partition, str(k)) for k in uniq]
+        pending = self._pending.setdefault(table.partition, {})
+        missing = [i for i, n in enumerate(names) if n not in pending]
+        fetched = self._call(self._redis.mget, [names[i] for i in missing]) if missing else []
+        for i, raw in zip(missing, fetched, strict=True):  # type: ignore[call-overload]
+            if raw is not None:
+                _decode_into(ring, int(slots[i]), raw)
+        for i, name in enumerate(names):
+            if name in pending:
+                _decode_into(ring, int(slots[i]), pending[name])
+        ring.merge_runs(ring.slots_for(keys), tiles, parts, sets)
+        for slot in ring.dirty:
+            pending[names[slot]] = _encode(ring, slot)
+        self._pending_versions.setdefault(table.partition, set()).add(table.version)
+
+    def commit(self, partition: int, checkpoint: bytes) -> None:
+        pipe = self._redis.pipeline(transaction=True)
+        for name, raw in self._pending.get(partition, {}).items():
+            pipe.set(name, raw)
+        pipe.set(_checkpoint_key(partition), checkpoint)
+        self._call(pipe.execute)
+        for version in self._pending_versions.pop(partition, set()):  # outside the slot
+            self._call(self._redis.sadd, _partitions_key(version), partition)
+            self._partitions.pop(version, None)
+        self._pending.pop(partition, None)
+
+    def checkpoint(self, partition: int) -> bytes | None:
+        raw = self._call(self._redis.get, _checkpoint_key(partition))
+        return raw if isinstance(raw, bytes) else None
+
+    def _partitions_of(self, version: str) -> list[int]:
+        cached = self._partitions.get(version)
+        now = time.monotonic()
+        if cached is None or not cached[1] or now - cached[0] > _PARTITIONS_TTL_S:
+            members = self._call(self._redis.smembers, _partitions_key(version))
+            cached = self._partitions[version] = (now, sorted(int(m) for m in members))  # type: ignore[attr-defined]
+        return cached[1]
+
+    def read(self, version: str, key: str, windows: Sequence[Window]) -> list[WindowValue]:
+        partitions = self._partitions_of(version)
+        pipe = self._redis.pipeline(transaction=False)
+        for w in windows:
+            for p in partitions:
+                pipe.get(_state_key(version, w.hop_ms, p, key))
+        raws: list[bytes | None] = self._call(pipe.execute)  # type: ignore[assignment]
+        out = []
+        for i, w in enumerate(windows):
+            found = []
+            for raw in raws[i * len(partitions) : (i + 1) * len(partitions)]:
+                if raw is not None:
+                    found.append(_window(w.layout, raw, w.head, w.tiles))
+            out.append(combine(w.layout, found))
+        return out
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def _window(layout: Layout, raw: bytes, head: int, tiles: int) -> WindowValue:
+    ids = np.frombuffer(msgspec.msgpack.decode(raw)[0], dtype=np.int64)
+    ring = TileRing(layout, len(ids), capacity=1)
+    _decode_into(ring, 0, raw)
+    return ring.window(0, head, tiles)
