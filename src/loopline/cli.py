@@ -62,5 +62,15 @@ def bench_events(ctx: typer.Context) -> None:
     runpy.run_path(str(script), run_name="__main__")
 
 
+@bench_app.command(
+    "features", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+)
+def bench_features(ctx: typer.Context) -> None:
+    """Feature engine: online updates and reads, point-in-time join vs merge_asof [--json]."""
+    script = _benchmark("features")
+    sys.argv = [str(script), *ctx.args]
+    runpy.run_path(str(script), run_name="__main__")
+
+
 def main() -> None:
     app()

@@ -27,6 +27,18 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Runs:
+    """One micro-batch's partials for one table: run ``i`` is key ``codes[i]`` of the
+    batch's unique keys, tile ``tiles[i]``."""
+
+    table: Table
+    codes: npt.NDArray[np.intp]
+    tiles: npt.NDArray[np.int64]
+    parts: F64
+    sets: Sets
+
+
+@dataclass(frozen=True)
 class Window:
     """A read of one window: tiles ``head - tiles + 1 .. head`` of one hop."""
 
@@ -45,15 +57,9 @@ class OnlineStore(Protocol):
     state and offsets that belong together.
     """
 
-    def apply(
-        self,
-        table: Table,
-        keys: npt.NDArray[np.generic],
-        tiles: npt.NDArray[np.int64],
-        parts: F64,
-        sets: Sets,
-    ) -> None:
-        """Merge one partial per (key, tile) run into ``table``."""
+    def apply(self, keys: npt.NDArray[np.generic], runs: Sequence[Runs]) -> None:
+        """Merge runs of partials into their tables (all of one view version and partition);
+        ``keys`` are the batch's unique entity keys that the runs' codes index."""
         ...
 
     def read(self, version: str, key: str, windows: Sequence[Window]) -> list[WindowValue]:

@@ -1,16 +1,20 @@
 """The embedded online store: tile rings in this process, snapshotted to a SQLite file.
 
-Reads and updates work on in-memory NumPy rings. ``commit`` writes the rings of every
-entity changed since the last commit, with the partition's checkpoint, in one SQLite
-transaction: after a crash the store reopens at the last commit and the engine replays
-the event log from the offsets in that checkpoint, so nothing is lost or counted twice.
+Reads and updates work on in-memory NumPy rings. ``commit`` records a partition's
+checkpoint with the state in memory; every ``snapshot_interval_s`` (and on ``close``)
+the whole state, rings and all partitions' checkpoints, is written to the file in one
+SQLite transaction as bulk array blobs. After a crash the store reopens at the last
+snapshot and the engine replays the event log from that snapshot's offsets: the state
+and the offsets always belong together, so nothing is lost or counted twice. The
+interval trades replay time after a crash against write volume (0 snapshots at every
+commit).
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-from collections import defaultdict
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,137 +22,153 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from loopline.features.base import Sets, Table, Window, WindowValue
-from loopline.features.kernel import F64, Layout
-from loopline.features.ring import TileRing, combine
+from loopline.features.base import Runs, Window, WindowValue
+from loopline.features.kernel import Layout
+from loopline.features.ring import SlotMap, TileRing, combine
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS slots (
-    version TEXT NOT NULL, hop INTEGER NOT NULL, partition INTEGER NOT NULL, key TEXT NOT NULL,
-    tiles BLOB NOT NULL, data BLOB NOT NULL, sets BLOB,
-    PRIMARY KEY (version, hop, partition, key)
+CREATE TABLE IF NOT EXISTS slot_maps (
+    version TEXT NOT NULL, partition INTEGER NOT NULL, keys BLOB NOT NULL,
+    PRIMARY KEY (version, partition)
+);
+CREATE TABLE IF NOT EXISTS rings (
+    version TEXT NOT NULL, hop INTEGER NOT NULL, partition INTEGER NOT NULL,
+    ring INTEGER NOT NULL, tiles BLOB NOT NULL, data BLOB NOT NULL, sets BLOB NOT NULL,
+    PRIMARY KEY (version, hop, partition)
 );
 CREATE TABLE IF NOT EXISTS checkpoints (partition INTEGER PRIMARY KEY, data BLOB NOT NULL);
 """
 
-RingKey = tuple[str, int, int]
+_keys_codec = (msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(list[str]))
+_sets_codec = (
+    msgspec.msgpack.Encoder(),
+    msgspec.msgpack.Decoder(list[tuple[int, int, list[list[object]]]]),
+)
 
 
 class EmbeddedStore:
-    """An online store in this process, persisted to ``path`` at each commit.
+    """An online store in this process, snapshotted to ``path``.
 
     Args:
         path: The SQLite file; created when missing, reloaded when present.
+        snapshot_interval_s: Write a snapshot at the first commit this long after the
+            last one (0: at every commit).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, snapshot_interval_s: float = 5.0) -> None:
         self.path = Path(path)
+        self.snapshot_interval_s = snapshot_interval_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
-        self._rings: dict[RingKey, TileRing] = {}
-        self._by_hop: dict[tuple[str, int], list[TileRing]] = {}
+        self._slot_maps = {
+            (v, p): SlotMap(_keys_codec[1].decode(keys))
+            for v, p, keys in self._conn.execute("SELECT version, partition, keys FROM slot_maps")
+        }
+        self._checkpoints: dict[int, bytes] = dict(
+            self._conn.execute("SELECT partition, data FROM checkpoints").fetchall()
+        )
+        self._rings: dict[tuple[str, int, int], TileRing] = {}
+        self._by_hop: dict[tuple[str, int], list[tuple[int, TileRing]]] = {}
         self._loaded: set[tuple[str, int]] = set()
+        self._last_snapshot = time.monotonic()
+
+    def _slot_map(self, version: str, partition: int) -> SlotMap:
+        return self._slot_maps.setdefault((version, partition), SlotMap())
 
     def _ring(self, version: str, hop: int, partition: int, layout: Layout, ring: int) -> TileRing:
-        key = (version, hop, partition)
-        found = self._rings.get(key)
+        self._load(version, hop, layout)
+        found = self._rings.get((version, hop, partition))
         if found is None:
-            found = self._rings[key] = TileRing(layout, ring)
-            self._by_hop.setdefault((version, hop), []).append(found)
+            found = self._rings[(version, hop, partition)] = TileRing(layout, ring)
+            self._by_hop.setdefault((version, hop), []).append((partition, found))
         return found
 
     def _load(self, version: str, hop: int, layout: Layout) -> None:
-        """Rebuild the rings of (version, hop) from the file, once per process."""
+        """Rebuild the rings of (version, hop) from the last snapshot, once per process."""
         if (version, hop) in self._loaded:
             return
         self._loaded.add((version, hop))
         rows = self._conn.execute(
-            "SELECT partition, key, tiles, data, sets FROM slots WHERE version = ? AND hop = ?",
+            "SELECT partition, ring, tiles, data, sets FROM rings WHERE version = ? AND hop = ?",
             (version, hop),
-        ).fetchall()
-        for partition, key, tiles, data, sets in rows:
-            ids = np.frombuffer(tiles, dtype=np.int64)
-            ring = self._ring(version, hop, partition, layout, len(ids))
-            (slot,) = ring.slots_for(np.array([key]))
-            ring.tile_ids[slot] = ids
-            ring.data[slot] = np.frombuffer(data, dtype=np.float64).reshape(len(ids), -1)
-            for pos, value in (_sets_decoder.decode(sets) if sets else {}).items():
-                ring.sets[(int(slot), pos)] = [set(s) for s in value]
-            ring.dirty.discard(int(slot))
+        )
+        for partition, size, tiles, data, sets in rows.fetchall():
+            ids = np.frombuffer(tiles, dtype=np.int64).reshape(-1, size)
+            ring = self._ring(version, hop, partition, layout, size)
+            ring.ensure(len(ids))
+            ring.tile_ids[: len(ids)] = ids
+            ring.data[: len(ids)] = np.frombuffer(data, dtype=np.float64).reshape(
+                len(ids), size, -1
+            )
+            ring.sets = {(s, p): [set(x) for x in v] for s, p, v in _sets_codec[1].decode(sets)}
 
-    def apply(
-        self,
-        table: Table,
-        keys: npt.NDArray[np.generic],
-        tiles: npt.NDArray[np.int64],
-        parts: F64,
-        sets: Sets,
-    ) -> None:
-        self._load(table.version, table.hop_ms, table.layout)
-        ring = self._ring(table.version, table.hop_ms, table.partition, table.layout, table.ring)
-        ring.merge_runs(ring.slots_for(keys), tiles, parts, sets)
+    def apply(self, keys: npt.NDArray[np.generic], runs: Sequence[Runs]) -> None:
+        if not runs:
+            return
+        first = runs[0].table
+        slot_map = self._slot_map(first.version, first.partition)
+        slots = slot_map.slots_for(keys)
+        for r in runs:
+            t = r.table
+            ring = self._ring(t.version, t.hop_ms, t.partition, t.layout, t.ring)
+            ring.ensure(len(slot_map.keys))
+            ring.merge_runs(slots[r.codes], r.tiles, r.parts, r.sets)
 
     def read(self, version: str, key: str, windows: Sequence[Window]) -> list[WindowValue]:
         out = []
         for w in windows:
             self._load(version, w.hop_ms, w.layout)
             found = []
-            for ring in self._by_hop.get((version, w.hop_ms), ()):
-                slot = ring.slots.get(key)
+            for partition, ring in self._by_hop.get((version, w.hop_ms), ()):
+                slot = self._slot_maps[(version, partition)].slots.get(key)
                 if slot is not None:
                     found.append(ring.window(slot, w.head, w.tiles))
             out.append(combine(w.layout, found))
         return out
 
     def commit(self, partition: int, checkpoint: bytes) -> None:
-        rows = []
-        for (version, hop, p), ring in self._rings.items():
-            if p != partition:
-                continue
-            sets: dict[int, dict[int, list[list[object]]]] = defaultdict(dict)
-            for (slot, pos), value in ring.sets.items():
-                if slot in ring.dirty:
-                    sets[slot][pos] = [sorted(s, key=repr) for s in value]
-            for slot in ring.dirty:
-                blob = _sets_encoder.encode(sets[slot]) if slot in sets else None
-                rows.append(
-                    (
-                        version,
-                        hop,
-                        p,
-                        ring.keys[slot],
-                        ring.tile_ids[slot].tobytes(),
-                        ring.data[slot].tobytes(),
-                        blob,
-                    )
+        self._checkpoints[partition] = checkpoint
+        if time.monotonic() - self._last_snapshot >= self.snapshot_interval_s:
+            self.snapshot()
+
+    def snapshot(self) -> None:
+        """Write the whole state and every checkpoint in one transaction."""
+        maps = [(v, p, _keys_codec[0].encode(m.keys)) for (v, p), m in self._slot_maps.items()]
+        rings = []
+        for (version, hop, partition), ring in self._rings.items():
+            n = len(self._slot_maps[(version, partition)].keys)
+            sets = [(s, p, [sorted(x, key=repr) for x in v]) for (s, p), v in ring.sets.items()]
+            rings.append(
+                (
+                    version,
+                    hop,
+                    partition,
+                    ring.ring,
+                    ring.tile_ids[:n].tobytes(),
+                    ring.data[:n].tobytes(),
+                    _sets_codec[0].encode(sets),
                 )
+            )
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany("INSERT OR REPLACE INTO slots VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-            conn.execute(
-                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", (partition, checkpoint)
+            conn.executemany("INSERT OR REPLACE INTO slot_maps VALUES (?, ?, ?)", maps)
+            conn.executemany("INSERT OR REPLACE INTO rings VALUES (?, ?, ?, ?, ?, ?, ?)", rings)
+            conn.executemany(
+                "INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", list(self._checkpoints.items())
             )
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        for (_, _, p), ring in self._rings.items():
-            if p == partition:
-                ring.dirty.clear()
+        self._last_snapshot = time.monotonic()
 
     def checkpoint(self, partition: int) -> bytes | None:
-        row = self._conn.execute(
-            "SELECT data FROM checkpoints WHERE partition = ?", (partition,)
-        ).fetchone()
-        return None if row is None else bytes(row[0])
+        return self._checkpoints.get(partition)
 
     def close(self) -> None:
+        self.snapshot()
         self._conn.close()
-
-
-_sets_encoder = msgspec.msgpack.Encoder()
-_sets_decoder = msgspec.msgpack.Decoder(dict[int, list[list[object]]])

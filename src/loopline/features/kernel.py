@@ -16,6 +16,7 @@ A tile's partial is a vector of fields: count, sum, sum of squares, min, max, th
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -82,8 +83,18 @@ class Layout:
     def width(self) -> int:
         return len(self.kinds)
 
-    def empty(self) -> F64:
+    @functools.cached_property
+    def columns(self) -> tuple[npt.NDArray[np.intp], ...]:
+        """Field indexes by merge kind: (add, min, max, last timestamp)."""
+        k = self.kinds
+        return tuple(np.flatnonzero(k == kind) for kind in (ADD, MIN, MAX, LAST_TS))
+
+    @functools.cached_property
+    def _empty(self) -> F64:
         return np.array([_EMPTY[int(k)] for k in self.kinds], dtype=np.float64)
+
+    def empty(self) -> F64:
+        return self._empty.copy()
 
 
 def layouts(view: FeatureView) -> dict[int, Layout]:
@@ -218,15 +229,19 @@ def finalize(
 
 def merge_many(layout: Layout, stack: F64) -> F64:
     """Merge the partials stacked as rows of ``stack`` into one (vectorised)."""
-    k = layout.kinds
     out = layout.empty()
     if len(stack) == 0:
         return out
-    add, mn, mx = k == ADD, k == MIN, k == MAX
-    out[add] = stack[:, add].sum(axis=0)
-    out[mn] = stack[:, mn].min(axis=0)
-    out[mx] = stack[:, mx].max(axis=0)
-    for ts_i in np.flatnonzero(k == LAST_TS):
+    if len(stack) == 1:
+        return stack[0].copy()
+    add, mn, mx, last = layout.columns
+    if len(add):
+        out[add] = stack[:, add].sum(axis=0)
+    if len(mn):
+        out[mn] = stack[:, mn].min(axis=0)
+    if len(mx):
+        out[mx] = stack[:, mx].max(axis=0)
+    for ts_i in last:
         ts, val = stack[:, ts_i], stack[:, ts_i + 1]
         best = np.lexsort((np.nan_to_num(val, nan=-math.inf), ts))[-1]
         out[ts_i], out[ts_i + 1] = ts[best], val[best]

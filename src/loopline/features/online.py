@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from loopline.events import TopicPartition
 from loopline.exceptions import ConfigError
-from loopline.features.base import OnlineStore, Table, Window
+from loopline.features.base import OnlineStore, Runs, Table, Window
 from loopline.features.definitions import Feature, FeatureView
 from loopline.features.kernel import Layout, finalize, layouts, partials
 
@@ -161,15 +161,16 @@ class OnlineEngine:
         ts = ts[keep]
         cols = {c: np.asarray(columns[c])[keep] for c in view.columns}
         uniq, codes = np.unique(keys, return_inverse=True)
+        runs = []
         for hop, layout in self._layouts[view.name].items():
             tiles = ts // hop
             order = np.lexsort((ts, tiles, codes))
             group = codes[order].astype(np.int64) * (1 << 40) + tiles[order]
             parts, sets = partials(layout, group, ts[order], {c: v[order] for c, v in cols.items()})
-            starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+            first = order[np.flatnonzero(np.r_[True, group[1:] != group[:-1]])]
             table = Table(view.version, hop, partition, layout, self._rings[view.name][hop])
-            runs = order[starts]
-            self.store.apply(table, uniq[codes[runs]], tiles[runs], parts, sets)
+            runs.append(Runs(table, codes[first], tiles[first], parts, sets))
+        self.store.apply(uniq, runs)
         return late
 
     def read(

@@ -24,8 +24,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from loopline.exceptions import BackendUnavailableError
-from loopline.features.base import Sets, Table, Window, WindowValue
-from loopline.features.kernel import F64, Layout
+from loopline.features.base import Runs, Window, WindowValue
+from loopline.features.kernel import Layout
 from loopline.features.ring import TileRing, combine
 
 _PARTITIONS_TTL_S = 1.0
@@ -43,11 +43,15 @@ def _partitions_key(version: str) -> str:
     return f"ll:f:partitions:{version}"
 
 
-def _encode(ring: TileRing, slot: int) -> bytes:
-    sets = {pos: [list(s) for s in v] for (sl, pos), v in ring.sets.items() if sl == slot}
-    return msgspec.msgpack.encode(
-        (ring.tile_ids[slot].tobytes(), ring.data[slot].tobytes(), sets or None)
-    )
+def _encode(ring: TileRing, slot: int, sets: dict[int, list[list[object]]] | None) -> bytes:
+    return msgspec.msgpack.encode((ring.tile_ids[slot].tobytes(), ring.data[slot].tobytes(), sets))
+
+
+def _sets_by_slot(ring: TileRing) -> dict[int, dict[int, list[list[object]]]]:
+    out: dict[int, dict[int, list[list[object]]]] = {}
+    for (slot, pos), value in ring.sets.items():
+        out.setdefault(slot, {})[pos] = [list(s) for s in value]
+    return out
 
 
 def _decode_into(ring: TileRing, slot: int, raw: bytes) -> None:
@@ -86,31 +90,25 @@ class RedisStore:
                 f"({exc}). Check that redis-server runs and that the address is right."
             ) from None
 
-    def apply(
-        self,
-        table: Table,
-        keys: npt.NDArray[np.generic],
-        tiles: npt.NDArray[np.int64],
-        parts: F64,
-        sets: Sets,
-    ) -> None:
-        uniq = np.unique(keys)
-        ring = TileRing(table.layout, table.ring, capacity=max(1, len(uniq)))
-        slots = ring.slots_for(uniq)
-        names = [_state_key(table.version, table.hop_ms, table.partition, str(k)) for k in uniq]
-        pending = self._pending.setdefault(table.partition, {})
-        missing = [i for i, n in enumerate(names) if n not in pending]
-        fetched = self._call(self._redis.mget, [names[i] for i in missing]) if missing else []
-        for i, raw in zip(missing, fetched, strict=True):  # type: ignore[call-overload]
-            if raw is not None:
-                _decode_into(ring, int(slots[i]), raw)
-        for i, name in enumerate(names):
-            if name in pending:
-                _decode_into(ring, int(slots[i]), pending[name])
-        ring.merge_runs(ring.slots_for(keys), tiles, parts, sets)
-        for slot in ring.dirty:
-            pending[names[slot]] = _encode(ring, slot)
-        self._pending_versions.setdefault(table.partition, set()).add(table.version)
+    def apply(self, keys: npt.NDArray[np.generic], runs: Sequence[Runs]) -> None:
+        pending = self._pending.setdefault(runs[0].table.partition, {}) if runs else {}
+        for r in runs:
+            t = r.table
+            ring = TileRing(t.layout, t.ring, capacity=max(1, len(keys)))
+            names = [_state_key(t.version, t.hop_ms, t.partition, str(k)) for k in keys.tolist()]
+            missing = [i for i, n in enumerate(names) if n not in pending]
+            fetched = self._call(self._redis.mget, [names[i] for i in missing]) if missing else []
+            for i, raw in zip(missing, fetched, strict=True):  # type: ignore[call-overload]
+                if raw is not None:
+                    _decode_into(ring, i, raw)
+            for i, name in enumerate(names):
+                if name in pending:
+                    _decode_into(ring, i, pending[name])
+            ring.merge_runs(r.codes.astype(np.int64), r.tiles, r.parts, r.sets)
+            sets = _sets_by_slot(ring)
+            for slot in ring.dirty:
+                pending[names[slot]] = _encode(ring, slot, sets.get(slot))
+            self._pending_versions.setdefault(t.partition, set()).add(t.version)
 
     def commit(self, partition: int, checkpoint: bytes) -> None:
         pipe = self._redis.pipeline(transaction=True)

@@ -21,14 +21,32 @@ NO_TILE = np.iinfo(np.int64).min
 I64 = npt.NDArray[np.int64]
 
 
-class TileRing:
-    """Slots of ``ring`` tiles for one layout."""
+class SlotMap:
+    """Entity key -> slot, shared by the rings of all hops of one (view, partition)."""
 
-    def __init__(self, layout: Layout, ring: int, capacity: int = 1024) -> None:
+    def __init__(self, keys: list[str] | None = None) -> None:
+        self.keys: list[str] = list(keys or [])
+        self.slots: dict[str, int] = {k: i for i, k in enumerate(self.keys)}
+
+    def slots_for(self, keys: npt.NDArray[np.generic]) -> I64:
+        """The slot of each key, allocating slots for new keys."""
+        slots, known = self.slots, self.keys
+        out = np.empty(len(keys), dtype=np.int64)
+        for i, key in enumerate(keys.tolist()):
+            slot = slots.get(key)
+            if slot is None:
+                slot = slots[key] = len(known)
+                known.append(key)
+            out[i] = slot
+        return out
+
+
+class TileRing:
+    """``ring`` tile positions per slot for one layout; slots come from a :class:`SlotMap`."""
+
+    def __init__(self, layout: Layout, ring: int, capacity: int = 4096) -> None:
         self.layout = layout
         self.ring = ring
-        self.slots: dict[str, int] = {}
-        self.keys: list[str] = []
         self.tile_ids = np.full((capacity, ring), NO_TILE, dtype=np.int64)
         self.data = np.empty((capacity, ring, layout.width), dtype=np.float64)
         self.data[:] = layout.empty()
@@ -38,27 +56,17 @@ class TileRing:
         self._add, self._min, self._max = k == ADD, k == MIN, k == MAX
         self._last = np.flatnonzero(k == LAST_TS)
 
-    def slots_for(self, keys: npt.NDArray[np.generic]) -> I64:
-        """The slot of each key, allocating slots for new keys."""
-        slots = self.slots
-        out = np.empty(len(keys), dtype=np.int64)
-        for i, key in enumerate(keys.tolist()):
-            slot = slots.get(key)
-            if slot is None:
-                slot = slots[key] = len(self.keys)
-                self.keys.append(key)
-            out[i] = slot
-        if len(self.keys) > len(self.tile_ids):
-            self._grow(len(self.keys))
-        return out
-
-    def _grow(self, needed: int) -> None:
-        capacity = max(needed, 2 * len(self.tile_ids))
-        extra = capacity - len(self.tile_ids)
-        self.tile_ids = np.vstack([self.tile_ids, np.full((extra, self.ring), NO_TILE, np.int64)])
-        fresh = np.empty((extra, self.ring, self.layout.width), dtype=np.float64)
-        fresh[:] = self.layout.empty()
-        self.data = np.concatenate([self.data, fresh])
+    def ensure(self, slots: int) -> None:
+        """Make room for ``slots`` slots (capacity doubles, so growth is amortised)."""
+        if slots <= len(self.tile_ids):
+            return
+        capacity = max(slots, 2 * len(self.tile_ids))
+        ids = np.full((capacity, self.ring), NO_TILE, dtype=np.int64)
+        data = np.empty((capacity, self.ring, self.layout.width), dtype=np.float64)
+        data[len(self.data) :] = self.layout.empty()
+        ids[: len(self.tile_ids)] = self.tile_ids
+        data[: len(self.data)] = self.data
+        self.tile_ids, self.data = ids, data
 
     def merge_runs(self, slots: I64, tiles: I64, parts: F64, sets: list[list[set[object]]]) -> None:
         """Merge one partial per (slot, tile) run into the ring (runs unique per pair)."""
