@@ -16,12 +16,13 @@ if store_spec.startswith("redis://"):
 
     store = RedisStore(store_spec)
 else:
-    store = EmbeddedStore(store_spec, snapshot_interval_s=0.2)
+    store = EmbeddedStore(store_spec, snapshot_interval_s=0.05)
 engine = OnlineEngine(views=fraud_views(), store=store)
 worker = FeatureWorker(
     engine=engine, log=open_log(log_url), topic=topic, schema=Transaction, max_records=300
 )
 print("started", flush=True)
-worker.run(until=worker.caught_up)
+while not worker.caught_up():
+    print(worker.run_once(), flush=True)  # one line per round of micro-batches
 store.close()  # a clean stop snapshots; a kill -9 replays from the last snapshot
 print("done", flush=True)

@@ -49,14 +49,16 @@ def crash_and_restart(log_url: str, store_spec: str, rng: random.Random) -> int:
         )
         assert child.stdout is not None
         assert child.stdout.readline().strip() == "started"
-        time.sleep(rng.uniform(0.1, 1.0))
+        for _ in range(rng.randint(1, 8)):  # let it run some rounds of micro-batches,
+            child.stdout.readline()
+        time.sleep(rng.uniform(0, 0.02))  # then kill it somewhere inside the next one
         if child.poll() is None:
             os.kill(child.pid, signal.SIGKILL)
             kills += 1
         child.wait()
         child.stdout.close()
         mid_stream += 0 < committed(store_spec) < EVENTS
-    assert mid_stream >= ROUNDS // 2, f"only {mid_stream} of {ROUNDS} kills hit mid-stream"
+    assert mid_stream >= ROUNDS // 2, f"only {mid_stream} of {ROUNDS} kills left a partial state"
     finished = subprocess.run(
         [sys.executable, str(script), log_url, store_spec, "transactions"],
         capture_output=True,

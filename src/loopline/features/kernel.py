@@ -229,11 +229,12 @@ def finalize(
 
 def merge_many(layout: Layout, stack: F64) -> F64:
     """Merge the partials stacked as rows of ``stack`` into one (vectorised)."""
+    if len(stack) == 1:
+        single: F64 = stack[0].copy()
+        return single
     out = layout.empty()
     if len(stack) == 0:
         return out
-    if len(stack) == 1:
-        return stack[0].copy()
     add, mn, mx, last = layout.columns
     if len(add):
         out[add] = stack[:, add].sum(axis=0)
