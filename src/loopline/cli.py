@@ -16,7 +16,9 @@ demo_app = typer.Typer(help="Guided demos on embedded defaults.", no_args_is_hel
 bench_app = typer.Typer(
     help="Benchmarks (scripts under benchmarks/ in a source checkout).", no_args_is_help=True
 )
+features_app = typer.Typer(help="Feature engine: definitions, consistency.", no_args_is_help=True)
 app.add_typer(demo_app, name="demo")
+app.add_typer(features_app, name="features")
 app.add_typer(bench_app, name="bench")
 
 
@@ -38,6 +40,41 @@ def demo_events(
 
     summary = run_ingest_demo(workdir, transactions=transactions)
     raise typer.Exit(0 if summary.ok else 1)
+
+
+@features_app.command("validate")
+def features_validate(
+    events: Annotated[int, typer.Option(min=100, help="Simulated transactions.")] = 100_000,
+    sample: Annotated[int, typer.Option(min=1, help="Events compared.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Simulation and sampling seed.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Replay a simulated stream through the online and offline engines; print mismatch rates."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from loopline.apps.fraud import fraud_feature_set, random_transactions
+    from loopline.features.validate import validate
+    from loopline.features.worker import to_columns
+
+    feature_set = fraud_feature_set()
+    fields = sorted({c for v in feature_set.views for c in v.columns})
+    columns = to_columns(
+        random_transactions(events, cards=max(100, events // 50), seed=seed), fields
+    )
+    rates = validate(feature_set, columns, sample=sample, seed=seed)
+    if as_json:
+        typer.echo(json.dumps({"events": events, "sample": sample, "mismatch_rates": rates}))
+    else:
+        table = Table(title=f"online vs offline, {sample:,} of {events:,} simulated transactions")
+        table.add_column("feature")
+        table.add_column("mismatch rate", justify="right")
+        for name, rate in rates.items():
+            table.add_row(name, f"{rate:.2%}")
+        Console().print(table)
+    raise typer.Exit(0 if not any(rates.values()) else 1)
 
 
 def _benchmark(name: str) -> Path:

@@ -18,7 +18,9 @@ from loopline.features.definitions import (
     minutes,
     seconds,
 )
+from loopline.features.derived import Ratio, RequestFeature, ZScore
 from loopline.features.embedded import EmbeddedStore
+from loopline.features.featureset import FeatureSet
 from loopline.features.offline import training_set
 from loopline.features.online import Checkpoint, FeatureValues, OnlineEngine
 
@@ -28,13 +30,17 @@ __all__ = [
     "EmbeddedStore",
     "Entity",
     "Feature",
+    "FeatureSet",
     "FeatureValues",
     "FeatureView",
     "Filter",
     "OnlineEngine",
     "OnlineStore",
+    "Ratio",
+    "RequestFeature",
     "Source",
     "Table",
+    "ZScore",
     "days",
     "hours",
     "minutes",

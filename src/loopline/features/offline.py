@@ -58,6 +58,7 @@ def _literal(value: object) -> str:
 def _events_sql(view: FeatureView, columns: set[str]) -> str:
     ts = _q(view.source.timestamp)
     arrival = "_arrival_ms" if "_arrival_ms" in columns else view.source.timestamp
+    keyed = f"{_q(view.entity.join_key)} IS NOT NULL AND {_q(view.entity.join_key)}::VARCHAR <> ''"
     if {"_partition", "_offset"} <= columns:
         return f"""
             SELECT * FROM (
@@ -65,8 +66,8 @@ def _events_sql(view: FeatureView, columns: set[str]) -> str:
                        max({ts}) OVER (PARTITION BY _partition ORDER BY _offset
                                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS __wm
                 FROM history
-            ) WHERE __wm IS NULL OR {ts} >= __wm - {view.allowed_lateness_ms}"""
-    return f"SELECT *, {_q(arrival)} AS __arrival FROM history"
+            ) WHERE (__wm IS NULL OR {ts} >= __wm - {view.allowed_lateness_ms}) AND {keyed}"""
+    return f"SELECT *, {_q(arrival)} AS __arrival FROM history WHERE {keyed}"
 
 
 def training_set(
@@ -115,6 +116,15 @@ def training_set(
     groups: dict[tuple[int, int, Filter | None], list[Feature]] = defaultdict(list)
     for f in view.features:
         groups[(f.hop_ms, f.tiles, f.aggregation.where)].append(f)
+    spine_cols = set(spine_columns(con))
+    arrived = "e.__arrival <= s.__t"
+    if {"_partition", "_offset"} <= spine_cols and {"_partition", "_offset"} <= columns:
+        # spine rows are events of the log: of events arriving in the same millisecond,
+        # only those before the row's own position had arrived when it was scored
+        arrived = (
+            "(e.__arrival < s.__t OR (e.__arrival = s.__t AND (e._partition <> s._partition"
+            " OR e._offset <= s._offset)))"
+        )
     selects, joins = [], []
     for i, ((hop, tiles, where), feats) in enumerate(groups.items()):
         filt = f" AND e.{_q(where.column)} = {_literal(where.value)}" if where else ""
@@ -123,7 +133,7 @@ def training_set(
             LEFT JOIN (
                 SELECT s.__row, {aggs}
                 FROM spine s JOIN events e
-                  ON e.{_q(key)} = s.__key AND e.{_q(ts)} <= s.__t AND e.__arrival <= s.__t
+                  ON e.{_q(key)} = s.__key AND e.{_q(ts)} <= s.__t AND {arrived}
                  AND e.{_q(ts)} // {hop} > s.__t // {hop} - {tiles}{filt}
                 GROUP BY s.__row, s.__t
             ) g{i} USING (__row)""")
@@ -134,8 +144,8 @@ def training_set(
                 f"coalesce(g{i}.{_q(f.name)}::DOUBLE, {default}::DOUBLE) "
                 f"AS {_q(view.name + '__' + f.name)}"
             )
-    spine_cols = ", ".join(f"spine.{_q(c)}" for c in spine_columns(con))
-    sql = f"SELECT {spine_cols}, {', '.join(selects)} FROM spine {''.join(joins)} ORDER BY __row"
+    keep = ", ".join(f"spine.{_q(c)}" for c in spine_columns(con))
+    sql = f"SELECT {keep}, {', '.join(selects)} FROM spine {''.join(joins)} ORDER BY __row"
     return con.sql(sql).to_arrow_table()
 
 

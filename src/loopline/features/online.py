@@ -21,9 +21,10 @@ import numpy.typing as npt
 
 from loopline.events import TopicPartition
 from loopline.exceptions import ConfigError
-from loopline.features.base import OnlineStore, Runs, Table, Window
+from loopline.features.base import OnlineStore, Runs, Table, Window, WindowValue
 from loopline.features.definitions import Feature, FeatureView
 from loopline.features.kernel import Layout, finalize, layouts, partials
+from loopline.features.ring import combine
 
 _NO_WATERMARK = -(2**62)
 Columns = Mapping[str, npt.NDArray[np.generic]]
@@ -154,10 +155,11 @@ class OnlineEngine:
         before = np.maximum.accumulate(np.r_[wm0, ts[:-1]])
         late = ts < before - view.allowed_lateness_ms
         checkpoint.watermarks[view.name] = int(max(wm0, ts.max()))
-        keep = ~late
+        keys = np.asarray(columns[view.entity.join_key])
+        keep = ~late & (keys != "")  # an event without the entity's key belongs to none
         if not keep.any():
             return late
-        keys = np.asarray(columns[view.entity.join_key])[keep]
+        keys = keys[keep]
         ts = ts[keep]
         cols = {c: np.asarray(columns[c])[keep] for c in view.columns}
         uniq, codes = np.unique(keys, return_inverse=True)
@@ -185,14 +187,30 @@ class OnlineEngine:
         t = int(time.time() * 1000) if as_of_ms is None else as_of_ms
         return [self._values(view, key, t) for key in keys]
 
-    def _values(self, view: FeatureView, key: str, t: int) -> FeatureValues:
+    def read_event(self, view_name: str, event: Columns) -> FeatureValues:
+        """The features of one incoming event's entity at the event's time, including the
+        event itself (merged through the same kernel), before it is ingested: what the
+        offline engine computes for that event's row of history."""
+        view = self.views[view_name]
+        key = str(np.asarray(event[view.entity.join_key])[0])
+        ts = np.asarray(event[view.source.timestamp], dtype=np.int64)[:1]
+        cols = {c: np.asarray(event[c])[:1] for c in view.columns}
+        own = (ts, cols) if key != "" else None  # no key: the event belongs to no entity
+        return self._values(view, key, int(ts[0]), own=own)
+
+    def _values(
+        self,
+        view: FeatureView,
+        key: str,
+        t: int,
+        own: tuple[npt.NDArray[np.int64], Columns] | None = None,
+    ) -> FeatureValues:
         groups = self._groups[view.name]
         windows = [Window(g.layout.hop_ms, g.layout, t // g.layout.hop_ms, g.tiles) for g in groups]
         values: dict[str, float] = {}
         newest = -math.inf
-        for g, (merged, sets) in zip(
-            groups, self.store.read(view.version, key, windows), strict=True
-        ):
+        for g, found in zip(groups, self.store.read(view.version, key, windows), strict=True):
+            merged, sets = found if own is None else _with_own(g.layout, found, *own)
             for f in g.features:
                 distinct = None
                 if f.aggregation.function == "distinct_count":
@@ -202,3 +220,10 @@ class OnlineEngine:
                 values[f.name] = finalize(f, g.layout, merged, distinct, t)
             newest = max(newest, float(merged[-1]))
         return FeatureValues(values, t, int(newest) if math.isfinite(newest) else None)
+
+
+def _with_own(
+    layout: Layout, found: WindowValue, ts: npt.NDArray[np.int64], cols: Columns
+) -> WindowValue:
+    part, sets = partials(layout, ts // layout.hop_ms, ts, cols)
+    return combine(layout, [found, (part[0], sets[0])])

@@ -1,6 +1,6 @@
 """Real-time card-fraud detection, the flagship application."""
 
 from loopline.apps.fraud.events import Transaction, random_transactions
-from loopline.apps.fraud.features import fraud_views
+from loopline.apps.fraud.features import fraud_feature_set, fraud_views
 
-__all__ = ["Transaction", "fraud_views", "random_transactions"]
+__all__ = ["Transaction", "fraud_feature_set", "fraud_views", "random_transactions"]

@@ -7,7 +7,20 @@ the simulator's labels and coordinates, join them in the fraud application prope
 
 from __future__ import annotations
 
-from loopline.features import Aggregation, Entity, FeatureView, Filter, Source, days, hours, minutes
+from loopline.features import (
+    Aggregation,
+    Entity,
+    FeatureSet,
+    FeatureView,
+    Filter,
+    Ratio,
+    RequestFeature,
+    Source,
+    ZScore,
+    days,
+    hours,
+    minutes,
+)
 
 TRANSACTIONS = Source(name="transactions", topic="transactions", timestamp="event_time_ms")
 
@@ -61,6 +74,36 @@ def fraud_views() -> tuple[FeatureView, ...]:
             aggregations=(
                 Aggregation(function="count", windows=(hours(1),)),
                 Aggregation(function="distinct_count", column="card_token", windows=(days(1),)),
+            ),
+        ),
+    )
+
+
+def fraud_feature_set() -> FeatureSet:
+    """The views plus features of the transaction itself and their combinations."""
+    return FeatureSet(
+        name="fraud",
+        views=fraud_views(),
+        request=(
+            RequestFeature(name="tx_amount", column="amount"),
+            RequestFeature(name="log_amount", column="amount", transform="log1p"),
+            RequestFeature(name="hour_of_day", column="event_time_ms", transform="hour_of_day"),
+            RequestFeature(name="is_weekend", column="event_time_ms", transform="is_weekend"),
+            RequestFeature(
+                name="card_not_present", column="channel", transform="equals", value="cnp"
+            ),
+        ),
+        derived=(
+            ZScore(
+                name="amount_zscore_7d",
+                value="tx_amount",
+                mean="card__amount_mean_7d",
+                std="card__amount_std_7d",
+            ),
+            Ratio(
+                name="card_spend_1h_over_1d",
+                numerator="card__amount_sum_1h",
+                denominator="card__amount_sum_1d",
             ),
         ),
     )

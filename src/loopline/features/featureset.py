@@ -1,0 +1,109 @@
+"""A model's whole feature vector: feature views, request-time and derived features.
+
+``online`` computes it for incoming events from the online engine (each event's own
+contribution merged in through the kernel); ``offline`` computes it for a spine of the
+source's events from history. Both apply the same request-time and derived functions to
+columns, so training and serving see the same values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from loopline.exceptions import ConfigError
+from loopline.features.definitions import FeatureView
+from loopline.features.derived import F64, Derived, RequestFeature
+from loopline.features.offline import training_set
+from loopline.features.online import Columns, OnlineEngine
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeatureSet:
+    """The features a model reads, by name.
+
+    Args:
+        name: The set's name.
+        views: Windowed aggregations; columns are ``<view>__<feature>``.
+        request: Features of the incoming event itself.
+        derived: Ratios and z-scores over the columns above, in order.
+    """
+
+    name: str
+    views: tuple[FeatureView, ...]
+    request: tuple[RequestFeature, ...] = ()
+    derived: tuple[Derived, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = self.names
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ConfigError(f"FeatureSet {self.name!r} defines {duplicates} twice.")
+        known = set(names[: len(names) - len(self.derived)])
+        for d in self.derived:
+            missing = [i for i in d.inputs if i not in known]
+            if missing:
+                raise ConfigError(
+                    f"Derived feature {d.name!r} of FeatureSet {self.name!r} reads {missing}, "
+                    "which are not defined before it. Name view features '<view>__<feature>'."
+                )
+            known.add(d.name)
+
+    @property
+    def names(self) -> list[str]:
+        """Every output column, in order."""
+        return [
+            *(f"{v.name}__{f.name}" for v in self.views for f in v.features),
+            *(r.name for r in self.request),
+            *(d.name for d in self.derived),
+        ]
+
+    def _finish(self, columns: dict[str, F64], events: Columns) -> dict[str, F64]:
+        for r in self.request:
+            columns[r.name] = r.compute(events)
+        for d in self.derived:
+            columns[d.name] = d.compute(columns)
+        return {n: columns[n] for n in self.names}
+
+    def online(self, engine: OnlineEngine, events: Columns) -> dict[str, F64]:
+        """The feature vector of each incoming event (one row per event)."""
+        n = len(next(iter(events.values())))
+        columns: dict[str, F64] = {}
+        for view in self.views:
+            rows = [
+                engine.read_event(
+                    view.name, {c: np.asarray(events[c])[i : i + 1] for c in view.columns}
+                )
+                for i in range(n)
+            ]
+            for f in view.features:
+                columns[f"{view.name}__{f.name}"] = np.array([r.values[f.name] for r in rows])
+        return self._finish(columns, events)
+
+    def offline(
+        self, history: Any, spine: Any, *, connection: duckdb.DuckDBPyConnection | None = None
+    ) -> pa.Table:
+        """The spine (rows of the source's events, present in ``history``) with every feature
+        as served when that event was scored."""
+        con = connection or duckdb.connect()
+        table = spine if isinstance(spine, pa.Table) else pa.table(spine)
+        clash = sorted(set(self.names) & set(table.column_names))
+        if clash:
+            raise ConfigError(
+                f"FeatureSet {self.name!r} outputs {clash}, which the spine already has as "
+                "columns. Rename those features (e.g. 'tx_amount' for column 'amount')."
+            )
+        columns: dict[str, F64] = {}
+        for view in self.views:
+            result = training_set(view, history, table, connection=con)
+            for f in view.features:
+                name = f"{view.name}__{f.name}"
+                columns[name] = result.column(name).to_numpy()
+        events = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
+        for name, values in self._finish(columns, events).items():
+            table = table.append_column(name, pa.array(values, pa.float64()))
+        return table
