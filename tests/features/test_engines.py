@@ -64,7 +64,7 @@ def test_the_window_rule_on_tile_edges(tmp_path: Path, t: int, count: int, total
 
 def test_late_events_are_dropped_and_reported(tmp_path: Path) -> None:
     engine = OnlineEngine(views=[VIEW], store=EmbeddedStore(tmp_path / "s.db"))
-    late = engine.update_many(batch([1000, 760, 740, 1200, 940]))["v"]
+    late = engine.update_many(batch([1000, 760, 740, 1200, 940]))[f"v@{VIEW.version}"]
     assert late.tolist() == [False, False, True, False, True]  # watermark - 250
     (values,) = engine.read("v", ["a"], as_of_ms=1200)
     assert values.values["count_300ms"] == 2  # 1000 and 1200: tile 10..12

@@ -75,9 +75,7 @@ class FeatureSet:
         columns: dict[str, F64] = {}
         for view in self.views:
             rows = [
-                engine.read_event(
-                    view.name, {c: np.asarray(events[c])[i : i + 1] for c in view.columns}
-                )
+                engine.read_event(view, {c: np.asarray(events[c])[i : i + 1] for c in view.columns})
                 for i in range(n)
             ]
             for f in view.features:

@@ -68,26 +68,39 @@ class _Group:
 class OnlineEngine:
     """Keeps the online state of ``views`` in ``store``.
 
+    Every view given is maintained (each version has its own state); reads by name go to
+    the version that name points at: the last one given for it, until :meth:`point`
+    moves it. Keeping the previous version maintained makes rollback a re-pointing.
+
     Args:
-        views: The feature views to maintain; each version keeps its own state.
+        views: The feature views to maintain.
         store: Where tiles and checkpoints live.
     """
 
-    def __init__(self, *, views: Sequence[FeatureView], store: OnlineStore) -> None:
-        names = [v.name for v in views]
-        if len(set(names)) != len(names):
-            raise ConfigError(f"OnlineEngine got two views with one name: {sorted(names)}.")
-        self.views = {v.name: v for v in views}
+    def __init__(
+        self,
+        *,
+        views: Sequence[FeatureView],
+        store: OnlineStore,
+        serving: Mapping[str, str] | None = None,
+    ) -> None:
+        versions = [v.version for v in views]
+        if len(set(versions)) != len(versions):
+            raise ConfigError("OnlineEngine got the same view version twice.")
+        self.maintained = {v.version: v for v in views}
+        self._serving = {v.name: v.version for v in views}
+        for name, version in (serving or {}).items():
+            self.point(name, version)
         self.store = store
-        self._layouts = {v.name: layouts(v) for v in views}
+        self._layouts = {v.version: layouts(v) for v in views}
         self._rings = {
-            v.name: {
+            v.version: {
                 hop: max(f.tiles for f in v.features if f.hop_ms == hop)
-                for hop in self._layouts[v.name]
+                for hop in self._layouts[v.version]
             }
             for v in views
         }
-        self._groups = {v.name: self._read_groups(v) for v in views}
+        self._groups = {v.version: self._read_groups(v) for v in views}
         self._checkpoints: dict[int, Checkpoint] = {}
 
     def _read_groups(self, view: FeatureView) -> list[_Group]:
@@ -95,9 +108,32 @@ class OnlineEngine:
         for f in view.features:
             groups.setdefault((f.hop_ms, f.tiles), []).append(f)
         return [
-            _Group(self._layouts[view.name][hop], tiles, tuple(feats))
+            _Group(self._layouts[view.version][hop], tiles, tuple(feats))
             for (hop, tiles), feats in groups.items()
         ]
+
+    def view(self, view: str | FeatureView) -> FeatureView:
+        """The maintained view: by name, the version the name points at."""
+        version = self._serving.get(view) if isinstance(view, str) else view.version
+        found = self.maintained.get(version or "")
+        if found is None:
+            raise ConfigError(
+                f"View {view if isinstance(view, str) else view.name!r} (version {version}) is "
+                f"not maintained by this engine; it keeps {sorted(self._serving)}."
+            )
+        return found
+
+    def point(self, name: str, version: str) -> None:
+        """Serve ``name`` from ``version`` (a maintained one): promotion and rollback."""
+        view = self.maintained.get(version)
+        if view is None or view.name != name:
+            raise ConfigError(f"Version {version!r} of view {name!r} is not maintained here.")
+        self._serving[name] = version
+
+    @property
+    def views(self) -> dict[str, FeatureView]:
+        """Name -> the version served."""
+        return {name: self.maintained[v] for name, v in self._serving.items()}
 
     def checkpoint(self, partition: int) -> Checkpoint:
         """The partition's checkpoint as of the last commit (and updates since)."""
@@ -108,9 +144,12 @@ class OnlineEngine:
             self._checkpoints[partition] = found
         return found
 
-    def offset(self, tp: TopicPartition) -> int:
-        """The next offset of ``tp`` to process (0 if none was)."""
-        return self.checkpoint(tp.partition).offsets.get(tp.topic, 0)
+    def offset(self, tp: TopicPartition, view: FeatureView | None = None) -> int:
+        """The next offset of ``tp`` that ``view`` needs (0 if none was processed); without a
+        view, the lowest over the maintained views: where a worker must read from."""
+        offsets = self.checkpoint(tp.partition).offsets
+        views = [view] if view is not None else list(self.maintained.values())
+        return min(offsets.get(f"{v.version}:{tp.topic}", 0) for v in views)
 
     def update_many(
         self,
@@ -125,14 +164,36 @@ class OnlineEngine:
         return late
 
     def apply_many(
-        self, columns: Columns, *, partition: int = 0
+        self,
+        columns: Columns,
+        *,
+        partition: int = 0,
+        positions: tuple[str, npt.NDArray[np.int64]] | None = None,
     ) -> dict[str, npt.NDArray[np.bool_]]:
-        """Apply one micro-batch of one partition, not yet durable; return the late masks."""
+        """Apply one micro-batch of one partition, not yet durable; return the late masks.
+
+        ``positions`` (topic, each row's log offset) lets each view skip the rows it has
+        already applied: a version added later catches up from the start of the log while
+        the others go on.
+        """
         checkpoint = self.checkpoint(partition)
-        return {
-            name: self._update_view(view, columns, partition, checkpoint)
-            for name, view in self.views.items()
-        }
+        late = {}
+        for view in self.maintained.values():
+            cols = columns
+            if positions is not None:
+                topic, offsets = positions
+                fresh = offsets >= checkpoint.offsets.get(f"{view.version}:{topic}", 0)
+                cols = (
+                    columns
+                    if fresh.all()
+                    else {c: np.asarray(v)[fresh] for c, v in columns.items()}
+                )
+                mask = np.zeros(len(offsets), dtype=bool)
+                mask[fresh] = self._update_view(view, cols, partition, checkpoint)
+            else:
+                mask = self._update_view(view, cols, partition, checkpoint)
+            late[f"{view.name}@{view.version}"] = mask
+        return late
 
     def commit(
         self, partition: int, *, offsets: Mapping[TopicPartition, int] | None = None
@@ -142,7 +203,9 @@ class OnlineEngine:
         for tp, offset in (offsets or {}).items():
             if tp.partition != partition:
                 raise ConfigError(f"commit(partition={partition}) got an offset for {tp}.")
-            checkpoint.offsets[tp.topic] = offset
+            for v in self.maintained.values():
+                key = f"{v.version}:{tp.topic}"
+                checkpoint.offsets[key] = max(offset, checkpoint.offsets.get(key, 0))
         self.store.commit(partition, msgspec.msgpack.encode(checkpoint))
 
     def _update_view(
@@ -151,10 +214,10 @@ class OnlineEngine:
         ts = np.asarray(columns[view.source.timestamp], dtype=np.int64)
         if len(ts) == 0:
             return np.zeros(0, dtype=bool)
-        wm0 = checkpoint.watermarks.get(view.name, _NO_WATERMARK)
+        wm0 = checkpoint.watermarks.get(view.version, _NO_WATERMARK)
         before = np.maximum.accumulate(np.r_[wm0, ts[:-1]])
         late = ts < before - view.allowed_lateness_ms
-        checkpoint.watermarks[view.name] = int(max(wm0, ts.max()))
+        checkpoint.watermarks[view.version] = int(max(wm0, ts.max()))
         keys = np.asarray(columns[view.entity.join_key])
         keep = ~late & (keys != "")  # an event without the entity's key belongs to none
         if not keep.any():
@@ -164,34 +227,34 @@ class OnlineEngine:
         cols = {c: np.asarray(columns[c])[keep] for c in view.columns}
         uniq, codes = np.unique(keys, return_inverse=True)
         runs = []
-        for hop, layout in self._layouts[view.name].items():
+        for hop, layout in self._layouts[view.version].items():
             tiles = ts // hop
             order = np.lexsort((ts, tiles, codes))
             group = codes[order].astype(np.int64) * (1 << 40) + tiles[order]
             parts, sets = partials(layout, group, ts[order], {c: v[order] for c, v in cols.items()})
             first = order[np.flatnonzero(np.r_[True, group[1:] != group[:-1]])]
-            table = Table(view.version, hop, partition, layout, self._rings[view.name][hop])
+            table = Table(view.version, hop, partition, layout, self._rings[view.version][hop])
             runs.append(Runs(table, codes[first], tiles[first], parts, sets))
         self.store.apply(uniq, runs)
         return late
 
     def read(
-        self, view_name: str, keys: Sequence[str], *, as_of_ms: int | None = None
+        self, view: str | FeatureView, keys: Sequence[str], *, as_of_ms: int | None = None
     ) -> list[FeatureValues]:
         """The features of ``keys`` in view ``view_name`` at ``as_of_ms`` (default now).
 
         Exact for reads at or after each entity's newest event (serving); past reads
         belong to the offline engine (see :mod:`loopline.features.ring`).
         """
-        view = self.views[view_name]
+        view = self.view(view)
         t = int(time.time() * 1000) if as_of_ms is None else as_of_ms
         return [self._values(view, key, t) for key in keys]
 
-    def read_event(self, view_name: str, event: Columns) -> FeatureValues:
+    def read_event(self, view: str | FeatureView, event: Columns) -> FeatureValues:
         """The features of one incoming event's entity at the event's time, including the
         event itself (merged through the same kernel), before it is ingested: what the
         offline engine computes for that event's row of history."""
-        view = self.views[view_name]
+        view = self.view(view)
         key = str(np.asarray(event[view.entity.join_key])[0])
         ts = np.asarray(event[view.source.timestamp], dtype=np.int64)[:1]
         cols = {c: np.asarray(event[c])[:1] for c in view.columns}
@@ -205,7 +268,7 @@ class OnlineEngine:
         t: int,
         own: tuple[npt.NDArray[np.int64], Columns] | None = None,
     ) -> FeatureValues:
-        groups = self._groups[view.name]
+        groups = self._groups[view.version]
         windows = [Window(g.layout.hop_ms, g.layout, t // g.layout.hop_ms, g.tiles) for g in groups]
         values: dict[str, float] = {}
         newest = -math.inf

@@ -82,7 +82,7 @@ class FeatureWorker:
         )
         self.max_records = max_records
         self.dlq = DeadLetterQueue(log, topic)
-        self.fields = sorted({c for v in engine.views.values() for c in v.columns})
+        self.fields = sorted({c for v in engine.maintained.values() for c in v.columns})
         self.stats = WorkerStats()
 
     def run_once(self) -> int:
@@ -101,7 +101,10 @@ class FeatureWorker:
         decoded = decode_or_dead_letter(records, self.codec, self.dlq)
         self.stats.invalid += before - len(decoded)
         columns = to_columns([e for _, e in decoded], self.fields)
-        late = self.engine.apply_many(columns, partition=tp.partition)
+        offsets = np.array([r.offset for r, _ in decoded], dtype=np.int64)
+        late = self.engine.apply_many(
+            columns, partition=tp.partition, positions=(tp.topic, offsets)
+        )
         failures = _late_letters([r for r, _ in decoded], late)
         self.dlq.send_many(failures)  # durable before the offsets move on: nothing lost
         self.engine.commit(tp.partition, offsets={tp: records[-1].offset + 1})
@@ -132,7 +135,7 @@ def _late_letters(
 ) -> list[tuple[Record, Exception]]:
     out: list[tuple[Record, Exception]] = []
     for i, record in enumerate(records):
-        views = [name for name, mask in late.items() if len(mask) and mask[i]]
+        views = [name for name, mask in late.items() if len(mask) and mask[i]]  # name@version
         if views:
             error = LateEventError(
                 f"Event at {record.timestamp_ms} ms ({record.topic}[{record.partition}] offset "
