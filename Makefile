@@ -35,6 +35,7 @@ bench: $(STAMP) system
 	$(BIN)/loopline bench events --backend embedded
 	$(BIN)/loopline bench events --backend kafka
 	$(BIN)/loopline bench events --backend redis
+	$(BIN)/loopline bench features
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -31,7 +31,9 @@ def test_import_loopline_is_light() -> None:
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("module", ["loopline", "loopline.events", "loopline.servers"])
+@pytest.mark.parametrize(
+    "module", ["loopline", "loopline.events", "loopline.features", "loopline.servers"]
+)
 def test_public_names_are_sorted_and_importable(module: str) -> None:
     mod = importlib.import_module(module)
     assert list(mod.__all__) == sorted(mod.__all__)

@@ -121,18 +121,18 @@ def merge_into(layout: Layout, into: F64, other: F64) -> None:
 
 def partials(
     layout: Layout,
-    tiles: npt.NDArray[np.int64],
+    starts: npt.NDArray[np.intp],
     ts: npt.NDArray[np.int64],
     columns: Mapping[str, npt.NDArray[np.generic]],
 ) -> tuple[F64, list[list[set[object]]]]:
-    """Update: the partial of each run of equal ``tiles`` (events already grouped by tile).
+    """Update: the partial of each run of events, runs beginning at ``starts``.
 
     Returns an array of shape (runs, width) and, per run, one set per distinct_count
-    aggregation. Vectorised: one reduceat per field.
+    aggregation (an empty list when the layout has none). Vectorised: one reduceat per
+    field.
     """
-    starts = np.flatnonzero(np.r_[True, tiles[1:] != tiles[:-1]])
     out = np.empty((len(starts), layout.width), dtype=np.float64)
-    sets: list[list[set[object]]] = [[] for _ in starts]
+    sets: list[list[set[object]]] = [[] for _ in starts] if layout.distinct else []
     tsf = ts.astype(np.float64)
     for a, off in zip(layout.aggregations, layout.offsets, strict=True):
         mask = np.ones(len(ts), dtype=bool)
@@ -144,12 +144,26 @@ def partials(
             mask &= ~np.isnan(values)
         _update_fields(a, out, off, starts, mask, values, tsf)
         if a.function == "distinct_count":
-            col = columns[a.column or ""]
-            for run, (lo, hi) in enumerate(zip(starts, [*starts[1:], len(ts)], strict=True)):
-                values_run = col[lo:hi].tolist()
-                sets[run].append({v for v, m in zip(values_run, mask[lo:hi], strict=True) if m})
+            _distinct(sets, starts, np.asarray(columns[a.column or ""]), mask)
     out[:, -1] = np.maximum.reduceat(tsf, starts)
     return out, sets
+
+
+def _distinct(
+    sets: list[list[set[object]]],
+    starts: npt.NDArray[np.intp],
+    column: npt.NDArray[np.generic],
+    mask: npt.NDArray[np.bool_],
+) -> None:
+    """Append each run's set of distinct values: unique (run, value) pairs, then one set each."""
+    run_of = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(column)]))[mask]
+    values, codes = np.unique(column[mask], return_inverse=True)
+    pairs = np.unique(run_of * max(1, len(values)) + codes)
+    runs, which = np.divmod(pairs, max(1, len(values)))
+    bounds = np.searchsorted(runs, np.arange(len(starts) + 1)).tolist()
+    names, which_list = values.tolist(), which.tolist()
+    for run, out in enumerate(sets):
+        out.append({names[i] for i in which_list[bounds[run] : bounds[run + 1]]})
 
 
 def _update_fields(

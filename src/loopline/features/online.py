@@ -226,15 +226,17 @@ class OnlineEngine:
         ts = ts[keep]
         cols = {c: np.asarray(columns[c])[keep] for c in view.columns}
         uniq, codes = np.unique(keys, return_inverse=True)
+        order = np.lexsort((ts, codes))  # one sort per view: by entity, then time
+        codes, ts = codes[order], ts[order]
+        cols = {c: v[order] for c, v in cols.items()}
+        new_entity = np.r_[True, codes[1:] != codes[:-1]]
         runs = []
         for hop, layout in self._layouts[view.version].items():
-            tiles = ts // hop
-            order = np.lexsort((ts, tiles, codes))
-            group = codes[order].astype(np.int64) * (1 << 40) + tiles[order]
-            parts, sets = partials(layout, group, ts[order], {c: v[order] for c, v in cols.items()})
-            first = order[np.flatnonzero(np.r_[True, group[1:] != group[:-1]])]
+            tiles = ts // hop  # sorted within each entity, so runs are contiguous
+            starts = np.flatnonzero(new_entity | np.r_[True, tiles[1:] != tiles[:-1]])
+            parts, sets = partials(layout, starts, ts, cols)
             table = Table(view.version, hop, partition, layout, self._rings[view.version][hop])
-            runs.append(Runs(table, codes[first], tiles[first], parts, sets))
+            runs.append(Runs(table, codes[starts], tiles[starts], parts, sets))
         self.store.apply(uniq, runs)
         return late
 
@@ -288,5 +290,5 @@ class OnlineEngine:
 def _with_own(
     layout: Layout, found: WindowValue, ts: npt.NDArray[np.int64], cols: Columns
 ) -> WindowValue:
-    part, sets = partials(layout, ts // layout.hop_ms, ts, cols)
-    return combine(layout, [found, (part[0], sets[0])])
+    part, sets = partials(layout, np.zeros(1, dtype=np.intp), ts, cols)
+    return combine(layout, [found, (part[0], sets[0] if sets else [])])

@@ -120,7 +120,7 @@ class TileRing:
         ):
             mine = self.sets.get((s, p))
             if mine is None or fresh:
-                self.sets[(s, p)] = [set(x) for x in theirs]
+                self.sets[(s, p)] = theirs  # a batch's sets are new: the ring takes them over
             else:
                 for a, b in zip(mine, theirs, strict=True):
                     a |= b
