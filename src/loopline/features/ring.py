@@ -44,7 +44,7 @@ class SlotMap:
 class TileRing:
     """``ring`` tile positions per slot for one layout; slots come from a :class:`SlotMap`."""
 
-    def __init__(self, layout: Layout, ring: int, capacity: int = 4096) -> None:
+    def __init__(self, layout: Layout, ring: int, capacity: int = 256) -> None:
         self.layout = layout
         self.ring = ring
         self.tile_ids = np.full((capacity, ring), NO_TILE, dtype=np.int64)
