@@ -189,6 +189,7 @@ class FeatureView:
     aggregations: tuple[Aggregation, ...]
     allowed_lateness_ms: int = 5 * MINUTE_MS
     features: tuple[Feature, ...] = field(init=False, repr=False, compare=False)
+    _version: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.aggregations:
@@ -206,10 +207,6 @@ class FeatureView:
         if duplicates:
             raise ConfigError(f"FeatureView {self.name!r} defines {duplicates} twice.")
         object.__setattr__(self, "features", feats)
-
-    @property
-    def version(self) -> str:
-        """A fingerprint of everything that changes the values: 12 hex digits."""
         text = repr(
             (
                 self.name,
@@ -219,7 +216,12 @@ class FeatureView:
                 self.allowed_lateness_ms,
             )
         )
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        object.__setattr__(self, "_version", hashlib.sha256(text.encode()).hexdigest()[:12])
+
+    @property
+    def version(self) -> str:
+        """A fingerprint of everything that changes the values: 12 hex digits."""
+        return self._version
 
     @property
     def columns(self) -> list[str]:

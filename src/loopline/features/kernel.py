@@ -213,11 +213,17 @@ def _last(
 
 
 def finalize(
-    feature: Feature, layout: Layout, merged: F64, sets: set[object] | None, read_ms: int
+    feature: Feature,
+    layout: Layout,
+    merged: F64,
+    sets: set[object] | None,
+    read_ms: int,
+    offset: int | None = None,
 ) -> float:
-    """The value of ``feature`` from the merged partial of its window's tiles."""
+    """The value of ``feature`` from the merged partial of its window's tiles (``offset``:
+    where its fields start, when the caller has it at hand)."""
     a = feature.aggregation
-    off = layout.offsets[layout.aggregations.index(a)]
+    off = layout.offsets[layout.aggregations.index(a)] if offset is None else offset
     fn = a.function
     if fn == "count":
         return float(merged[off])

@@ -63,6 +63,8 @@ class _Group:
     layout: Layout
     tiles: int
     features: tuple[Feature, ...]
+    offsets: tuple[int, ...]  # where each feature's fields start in the partial
+    distinct: tuple[int | None, ...]  # each feature's index among the layout's sets
 
 
 class OnlineEngine:
@@ -107,10 +109,22 @@ class OnlineEngine:
         groups: dict[tuple[int, int], list[Feature]] = {}
         for f in view.features:
             groups.setdefault((f.hop_ms, f.tiles), []).append(f)
-        return [
-            _Group(self._layouts[view.version][hop], tiles, tuple(feats))
-            for (hop, tiles), feats in groups.items()
-        ]
+        out = []
+        for (hop, tiles), feats in groups.items():
+            layout = self._layouts[view.version][hop]
+            index = [layout.aggregations.index(f.aggregation) for f in feats]
+            out.append(
+                _Group(
+                    layout,
+                    tiles,
+                    tuple(feats),
+                    tuple(layout.offsets[i] for i in index),
+                    tuple(
+                        layout.distinct.index(i) if i in layout.distinct else None for i in index
+                    ),
+                )
+            )
+        return out
 
     def view(self, view: str | FeatureView) -> FeatureView:
         """The maintained view: by name, the version the name points at."""
@@ -276,13 +290,9 @@ class OnlineEngine:
         newest = -math.inf
         for g, found in zip(groups, self.store.read(view.version, key, windows), strict=True):
             merged, sets = found if own is None else _with_own(g.layout, found, *own)
-            for f in g.features:
-                distinct = None
-                if f.aggregation.function == "distinct_count":
-                    distinct = sets[
-                        g.layout.distinct.index(g.layout.aggregations.index(f.aggregation))
-                    ]
-                values[f.name] = finalize(f, g.layout, merged, distinct, t)
+            for f, off, d in zip(g.features, g.offsets, g.distinct, strict=True):
+                distinct = None if d is None else sets[d]
+                values[f.name] = finalize(f, g.layout, merged, distinct, t, off)
             newest = max(newest, float(merged[-1]))
         return FeatureValues(values, t, int(newest) if math.isfinite(newest) else None)
 
