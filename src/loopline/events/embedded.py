@@ -28,13 +28,16 @@ from typing import Literal
 
 from loopline.events.base import Consumer, Message, OffsetReset, Record, TopicPartition
 from loopline.events.partitioning import assign_round_robin, partition_for
-from loopline.events.topics import check_topic
+from loopline.events.topics import (
+    check_partition,
+    check_same_layout,
+    check_topic,
+    topic_not_found,
+)
 from loopline.exceptions import (
     BackendUnavailableError,
     ConfigError,
     EventLogError,
-    TopicExistsError,
-    TopicNotFoundError,
 )
 
 Durability = Literal["process", "power"]
@@ -140,11 +143,8 @@ class EmbeddedLog:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-        if row is not None and row[0] != partitions:
-            raise TopicExistsError(
-                f"Topic {topic!r} exists on {self.url} with {row[0]} partitions, not "
-                f"{partitions}. Use another name or the existing partition count."
-            )
+        if row is not None:
+            check_same_layout(topic, self.url, row[0], partitions)
 
     def _topic(self, topic: str) -> tuple[int, int]:
         found = self._topics.get(topic)
@@ -153,10 +153,7 @@ class EmbeddedLog:
                 "SELECT id, partitions FROM topics WHERE name = ?", (topic,)
             ).fetchone()
             if row is None:
-                raise TopicNotFoundError(
-                    f"Topic {topic!r} does not exist on {self.url}. "
-                    f"Create it first: log.create_topic({topic!r}, partitions=N)."
-                )
+                raise topic_not_found(topic, self.url)
             found = self._topics[topic] = (row[0], row[1])
         return found
 
@@ -166,11 +163,7 @@ class EmbeddedLog:
 
     def _table(self, tp: TopicPartition) -> str:
         topic_id, partitions = self._topic(tp.topic)
-        if not 0 <= tp.partition < partitions:
-            raise TopicNotFoundError(
-                f"Topic {tp.topic!r} has partitions 0..{partitions - 1}; "
-                f"partition {tp.partition} does not exist."
-            )
+        check_partition(tp.topic, tp.partition, partitions)
         return f"p{topic_id}_{tp.partition}"
 
     # -- append and read ------------------------------------------------------------------

@@ -27,12 +27,16 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from loopline.events.base import Consumer, Message, OffsetReset, Record, TopicPartition
 from loopline.events.partitioning import partition_for
-from loopline.events.topics import check_topic
+from loopline.events.topics import (
+    check_partition,
+    check_same_layout,
+    check_topic,
+    topic_not_found,
+)
 from loopline.exceptions import (
     BackendUnavailableError,
     CommitError,
     EventLogError,
-    TopicExistsError,
     TopicNotFoundError,
 )
 
@@ -109,21 +113,14 @@ class KafkaLog:
         except TimeoutError as exc:
             raise self._unavailable(exc) from None
         existing = self.partitions(topic)
-        if existing != partitions:
-            raise TopicExistsError(
-                f"Topic {topic!r} exists on {self.url} with {existing} partitions, not "
-                f"{partitions}. Use another name or the existing partition count."
-            )
+        check_same_layout(topic, self.url, existing, partitions)
 
     def partitions(self, topic: str) -> int:
         count = self._partitions.get(topic)
         if count is None:
             meta = self._topic_metadata().get(topic)
             if meta is None or meta.error is not None or not meta.partitions:
-                raise TopicNotFoundError(
-                    f"Topic {topic!r} does not exist on {self.url}. "
-                    f"Create it first: log.create_topic({topic!r}, partitions=N)."
-                )
+                raise topic_not_found(topic, self.url)
             count = self._partitions[topic] = len(meta.partitions)
         return count
 
@@ -212,11 +209,7 @@ class KafkaLog:
 
     def _check_partition(self, tp: TopicPartition) -> None:
         partitions = self.partitions(tp.topic)
-        if not 0 <= tp.partition < partitions:
-            raise TopicNotFoundError(
-                f"Topic {tp.topic!r} has partitions 0..{partitions - 1}; "
-                f"partition {tp.partition} does not exist."
-            )
+        check_partition(tp.topic, tp.partition, partitions)
 
     def consumer(
         self,

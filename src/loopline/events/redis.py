@@ -28,13 +28,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from loopline.events.base import Consumer, Message, OffsetReset, Record, TopicPartition
 from loopline.events.partitioning import assign_round_robin, partition_for
-from loopline.events.topics import check_topic
+from loopline.events.topics import (
+    check_partition,
+    check_same_layout,
+    check_topic,
+    topic_not_found,
+)
 from loopline.exceptions import (
     BackendUnavailableError,
     ConfigError,
     EventLogError,
-    TopicExistsError,
-    TopicNotFoundError,
 )
 
 _TOPICS = "ll:topics"
@@ -102,31 +105,20 @@ class RedisLog:
         check_topic(topic, partitions=partitions)
         self._call(self._redis.hsetnx, _TOPICS, topic, partitions)
         existing = self.partitions(topic)
-        if existing != partitions:
-            raise TopicExistsError(
-                f"Topic {topic!r} exists on {self.url} with {existing} partitions, not "
-                f"{partitions}. Use another name or the existing partition count."
-            )
+        check_same_layout(topic, self.url, existing, partitions)
 
     def partitions(self, topic: str) -> int:
         count = self._partitions.get(topic)
         if count is None:
             raw = self._call(self._redis.hget, _TOPICS, topic)
             if raw is None:
-                raise TopicNotFoundError(
-                    f"Topic {topic!r} does not exist on {self.url}. "
-                    f"Create it first: log.create_topic({topic!r}, partitions=N)."
-                )
+                raise topic_not_found(topic, self.url)
             count = self._partitions[topic] = int(raw)
         return count
 
     def _check(self, tp: TopicPartition) -> None:
         partitions = self.partitions(tp.topic)
-        if not 0 <= tp.partition < partitions:
-            raise TopicNotFoundError(
-                f"Topic {tp.topic!r} has partitions 0..{partitions - 1}; "
-                f"partition {tp.partition} does not exist."
-            )
+        check_partition(tp.topic, tp.partition, partitions)
 
     def append_many(self, topic: str, messages: Sequence[Message]) -> list[tuple[int, int]]:
         partitions = self.partitions(topic)
