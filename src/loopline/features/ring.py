@@ -48,8 +48,9 @@ class TileRing:
         self.layout = layout
         self.ring = ring
         self.tile_ids = np.full((capacity, ring), NO_TILE, dtype=np.int64)
+        # A position without a tile id is never read, and it is reset to the empty
+        # partial when its first tile arrives: the data needs no filling here.
         self.data = np.empty((capacity, ring, layout.width), dtype=np.float64)
-        self.data[:] = layout.empty()
         self.sets: dict[tuple[int, int], list[set[object]]] = {}
         self.dirty: set[int] = set()
         k = layout.kinds
@@ -63,7 +64,6 @@ class TileRing:
         capacity = max(slots, 2 * len(self.tile_ids))
         ids = np.full((capacity, self.ring), NO_TILE, dtype=np.int64)
         data = np.empty((capacity, self.ring, self.layout.width), dtype=np.float64)
-        data[len(self.data) :] = self.layout.empty()
         ids[: len(self.tile_ids)] = self.tile_ids
         data[: len(self.data)] = self.data
         self.tile_ids, self.data = ids, data
