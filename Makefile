@@ -17,7 +17,7 @@ system:
 	scripts/install-system-deps.sh
 
 demo: $(STAMP)
-	$(BIN)/loopline demo
+	$(BIN)/loopline demo events
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

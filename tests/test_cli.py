@@ -24,3 +24,13 @@ def test_version() -> None:
     result = CliRunner().invoke(app, ["version"])
     assert result.exit_code == 0
     assert result.output.strip() == "0.1.0"
+
+
+def test_make_demo_runs_the_command_the_makefile_names(tmp_path: Path) -> None:
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    (line,) = [ln for ln in makefile.splitlines() if "loopline demo" in ln]
+    args = line.split("loopline", 1)[1].split()
+    result = CliRunner(env={"COLUMNS": "160"}).invoke(
+        app, [*args, "--workdir", str(tmp_path / "demo"), "--transactions", "5000"]
+    )
+    assert result.exit_code == 0, result.output
