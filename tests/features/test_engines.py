@@ -118,3 +118,24 @@ def test_a_changed_definition_is_a_new_version() -> None:
 def test_bad_definitions_say_what_and_how_to_fix(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Aggregation(**kwargs)  # type: ignore[arg-type]
+
+
+def test_history_from_parquet_files_declared_on_the_source(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from loopline.features.history import write_history
+
+    history = pa.table({"card": ["a"] * 6, "ts": TIMES, "amount": [float(x) for x in TIMES]})
+    write_history(history, tmp_path / "history" / "part-0.parquet")
+    view = replace(
+        VIEW, source=replace(VIEW.source, history=str(tmp_path / "history" / "*.parquet"))
+    )
+    spine = pa.table({"card": ["a", "a"], "ts": [299, 400]})
+    from_files = training_set(view, None, spine).to_pylist()
+    assert from_files == training_set(VIEW, history, spine).to_pylist()
+    assert [row["v__count_300ms"] for row in from_files] == [5, 3]
+
+
+def test_no_history_at_all_is_a_clear_error() -> None:
+    with pytest.raises(ConfigError, match="has no history"):
+        training_set(VIEW, None, pa.table({"card": ["a"], "ts": [1]}))

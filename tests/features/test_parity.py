@@ -159,7 +159,7 @@ def assert_same(online: dict[str, float], offline: dict[str, float], where: str)
 
 
 @settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(events=st.lists(event, max_size=60), probes=st.lists(probe, min_size=1, max_size=12))
 def test_online_equals_offline(tmp_path_factory, events, probes) -> None:  # type: ignore[no-untyped-def]

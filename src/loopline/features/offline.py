@@ -17,6 +17,7 @@ SQL unchanged but for ``//`` (use ``floor(a / b)``) and ``max(struct)`` (use
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from typing import Any
 
@@ -83,7 +84,7 @@ def training_set(
     Args:
         view: The feature view.
         history: The source's events: a Parquet path or glob, or anything DuckDB scans
-            (a pyarrow Table, a pandas DataFrame).
+            (a pyarrow Table, a pandas DataFrame); ``None`` reads ``view.source.history``.
         spine: Rows to compute features for: the entity key column and a time column.
         spine_time: The spine's time column (default: the source's timestamp name).
         connection: A DuckDB connection to use (default: a new in-memory one).
@@ -95,8 +96,14 @@ def training_set(
     con = connection or duckdb.connect()
     key, ts = view.entity.join_key, view.source.timestamp
     spine_time = spine_time or ts
-    if isinstance(history, str):
-        source = f"read_parquet({_literal(history)})"
+    history = view.source.history if history is None else history
+    if history is None:
+        raise ConfigError(
+            f"FeatureView {view.name!r} has no history: pass one, or declare "
+            f"Source(history='path/*.parquet') for {view.source.name!r}."
+        )
+    if isinstance(history, str | os.PathLike):
+        source = f"read_parquet({_literal(str(history))})"
         con.execute(f"CREATE OR REPLACE TEMP VIEW history AS SELECT * FROM {source}")
     else:
         con.register("history", history)
