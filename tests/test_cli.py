@@ -34,3 +34,21 @@ def test_make_demo_runs_the_command_the_makefile_names(tmp_path: Path) -> None:
         app, [*args, "--workdir", str(tmp_path / "demo"), "--transactions", "5000"]
     )
     assert result.exit_code == 0, result.output
+
+
+def test_events_info_and_tail(tmp_path: Path) -> None:
+    from loopline.events import EmbeddedLog, Message
+
+    log = EmbeddedLog(tmp_path / "e.db")
+    log.create_topic("payments", partitions=2)
+    log.append_many("payments", [Message(f"v{i}".encode(), timestamp_ms=i) for i in range(6)])
+    log.close()
+    url = f"file://{tmp_path / 'e.db'}"
+    info = CliRunner().invoke(app, ["events", "info", url, "payments"])
+    assert info.exit_code == 0, info.output
+    assert info.output.splitlines() == ["payments[0] end offset 3", "payments[1] end offset 3"]
+    tail = CliRunner().invoke(app, ["events", "tail", url, "payments", "--last", "2"])
+    assert tail.output.splitlines() == ["1\t2\t-\tv2", "2\t4\t-\tv4"]
+    missing = CliRunner().invoke(app, ["events", "info", url, "nope"])
+    assert missing.exit_code != 0
+    assert "'nope' does not exist" in str(missing.exception)

@@ -17,6 +17,8 @@ bench_app = typer.Typer(
     help="Benchmarks (scripts under benchmarks/ in a source checkout).", no_args_is_help=True
 )
 features_app = typer.Typer(help="Feature engine: definitions, consistency.", no_args_is_help=True)
+events_app = typer.Typer(help="Event log: inspect topics and records.", no_args_is_help=True)
+app.add_typer(events_app, name="events")
 app.add_typer(demo_app, name="demo")
 app.add_typer(features_app, name="features")
 app.add_typer(bench_app, name="bench")
@@ -40,6 +42,40 @@ def demo_events(
 
     summary = run_ingest_demo(workdir, transactions=transactions)
     raise typer.Exit(0 if summary.ok else 1)
+
+
+UrlArg = Annotated[
+    str, typer.Argument(help="file:///path/events.db, kafka://host:port or redis://host:port/db")
+]
+
+
+@events_app.command("info")
+def events_info(url: UrlArg, topic: str) -> None:
+    """Partitions and end offsets of a topic."""
+    from loopline.events import TopicPartition, open_log
+
+    log = open_log(url)
+    for p in range(log.partitions(topic)):
+        typer.echo(f"{topic}[{p}] end offset {log.end_offset(TopicPartition(topic, p)):,}")
+    log.close()
+
+
+@events_app.command("tail")
+def events_tail(
+    url: UrlArg,
+    topic: str,
+    partition: Annotated[int, typer.Option(help="The partition to read.")] = 0,
+    last: Annotated[int, typer.Option(min=1, help="How many records, newest last.")] = 10,
+) -> None:
+    """Print the newest records of a partition (offset, time, key, value)."""
+    from loopline.events import TopicPartition, open_log
+
+    log = open_log(url)
+    tp = TopicPartition(topic, partition)
+    for r in log.read(tp, max(0, log.end_offset(tp) - last), max_records=last):
+        key = r.key.decode(errors="replace") if r.key is not None else "-"
+        typer.echo(f"{r.offset}\t{r.timestamp_ms}\t{key}\t{r.value.decode(errors='replace')}")
+    log.close()
 
 
 @features_app.command("validate")
@@ -110,4 +146,9 @@ def bench_features(ctx: typer.Context) -> None:
 
 
 def main() -> None:
-    app()
+    """The ``loopline`` command; loopline's errors print as their message, not a traceback."""
+    try:
+        app()
+    except loopline.LooplineError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise SystemExit(1) from None
