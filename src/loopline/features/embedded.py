@@ -101,6 +101,7 @@ class EmbeddedStore:
             ring = self._ring(version, hop, partition, layout, size)
             ring.ensure(len(ids))
             ring.tile_ids[: len(ids)] = ids
+            ring.newest[: len(ids)] = ids.max(axis=1)
             ring.data[: len(ids)] = _unpack(data, np.float64).reshape(len(ids), size, -1)
             ring.sets = {(s, p): [set(x) for x in v] for s, p, v in _sets_codec[1].decode(sets)}
 

@@ -90,6 +90,12 @@ class Layout:
         return tuple(np.flatnonzero(k == kind) for kind in (ADD, MIN, MAX, LAST_TS))
 
     @functools.cached_property
+    def masks(self) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+        """Which fields add, and which take the minimum (the rest take the maximum; the
+        (timestamp, value) pairs of ``last`` are fixed up after)."""
+        return self.kinds == ADD, self.kinds == MIN
+
+    @functools.cached_property
     def _empty(self) -> F64:
         return np.array([_EMPTY[int(k)] for k in self.kinds], dtype=np.float64)
 
@@ -248,21 +254,21 @@ def finalize(
 
 
 def merge_many(layout: Layout, stack: F64) -> F64:
-    """Merge the partials stacked as rows of ``stack`` into one (vectorised)."""
+    """Merge the partials stacked as rows of ``stack`` into one (vectorised).
+
+    Three reductions over whole rows, then each field takes the one of its kind: fewer
+    NumPy calls than reducing each kind's columns apart, which is what reads pay for.
+    """
     if len(stack) == 1:
         single: F64 = stack[0].copy()
         return single
-    out = layout.empty()
     if len(stack) == 0:
-        return out
-    add, mn, mx, last = layout.columns
-    if len(add):
-        out[add] = stack[:, add].sum(axis=0)
-    if len(mn):
-        out[mn] = stack[:, mn].min(axis=0)
-    if len(mx):
-        out[mx] = stack[:, mx].max(axis=0)
-    for ts_i in last:
+        return layout.empty()
+    is_add, is_min = layout.masks
+    out: F64 = np.where(
+        is_add, stack.sum(axis=0), np.where(is_min, stack.min(axis=0), stack.max(axis=0))
+    )
+    for ts_i in layout.columns[3]:
         ts, val = stack[:, ts_i], stack[:, ts_i + 1]
         best = np.lexsort((np.nan_to_num(val, nan=-math.inf), ts))[-1]
         out[ts_i], out[ts_i + 1] = ts[best], val[best]

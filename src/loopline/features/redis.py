@@ -57,6 +57,7 @@ def _sets_by_slot(ring: TileRing) -> dict[int, dict[int, list[list[object]]]]:
 def _decode_into(ring: TileRing, slot: int, raw: bytes) -> None:
     ids, data, sets = msgspec.msgpack.decode(raw)
     ring.tile_ids[slot] = np.frombuffer(ids, dtype=np.int64)
+    ring.newest[slot] = ring.tile_ids[slot].max()
     ring.data[slot] = np.frombuffer(data, dtype=np.float64).reshape(ring.ring, -1)
     for pos, value in (sets or {}).items():
         ring.sets[(slot, int(pos))] = [set(s) for s in value]

@@ -48,6 +48,7 @@ class TileRing:
         self.layout = layout
         self.ring = ring
         self.tile_ids = np.full((capacity, ring), NO_TILE, dtype=np.int64)
+        self.newest = np.full(capacity, NO_TILE, dtype=np.int64)  # per slot: skip empty windows
         # A position without a tile id is never read, and it is reset to the empty
         # partial when its first tile arrives: the data needs no filling here.
         self.data = np.empty((capacity, ring, layout.width), dtype=np.float64)
@@ -66,7 +67,9 @@ class TileRing:
         data = np.empty((capacity, self.ring, self.layout.width), dtype=np.float64)
         ids[: len(self.tile_ids)] = self.tile_ids
         data[: len(self.data)] = self.data
-        self.tile_ids, self.data = ids, data
+        newest = np.full(capacity, NO_TILE, dtype=np.int64)
+        newest[: len(self.newest)] = self.newest
+        self.tile_ids, self.data, self.newest = ids, data, newest
 
     def merge_runs(self, slots: I64, tiles: I64, parts: F64, sets: list[list[set[object]]]) -> None:
         """Merge one partial per (slot, tile) run into the ring (runs unique per pair)."""
@@ -86,6 +89,7 @@ class TileRing:
                 parts[sel],
                 [sets[i] for i in sel] if self.layout.distinct else None,
             )
+        np.maximum.at(self.newest, slots, tiles)
         self.dirty.update(np.unique(slots).tolist())
 
     def _merge_pass(
@@ -128,9 +132,11 @@ class TileRing:
     def window(self, slot: int, head: int, tiles: int) -> tuple[F64, list[set[object]]]:
         """The merged partial of tiles ``head - tiles + 1 .. head`` of ``slot``, and per
         distinct_count aggregation the union of its sets."""
+        if self.newest[slot] <= head - tiles:  # every tile of the slot is older
+            return self.layout.empty(), [set() for _ in self.layout.distinct]
         ids = self.tile_ids[slot]
         mask = (ids > head - tiles) & (ids <= head)
-        merged = merge_many(self.layout, self.data[slot][mask])
+        merged = merge_many(self.layout, self.data[slot, mask])
         if not self.layout.distinct:
             return merged, []
         tile_sets = [self.sets.get((slot, int(p)), []) for p in np.flatnonzero(mask)]
