@@ -118,14 +118,19 @@ class EmbeddedStore:
             ring.merge_runs(slots[r.codes], r.tiles, r.parts, r.sets)
 
     def read(self, version: str, key: str, windows: Sequence[Window]) -> list[WindowValue]:
+        slots = {}  # the key's slot in each partition: one lookup per partition, not per hop
+        for (v, partition), slot_map in self._slot_maps.items():
+            slot = slot_map.slots.get(key) if v == version else None
+            if slot is not None:
+                slots[partition] = slot
         out = []
         for w in windows:
             self._load(version, w.hop_ms, w.layout)
-            found = []
-            for partition, ring in self._by_hop.get((version, w.hop_ms), ()):
-                slot = self._slot_maps[(version, partition)].slots.get(key)
-                if slot is not None:
-                    found.append(ring.window(slot, w.head, w.tiles))
+            found = [
+                ring.window(slots[p], w.head, w.tiles)
+                for p, ring in self._by_hop.get((version, w.hop_ms), ())
+                if p in slots
+            ]
             out.append(combine(w.layout, found))
         return out
 
