@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -52,3 +53,24 @@ def test_events_info_and_tail(tmp_path: Path) -> None:
     missing = CliRunner().invoke(app, ["events", "info", url, "nope"])
     assert missing.exit_code != 0
     assert "'nope' does not exist" in str(missing.exception)
+
+
+def test_bench_events_prints_the_required_json_keys() -> None:
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "events",
+            "--backend",
+            "embedded",
+            "--events",
+            "2000",
+            "--repeats",
+            "1",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output.strip().splitlines()[-1])
+    assert {"append_events_per_s", "consume_events_per_s", "append_p99_ms"} <= report.keys()
+    assert report["events"] == 2000

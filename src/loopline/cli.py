@@ -113,7 +113,8 @@ def features_validate(
     raise typer.Exit(0 if not any(rates.values()) else 1)
 
 
-def _benchmark(name: str) -> Path:
+def _run_benchmark(name: str, args: list[str]) -> None:
+    """Run ``benchmarks/<name>.py`` (it ships with the source checkout) with ``args``."""
     script = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
     if not script.exists():
         typer.echo(
@@ -122,27 +123,23 @@ def _benchmark(name: str) -> Path:
             err=True,
         )
         raise typer.Exit(2)
-    return script
+    sys.argv = [str(script), *args]
+    runpy.run_path(str(script), run_name="__main__")
 
 
-@bench_app.command(
-    "events", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@bench_app.command("events", context_settings=_PASS_THROUGH)
 def bench_events(ctx: typer.Context) -> None:
     """Event-log throughput and latency: --backend embedded|kafka|redis [--url URL] [--json]."""
-    script = _benchmark("events")
-    sys.argv = [str(script), *ctx.args]
-    runpy.run_path(str(script), run_name="__main__")
+    _run_benchmark("events", ctx.args)
 
 
-@bench_app.command(
-    "features", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-)
+@bench_app.command("features", context_settings=_PASS_THROUGH)
 def bench_features(ctx: typer.Context) -> None:
     """Feature engine: online updates and reads, point-in-time join vs merge_asof [--json]."""
-    script = _benchmark("features")
-    sys.argv = [str(script), *ctx.args]
-    runpy.run_path(str(script), run_name="__main__")
+    _run_benchmark("features", ctx.args)
 
 
 def main() -> None:
