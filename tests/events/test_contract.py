@@ -133,7 +133,7 @@ def test_uncommitted_records_are_redelivered_after_a_crash(
         backend = Backend("kafka", request.getfixturevalue("tansu_url"), backend.session_timeout_s)
         log = open_log(backend.url)
     log.create_topic(topic, partitions=PARTITIONS)
-    log.append_many(topic, messages(400))
+    log.append_many(topic, messages(total := 2000))
     script = Path(__file__).with_name("consume_forever.py")
     child = subprocess.Popen(
         [sys.executable, str(script), backend.url, group, topic, str(backend.session_timeout_s)],
@@ -157,16 +157,16 @@ def test_uncommitted_records_are_redelivered_after_a_crash(
     while not lines.empty():
         line = lines.get()
         processed |= {(int(p), int(o)) for p, o in (i.split(":") for i in line.split())}
-    assert 100 <= len(processed) < 400, "the child must die mid-stream"
+    assert 100 <= len(processed) < total, "the child must die mid-stream"
 
     survivor = log.consumer(group, [topic], session_timeout_s=backend.session_timeout_s)
     deadline = time.monotonic() + 60
     redelivered: set[tuple[int, int]] = set()
-    while len(processed | redelivered) < 400 and time.monotonic() < deadline:
+    while len(processed | redelivered) < total and time.monotonic() < deadline:
         redelivered |= {(r.partition, r.offset) for r in survivor.poll(timeout_s=0.2)}
     survivor.close()
-    assert len(processed | redelivered) == 400
-    assert len(redelivered) < 400, "committed records must not all be redelivered"
+    assert len(processed | redelivered) == total
+    assert len(redelivered) < total, "committed records must not all be redelivered"
 
 
 def test_a_second_member_takes_partitions(
