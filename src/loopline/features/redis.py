@@ -26,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from loopline.exceptions import BackendUnavailableError
 from loopline.features.base import Runs, Window, WindowValue
 from loopline.features.kernel import Layout
-from loopline.features.ring import TileRing, combine
+from loopline.features.ring import TileRing, combine, window_of
 
 _PARTITIONS_TTL_S = 1.0
 
@@ -155,7 +155,8 @@ class RedisStore:
 
 
 def _window(layout: Layout, raw: bytes, head: int, tiles: int) -> WindowValue:
-    ids = np.frombuffer(msgspec.msgpack.decode(raw)[0], dtype=np.int64)
-    ring = TileRing(layout, len(ids), capacity=1)
-    _decode_into(ring, 0, raw)
-    return ring.window(0, head, tiles)
+    ids_raw, data_raw, sets = msgspec.msgpack.decode(raw)
+    ids = np.frombuffer(ids_raw, dtype=np.int64)
+    data = np.frombuffer(data_raw, dtype=np.float64).reshape(len(ids), -1)
+    by_pos = {int(p): [set(x) for x in v] for p, v in (sets or {}).items()}
+    return window_of(layout, ids, data, lambda pos: by_pos.get(pos, []), head, tiles)

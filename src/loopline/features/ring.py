@@ -12,6 +12,8 @@ every tile a window can reach. Reads further in the past belong to the offline e
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -134,13 +136,33 @@ class TileRing:
         distinct_count aggregation the union of its sets."""
         if self.newest[slot] <= head - tiles:  # every tile of the slot is older
             return self.layout.empty(), [set() for _ in self.layout.distinct]
-        ids = self.tile_ids[slot]
-        mask = (ids > head - tiles) & (ids <= head)
-        merged = merge_many(self.layout, self.data[slot, mask])
-        if not self.layout.distinct:
-            return merged, []
-        tile_sets = [self.sets.get((slot, int(p)), []) for p in np.flatnonzero(mask)]
-        return merged, _union(tile_sets, len(self.layout.distinct))
+        ring_sets = self.sets
+        return window_of(
+            self.layout,
+            self.tile_ids[slot],
+            self.data[slot],
+            lambda pos: ring_sets.get((slot, pos), []),
+            head,
+            tiles,
+        )
+
+
+def window_of(
+    layout: Layout,
+    ids: I64,
+    data: F64,
+    sets_at: Callable[[int], list[set[object]]],
+    head: int,
+    tiles: int,
+) -> tuple[F64, list[set[object]]]:
+    """One slot's window from its raw ring row: ``ids`` (R,), ``data`` (R, width), and
+    ``sets_at(position)``, its distinct-count sets."""
+    mask = (ids > head - tiles) & (ids <= head)
+    merged = merge_many(layout, data[mask])
+    if not layout.distinct:
+        return merged, []
+    tile_sets = [sets_at(int(p)) for p in np.flatnonzero(mask)]
+    return merged, _union(tile_sets, len(layout.distinct))
 
 
 def _union(tile_sets: list[list[set[object]]], count: int) -> list[set[object]]:
