@@ -113,8 +113,9 @@ class RedisStore:
 
     def commit(self, partition: int, checkpoint: bytes) -> None:
         pipe = self._redis.pipeline(transaction=True)
-        for name, raw in self._pending.get(partition, {}).items():
-            pipe.set(name, raw)
+        pending = self._pending.get(partition, {})
+        if pending:  # one MSET: the partition's keys share a hash slot
+            pipe.mset(pending)
         pipe.set(_checkpoint_key(partition), checkpoint)
         self._call(pipe.execute)
         for version in self._pending_versions.pop(partition, set()):  # outside the slot
