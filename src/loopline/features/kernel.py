@@ -111,20 +111,6 @@ def layouts(view: FeatureView) -> dict[int, Layout]:
     return {hop: Layout.build(hop, list(aggs.values())) for hop, aggs in sorted(by_hop.items())}
 
 
-def merge_into(layout: Layout, into: F64, other: F64) -> None:
-    """Merge partial ``other`` into ``into`` in place (commutative and associative)."""
-    k = layout.kinds
-    add, mn, mx = k == ADD, k == MIN, k == MAX
-    into[add] += other[add]
-    np.minimum(into, other, out=into, where=mn)
-    np.maximum(into, other, out=into, where=mx)
-    for ts_i in np.flatnonzero(k == LAST_TS):
-        a = (into[ts_i], into[ts_i + 1])
-        b = (other[ts_i], other[ts_i + 1])
-        if b[0] > a[0] or (b[0] == a[0] and b[1] > a[1]):
-            into[ts_i], into[ts_i + 1] = b
-
-
 def partials(
     layout: Layout,
     starts: npt.NDArray[np.intp],

@@ -95,7 +95,7 @@ class OnlineEngine:
             self.point(name, version)
         self.store = store
         self._layouts = {v.version: layouts(v) for v in views}
-        self._rings = {
+        self._ring_sizes = {
             v.version: {
                 hop: max(f.tiles for f in v.features if f.hop_ms == hop)
                 for hop in self._layouts[v.version]
@@ -249,7 +249,7 @@ class OnlineEngine:
             tiles = ts // hop  # sorted within each entity, so runs are contiguous
             starts = np.flatnonzero(new_entity | np.r_[True, tiles[1:] != tiles[:-1]])
             parts, sets = partials(layout, starts, ts, cols)
-            table = Table(view.version, hop, partition, layout, self._rings[view.version][hop])
+            table = Table(view.version, hop, partition, layout, self._ring_sizes[view.version][hop])
             runs.append(Runs(table, codes[starts], tiles[starts], parts, sets))
         self.store.apply(uniq, runs)
         return late

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
-from loopline.features.kernel import ADD, F64, LAST_TS, MAX, MIN, Layout, merge_many
+from loopline.features.kernel import F64, Layout, merge_many
 
 NO_TILE = np.iinfo(np.int64).min
 I64 = npt.NDArray[np.int64]
@@ -56,9 +56,7 @@ class TileRing:
         self.data = np.empty((capacity, ring, layout.width), dtype=np.float64)
         self.sets: dict[tuple[int, int], list[set[object]]] = {}
         self.dirty: set[int] = set()
-        k = layout.kinds
-        self._add, self._min, self._max = k == ADD, k == MIN, k == MAX
-        self._last = np.flatnonzero(k == LAST_TS)
+        self._add, self._min, self._max, self._last = layout.columns
 
     def ensure(self, slots: int) -> None:
         """Make room for ``slots`` slots (capacity doubles, so growth is amortised)."""

@@ -18,8 +18,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from loopline.events import Codec, DeadLetterQueue, Event, EventLog, Record, TopicPartition
-from loopline.events.deadletter import decode_or_dead_letter
+from loopline.events import (
+    Codec,
+    DeadLetterQueue,
+    Event,
+    EventLog,
+    Record,
+    TopicPartition,
+    decode_or_dead_letter,
+)
 from loopline.exceptions import LateEventError
 from loopline.features.online import Columns, OnlineEngine
 
