@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 import numpy.typing as npt
 
+from loopline.features import compiled
 from loopline.features.kernel import F64, Layout, merge_many
 
 NO_TILE = np.iinfo(np.int64).min
@@ -56,7 +57,6 @@ class TileRing:
         self.data = np.empty((capacity, ring, layout.width), dtype=np.float64)
         self.sets: dict[tuple[int, int], list[set[object]]] = {}
         self.dirty: set[int] = set()
-        self._add, self._min, self._max, self._last = layout.columns
 
     def ensure(self, slots: int) -> None:
         """Make room for ``slots`` slots (capacity doubles, so growth is amortised)."""
@@ -72,58 +72,33 @@ class TileRing:
         self.tile_ids, self.data, self.newest = ids, data, newest
 
     def merge_runs(self, slots: I64, tiles: I64, parts: F64, sets: list[list[set[object]]]) -> None:
-        """Merge one partial per (slot, tile) run into the ring (runs unique per pair)."""
-        pos = tiles % self.ring
-        flat = slots * self.ring + pos
-        order = np.lexsort((tiles, flat))
-        first = np.r_[True, flat[order][1:] != flat[order][:-1]]
-        rank = np.arange(len(order)) - np.maximum.accumulate(
-            np.where(first, np.arange(len(order)), 0)
+        """Merge one partial per (slot, tile) run into the ring, in order."""
+        status = np.empty(len(slots), dtype=np.int8)
+        compiled.merge_runs(
+            self.tile_ids,
+            self.data,
+            self.newest,
+            slots,
+            tiles,
+            parts,
+            self.layout.kinds,
+            self.layout.empty(),
+            status,
         )
-        for r in range(int(rank.max(initial=-1)) + 1):  # one pass per collision depth
-            sel = order[rank == r]
-            self._merge_pass(
-                slots[sel],
-                pos[sel],
-                tiles[sel],
-                parts[sel],
-                [sets[i] for i in sel] if self.layout.distinct else None,
-            )
-        np.maximum.at(self.newest, slots, tiles)
         self.dirty.update(np.unique(slots).tolist())
-
-    def _merge_pass(
-        self, slots: I64, pos: I64, tiles: I64, parts: F64, sets: list[list[set[object]]] | None
-    ) -> None:
-        current = self.tile_ids[slots, pos]
-        newer, keep = tiles > current, tiles >= current
-        if newer.any():
-            self.tile_ids[slots[newer], pos[newer]] = tiles[newer]
-            self.data[slots[newer], pos[newer]] = self.layout.empty()
-        slots, pos, parts = slots[keep], pos[keep], parts[keep]
-        cur = self.data[slots, pos]
-        cur[:, self._add] += parts[:, self._add]
-        cur[:, self._min] = np.minimum(cur[:, self._min], parts[:, self._min])
-        cur[:, self._max] = np.maximum(cur[:, self._max], parts[:, self._max])
-        for i in self._last:
-            take = (parts[:, i] > cur[:, i]) | (
-                (parts[:, i] == cur[:, i]) & (parts[:, i + 1] > cur[:, i + 1])
-            )
-            cur[take, i], cur[take, i + 1] = parts[take, i], parts[take, i + 1]
-        self.data[slots, pos] = cur
-        if sets is not None:
-            self._merge_sets(
-                slots, pos, newer[keep], [s for s, k in zip(sets, keep, strict=True) if k]
-            )
+        if self.layout.distinct:
+            self._merge_sets(slots, tiles % self.ring, status, sets)
 
     def _merge_sets(
-        self, slots: I64, pos: I64, reset: npt.NDArray[np.bool_], sets: list[list[set[object]]]
+        self, slots: I64, pos: I64, status: npt.NDArray[np.int8], sets: list[list[set[object]]]
     ) -> None:
-        for s, p, fresh, theirs in zip(
-            slots.tolist(), pos.tolist(), reset.tolist(), sets, strict=True
+        for s, p, done, theirs in zip(
+            slots.tolist(), pos.tolist(), status.tolist(), sets, strict=True
         ):
+            if done == compiled.DROPPED:
+                continue
             mine = self.sets.get((s, p))
-            if mine is None or fresh:
+            if mine is None or done == compiled.FRESH:
                 self.sets[(s, p)] = theirs  # a batch's sets are new: the ring takes them over
             else:
                 for a, b in zip(mine, theirs, strict=True):
@@ -155,12 +130,12 @@ def window_of(
 ) -> tuple[F64, list[set[object]]]:
     """One slot's window from its raw ring row: ``ids`` (R,), ``data`` (R, width), and
     ``sets_at(position)``, its distinct-count sets."""
-    mask = (ids > head - tiles) & (ids <= head)
-    merged = merge_many(layout, data[mask])
+    merged = layout.empty()
+    picked = np.empty(len(ids), dtype=np.int64)
+    n = compiled.window_merge(ids, data, layout.kinds, head, tiles, merged, picked)
     if not layout.distinct:
         return merged, []
-    tile_sets = [sets_at(int(p)) for p in np.flatnonzero(mask)]
-    return merged, _union(tile_sets, len(layout.distinct))
+    return merged, _union([sets_at(p) for p in picked[:n].tolist()], len(layout.distinct))
 
 
 def _union(tile_sets: list[list[set[object]]], count: int) -> list[set[object]]:

@@ -1,0 +1,95 @@
+"""The tile rings' inner loops, compiled with numba.
+
+Merging partials field by field is a short loop per tile; in NumPy each step is a
+whole-array call that costs more than the arithmetic, so reads (a window of a few dozen
+tiles) and updates (a scatter of a micro-batch's runs into the rings) run here instead.
+The merge rules are the kernel's (:mod:`loopline.features.kernel`): add, min, max, and
+the latest (timestamp, value) pair, ties to the larger value.
+
+Compiled on first use and cached next to this file, so only a fresh install pays.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+import numpy.typing as npt
+
+from loopline.features.kernel import ADD, LAST_TS, MAX, MIN
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+DROPPED, MERGED, FRESH = 0, 1, 2  # what merge_runs did with each run
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_row(out: F64, row: F64, kinds: npt.NDArray[np.int8]) -> None:
+    for j in range(len(kinds)):
+        kind = kinds[j]
+        if kind == ADD:
+            out[j] += row[j]
+        elif kind == MIN:
+            out[j] = min(out[j], row[j])
+        elif kind == MAX:
+            out[j] = max(out[j], row[j])
+        elif kind == LAST_TS:
+            mine, theirs = out[j + 1], row[j + 1]
+            mine = -math.inf if math.isnan(mine) else mine
+            theirs = -math.inf if math.isnan(theirs) else theirs
+            if row[j] > out[j] or (row[j] == out[j] and theirs > mine):
+                out[j], out[j + 1] = row[j], row[j + 1]
+        # LAST_VAL moves with its timestamp
+
+
+@numba.njit(cache=True, nogil=True)
+def window_merge(
+    ids: I64,
+    data: F64,
+    kinds: npt.NDArray[np.int8],
+    head: int,
+    tiles: int,
+    out: F64,
+    picked: I64,
+) -> int:
+    """Merge into ``out`` (the empty partial) the ring row's tiles ``head - tiles + 1 ..
+    head``; their positions go to ``picked``; returns how many."""
+    n = 0
+    for p in range(len(ids)):
+        if head - tiles < ids[p] <= head:
+            _merge_row(out, data[p], kinds)
+            picked[n] = p
+            n += 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
+def merge_runs(
+    tile_ids: I64,
+    data: F64,
+    newest: I64,
+    slots: I64,
+    tiles: I64,
+    parts: F64,
+    kinds: npt.NDArray[np.int8],
+    empty: F64,
+    status: npt.NDArray[np.int8],
+) -> None:
+    """Merge each run's partial into the ring at (slot, tile % R), in order: a newer tile
+    evicts the one in its position, an older one is dropped (``status`` says which)."""
+    ring = tile_ids.shape[1]
+    for r in range(len(slots)):
+        s, k = slots[r], tiles[r]
+        p = k % ring
+        if k < tile_ids[s, p]:
+            status[r] = DROPPED
+            continue
+        if k > tile_ids[s, p]:
+            tile_ids[s, p] = k
+            data[s, p, :] = empty
+            status[r] = FRESH
+        else:
+            status[r] = MERGED
+        _merge_row(data[s, p], parts[r], kinds)
+        newest[s] = max(newest[s], k)
