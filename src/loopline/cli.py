@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 import loopline
+from loopline.cli_ml import models_app, simulate_app, train_app
 
 app = typer.Typer(help="loopline: an end-to-end real-time ML system.", no_args_is_help=True)
 demo_app = typer.Typer(help="Guided demos on embedded defaults.", no_args_is_help=True)
@@ -22,6 +23,9 @@ app.add_typer(events_app, name="events")
 app.add_typer(demo_app, name="demo")
 app.add_typer(features_app, name="features")
 app.add_typer(bench_app, name="bench")
+app.add_typer(simulate_app, name="simulate")
+app.add_typer(train_app, name="train")
+app.add_typer(models_app, name="models")
 
 
 @app.command()
@@ -80,27 +84,35 @@ def events_tail(
 
 @features_app.command("validate")
 def features_validate(
-    events: Annotated[int, typer.Option(min=100, help="Simulated transactions.")] = 100_000,
-    sample: Annotated[int, typer.Option(min=1, help="Events compared.")] = 1000,
+    customers: Annotated[int, typer.Option(min=10, help="Simulated customers.")] = 500,
+    days: Annotated[int, typer.Option(min=2, help="Simulated days.")] = 45,
+    sample: Annotated[int, typer.Option(min=1, help="Transactions compared.")] = 1000,
     seed: Annotated[int, typer.Option(help="Simulation and sampling seed.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Replay a simulated stream through the online and offline engines; print mismatch rates."""
+    """Replay a simulated stream (transactions and late labels) through the online and
+    offline engines; print each fraud feature's mismatch rate."""
     import json
 
     from rich.console import Console
     from rich.table import Table
 
-    from loopline.apps.fraud import fraud_feature_set, random_transactions
+    from loopline.apps.fraud import data, fraud_feature_set
+    from loopline.apps.fraud.simulator import profile, simulate
     from loopline.features.validate import validate
-    from loopline.features.worker import to_columns
 
-    feature_set = fraud_feature_set()
-    fields = sorted({c for v in feature_set.views for c in v.columns})
-    columns = to_columns(
-        random_transactions(events, cards=max(100, events // 50), seed=seed), fields
+    sim = simulate(
+        profile("full", customers=customers, terminals=2 * customers, days=days), seed=seed
     )
-    rates = validate(feature_set, columns, sample=sample, seed=seed)
+    streams = data.histories(sim.transactions, sim.labels)
+    columns = {
+        name: data.columns(
+            t.drop_columns(["_partition", "_offset"]) if name == "transactions" else t
+        )
+        for name, t in streams.items()
+    }
+    rates = validate(fraud_feature_set(), columns, sample=sample, seed=seed)
+    events = sim.transactions.num_rows
     if as_json:
         typer.echo(json.dumps({"events": events, "sample": sample, "mismatch_rates": rates}))
     else:

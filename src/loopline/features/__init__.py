@@ -18,7 +18,7 @@ from loopline.features.definitions import (
     minutes,
     seconds,
 )
-from loopline.features.derived import Ratio, RequestFeature, ZScore
+from loopline.features.derived import Distance, Ratio, RequestFeature, Speed, ZScore
 from loopline.features.embedded import EmbeddedStore
 from loopline.features.featureset import FeatureSet
 from loopline.features.offline import training_set
@@ -27,6 +27,7 @@ from loopline.features.online import Checkpoint, FeatureValues, OnlineEngine
 __all__ = [
     "Aggregation",
     "Checkpoint",
+    "Distance",
     "EmbeddedStore",
     "Entity",
     "Feature",
@@ -39,6 +40,7 @@ __all__ = [
     "Ratio",
     "RequestFeature",
     "Source",
+    "Speed",
     "Table",
     "ZScore",
     "days",

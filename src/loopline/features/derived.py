@@ -101,4 +101,50 @@ class ZScore:
             return np.where(s > 0, (v - m) / np.where(s > 0, s, 1.0), np.nan)
 
 
-Derived = Ratio | ZScore
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Distance:
+    """Great-circle distance in km between two (latitude, longitude) points given as
+    feature names: e.g. a transaction's location and the card's usual one. NaN where
+    either is unknown."""
+
+    name: str
+    lat: str
+    lon: str
+    to_lat: str
+    to_lon: str
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.lat, self.lon, self.to_lat, self.to_lon)
+
+    def compute(self, columns: Mapping[str, F64]) -> F64:
+        lat1, lon1, lat2, lon2 = (np.radians(columns[c]) for c in self.inputs)
+        h = (
+            np.sin((lat2 - lat1) / 2) ** 2
+            + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+        )
+        return np.asarray(2 * _EARTH_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))), np.float64)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Speed:
+    """``distance`` (km) over ``elapsed`` (ms) in km/h: e.g. the travel speed implied by
+    two consecutive card transactions. Elapsed times under ``min_elapsed_ms`` count as
+    that much (no division by zero); NaN where either input is unknown."""
+
+    name: str
+    distance: str
+    elapsed: str
+    min_elapsed_ms: float = 60_000.0
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.distance, self.elapsed)
+
+    def compute(self, columns: Mapping[str, F64]) -> F64:
+        hours = np.maximum(columns[self.elapsed], self.min_elapsed_ms) / _HOUR
+        return np.asarray(columns[self.distance] / hours, dtype=np.float64)
+
+
+_EARTH_KM = 6371.0088  # mean Earth radius (IUGG)
+Derived = Ratio | ZScore | Distance | Speed

@@ -8,6 +8,7 @@ columns, so training and serving see the same values.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from loopline.exceptions import ConfigError
-from loopline.features.definitions import FeatureView
+from loopline.features.definitions import FeatureView, Source
 from loopline.features.derived import F64, Derived, RequestFeature
 from loopline.features.offline import training_set
 from loopline.features.online import Columns, OnlineEngine
@@ -30,13 +31,20 @@ class FeatureSet:
         name: The set's name.
         views: Windowed aggregations; columns are ``<view>__<feature>``.
         request: Features of the incoming event itself.
-        derived: Ratios and z-scores over the columns above, in order.
+        derived: Functions of the columns above (ratios, z-scores, distances), in order.
+        include_event: Whether an event's view features count the event itself (the
+            default), or describe only the history before it: needed for features of the
+            previous event such as the time since it or its location.
+        events: The source of the events scored (default: the first view's); views over
+            other sources (e.g. late labels) are read as of each event's time.
     """
 
     name: str
     views: tuple[FeatureView, ...]
     request: tuple[RequestFeature, ...] = ()
     derived: tuple[Derived, ...] = ()
+    include_event: bool = True
+    events: Source | None = None
 
     def __post_init__(self) -> None:
         names = self.names
@@ -62,6 +70,13 @@ class FeatureSet:
             *(d.name for d in self.derived),
         ]
 
+    @property
+    def source(self) -> Source:
+        """The source whose events are scored."""
+        if self.events is None and not self.views:
+            raise ConfigError(f"FeatureSet {self.name!r} has no views: name its events' Source.")
+        return self.events or self.views[0].source
+
     def _finish(self, columns: dict[str, F64], events: Columns) -> dict[str, F64]:
         for r in self.request:
             columns[r.name] = r.compute(events)
@@ -74,10 +89,20 @@ class FeatureSet:
         n = len(next(iter(events.values())))
         columns: dict[str, F64] = {}
         for view in self.views:
-            rows = [
-                engine.read_event(view, {c: np.asarray(events[c])[i : i + 1] for c in view.columns})
-                for i in range(n)
-            ]
+            if view.source == self.source and self.include_event:
+                rows = [
+                    engine.read_event(
+                        view, {c: np.asarray(events[c])[i : i + 1] for c in view.columns}
+                    )
+                    for i in range(n)
+                ]
+            else:  # the history before the event: what the engine holds when it arrives
+                keys = np.asarray(events[view.entity.join_key]).tolist()
+                times = np.asarray(events[self.source.timestamp], dtype=np.int64).tolist()
+                rows = [
+                    engine.read(view, ["" if k is None else str(k)], as_of_ms=t)[0]
+                    for k, t in zip(keys, times, strict=True)
+                ]
             for f in view.features:
                 columns[f"{view.name}__{f.name}"] = np.array([r.values[f.name] for r in rows])
         return self._finish(columns, events)
@@ -85,8 +110,12 @@ class FeatureSet:
     def offline(
         self, history: Any, spine: Any, *, connection: duckdb.DuckDBPyConnection | None = None
     ) -> pa.Table:
-        """The spine (rows of the source's events, present in ``history``) with every feature
-        as served when that event was scored."""
+        """The spine (rows of the scored source's events, present in its history) with every
+        feature as served when that event was scored.
+
+        ``history`` is the events' history (a table or Parquet path), or a mapping from
+        source name to each source's history when the views read more than one source.
+        """
         con = connection or duckdb.connect()
         table = spine if isinstance(spine, pa.Table) else pa.table(spine)
         clash = sorted(set(self.names) & set(table.column_names))
@@ -97,7 +126,16 @@ class FeatureSet:
             )
         columns: dict[str, F64] = {}
         for view in self.views:
-            result = training_set(view, history, table, connection=con)
+            own = view.source == self.source
+            positions = [c for c in ("_partition", "_offset") if c in table.column_names]
+            result = training_set(
+                view,
+                history[view.source.name] if isinstance(history, Mapping) else history,
+                table if own else table.drop_columns(positions),  # other logs' positions
+                spine_time=self.source.timestamp,
+                include_spine_event=self.include_event or not own,
+                connection=con,
+            )
             for f in view.features:
                 name = f"{view.name}__{f.name}"
                 columns[name] = result.column(name).to_numpy()

@@ -43,7 +43,9 @@ _FIELDS = {
 }
 _EMPTY = {ADD: 0.0, MIN: math.inf, MAX: -math.inf, LAST_TS: -math.inf, LAST_VAL: math.nan}
 
-Key = tuple[str, str | None, object]  # (function, column, filter)
+Key = tuple[str, str | None, object]
+# A variance E[x^2] - E[x]^2 under this fraction of E[x^2] is rounding noise, not spread.
+VARIANCE_FLOOR = 1e-12  # (function, column, filter)
 
 
 def _key(a: Aggregation) -> Key:
@@ -229,7 +231,10 @@ def finalize(
             return math.nan
         if fn == "mean":
             return float(s / n)
-        return math.sqrt(max(0.0, merged[off + 2] / n - (s / n) ** 2))
+        second = merged[off + 2] / n
+        variance = second - (s / n) ** 2
+        # below the noise of the subtraction it is zero (equal values): both engines agree
+        return math.sqrt(variance) if variance > VARIANCE_FLOOR * second else 0.0
     if fn in ("min", "max"):
         value = float(merged[off])
         return value if math.isfinite(value) else math.nan

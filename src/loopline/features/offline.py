@@ -26,24 +26,34 @@ import pyarrow as pa
 
 from loopline.exceptions import ConfigError
 from loopline.features.definitions import Feature, FeatureView, Filter
+from loopline.features.kernel import VARIANCE_FLOOR
 
 
 def _agg_sql(f: Feature, ts: str) -> str:
     a = f.aggregation
     col = f"e.{_q(a.column)}" if a.column else ""
     n = f"count({col})"
+    total, second = _exact_sum(col), f"{_exact_sum(f'{col} * {col}')} / {n}"
+    variance = f"({second} - power({total} / {n}, 2))"
     return {
         "count": f"count(e.{ts})",
-        "sum": f"coalesce(sum({col}), 0)",
-        "mean": f"sum({col}) / nullif({n}, 0)",
-        "std": f"CASE WHEN {n} > 0 THEN sqrt(greatest(0, sum({col} * {col}) / {n}"
-        f" - power(sum({col}) / {n}, 2))) END",
+        "sum": f"coalesce({total}, 0)",
+        "mean": f"{total} / nullif({n}, 0)",
+        "std": f"CASE WHEN {n} > 0 THEN CASE WHEN {variance} > {VARIANCE_FLOOR} * {second}"
+        f" THEN sqrt({variance}) ELSE 0 END END",
         "min": f"min({col})",
         "max": f"max({col})",
         "last": f"(max({{'ts': e.{ts}, 'v': {col}}}) FILTER (WHERE {col} IS NOT NULL)).v",
         "time_since_last": f"s.__t - max(e.{ts})",
         "distinct_count": f"count(DISTINCT {col})",
     }[a.function]
+
+
+def _exact_sum(expr: str) -> str:
+    """A sum that does not depend on the order rows are added in (DuckDB adds doubles in
+    whatever order its threads meet them, so reruns differ in the last bits and a model
+    trained on them is not reproducible): fixed point with 12 decimals, added exactly."""
+    return f"sum(({expr})::DECIMAL(38, 12))::DOUBLE"
 
 
 def _q(name: str | None) -> str:
@@ -77,6 +87,7 @@ def training_set(
     spine: Any,
     *,
     spine_time: str | None = None,
+    include_spine_event: bool = True,
     connection: duckdb.DuckDBPyConnection | None = None,
 ) -> pa.Table:
     """The spine with ``view``'s features as served at each row's time.
@@ -87,6 +98,10 @@ def training_set(
             (a pyarrow Table, a pandas DataFrame); ``None`` reads ``view.source.history``.
         spine: Rows to compute features for: the entity key column and a time column.
         spine_time: The spine's time column (default: the source's timestamp name).
+        include_spine_event: Whether a spine row that is itself an event of ``history``
+            counts in its own features (as the online engine's ``read_event``). ``False``
+            gives the history strictly before it (as a read before the event is applied);
+            both tables then need ``_partition`` and ``_offset`` to tell the row apart.
         connection: A DuckDB connection to use (default: a new in-memory one).
 
     Returns:
@@ -125,12 +140,20 @@ def training_set(
         groups[(f.hop_ms, f.tiles, f.aggregation.where)].append(f)
     spine_cols = set(spine_columns(con))
     arrived = "e.__arrival <= s.__t"
-    if {"_partition", "_offset"} <= spine_cols and {"_partition", "_offset"} <= columns:
+    positioned = {"_partition", "_offset"} <= spine_cols and {"_partition", "_offset"} <= columns
+    if not include_spine_event and not positioned:
+        raise ConfigError(
+            f"include_spine_event=False for FeatureView {view.name!r} needs '_partition' and "
+            "'_offset' columns in both the spine and the history, to leave each row's own "
+            "event out. Add each event's log position (e.g. 0 and its row number)."
+        )
+    if positioned:
         # spine rows are events of the log: of events arriving in the same millisecond,
         # only those before the row's own position had arrived when it was scored
+        before = "<=" if include_spine_event else "<"
         arrived = (
             "(e.__arrival < s.__t OR (e.__arrival = s.__t AND (e._partition <> s._partition"
-            " OR e._offset <= s._offset)))"
+            f" OR e._offset {before} s._offset)))"
         )
     selects, joins = [], []
     for i, ((hop, tiles, where), feats) in enumerate(groups.items()):

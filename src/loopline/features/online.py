@@ -162,8 +162,12 @@ class OnlineEngine:
         """The next offset of ``tp`` that ``view`` needs (0 if none was processed); without a
         view, the lowest over the maintained views: where a worker must read from."""
         offsets = self.checkpoint(tp.partition).offsets
-        views = [view] if view is not None else list(self.maintained.values())
-        return min(offsets.get(f"{v.version}:{tp.topic}", 0) for v in views)
+        views = [view] if view is not None else self.views_of(tp.topic)
+        return min((offsets.get(f"{v.version}:{tp.topic}", 0) for v in views), default=0)
+
+    def views_of(self, topic: str) -> list[FeatureView]:
+        """The maintained views whose source is ``topic``."""
+        return [v for v in self.maintained.values() if v.source.topic == topic]
 
     def update_many(
         self,
@@ -171,9 +175,11 @@ class OnlineEngine:
         *,
         partition: int = 0,
         offsets: Mapping[TopicPartition, int] | None = None,
+        topic: str | None = None,
     ) -> dict[str, npt.NDArray[np.bool_]]:
-        """Apply and commit one micro-batch of one partition; return each view's late mask."""
-        late = self.apply_many(columns, partition=partition)
+        """Apply and commit one micro-batch of one partition (to the views of ``topic``,
+        default all); return each view's late mask."""
+        late = self.apply_many(columns, partition=partition, topic=topic)
         self.commit(partition, offsets=offsets)
         return late
 
@@ -183,16 +189,20 @@ class OnlineEngine:
         *,
         partition: int = 0,
         positions: tuple[str, npt.NDArray[np.int64]] | None = None,
+        topic: str | None = None,
     ) -> dict[str, npt.NDArray[np.bool_]]:
         """Apply one micro-batch of one partition, not yet durable; return the late masks.
 
-        ``positions`` (topic, each row's log offset) lets each view skip the rows it has
-        already applied: a version added later catches up from the start of the log while
-        the others go on.
+        The batch goes to the views whose source is ``topic`` (the one of ``positions``);
+        with neither, to every view. ``positions`` (topic, each row's log offset) lets each
+        view skip the rows it has already applied: a version added later catches up from
+        the start of the log while the others go on.
         """
         checkpoint = self.checkpoint(partition)
+        topic = positions[0] if positions is not None else topic
+        views = self.views_of(topic) if topic is not None else self.maintained.values()
         late = {}
-        for view in self.maintained.values():
+        for view in views:
             cols = columns
             if positions is not None:
                 topic, offsets = positions
@@ -217,7 +227,7 @@ class OnlineEngine:
         for tp, offset in (offsets or {}).items():
             if tp.partition != partition:
                 raise ConfigError(f"commit(partition={partition}) got an offset for {tp}.")
-            for v in self.maintained.values():
+            for v in self.views_of(tp.topic):
                 key = f"{v.version}:{tp.topic}"
                 checkpoint.offsets[key] = max(offset, checkpoint.offsets.get(key, 0))
         self.store.commit(partition, msgspec.msgpack.encode(checkpoint))

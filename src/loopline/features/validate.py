@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import math
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+from loopline.features.definitions import Source
 from loopline.features.embedded import EmbeddedStore
 from loopline.features.featureset import FeatureSet
 from loopline.features.online import Columns, OnlineEngine
@@ -39,51 +41,79 @@ def mismatch_rates(online: dict[str, np.ndarray], offline: pa.Table) -> dict[str
 
 def validate(
     feature_set: FeatureSet,
-    events: Columns,
+    events: Columns | Mapping[str, Columns],
     *,
     sample: int = 1000,
     seed: int = 0,
     workdir: Path | None = None,
 ) -> dict[str, float]:
-    """Mismatch rate per feature over ``sample`` events of ``events`` (in arrival order)."""
-    n = len(next(iter(events.values())))
+    """Mismatch rate per feature over ``sample`` scored events.
+
+    ``events`` holds the scored source's events in arrival order, or maps each source's
+    name to its events when the views read several (e.g. transactions and late labels);
+    the others arrive at their own timestamps, in that order.
+    """
+    source = feature_set.source
+    streams: dict[str, Columns] = (
+        {name: cols for name, cols in events.items() if isinstance(cols, Mapping)}
+        if all(isinstance(v, Mapping) for v in events.values())
+        else {source.name: events}  # type: ignore[dict-item]
+    )
+    scored = streams[source.name]
+    others = {v.source.name: v.source for v in feature_set.views if v.source != source}
+    n = len(next(iter(scored.values())))
     rng = np.random.default_rng(seed)
     picks = np.sort(rng.choice(n, size=min(sample, n), replace=False))
+    times = np.asarray(scored[source.timestamp], dtype=np.int64)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         engine = OnlineEngine(
             views=feature_set.views,
             store=EmbeddedStore(Path(tmp) / "online.db", snapshot_interval_s=math.inf),
         )
+        feeds = [_Feed(engine, streams[name], s) for name, s in others.items()]
         rows: dict[str, list[float]] = {name: [] for name in feature_set.names}
         applied = 0
         for i in picks.tolist():
             if i > applied:
-                engine.apply_many({c: v[applied:i] for c, v in events.items()})
+                engine.apply_many({c: v[applied:i] for c, v in scored.items()}, topic=source.topic)
                 applied = i
-            one = feature_set.online(engine, {c: v[i : i + 1] for c, v in events.items()})
+            for feed in feeds:
+                feed.until(int(times[i]))
+            one = feature_set.online(engine, {c: v[i : i + 1] for c, v in scored.items()})
             for name, value in one.items():
                 rows[name].append(float(value[0]))
         engine.store.close()
     history = pa.table(
         {
-            **events,
+            **scored,
             "_partition": np.zeros(n, dtype=np.int64),
             "_offset": np.arange(n),
-            "_arrival_ms": np.asarray(_times(feature_set, events)),
+            "_arrival_ms": np.maximum.accumulate(times),  # each arrives at the newest time yet
         }
     )
     spine = pa.table(
         {
-            **{c: np.asarray(v)[picks] for c, v in events.items()},
+            **{c: np.asarray(v)[picks] for c, v in scored.items()},
             "_partition": np.zeros(len(picks), dtype=np.int64),
             "_offset": picks,
         }
     )
-    offline = feature_set.offline(history, spine)
+    histories = {source.name: history, **{name: pa.table(streams[name]) for name in others}}
+    offline = feature_set.offline(histories, spine)
     return mismatch_rates({k: np.array(v) for k, v in rows.items()}, offline)
 
 
-def _times(feature_set: FeatureSet, events: Columns) -> np.ndarray:
-    """Arrival times: each event arrives at the newest event time seen so far."""
-    ts = np.asarray(events[feature_set.views[0].source.timestamp], dtype=np.int64)
-    return np.maximum.accumulate(ts)
+class _Feed:
+    """Another source's events, applied up to a time: they arrive at their timestamps."""
+
+    def __init__(self, engine: OnlineEngine, columns: Columns, source: Source) -> None:
+        self.engine, self.columns, self.source = engine, columns, source
+        self.times = np.asarray(columns[source.timestamp], dtype=np.int64)
+        self.applied = 0
+
+    def until(self, t: int) -> None:
+        end = int(np.searchsorted(self.times, t, side="right"))
+        if end > self.applied:
+            batch = {c: np.asarray(v)[self.applied : end] for c, v in self.columns.items()}
+            self.engine.apply_many(batch, topic=self.source.topic)
+            self.applied = end

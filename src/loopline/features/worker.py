@@ -89,7 +89,7 @@ class FeatureWorker:
         )
         self.max_records = max_records
         self.dlq = DeadLetterQueue(log, topic)
-        self.fields = sorted({c for v in engine.maintained.values() for c in v.columns})
+        self.fields = sorted({c for v in engine.views_of(topic) for c in v.columns})
         self.stats = WorkerStats()
 
     def run_once(self) -> int:

@@ -63,3 +63,16 @@ def random_transactions(
         )
         for i in range(n)
     ]
+
+
+class Label(Event, frozen=True, kw_only=True):
+    """The outcome of a transaction, arriving late: a chargeback (``is_fraud`` 1) or the
+    close of its dispute window (0). ``label_time_ms`` is when it reached us."""
+
+    v: int = 1
+    transaction_id: str
+    label_time_ms: int
+    event_time_ms: int
+    card_token: str
+    terminal_id: str
+    is_fraud: float

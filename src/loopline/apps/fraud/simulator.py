@@ -116,15 +116,27 @@ class _Tx:
             setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
 
 
-def profile(name: str, **overrides: int) -> Profile:
+def profile(
+    name: str,
+    *,
+    customers: int | None = None,
+    terminals: int | None = None,
+    days: int | None = None,
+) -> Profile:
     """A named profile, with scale overrides (``customers``, ``terminals``, ``days``)."""
     if name not in PROFILES:
         raise ConfigError(f"Unknown simulator profile {name!r}; choose one of {sorted(PROFILES)}.")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    for key, value in given.items():
-        if value <= 0:
+    base = PROFILES[name]
+    scale = {"customers": customers, "terminals": terminals, "days": days}
+    for key, value in scale.items():
+        if value is not None and value <= 0:
             raise ConfigError(f"Simulator {key}={value}: must be a positive number.")
-    return replace(PROFILES[name], **given)
+    return replace(
+        base,
+        customers=customers or base.customers,
+        terminals=terminals or base.terminals,
+        days=days or base.days,
+    )
 
 
 def simulate(
@@ -186,12 +198,15 @@ class _World:
         cnp = rng.random(len(cust)) < self.cnp_share[cust]
         n_near = np.diff(self.near_start)[cust]
         keep = cnp | (n_near > 0)  # as in the handbook: no terminal nearby, no transaction
-        cust, day, ms, amount, cnp, n_near = (x[keep] for x in (cust, day, ms, amount, cnp, n_near))
+        cust, day, ms, n_near = cust[keep], day[keep], ms[keep], n_near[keep]
+        amount, cnp = amount[keep], cnp[keep]
         pick = (rng.random(len(cust)) * np.maximum(n_near, 1)).astype(np.int64)
         terminal = np.where(
             cnp,
             self.shops[cust, rng.integers(0, 5, len(cust))],
-            self.near[np.minimum(self.near_start[cust] + pick, len(self.near) - 1)],
+            self.near[np.minimum(self.near_start[cust] + pick, len(self.near) - 1)]
+            if len(self.near)
+            else 0,  # no physical terminal near anyone: every kept transaction is online
         )
         device = np.where(cnp, cust * 2 + (rng.random(len(cust)) < 0.2), -1)
         lat, lon = self._where(terminal, cust, cnp, rng)

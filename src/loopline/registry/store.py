@@ -1,0 +1,237 @@
+"""The model registry on MLflow: versions with their lineage, aliases, promotion, rollback.
+
+Embedded default: MLflow's SQLite backend and a local artifact folder under
+``.loopline/registry``; at scale, the same code against an MLflow tracking server with
+PostgreSQL and an object store (docs/registry.md). The registry is the control plane
+only: serving resolves an alias once to a pinned version, path and checksums
+(:meth:`Registry.resolve`) and never calls MLflow on the request path. ``import
+loopline`` does not import MLflow; this module does, when it is used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from loopline.exceptions import ConfigError, LooplineError
+
+DEFAULT_ROOT = Path(".loopline/registry")
+HISTORY_TAG = "loopline.history."  # + alias: the versions it pointed at before, newest last
+CHECKSUM_TAG = "sha256."  # + file name
+
+
+class RegistryError(LooplineError):
+    """A registry operation that cannot be done as asked (unknown model, version, alias)."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """One registered version and everything recorded with it."""
+
+    name: str
+    version: int
+    aliases: tuple[str, ...]
+    run_id: str
+    path: Path  # the local folder of its artifacts
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tags: dict[str, str]
+    created_ms: int
+
+    @property
+    def checksums(self) -> dict[str, str]:
+        """File name -> SHA-256 of each artifact, as registered."""
+        return {
+            k[len(CHECKSUM_TAG) :]: v for k, v in self.tags.items() if k.startswith(CHECKSUM_TAG)
+        }
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """What serving loads: a fixed version, its files, and their checksums."""
+
+    name: str
+    version: int
+    path: Path
+    checksums: dict[str, str]
+
+
+class Registry:
+    """Registered models of one MLflow tracking store.
+
+    Args:
+        uri: An MLflow tracking URI (``sqlite:///...``, ``postgresql://...``,
+            ``http://mlflow:5000``); default: SQLite under ``root``.
+        root: The embedded default's folder (database and artifacts).
+    """
+
+    def __init__(self, uri: str | None = None, *, root: Path = DEFAULT_ROOT) -> None:
+        if uri is None:
+            root.mkdir(parents=True, exist_ok=True)
+            uri = f"sqlite:///{root.resolve() / 'mlflow.db'}"
+        self.uri = uri
+        self.root = root
+        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def _experiment(self, name: str) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        location = None
+        if self.uri.startswith("sqlite:"):
+            location = (self.root.resolve() / "artifacts").as_uri()
+        return str(self.client.create_experiment(name, artifact_location=location))
+
+    def register(
+        self,
+        name: str,
+        *,
+        files: Mapping[str, bytes],
+        metrics: Mapping[str, float],
+        params: Mapping[str, object],
+        tags: Mapping[str, str],
+    ) -> ModelVersion:
+        """Log a training run (metrics, parameters, lineage tags, artifact files) and
+        register it as the next version of ``name``; checksums go with it."""
+        import hashlib
+
+        run = self.client.create_run(self._experiment(name), tags={"loopline.model": name})
+        run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        checksums = {f"{CHECKSUM_TAG}{f}": hashlib.sha256(b).hexdigest() for f, b in files.items()}
+        self.client.log_batch(
+            run_id,
+            metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+            tags=[RunTag(k, v) for k, v in {**tags, **checksums}.items()],
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            for fname, data in files.items():
+                (Path(tmp) / fname).write_bytes(data)
+            self.client.log_artifacts(run_id, tmp)
+        self.client.set_terminated(run_id)
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            self.client.create_registered_model(name)
+        mv = self.client.create_model_version(
+            name, source=run.info.artifact_uri, run_id=run_id, tags={**tags, **checksums}
+        )
+        return self.get(name, int(mv.version))
+
+    def names(self) -> list[str]:
+        return sorted(m.name for m in self.client.search_registered_models())
+
+    def versions(self, name: str) -> list[ModelVersion]:
+        """Every version of ``name``, oldest first."""
+        self._model(name)
+        found = self.client.search_model_versions(f"name = '{name}'")
+        return sorted((self.get(name, int(v.version)) for v in found), key=lambda v: v.version)
+
+    def get(self, name: str, ref: int | str) -> ModelVersion:
+        """A version by number, or by alias (``champion``, ``challenger``)."""
+        self._model(name)
+        try:
+            if isinstance(ref, int) or str(ref).isdigit():
+                mv = self.client.get_model_version(name, str(ref))
+            else:
+                mv = self.client.get_model_version_by_alias(name, str(ref))
+        except MlflowException:
+            raise RegistryError(
+                f"Model {name!r} has no version or alias {ref!r}; "
+                f"see `loopline models list {name}`."
+            ) from None
+        run_id = str(mv.run_id)
+        run = self.client.get_run(run_id)
+        return ModelVersion(
+            name=name,
+            version=int(mv.version),
+            aliases=tuple(sorted(mv.aliases)),
+            run_id=run_id,
+            path=_local(str(mv.source)),
+            metrics=dict(run.data.metrics),
+            params=dict(run.data.params),
+            tags=dict(mv.tags),
+            created_ms=int(mv.creation_timestamp),
+        )
+
+    def promote(self, name: str, version: int, alias: str = "champion") -> ModelVersion:
+        """Point ``alias`` at ``version``; the version it pointed at is remembered for
+        :meth:`rollback`."""
+        target = self.get(name, version)
+        previous = self._alias_version(name, alias)
+        if previous == target.version:
+            return target
+        if previous is not None:
+            history = self._history(name, alias)
+            self._set_history(name, alias, [*history, previous])
+        self.client.set_registered_model_alias(name, alias, str(target.version))
+        return self.get(name, target.version)
+
+    def rollback(self, name: str, alias: str = "champion") -> ModelVersion:
+        """Point ``alias`` back at the version it pointed at before the last promotion."""
+        history = self._history(name, alias)
+        if not history:
+            raise RegistryError(
+                f"Alias {alias!r} of model {name!r} has no earlier version to roll back to."
+            )
+        *rest, back = history
+        self.client.set_registered_model_alias(name, alias, str(back))
+        self._set_history(name, alias, rest)
+        return self.get(name, back)
+
+    def resolve(self, name: str, alias: str = "champion") -> Pinned:
+        """Pin ``alias`` to its current version, checking its files against their
+        registered checksums (serving loads this once, off the request path)."""
+        import hashlib
+
+        mv = self.get(name, alias)
+        for fname, digest in mv.checksums.items():
+            data = (mv.path / fname).read_bytes()
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise RegistryError(
+                    f"Artifact {mv.path / fname} of {name} v{mv.version} does not match its "
+                    "registered checksum: the file changed after registration."
+                )
+        return Pinned(name, mv.version, mv.path, mv.checksums)
+
+    def _model(self, name: str) -> None:
+        try:
+            self.client.get_registered_model(name)
+        except MlflowException:
+            raise RegistryError(
+                f"No registered model {name!r}; registered: {self.names() or 'none'}. "
+                "Train one with `loopline train fraud`."
+            ) from None
+
+    def _alias_version(self, name: str, alias: str) -> int | None:
+        aliases = self.client.get_registered_model(name).aliases
+        found = aliases.get(alias)
+        return int(found) if found is not None else None
+
+    def _history(self, name: str, alias: str) -> list[int]:
+        tags = self.client.get_registered_model(name).tags
+        return [int(v) for v in json.loads(tags.get(HISTORY_TAG + alias, "[]"))]
+
+    def _set_history(self, name: str, alias: str, history: list[int]) -> None:
+        self.client.set_registered_model_tag(name, HISTORY_TAG + alias, json.dumps(history))
+
+
+def _local(uri: str) -> Path:
+    parsed = urlparse(uri)
+    if parsed.scheme not in ("", "file"):
+        raise ConfigError(
+            f"Artifacts at {uri!r} are not on this machine; download them first "
+            "(mlflow.artifacts.download_artifacts) for serving."
+        )
+    return Path(unquote(parsed.path) if parsed.scheme else os.fspath(uri))
