@@ -36,6 +36,7 @@ bench: $(STAMP) system
 	$(BIN)/loopline bench events --backend kafka
 	$(BIN)/loopline bench events --backend redis
 	$(BIN)/loopline bench features
+	$(BIN)/loopline bench training --quality
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -22,6 +22,8 @@ HEAVY = (
     "confluent_kafka",
     "redis",
     "duckdb",
+    "numba",
+    "matplotlib",
 )
 
 
@@ -31,8 +33,25 @@ def test_import_loopline_is_light() -> None:
     assert out.stdout.strip() == "[]"
 
 
+def test_the_command_line_starts_without_the_ml_stack() -> None:
+    code = (
+        "import sys, loopline.cli; "
+        "print([m for m in ('mlflow', 'lightgbm', 'sklearn', 'onnxruntime') if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize(
-    "module", ["loopline", "loopline.events", "loopline.features", "loopline.servers"]
+    "module",
+    [
+        "loopline",
+        "loopline.events",
+        "loopline.features",
+        "loopline.servers",
+        "loopline.training",
+        "loopline.registry",
+    ],
 )
 def test_public_names_are_sorted_and_importable(module: str) -> None:
     mod = importlib.import_module(module)

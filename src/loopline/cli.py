@@ -154,6 +154,12 @@ def bench_features(ctx: typer.Context) -> None:
     _run_benchmark("features", ctx.args)
 
 
+@bench_app.command("training", context_settings=_PASS_THROUGH)
+def bench_training(ctx: typer.Context) -> None:
+    """Fraud training: simulator speed, 1M-transaction training time [--quality] [--json]."""
+    _run_benchmark("training", ctx.args)
+
+
 def main() -> None:
     """The ``loopline`` command; loopline's errors print as their message, not a traceback."""
     try:
