@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 import loopline
-from loopline.cli_ml import models_app, simulate_app, train_app
+from loopline.cli_ml import models_app, serve_app, simulate_app, train_app
 
 app = typer.Typer(help="loopline: an end-to-end real-time ML system.", no_args_is_help=True)
 demo_app = typer.Typer(help="Guided demos on embedded defaults.", no_args_is_help=True)
@@ -26,6 +26,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(simulate_app, name="simulate")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
+app.add_typer(serve_app, name="serve")
 
 
 @app.command()

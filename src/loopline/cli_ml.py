@@ -203,3 +203,42 @@ def _lines(record: dict[str, Any]) -> str:
     return "\n".join(
         f"{k}: {json.dumps(v) if isinstance(v, dict | list) else v}" for k, v in record.items()
     )
+
+
+serve_app = typer.Typer(help="The real-time decision service.", no_args_is_help=True)
+
+
+@serve_app.command("fraud")
+def serve_fraud(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    state: Annotated[Path, typer.Option(help="Features, decisions, token key, API keys.")] = Path(
+        ".loopline/serving"
+    ),
+    registry: RegistryOpt = None,
+    rules: Annotated[Path | None, typer.Option(help="Rule file (YAML).")] = None,
+    keys: Annotated[
+        Path | None, typer.Option(help="API key file (default: STATE/keys.json).")
+    ] = None,
+) -> None:
+    """Serve fraud decisions from the registry's champion (POST /v1/score)."""
+    from loopline.apps.fraud.service import DEFAULT_RULES, ServeOptions, serve
+
+    options = ServeOptions(state=state, registry=registry, rules=rules or DEFAULT_RULES, keys=keys)
+    serve(options, host=host, port=port)
+
+
+@serve_app.command("key")
+def serve_key(
+    name: Annotated[str, typer.Option(help="Who the key is for.")],
+    scope: Annotated[list[str], typer.Option(help="score and/or admin (repeat).")],
+    keys: Annotated[Path, typer.Option(help="API key file.")] = Path(".loopline/serving/keys.json"),
+) -> None:
+    """Make an API key: prints it once, stores only its SHA-256."""
+    from loopline.serving import KeyRing, new_key
+
+    ring = KeyRing.load(keys) if keys.exists() else KeyRing([])
+    key, stored = new_key(name, scope)
+    ring.keys.append(stored)
+    ring.save(keys)
+    typer.echo(key)

@@ -190,12 +190,13 @@ class Registry:
         self._set_history(name, alias, rest)
         return self.get(name, back)
 
-    def resolve(self, name: str, alias: str = "champion") -> Pinned:
-        """Pin ``alias`` to its current version, checking its files against their
-        registered checksums (serving loads this once, off the request path)."""
+    def resolve(self, name: str, ref: str | int = "champion") -> Pinned:
+        """Pin ``ref`` (an alias: its current version; or a version number), checking its
+        files against their registered checksums (serving loads this once, off the
+        request path)."""
         import hashlib
 
-        mv = self.get(name, alias)
+        mv = self.get(name, ref)
         for fname, digest in mv.checksums.items():
             data = (mv.path / fname).read_bytes()
             if hashlib.sha256(data).hexdigest() != digest:

@@ -58,6 +58,7 @@ from loopline.training.metrics import Operating, as_dict
 Source = Literal["simulator", "handbook", "ulb"]
 MODEL = {"simulator": "fraud", "handbook": "fraud-handbook", "ulb": "fraud-ulb"}
 ONNX_TOLERANCE = 1e-5
+REVIEW_PRECISION = 0.5  # below the decline threshold, scores this likely to be fraud go to review
 HANDBOOK_TRAIN_DAY = 115  # 2018-07-25 in the handbook's run that starts 2018-04-01
 HANDBOOK_FEATURES = [  # the handbook's 15 (ch. 3): customer and terminal windows
     "tx_amount",
@@ -298,6 +299,7 @@ def _evaluate(
     p_test = np.asarray(booster.predict(ds.x[test]), dtype=np.float64)
     y_test = ds.y[test]
     chosen = threshold_for_precision(ds.y[val], p_val, options.precision_target)
+    review = threshold_for_precision(ds.y[val], p_val, REVIEW_PRECISION)
     op = at_threshold(y_test, p_test, chosen.threshold)
     cal = calibration(y_test, p_test)
     result: dict[str, Any] = {
@@ -308,6 +310,7 @@ def _evaluate(
         **ranking(y_test, p_test),
         "precision_target": options.precision_target,
         "threshold": op.threshold,
+        "review_threshold": min(review.threshold, op.threshold),
         "precision_at_threshold": op.precision,
         "recall_at_threshold": op.recall,
         "calibration_ece": cal.ece,
@@ -382,7 +385,7 @@ def _register(
         "threshold": op.threshold,
         "precision_target": options.precision_target,
         "operating_point": as_dict(op),
-        "review_threshold": op.threshold,
+        "review_threshold": result["review_threshold"],
     }
     files = {"model.txt": text, "model.onnx": onnx, "serving.json": json.dumps(serving).encode()}
     metrics = {k: float(v) for k, v in result.items() if isinstance(v, int | float)}

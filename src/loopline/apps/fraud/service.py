@@ -1,0 +1,122 @@
+"""``loopline serve fraud``: the fraud decision service on embedded defaults.
+
+It loads the registry's ``champion`` (pinned, checksums verified), keeps the fraud
+features online in an embedded store under ``--state``, writes every decision to the
+prediction log there, and publishes review and decline decisions to the
+``fraud.notifications`` topic of the event log.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from loopline.apps.fraud.features import fraud_feature_set
+from loopline.events import EventLog, Message, open_log
+from loopline.exceptions import TopicNotFoundError
+from loopline.features import EmbeddedStore, OnlineEngine
+from loopline.registry import Registry
+from loopline.serving import DecisionLog, KeyRing, Limits, Routing, RuleBook, Scorer, Service, load
+from loopline.serving.model import ServingModel
+
+MODEL = "fraud"
+NOTIFICATIONS = "fraud.notifications"
+DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeOptions:
+    state: Path = Path(".loopline/serving")
+    registry: str | None = None
+    model: str = MODEL
+    rules: Path = DEFAULT_RULES
+    keys: Path | None = None
+    events: str | None = None  # event log URL for notifications (default: under state)
+    limits: Limits = field(default_factory=Limits)
+
+
+def token_key(state: Path) -> bytes:
+    """The card-token key: ``$LOOPLINE_TOKEN_KEY`` (hex), else a random one kept in
+    ``state/token.key`` (mode 0600)."""
+    env = os.environ.get("LOOPLINE_TOKEN_KEY")
+    if env:
+        return bytes.fromhex(env)
+    path = state / "token.key"
+    if not path.exists():
+        state.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return bytes.fromhex(path.read_text().strip())
+
+
+def build(options: ServeOptions) -> Service:
+    """Everything the service needs, loaded and warmed (ready when this returns)."""
+    state = options.state
+    state.mkdir(parents=True, exist_ok=True)
+    registry = Registry(options.registry) if options.registry else Registry()
+
+    def load_model(ref: str | int) -> ServingModel:
+        return load(registry.resolve(options.model, ref))
+
+    fs = fraud_feature_set()
+    engine = OnlineEngine(views=fs.views, store=EmbeddedStore(state / "features.db"))
+    log = open_log(options.events or f"file://{(state / 'events.db').resolve()}")
+    decisions = DecisionLog(state / "decisions.db", notify=_notifier(log))
+    scorer = Scorer(
+        feature_set=fs,
+        engine=engine,
+        routing=Routing(champion=load_model("champion")),
+        rules=RuleBook(options.rules),
+        token_key=token_key(state),
+    )
+    keys = KeyRing.load(options.keys or state / "keys.json")
+    return Service(
+        scorer=scorer, log=decisions, keys=keys, limits=options.limits, load_model=load_model
+    )
+
+
+def _notifier(log: EventLog) -> Any:
+    try:
+        log.partitions(NOTIFICATIONS)
+    except TopicNotFoundError:
+        log.create_topic(NOTIFICATIONS, partitions=1)
+
+    def notify(rows: list[dict[str, Any]]) -> None:
+        flagged = [r for r in rows if r["decision"] != "approve"]
+        if flagged:
+            log.append_many(
+                NOTIFICATIONS,
+                [
+                    Message(
+                        msgspec.json.encode(
+                            {
+                                k: r[k]
+                                for k in (
+                                    "transaction_id",
+                                    "decision",
+                                    "score",
+                                    "model_version",
+                                    "card_token",
+                                )
+                            }
+                        ),
+                        key=r["card_token"].encode(),
+                    )
+                    for r in flagged
+                ],
+            )
+
+    return notify
+
+
+def serve(options: ServeOptions, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the service (one process, one event loop) until interrupted."""
+    import uvicorn
+
+    service = build(options)
+    uvicorn.run(service, host=host, port=port, log_level="warning", access_log=False, lifespan="on")

@@ -1,0 +1,343 @@
+"""The HTTP service: a plain ASGI application (measured: the framework costs more than
+the model, see docs/decisions/0003-serving.md), msgspec for validation and JSON.
+
+Routes: ``POST /v1/score`` (scope ``score``), ``GET /livez``, ``GET /readyz``,
+``GET /metrics``, ``GET /openapi.json``, and under ``/admin/`` (scope ``admin``):
+``rules/reload``, ``model/reload`` (blue-green), ``model/rollback``, ``routing``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from loopline.exceptions import ConfigError
+from loopline.serving.api import Problem, RequestError, decode_request, openapi
+from loopline.serving.auth import KeyRing
+from loopline.serving.decisions import DecisionLog, now_ms
+from loopline.serving.metrics import Metrics
+from loopline.serving.model import ServingModel
+from loopline.serving.pan import tokenize
+from loopline.serving.scorer import Decided, Scorer, payload_hash
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+_json = msgspec.json.Encoder()
+
+
+@dataclass
+class Limits:
+    max_body_bytes: int = 16 * 1024
+    max_inflight: int = 256  # beyond this, 503 + Retry-After instead of queueing
+    budget_ms: float = 50.0  # the whole request, the decision log's commit included
+
+
+@dataclass
+class Service:
+    """The fraud decision service."""
+
+    scorer: Scorer
+    log: DecisionLog
+    keys: KeyRing
+    limits: Limits = field(default_factory=Limits)
+    load_model: Callable[[str | int], ServingModel] | None = None  # alias or version -> loaded
+    metrics: Metrics = field(default_factory=Metrics)
+    ready: bool = True
+    inflight: int = 0
+    _pending: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        route = f"{scope['method']} {scope['path']}"
+        try:
+            status, body, headers = await self._route(scope, receive, route)
+        except RequestError as exc:
+            status, body, headers = exc.status, _json.encode(exc.problem), []
+        self.metrics.request(
+            route if status != 404 else "other", status, time.perf_counter() - started
+        )
+        await _respond(send, status, body, headers)
+
+    async def _route(
+        self, scope: Scope, receive: Receive, route: str
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        if route == "POST /v1/score":
+            self._require(scope, "score")
+            return await self._score(scope, receive)
+        if route == "GET /livez":
+            return 200, b'{"status":"live"}', []
+        if route == "GET /readyz":
+            return (
+                (200, b'{"status":"ready"}', [])
+                if self.ready
+                else (503, b'{"status":"loading"}', [])
+            )
+        if route == "GET /metrics":
+            return (
+                200,
+                self.metrics.exposition(self),
+                [(b"content-type", self.metrics.content_type.encode())],
+            )
+        if route == "GET /openapi.json":
+            return 200, _json.encode(openapi()), []
+        if scope["path"].startswith("/admin/") and scope["method"] == "POST":
+            self._require(scope, "admin")
+            return await self._admin(
+                scope["path"][len("/admin/") :], await _body(receive, self.limits)
+            )
+        raise RequestError(404, Problem(error=f"No route {route}.", detail="See /openapi.json."))
+
+    def _require(self, scope: Scope, needed: str) -> None:
+        presented = _header(scope, b"x-api-key")
+        scopes = self.keys.scopes_of(presented)
+        if not scopes:
+            raise RequestError(401, Problem(error="Missing or unknown API key.", field="X-API-Key"))
+        if needed not in scopes:
+            raise RequestError(
+                403, Problem(error=f"This key lacks the '{needed}' scope.", field="X-API-Key")
+            )
+
+    async def _score(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        deadline = time.perf_counter() + self.limits.budget_ms / 1000
+        if self.inflight >= self.limits.max_inflight:
+            self.metrics.shed()
+            raise RequestError(
+                503, Problem(error="Overloaded: retry shortly.", detail="Retry-After: 1")
+            )
+        self.inflight += 1
+        try:
+            raw = await _body(receive, self.limits)
+            request = decode_request(raw)
+            key = _header(scope, b"idempotency-key") or request.transaction_id
+            if len(key) > 128:
+                raise RequestError(
+                    422,
+                    Problem(
+                        error="Idempotency-Key is longer than 128 characters.",
+                        field="Idempotency-Key",
+                    ),
+                )
+            fingerprint = self._fingerprint(request)
+            replay = await self._replay(key, fingerprint)
+            if replay is not None:
+                return 200, replay, []
+            future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+            self._pending[key] = future
+            try:
+                body = await self._decide(request, key, fingerprint, deadline)
+                future.set_result(body)
+            except BaseException as exc:
+                future.set_exception(exc)
+                future.exception()  # retrieved: no "never retrieved" warning
+                raise
+            finally:
+                del self._pending[key]
+            return 200, body, []
+        finally:
+            self.inflight -= 1
+
+    def _fingerprint(self, request: Any) -> str:
+        body = msgspec.to_builtins(request)
+        if body.get("card_number"):  # never hash a card number itself
+            body["card_token"] = tokenize(body.pop("card_number"), self.scorer.token_key)
+        return payload_hash(body)
+
+    async def _replay(self, key: str, fingerprint: str) -> bytes | None:
+        pending = self._pending.get(key)
+        if pending is not None:
+            await asyncio.shield(pending)
+        stored = self.log.find(key)
+        if stored is None:
+            return None
+        if stored.payload_sha256 != fingerprint:
+            raise RequestError(
+                422,
+                Problem(
+                    error=f"Idempotency key {key!r} was already used with a different request.",
+                    field="transaction_id",
+                    detail="Use a new transaction id / Idempotency-Key for a new transaction.",
+                ),
+            )
+        self.metrics.replayed()
+        response = msgspec.json.decode(stored.response)
+        response["replayed"] = True
+        return _json.encode(response)
+
+    async def _decide(self, request: Any, key: str, fingerprint: str, deadline: float) -> bytes:
+        trace_id = uuid.uuid4().hex
+        decided = self.scorer.decide(request, trace_id)
+        body = _json.encode(decided.response)
+        row = _row(decided, key, fingerprint, body)
+        left = deadline - time.perf_counter()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.log.write(row)), timeout=max(left, 0.001))
+        except TimeoutError:
+            self.metrics.shed()
+            raise RequestError(
+                503,
+                Problem(
+                    error="The decision was not durable within the latency budget.",
+                    detail="Retry-After: 1; the retry with the same transaction id returns it.",
+                ),
+            ) from None
+        self.scorer.learn(decided)
+        self.metrics.decided(decided)
+        return body
+
+    async def _admin(
+        self, action: str, body: bytes
+    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+        args = msgspec.json.decode(body) if body.strip() else {}
+        if not isinstance(args, dict):
+            raise RequestError(422, Problem(error="The body must be a JSON object."))
+        handlers = {
+            "rules/reload": self._reload_rules,
+            "model/reload": self._reload_model,
+            "model/rollback": self._rollback,
+            "routing": self._set_routing,
+        }
+        handler = handlers.get(action)
+        if handler is None:
+            raise RequestError(404, Problem(error=f"No admin action {action!r}."))
+        return 200, _json.encode(await handler(args)), []
+
+    async def _reload_rules(self, args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            rules = self.scorer.rules.reload()
+        except (ConfigError, OSError) as exc:  # a broken rule file: the caller's to fix
+            raise RequestError(422, Problem(error=str(exc), field="rules")) from None
+        return {"rules_version": rules.version}
+
+    async def _reload_model(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Blue-green: load and warm the new version off the event loop, then swap; the
+        old one stays loaded for an instant rollback."""
+        routing = self.scorer.routing
+        fresh = await asyncio.to_thread(self._loader(), args.get("version", "champion"))
+        if fresh.label != routing.champion.label:
+            routing.previous, routing.champion = routing.champion, fresh
+        return {"champion": routing.champion.label}
+
+    async def _rollback(self, args: dict[str, Any]) -> dict[str, Any]:
+        routing = self.scorer.routing
+        if routing.previous is None:
+            raise RequestError(409, Problem(error="No previous model is loaded to roll back to."))
+        routing.champion, routing.previous = routing.previous, routing.champion
+        return {"champion": routing.champion.label}
+
+    async def _set_routing(self, args: dict[str, Any]) -> dict[str, Any]:
+        routing = self.scorer.routing
+        percent = float(args.get("canary_percent", routing.canary_percent))
+        if not 0 <= percent <= 100:
+            raise RequestError(
+                422,
+                Problem(
+                    error=f"canary_percent must be 0-100, got {percent}.", field="canary_percent"
+                ),
+            )
+        if "challenger" in args:
+            ref = args["challenger"]
+            routing.challenger = (
+                None if ref is None else await asyncio.to_thread(self._loader(), ref)
+            )
+        routing.canary_percent = percent
+        routing.shadow = bool(args.get("shadow", routing.shadow))
+        return {
+            "champion": routing.champion.label,
+            "challenger": routing.challenger.label if routing.challenger else None,
+            "canary_percent": routing.canary_percent,
+            "shadow": routing.shadow,
+        }
+
+    def _loader(self) -> Callable[[str | int], ServingModel]:
+        if self.load_model is None:
+            raise RequestError(409, Problem(error="This service was started without a registry."))
+        return self.load_model
+
+
+def _row(decided: Decided, key: str, fingerprint: str, body: bytes) -> dict[str, Any]:
+    r = decided.response
+    return {
+        "idempotency_key": key,
+        "transaction_id": r.transaction_id,
+        "payload_sha256": fingerprint,
+        "decided_ms": now_ms(),
+        "decision": r.decision,
+        "score": r.score,
+        "model_version": r.model_version,
+        "arm": decided.arm,
+        "rules_version": r.rules_version,
+        "shadow_model": decided.shadow_model,
+        "shadow_score": decided.shadow_score,
+        "card_token": str(decided.columns["card_token"][0]),
+        "features": msgspec.json.encode(decided.features),
+        "response": body,
+    }
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+async def _body(receive: Receive, limits: Limits) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limits.max_body_bytes:
+            raise RequestError(
+                413,
+                Problem(
+                    error=f"Body larger than {limits.max_body_bytes} bytes.",
+                    detail="Send one transaction per request.",
+                ),
+            )
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    base = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 503:
+        base.append((b"retry-after", b"1"))
+    names = {k for k, _ in headers}
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*(h for h in base if h[0] not in names), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            with contextlib.suppress(Exception):
+                await send({"type": "lifespan.shutdown.complete"})
+            return

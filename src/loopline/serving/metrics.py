@@ -1,0 +1,73 @@
+"""Prometheus metrics of the decision service (one registry per service instance)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+if TYPE_CHECKING:
+    from loopline.serving.scorer import Decided
+
+# milliseconds, aligned to the 50 ms budget
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 1.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.content_type = CONTENT_TYPE_LATEST
+        self.requests = Counter(
+            "loopline_http_requests", "HTTP requests", ["route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "loopline_http_request_seconds",
+            "Request latency",
+            ["route"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.decisions = Counter(
+            "loopline_decisions", "Decisions by outcome", ["decision", "model", "arm"], registry=r
+        )
+        self.degraded = Counter(
+            "loopline_degraded", "Degraded answers by cause", ["cause"], registry=r
+        )
+        self.stage = Histogram(
+            "loopline_stage_seconds",
+            "Time per request stage",
+            ["stage"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.shed_total = Counter(
+            "loopline_shed", "Requests refused with 503 (back-pressure)", registry=r
+        )
+        self.replays = Counter(
+            "loopline_idempotent_replays", "Requests answered from the log", registry=r
+        )
+        self.inflight = Gauge("loopline_inflight", "Requests in progress", registry=r)
+
+    def request(self, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
+
+    def decided(self, decided: Decided) -> None:
+        r = decided.response
+        self.decisions.labels(r.decision, r.model_version, decided.arm).inc()
+        for cause in r.degraded:
+            self.degraded.labels(cause).inc()
+        for stage, ms in r.timings_ms.items():
+            self.stage.labels(stage).observe(ms / 1000)
+
+    def shed(self) -> None:
+        self.shed_total.inc()
+
+    def replayed(self) -> None:
+        self.replays.inc()
+
+    def exposition(self, service: Any) -> bytes:
+        self.inflight.set(service.inflight)
+        return bytes(generate_latest(self.registry))

@@ -1,0 +1,166 @@
+"""Declarative, versioned, hot-reloadable decision rules (YAML).
+
+::
+
+    lists:
+      blocked_cards: [tok_5f0c...]
+      blocked_devices: [dev-0000042]
+    rules:                       # evaluated in this order
+      - id: blocked-card
+        action: block            # decline at once, whatever the model says
+        when: {field: card_token, in: blocked_cards}
+      - id: impossible-travel
+        action: block
+        when: {field: travel_kmh, op: ">", value: 900}
+      - id: large-amount
+        action: adjust           # add to the model's score (clipped to [0, 1])
+        score: 0.3
+        when: {field: tx_amount, op: ">", value: 220}
+
+A condition reads one field of the request or one feature. A rule set's version is the
+SHA-256 of its text; :meth:`RuleBook.current` re-reads the file when it changes on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import operator
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from loopline.exceptions import ConfigError
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    action: str  # "block" or "adjust"
+    field: str
+    op: str | None = None
+    value: Any = None
+    in_list: frozenset[str] | None = None
+    score: float = 0.0
+
+    def matches(self, values: Mapping[str, Any]) -> bool:
+        got = values.get(self.field)
+        if got is None or (isinstance(got, float) and math.isnan(got)):
+            return False  # unknown never triggers a rule
+        if self.in_list is not None:
+            return str(got) in self.in_list
+        assert self.op is not None
+        return bool(_OPS[self.op](got, self.value))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the rules did: the blocking rule (if any), the adjusted score, and every rule
+    that fired, in order."""
+
+    blocked_by: str | None
+    score: float
+    fired: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    version: str
+    rules: tuple[Rule, ...]
+
+    def apply(self, score: float, values: Mapping[str, Any]) -> Outcome:
+        fired: list[str] = []
+        for rule in self.rules:
+            if not rule.matches(values):
+                continue
+            fired.append(rule.id)
+            if rule.action == "block":
+                return Outcome(rule.id, score, tuple(fired))
+            score = min(1.0, max(0.0, score + rule.score))
+        return Outcome(None, score, tuple(fired))
+
+
+def parse(text: str, source: str = "<rules>") -> RuleSet:
+    """Parse and check a rule file; errors name the rule, the key and the fix."""
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML ({exc}).") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source}: expected a mapping with 'rules' (and 'lists').")
+    lists = {str(k): frozenset(map(str, v or ())) for k, v in (doc.get("lists") or {}).items()}
+    rules, seen = [], set()
+    for i, raw in enumerate(doc.get("rules") or []):
+        rules.append(_rule(raw, i, lists, source))
+        if rules[-1].id in seen:
+            raise ConfigError(f"{source}: rule id {rules[-1].id!r} is used twice.")
+        seen.add(rules[-1].id)
+    return RuleSet(hashlib.sha256(text.encode()).hexdigest()[:12], tuple(rules))
+
+
+def _rule(raw: Any, i: int, lists: dict[str, frozenset[str]], source: str) -> Rule:
+    where = f"{source}: rule #{i + 1}"
+    if not isinstance(raw, dict) or "id" not in raw:
+        raise ConfigError(f"{where} needs an 'id'.")
+    where = f"{source}: rule {raw['id']!r}"
+    action = raw.get("action")
+    if action not in ("block", "adjust"):
+        raise ConfigError(f"{where}: 'action' must be block or adjust, got {action!r}.")
+    when = raw.get("when")
+    if not isinstance(when, dict) or "field" not in when:
+        raise ConfigError(f"{where}: 'when' needs a 'field'.")
+    if "in" in when:
+        name = when["in"]
+        if name not in lists:
+            raise ConfigError(f"{where}: list {name!r} is not under 'lists' ({sorted(lists)}).")
+        return Rule(str(raw["id"]), action, str(when["field"]), in_list=lists[name])
+    op = when.get("op")
+    if op not in _OPS:
+        raise ConfigError(f"{where}: 'op' must be one of {sorted(_OPS)}, got {op!r}.")
+    score = float(raw.get("score", 0.0))
+    if action == "adjust" and not -1.0 <= score <= 1.0:
+        raise ConfigError(f"{where}: 'score' must be within [-1, 1], got {score}.")
+    return Rule(str(raw["id"]), action, str(when["field"]), op, when.get("value"), score=score)
+
+
+class RuleBook:
+    """A rule file, re-read when it changes (hot reload without a restart)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._stamp: tuple[int, int] | None = None
+        self._rules = RuleSet("none", ())
+        self.reload()
+
+    def reload(self) -> RuleSet:
+        """Read the file now; a broken file keeps the rules in force and raises."""
+        if self.path is None:
+            return self._rules
+        stat = os.stat(self.path)
+        self._rules = parse(self.path.read_text(), str(self.path))
+        self._stamp = (stat.st_mtime_ns, stat.st_size)
+        return self._rules
+
+    def current(self) -> RuleSet:
+        """The rules in force, re-read first if the file changed on disk."""
+        if self.path is not None:
+            stat = os.stat(self.path)
+            if (stat.st_mtime_ns, stat.st_size) != self._stamp:
+                # a broken edit keeps the last good rules; /admin/rules/reload reports it
+                with contextlib.suppress(ConfigError):
+                    self.reload()
+        return self._rules

@@ -1,0 +1,184 @@
+"""The request path: request-time and online features -> model -> rules -> decision.
+
+Everything here is synchronous and in memory (features from the online engine, the model
+in ONNX Runtime); the only wait on the request path is the decision log's group commit,
+which the HTTP layer awaits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from loopline.features import FeatureSet, OnlineEngine
+from loopline.serving.api import Reason, ScoreRequest, ScoreResponse
+from loopline.serving.model import ServingModel
+from loopline.serving.pan import tokenize
+from loopline.serving.rules import RuleBook
+
+
+@dataclass
+class Routing:
+    """Which model answers, and which one only watches.
+
+    ``champion`` answers by default. With a ``challenger``: ``canary_percent`` of cards
+    (a stable hash of the card token, so a card stays on one side) are answered by it;
+    ``shadow`` scores every request with it too, logged and never returned.
+    """
+
+    champion: ServingModel
+    challenger: ServingModel | None = None
+    canary_percent: float = 0.0
+    shadow: bool = False
+    previous: ServingModel | None = None  # kept loaded for an instant rollback
+
+    def pick(self, card_token: str) -> tuple[ServingModel, str]:
+        if self.challenger is not None and self.canary_percent > 0:
+            bucket = int.from_bytes(hashlib.blake2b(card_token.encode(), digest_size=4).digest())
+            if bucket % 10_000 < self.canary_percent * 100:
+                return self.challenger, "challenger"
+        return self.champion, "champion"
+
+
+@dataclass
+class Decided:
+    """A decision and what the prediction log keeps of it."""
+
+    response: ScoreResponse
+    features: dict[str, float]
+    arm: str
+    shadow_score: float | None = None
+    shadow_model: str | None = None
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+class Scorer:
+    """Decides on transactions with a feature set, a routing of models and rules."""
+
+    def __init__(
+        self,
+        *,
+        feature_set: FeatureSet,
+        engine: OnlineEngine,
+        routing: Routing,
+        rules: RuleBook,
+        token_key: bytes,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.feature_set = feature_set
+        self.engine = engine
+        self.routing = routing
+        self.rules = rules
+        self.token_key = token_key
+        self.clock = clock
+        self.feature_failures = 0
+
+    def columns(self, request: ScoreRequest) -> dict[str, np.ndarray]:
+        """The request as one event's columns (the card number replaced by its token)."""
+        token = request.card_token or tokenize(request.card_number or "", self.token_key)
+        t = request.event_time_ms if request.event_time_ms is not None else int(self.clock() * 1000)
+        device = request.device_id or ""
+        return {
+            "transaction_id": np.array([request.transaction_id]),
+            "event_time_ms": np.array([t], dtype=np.int64),
+            "card_token": np.array([token]),
+            "customer_id": np.array([request.customer_id]),
+            "terminal_id": np.array([request.terminal_id]),
+            "merchant_category": np.array([request.merchant_category]),
+            "amount": np.array([request.amount]),
+            "currency": np.array([request.currency]),
+            "channel": np.array([request.channel]),
+            "device_id": np.array([device]),
+            "card_device": np.array([f"{token}|{device}" if device else ""]),
+            "latitude": np.array([_num(request.latitude)]),
+            "longitude": np.array([_num(request.longitude)]),
+        }
+
+    def decide(self, request: ScoreRequest, trace_id: str | None = None) -> Decided:
+        timings: dict[str, float] = {}
+        started = mark = time.perf_counter()
+        cols = self.columns(request)
+        degraded: list[str] = []
+        try:
+            features = self.feature_set.online(self.engine, cols)
+            values = {k: float(v[0]) for k, v in features.items()}
+        except Exception:
+            self.feature_failures += 1
+            degraded.append("features_unavailable")
+            values = self._defaults(cols)
+        mark = _lap(timings, "features", mark)
+        model, arm = self.routing.pick(str(cols["card_token"][0]))
+        x = np.array([[values.get(n, math.nan) for n in model.features]])
+        scores, fell_back = model.score(x)
+        if fell_back:
+            degraded.append("model_fallback")
+        score = float(scores[0])
+        mark = _lap(timings, "model", mark)
+        shadow_score = shadow_model = None
+        if self.routing.shadow and self.routing.challenger is not None and arm == "champion":
+            shadow_score = float(self.routing.challenger.score(x)[0][0])
+            shadow_model = self.routing.challenger.label
+            mark = _lap(timings, "shadow", mark)
+        rules = self.rules.current()
+        outcome = rules.apply(score, {**values, **{k: v[0] for k, v in cols.items()}})
+        decision: Literal["approve", "review", "decline"]
+        if outcome.blocked_by is not None or outcome.score >= model.threshold:
+            decision = "decline"
+        elif outcome.score >= model.review_threshold:
+            decision = "review"
+        else:
+            decision = "approve"
+        reasons = [Reason("rule", r) for r in outcome.fired]
+        if decision != "approve":  # explanations cost ~0.2 ms: only where someone reads them
+            reasons += [Reason("feature", n, round(v, 4)) for n, v in model.contributions(x)]
+        mark = _lap(timings, "rules", mark)
+        timings["total"] = round((time.perf_counter() - started) * 1000, 3)
+        response = ScoreResponse(
+            transaction_id=request.transaction_id,
+            decision=decision,
+            score=round(outcome.score, 6),
+            reasons=reasons,
+            model_version=model.label,
+            rules_version=rules.version,
+            trace_id=trace_id or uuid.uuid4().hex,
+            timings_ms=timings,
+            degraded=degraded,
+        )
+        return Decided(response, values, arm, shadow_score, shadow_model, cols)
+
+    def learn(self, decided: Decided) -> None:
+        """Fold the decided transaction into the online features (the next request of
+        the same card sees it)."""
+        cols = {k: v for k, v in decided.columns.items() if k != "card_number"}
+        self.engine.apply_many(cols, topic=self.feature_set.source.topic)
+
+    def _defaults(self, cols: dict[str, np.ndarray]) -> dict[str, float]:
+        """Request-time features only; every stored feature unknown (NaN)."""
+        out = dict.fromkeys(self.feature_set.names, math.nan)
+        for r in self.feature_set.request:
+            out[r.name] = float(r.compute(cols)[0])
+        return out
+
+
+def _num(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _lap(timings: dict[str, float], name: str, mark: float) -> float:
+    now = time.perf_counter()
+    timings[name] = round((now - mark) * 1000, 3)
+    return now
+
+
+def payload_hash(body: dict[str, Any]) -> str:
+    """The idempotency fingerprint of a request body (key order does not matter)."""
+    import msgspec
+
+    return hashlib.sha256(msgspec.json.encode(body, order="sorted")).hexdigest()
