@@ -139,8 +139,10 @@ class DecisionLog:
             return int(self._read.execute("SELECT count(*) FROM decisions").fetchone()[0])
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=10)
+        """Commit what is queued, then stop (again: nothing)."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=10)
         self._read.close()
 
     def _run(self) -> None:

@@ -13,8 +13,9 @@ import hmac
 import re
 
 _PAN = re.compile(r"^[0-9]{13,19}$")
-# 13-19 digits in a row, not inside a longer digit run: what a PAN scan looks for
-PAN_IN_TEXT = re.compile(r"(?<![0-9])[0-9]{13,19}(?![0-9])")
+# 13-19 digits in a row, not inside a longer digit run and not the fraction of a decimal
+# number (0.8035052576083381 holds no card number): what a PAN scan looks for
+PAN_IN_TEXT = re.compile(r"(?<![0-9.])[0-9]{13,19}(?![0-9])")
 
 
 def luhn_ok(digits: str) -> bool:
