@@ -161,6 +161,12 @@ def bench_training(ctx: typer.Context) -> None:
     _run_benchmark("training", ctx.args)
 
 
+@bench_app.command("serving", context_settings=_PASS_THROUGH)
+def bench_serving(ctx: typer.Context) -> None:
+    """Decision service vs a FastAPI baseline: max rps, p99 at half load [--json]."""
+    _run_benchmark("serving", ctx.args)
+
+
 def main() -> None:
     """The ``loopline`` command; loopline's errors print as their message, not a traceback."""
     try:

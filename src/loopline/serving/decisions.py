@@ -1,11 +1,11 @@
 """The prediction log: every decision with the features and model that made it.
 
-Writes are batched off the request path by one writer thread (group commit): a request
-hands its row over and awaits the commit of the batch that carries it, so many requests
-share one fsync. The guarantee: a decision is returned to its caller only after the
-transaction holding it committed, so it survives a ``kill -9`` of the service (SQLite in
-WAL mode; ``synchronous=FULL`` extends that to power loss). Review and decline decisions
-are then published to the notifications topic.
+Writes are group-committed: a request hands its row over and awaits the commit of the
+batch that carries it, so concurrent requests share one commit. The guarantee: a
+decision is returned to its caller only after the transaction holding it committed, so
+it survives a ``kill -9`` of the service (SQLite in WAL mode; ``synchronous=FULL``
+extends that to power loss). Review and decline decisions are then published to the
+notifications topic.
 
 The same table answers idempotency: a transaction id (or Idempotency-Key) already decided
 returns the stored response.
@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import queue
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,13 +57,17 @@ class Stored:
 
 
 class DecisionLog:
-    """SQLite prediction log with group commit.
+    """SQLite prediction log with group commit on the event loop.
+
+    Rows handed over during one turn of the event loop are committed together, right
+    after it (``loop.call_soon``): no writer thread, so no lock hand-offs between the
+    request path and the log (measured: a writer thread halved throughput through GIL
+    switches on one core).
 
     Args:
         path: The database file.
         notify: Called after each commit with the committed rows (e.g. publish review and
             decline decisions); a failure there is counted, never lost silently.
-        max_batch: The most rows one commit carries.
         synchronous: SQLite's ``synchronous`` (NORMAL: survives process crashes; FULL:
             power loss too).
     """
@@ -75,118 +77,85 @@ class DecisionLog:
         path: Path,
         *,
         notify: Callable[[Sequence[dict[str, Any]]], None] | None = None,
-        max_batch: int = 512,
         synchronous: str = "NORMAL",
     ) -> None:
         self.path = path
         self.notify = notify
-        self.max_batch = max_batch
         self.notify_failures = 0
         self.commits = 0
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._read = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._read.execute("PRAGMA journal_mode=WAL")
-        self._read.executescript(SCHEMA)
-        self._read_lock = threading.Lock()
-        self._queue: queue.Queue[
-            tuple[dict[str, Any], Callable[[BaseException | None], None]] | None
-        ] = queue.Queue()
-        self._synchronous = synchronous
-        self._thread = threading.Thread(target=self._run, name="decision-log", daemon=True)
-        self._thread.start()
-
-    def find(self, key: str) -> Stored | None:
-        """The stored decision under an idempotency key (or transaction id)."""
-        with self._read_lock:
-            row = self._read.execute(
-                "SELECT payload_sha256, response FROM decisions WHERE idempotency_key = ?", (key,)
-            ).fetchone()
-        return Stored(row[0], row[1]) if row else None
-
-    async def write(self, row: dict[str, Any]) -> None:
-        """Hand ``row`` to the writer and return once it is committed."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def resolve(error: BaseException | None) -> None:
-            if error is None:
-                loop.call_soon_threadsafe(_settle, done, None)
-            else:
-                loop.call_soon_threadsafe(_settle, done, error)
-
-        self._queue.put((row, resolve))
-        await done
-
-    def write_sync(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Commit ``rows`` from a non-async caller (the streaming scorer)."""
-        events = [threading.Event() for _ in rows]
-        errors: list[BaseException] = []
-        for row, event in zip(rows, events, strict=True):
-
-            def resolve(error: BaseException | None, event: threading.Event = event) -> None:
-                if error is not None:
-                    errors.append(error)
-                event.set()
-
-            self._queue.put((row, resolve))
-        for event in events:
-            event.wait()
-        if errors:
-            raise errors[0]
-
-    def count(self) -> int:
-        with self._read_lock:
-            return int(self._read.execute("SELECT count(*) FROM decisions").fetchone()[0])
-
-    def close(self) -> None:
-        """Commit what is queued, then stop (again: nothing)."""
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout=10)
-        self._read.close()
-
-    def _run(self) -> None:
-        conn = sqlite3.connect(self.path, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self._synchronous}")
-        sql = (
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        self._conn.executescript(SCHEMA)
+        self._sql = (
             f"INSERT OR IGNORE INTO decisions ({', '.join(COLUMNS)}) "
             f"VALUES ({', '.join('?' * len(COLUMNS))})"
         )
-        stop = False
-        while not stop:
-            item = self._queue.get()
-            if item is None:
-                break
-            batch = [item]
-            while len(batch) < self.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                batch.append(nxt)
-            rows = [r for r, _ in batch]
+        self._batch: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._scheduled = False
+        self._closed = False
+
+    def find(self, key: str) -> Stored | None:
+        """The stored decision under an idempotency key (or transaction id)."""
+        row = self._conn.execute(
+            "SELECT payload_sha256, response FROM decisions WHERE idempotency_key = ?", (key,)
+        ).fetchone()
+        return Stored(row[0], row[1]) if row else None
+
+    async def write(self, row: dict[str, Any]) -> None:
+        """Hand ``row`` over and return once the batch carrying it is committed."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._batch.append((row, done))
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        await done
+
+    def write_sync(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Commit ``rows`` now (the streaming scorer's micro-batches)."""
+        self._commit(rows)
+
+    def count(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM decisions").fetchone()[0])
+
+    def close(self) -> None:
+        """Commit what is pending, then close (again: nothing)."""
+        if self._closed:
+            return
+        if self._batch:
+            self._flush()
+        self._closed = True
+        self._conn.close()
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        batch, self._batch = self._batch, []
+        error: BaseException | None = None
+        try:
+            self._commit([row for row, _ in batch])
+        except sqlite3.Error as exc:
+            error = exc
+        for _, done in batch:
+            _settle(done, error)
+
+    def _commit(self, rows: Sequence[dict[str, Any]]) -> None:
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")
+            conn.executemany(self._sql, [tuple(r[c] for c in COLUMNS) for r in rows])
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        self.commits += 1
+        if self.notify is not None:
             try:
-                conn.execute("BEGIN")
-                conn.executemany(sql, [tuple(r[c] for c in COLUMNS) for r in rows])
-                conn.execute("COMMIT")
-                error: BaseException | None = None
-                self.commits += 1
-            except sqlite3.Error as exc:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-                error = exc
-            for _, resolve in batch:
-                resolve(error)
-            if error is None and self.notify is not None:
-                try:
-                    self.notify(rows)
-                except Exception:
-                    self.notify_failures += 1
-        conn.close()
+                self.notify(rows)
+            except Exception:
+                self.notify_failures += 1
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:

@@ -49,7 +49,8 @@ class ServingModel:
 
     def contributions(self, x: F64, top: int = 3) -> list[tuple[str, float]]:
         """The features pushing one row's score up most (TreeSHAP, in log-odds)."""
-        contrib = self.booster.predict(np.asarray(x[:1], np.float64), pred_contrib=True)[0][:-1]
+        row = np.asarray(x[:1], np.float64)
+        contrib = self.booster.predict(row, pred_contrib=True, num_threads=1)[0][:-1]
         order = np.argsort(-contrib)[:top]
         return [(self.features[i], float(contrib[i])) for i in order if contrib[i] > 0]
 
