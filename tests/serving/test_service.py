@@ -80,6 +80,7 @@ async def test_a_transaction_gets_a_decision(service: Service) -> None:
         ({"cvv": "123"}, 422, "cvv"),
         ({"card_number": PAN}, 422, "card_token"),  # both token and number
         ({"latitude": 123.0}, 422, "latitude"),
+        ({"event_time_ms": 10**20}, 422, "event_time_ms"),  # found by the schema fuzzer
         ({"shoe_size": 42}, 422, "shoe_size"),
     ],
 )

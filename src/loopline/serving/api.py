@@ -26,7 +26,10 @@ class ScoreRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     merchant_category: Annotated[str, Meta(min_length=1, max_length=32)]
     card_token: Id | None = None
     card_number: Annotated[str, Meta(pattern=r"^[0-9]{13,19}$")] | None = None
-    event_time_ms: Annotated[int, Meta(ge=0)] | None = None
+    event_time_ms: (
+        Annotated[int, Meta(ge=0, le=4_102_444_800_000, description="ms since 1970, before 2100")]
+        | None
+    ) = None
     device_id: Id | None = None
     latitude: Annotated[float, Meta(ge=-90, le=90)] | None = None
     longitude: Annotated[float, Meta(ge=-180, le=180)] | None = None
