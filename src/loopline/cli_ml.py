@@ -220,11 +220,16 @@ def serve_fraud(
     keys: Annotated[
         Path | None, typer.Option(help="API key file (default: STATE/keys.json).")
     ] = None,
+    features: Annotated[
+        str | None, typer.Option(help="redis://host:port/db online store (default: embedded).")
+    ] = None,
 ) -> None:
     """Serve fraud decisions from the registry's champion (POST /v1/score)."""
     from loopline.apps.fraud.service import DEFAULT_RULES, ServeOptions, serve
 
-    options = ServeOptions(state=state, registry=registry, rules=rules or DEFAULT_RULES, keys=keys)
+    options = ServeOptions(
+        state=state, registry=registry, rules=rules or DEFAULT_RULES, keys=keys, features=features
+    )
     serve(options, host=host, port=port)
 
 

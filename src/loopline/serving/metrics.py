@@ -49,6 +49,12 @@ class Metrics:
             "loopline_idempotent_replays", "Requests answered from the log", registry=r
         )
         self.inflight = Gauge("loopline_inflight", "Requests in progress", registry=r)
+        self.breaker = Gauge(
+            "loopline_circuit_open",
+            "1 while a dependency's breaker is open",
+            ["dependency"],
+            registry=r,
+        )
 
     def request(self, route: str, status: int, seconds: float) -> None:
         self.requests.labels(route, str(status)).inc()
@@ -70,4 +76,6 @@ class Metrics:
 
     def exposition(self, service: Any) -> bytes:
         self.inflight.set(service.inflight)
+        breaker = service.scorer.store_breaker
+        self.breaker.labels(breaker.name).set(1.0 if breaker.state == "open" else 0.0)
         return bytes(generate_latest(self.registry))

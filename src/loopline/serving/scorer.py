@@ -21,9 +21,11 @@ from loopline.features import FeatureSet, OnlineEngine
 from loopline.serving.api import Reason, ScoreRequest, ScoreResponse
 from loopline.serving.model import ServingModel
 from loopline.serving.pan import tokenize
+from loopline.serving.resilience import CircuitBreaker
 from loopline.serving.rules import RuleBook
 
 LEARN_BATCH = 32
+MAX_PENDING = 100_000  # decided transactions kept while the feature store is away
 LEARN_EVERY_S = 0.005
 
 
@@ -84,6 +86,8 @@ class Scorer:
         self.feature_failures = 0
         self._pending: list[dict[str, np.ndarray]] = []
         self._since = time.monotonic()
+        self.store_breaker = CircuitBreaker("features")
+        self.learn_failures = 0
 
     def columns(self, request: ScoreRequest) -> dict[str, np.ndarray]:
         """The request as one event's columns (the card number replaced by its token)."""
@@ -113,20 +117,11 @@ class Scorer:
         started = mark = time.perf_counter()
         cols = self.columns(request)
         degraded: list[str] = []
-        try:
-            features = self.feature_set.online(self.engine, cols)
-            values = {k: float(v[0]) for k, v in features.items()}
-        except Exception:
-            self.feature_failures += 1
-            degraded.append("features_unavailable")
-            values = self._defaults(cols)
+        values = self._features(cols, degraded)
         mark = _lap(timings, "features", mark)
         model, arm = self.routing.pick(str(cols["card_token"][0]))
         x = np.array([[values.get(n, math.nan) for n in model.features]])
-        scores, fell_back = model.score(x)
-        if fell_back:
-            degraded.append("model_fallback")
-        score = float(scores[0])
+        score, label = self._score(model, x, degraded)
         mark = _lap(timings, "model", mark)
         shadow_score = shadow_model = None
         if self.routing.shadow and self.routing.challenger is not None and arm == "champion":
@@ -143,7 +138,7 @@ class Scorer:
         else:
             decision = "approve"
         reasons = [Reason("rule", r) for r in outcome.fired]
-        if decision != "approve":  # explanations cost ~0.2 ms: only where someone reads them
+        if decision != "approve" and label == model.label:  # explanations: only where read
             reasons += [Reason("feature", n, round(v, 4)) for n, v in model.contributions(x)]
         mark = _lap(timings, "rules", mark)
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)
@@ -152,13 +147,51 @@ class Scorer:
             decision=decision,
             score=round(outcome.score, 6),
             reasons=reasons,
-            model_version=model.label,
+            model_version=label,
             rules_version=rules.version,
             trace_id=trace_id or uuid.uuid4().hex,
             timings_ms=timings,
             degraded=degraded,
         )
         return Decided(response, values, arm, shadow_score, shadow_model, cols)
+
+    def _features(self, cols: dict[str, np.ndarray], degraded: list[str]) -> dict[str, float]:
+        """Online features through the store's breaker; defaults when it is open or fails."""
+        breaker = self.store_breaker
+        if breaker.allow():
+            started = time.perf_counter()
+            try:
+                features = self.feature_set.online(self.engine, cols)
+            except Exception:  # a store failure degrades, never a 5xx
+                breaker.record(False)
+            else:
+                breaker.record(True, time.perf_counter() - started)
+                return {k: float(v[0]) for k, v in features.items()}
+        self.feature_failures += 1
+        degraded.append("features_unavailable")
+        return self._defaults(cols)
+
+    def _score(self, model: ServingModel, x: np.ndarray, degraded: list[str]) -> tuple[float, str]:
+        """Ordered fallbacks: ONNX, then LightGBM native (same version), then the previous
+        version; with no stored features, or no model left, the rules alone decide."""
+        if "features_unavailable" in degraded:
+            degraded.append("rules_only")
+            return 0.0, "rules-only"
+        for candidate in (model, self.routing.previous):
+            if candidate is None:
+                continue
+            try:
+                scores, fell_back = candidate.score(x)
+            except Exception:  # both engines failed: try the next version
+                degraded.append(f"model_error:{candidate.label}")
+                continue
+            if fell_back:
+                degraded.append("model_fallback")
+            if candidate is not model:
+                degraded.append("previous_model")
+            return float(scores[0]), candidate.label
+        degraded.append("rules_only")
+        return 0.0, "rules-only"
 
     def learn(self, decided: Decided) -> None:
         """Fold the decided transaction into the online features. Applied in micro-batches
@@ -174,11 +207,19 @@ class Scorer:
         if not self._pending:
             self._since = time.monotonic()
             return
-        batch = {k: np.concatenate([p[k] for p in self._pending]) for k in self._pending[0]}
-        self._pending.clear()
         self._since = time.monotonic()
-        self.engine.apply_many(batch, topic=self.feature_set.source.topic)
-        self.engine.commit(0)  # the store snapshots on its own schedule
+        if not self.store_breaker.allow():
+            del self._pending[:-MAX_PENDING]  # bounded while the store is away
+            return
+        batch = {k: np.concatenate([p[k] for p in self._pending]) for k in self._pending[0]}
+        try:
+            self.engine.apply_many(batch, topic=self.feature_set.source.topic)
+            self.engine.commit(0)  # the store snapshots on its own schedule
+        except Exception:  # kept for the next flush; decisions are unaffected
+            self.store_breaker.record(False)
+            self.learn_failures += 1
+            return
+        self._pending.clear()
 
     def _defaults(self, cols: dict[str, np.ndarray]) -> dict[str, float]:
         """Request-time features only; every stored feature unknown (NaN)."""

@@ -19,7 +19,7 @@ import msgspec
 from loopline.apps.fraud.features import fraud_feature_set
 from loopline.events import EventLog, Message, open_log
 from loopline.exceptions import TopicNotFoundError
-from loopline.features import EmbeddedStore, OnlineEngine
+from loopline.features import EmbeddedStore, OnlineEngine, OnlineStore
 from loopline.registry import Registry
 from loopline.serving import DecisionLog, KeyRing, Limits, Routing, RuleBook, Scorer, Service, load
 from loopline.serving.model import ServingModel
@@ -37,6 +37,7 @@ class ServeOptions:
     rules: Path = DEFAULT_RULES
     keys: Path | None = None
     events: str | None = None  # event log URL for notifications (default: under state)
+    features: str | None = None  # redis://... for a shared online store (default: embedded)
     limits: Limits = field(default_factory=Limits)
 
 
@@ -64,7 +65,7 @@ def build(options: ServeOptions) -> Service:
         return load(registry.resolve(options.model, ref))
 
     fs = fraud_feature_set()
-    engine = OnlineEngine(views=fs.views, store=EmbeddedStore(state / "features.db"))
+    engine = OnlineEngine(views=fs.views, store=_store(options))
     log = open_log(options.events or f"file://{(state / 'events.db').resolve()}")
     decisions = DecisionLog(state / "decisions.db", notify=_notifier(log))
     scorer = Scorer(
@@ -78,6 +79,15 @@ def build(options: ServeOptions) -> Service:
     return Service(
         scorer=scorer, log=decisions, keys=keys, limits=options.limits, load_model=load_model
     )
+
+
+def _store(options: ServeOptions) -> OnlineStore:
+    if options.features is None:
+        return EmbeddedStore(options.state / "features.db")
+    from loopline.features.redis import RedisStore
+
+    # a deadline inside the request budget: a hung Redis trips the breaker, not the caller
+    return RedisStore(options.features, timeout_s=0.05)
 
 
 def _notifier(log: EventLog) -> Any:
