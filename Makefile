@@ -37,6 +37,7 @@ bench: $(STAMP) system
 	$(BIN)/loopline bench events --backend redis
 	$(BIN)/loopline bench features
 	$(BIN)/loopline bench training --quality
+	$(BIN)/loopline bench serving
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

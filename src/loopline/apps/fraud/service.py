@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import numpy as np
 
+from loopline.apps.fraud.events import Transaction
 from loopline.apps.fraud.features import fraud_feature_set
 from loopline.events import EventLog, Message, open_log
 from loopline.exceptions import TopicNotFoundError
@@ -23,6 +25,7 @@ from loopline.features import EmbeddedStore, OnlineEngine, OnlineStore
 from loopline.registry import Registry
 from loopline.serving import DecisionLog, KeyRing, Limits, Routing, RuleBook, Scorer, Service, load
 from loopline.serving.model import ServingModel
+from loopline.serving.stream import StreamScorer
 
 MODEL = "fraud"
 NOTIFICATIONS = "fraud.notifications"
@@ -122,6 +125,30 @@ def _notifier(log: EventLog) -> Any:
             )
 
     return notify
+
+
+def card_device(cols: dict[str, Any]) -> None:
+    """Add the card|device key to decoded transaction columns (as ``with_card_device``)."""
+    cols["card_device"] = np.array(
+        [
+            f"{c}|{d}" if d else ""
+            for c, d in zip(cols["card_token"], cols["device_id"], strict=True)
+        ]
+    )
+
+
+def stream_scorer(service: Service, log: EventLog, *, max_records: int = 2000) -> StreamScorer:
+    """The streaming path over ``log``'s transactions topic, sharing the service's
+    scorer (features, model, rules) and prediction log."""
+    return StreamScorer(
+        scorer=service.scorer,
+        log=log,
+        decisions=service.log,
+        topic="transactions",
+        schema=Transaction,
+        max_records=max_records,
+        derive=card_device,
+    )
 
 
 def serve(options: ServeOptions, *, host: str = "127.0.0.1", port: int = 8000) -> None:
