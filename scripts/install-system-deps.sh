@@ -11,6 +11,8 @@ missing=()
 for binary in "${!needs[@]}"; do
     command -v "$binary" >/dev/null 2>&1 || missing+=("${needs[$binary]}")
 done
+# PostgreSQL's server binaries live off PATH, under /usr/lib/postgresql/<version>/bin
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""

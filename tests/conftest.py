@@ -6,13 +6,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from loopline.servers import LocalServer, noida_broker, redis_server, tansu_broker
+from loopline.servers import LocalServer, noida_broker, postgres_server, redis_server, tansu_broker
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server from Debian's package (installed by `make test`)."""
     with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A PostgreSQL server from Debian's package (installed by `make test`)."""
+    with postgres_server(tmp_path_factory.mktemp("postgres")) as server:
         yield server.url
 
 

@@ -223,12 +223,20 @@ def serve_fraud(
     features: Annotated[
         str | None, typer.Option(help="redis://host:port/db online store (default: embedded).")
     ] = None,
+    decisions: Annotated[
+        str | None, typer.Option(help="postgresql://... prediction log (default: SQLite).")
+    ] = None,
 ) -> None:
     """Serve fraud decisions from the registry's champion (POST /v1/score)."""
     from loopline.apps.fraud.service import DEFAULT_RULES, ServeOptions, serve
 
     options = ServeOptions(
-        state=state, registry=registry, rules=rules or DEFAULT_RULES, keys=keys, features=features
+        state=state,
+        registry=registry,
+        rules=rules or DEFAULT_RULES,
+        keys=keys,
+        features=features,
+        decisions=decisions,
     )
     serve(options, host=host, port=port)
 

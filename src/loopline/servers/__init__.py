@@ -10,6 +10,14 @@ connections, and stops it afterwards::
 
 from loopline.servers.base import LocalServer, free_port
 from loopline.servers.kafka import noida_broker, tansu_broker
+from loopline.servers.postgres import postgres_server
 from loopline.servers.redis import redis_server
 
-__all__ = ["LocalServer", "free_port", "noida_broker", "redis_server", "tansu_broker"]
+__all__ = [
+    "LocalServer",
+    "free_port",
+    "noida_broker",
+    "postgres_server",
+    "redis_server",
+    "tansu_broker",
+]

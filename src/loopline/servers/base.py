@@ -32,6 +32,7 @@ class LocalServer:
         data_dir: Its folder; its output goes to ``server.log`` there.
         env: Extra environment variables.
         ready_timeout_s: How long to wait for the port to accept connections.
+        user: Run it as this user (servers such as PostgreSQL refuse to run as root).
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class LocalServer:
         data_dir: Path,
         env: dict[str, str] | None = None,
         ready_timeout_s: float = 30.0,
+        user: str | None = None,
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -52,6 +54,7 @@ class LocalServer:
         self.data_dir = data_dir
         self.env = env or {}
         self.ready_timeout_s = ready_timeout_s
+        self.user = user
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -69,6 +72,7 @@ class LocalServer:
                 cwd=self.data_dir,
                 env={**os.environ, **self.env},
                 start_new_session=True,
+                user=self.user,
             )
         deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:

@@ -96,6 +96,8 @@ class DecisionLog:
         self._scheduled = False
         self._closed = False
 
+    errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+
     def find(self, key: str) -> Stored | None:
         """The stored decision under an idempotency key (or transaction id)."""
         row = self._conn.execute(
@@ -135,12 +137,12 @@ class DecisionLog:
         error: BaseException | None = None
         try:
             self._commit([row for row, _ in batch])
-        except sqlite3.Error as exc:
+        except self.errors as exc:
             error = exc
         for _, done in batch:
             _settle(done, error)
 
-    def _commit(self, rows: Sequence[dict[str, Any]]) -> None:
+    def _insert(self, rows: Sequence[dict[str, Any]]) -> None:
         conn = self._conn
         try:
             conn.execute("BEGIN")
@@ -150,12 +152,75 @@ class DecisionLog:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
             raise
+
+    def _commit(self, rows: Sequence[dict[str, Any]]) -> None:
+        self._insert(rows)
         self.commits += 1
         if self.notify is not None:
             try:
                 self.notify(rows)
             except Exception:
                 self.notify_failures += 1
+
+
+class PostgresDecisionLog(DecisionLog):
+    """The prediction log in PostgreSQL (the scale-out part): the same table, group
+    commit and guarantee (a returned decision is committed: with PostgreSQL's default
+    ``synchronous_commit=on``, durable on the server's disk)."""
+
+    errors = (Exception,)  # psycopg.Error and connection failures alike fail the batch
+
+    def __init__(
+        self, url: str, *, notify: Callable[[Sequence[dict[str, Any]]], None] | None = None
+    ) -> None:
+        import psycopg
+
+        self.url = url
+        self.notify = notify
+        self.notify_failures = 0
+        self.commits = 0
+        self._pg = psycopg.connect(url, autocommit=True)
+        ddl = SCHEMA.replace("BLOB", "BYTEA").replace("REAL", "DOUBLE PRECISION")
+        self._pg.execute(ddl.replace("INTEGER", "BIGINT"))
+        values = ", ".join(["%s"] * len(COLUMNS))
+        self._sql = (
+            f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES ({values})"
+            " ON CONFLICT (idempotency_key) DO NOTHING"
+        )
+        self._batch = []
+        self._scheduled = False
+        self._closed = False
+
+    def find(self, key: str) -> Stored | None:
+        row = self._pg.execute(
+            "SELECT payload_sha256, response FROM decisions WHERE idempotency_key = %s", (key,)
+        ).fetchone()
+        return Stored(row[0], bytes(row[1])) if row else None
+
+    def count(self) -> int:
+        row = self._pg.execute("SELECT count(*) FROM decisions").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        if self._batch:
+            self._flush()
+        self._closed = True
+        self._pg.close()
+
+    def _insert(self, rows: Sequence[dict[str, Any]]) -> None:
+        with self._pg.transaction(), self._pg.cursor() as cur:
+            cur.executemany(self._sql, [tuple(r[c] for c in COLUMNS) for r in rows])
+
+
+def open_decision_log(
+    target: Path | str, *, notify: Callable[[Sequence[dict[str, Any]]], None] | None = None
+) -> DecisionLog:
+    """A SQLite file path, or a ``postgresql://`` URL."""
+    if isinstance(target, str) and target.startswith(("postgresql://", "postgres://")):
+        return PostgresDecisionLog(target, notify=notify)
+    return DecisionLog(Path(target), notify=notify)
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:

@@ -23,7 +23,8 @@ from loopline.events import EventLog, Message, open_log
 from loopline.exceptions import TopicNotFoundError
 from loopline.features import EmbeddedStore, OnlineEngine, OnlineStore
 from loopline.registry import Registry
-from loopline.serving import DecisionLog, KeyRing, Limits, Routing, RuleBook, Scorer, Service, load
+from loopline.serving import KeyRing, Limits, Routing, RuleBook, Scorer, Service, load
+from loopline.serving.decisions import open_decision_log
 from loopline.serving.model import ServingModel
 from loopline.serving.stream import StreamScorer
 
@@ -41,6 +42,7 @@ class ServeOptions:
     keys: Path | None = None
     events: str | None = None  # event log URL for notifications (default: under state)
     features: str | None = None  # redis://... for a shared online store (default: embedded)
+    decisions: str | None = None  # postgresql://... prediction log (default: SQLite in state)
     limits: Limits = field(default_factory=Limits)
 
 
@@ -70,7 +72,9 @@ def build(options: ServeOptions) -> Service:
     fs = fraud_feature_set()
     engine = OnlineEngine(views=fs.views, store=_store(options))
     log = open_log(options.events or f"file://{(state / 'events.db').resolve()}")
-    decisions = DecisionLog(state / "decisions.db", notify=_notifier(log))
+    decisions = open_decision_log(
+        options.decisions or state / "decisions.db", notify=_notifier(log)
+    )
     scorer = Scorer(
         feature_set=fs,
         engine=engine,
