@@ -254,3 +254,31 @@ async def test_health_metrics_and_schema(service: Service) -> None:
         assert schema["openapi"].startswith("3.1")
         assert "ScoreRequest" in schema["components"]["schemas"]
         assert (await c.get("/nope")).status_code == 404
+
+
+async def test_blue_green_swap_under_load_fails_no_request(
+    service: Service, fraud_registry: Registry
+) -> None:
+    """The champion alias moves in the registry while requests flow: the watcher loads and
+    warms the new version off the event loop, swaps, and not one request fails."""
+    import asyncio
+
+    service.watch_s = 0.05
+    fraud_registry.promote("fraud", 2)
+    try:
+        async with client(service) as c:
+            watcher = asyncio.create_task(service._watch_champion())
+            results = []
+            for wave in range(20):
+                batch = [score(c, tx(1000 + wave * 10 + i)) for i in range(10)]
+                results += await asyncio.gather(*batch)
+                await asyncio.sleep(0.02)
+            watcher.cancel()
+        assert all(r.status_code == 200 for r in results)
+        versions = [r.json()["model_version"] for r in results]
+        assert versions[0] == "fraud:1"
+        assert versions[-1] == "fraud:2"
+        assert service.scorer.routing.previous is not None
+        assert service.scorer.routing.previous.label == "fraud:1", "kept for instant rollback"
+    finally:
+        fraud_registry.promote("fraud", 1)

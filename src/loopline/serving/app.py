@@ -51,12 +51,14 @@ class Service:
     load_model: Callable[[str | int], ServingModel] | None = None  # alias or version -> loaded
     metrics: Metrics = field(default_factory=Metrics)
     ready: bool = True
+    champion_version: Callable[[], int] | None = None  # the registry's champion, for the watch
+    watch_s: float = 5.0
     inflight: int = 0
     _pending: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await self._lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -263,6 +265,37 @@ class Service:
             "shadow": routing.shadow,
         }
 
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        watcher: asyncio.Task[None] | None = None
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                if self.champion_version is not None and self.watch_s > 0:
+                    watcher = asyncio.create_task(self._watch_champion())
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if watcher is not None:
+                    watcher.cancel()
+                self.scorer.flush()  # decided transactions into the features before exit
+                with contextlib.suppress(Exception):
+                    await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _watch_champion(self) -> None:
+        """Blue-green on the registry: when the ``champion`` alias moves, load and warm
+        the new version off the event loop, then swap (the registry is read here, every
+        ``watch_s``, never on the request path)."""
+        assert self.champion_version is not None
+        while True:
+            await asyncio.sleep(self.watch_s)
+            try:
+                version = await asyncio.to_thread(self.champion_version)
+                if version != self.scorer.routing.champion.version:
+                    await self._reload_model({"version": version})
+                    self.metrics.model_swaps.inc()
+            except Exception:  # a registry hiccup must not stop the watch
+                self.metrics.watch_failures.inc()
+
     def _loader(self) -> Callable[[str | int], ServingModel]:
         if self.load_model is None:
             raise RequestError(409, Problem(error="This service was started without a registry."))
@@ -330,14 +363,3 @@ async def _respond(
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            with contextlib.suppress(Exception):
-                await send({"type": "lifespan.shutdown.complete"})
-            return

@@ -49,6 +49,14 @@ class Metrics:
             "loopline_idempotent_replays", "Requests answered from the log", registry=r
         )
         self.inflight = Gauge("loopline_inflight", "Requests in progress", registry=r)
+        self.model_swaps = Counter(
+            "loopline_model_swaps", "Blue-green swaps to a new champion", registry=r
+        )
+        self.watch_failures = Counter(
+            "loopline_registry_watch_failures",
+            "Failed reads of the registry's champion",
+            registry=r,
+        )
         self.breaker = Gauge(
             "loopline_circuit_open",
             "1 while a dependency's breaker is open",

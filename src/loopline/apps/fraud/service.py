@@ -42,6 +42,7 @@ class ServeOptions:
     keys: Path | None = None
     events: str | None = None  # event log URL for notifications (default: under state)
     features: str | None = None  # redis://... for a shared online store (default: embedded)
+    watch_s: float = 5.0  # how often the registry's champion alias is checked (0: never)
     decisions: str | None = None  # postgresql://... prediction log (default: SQLite in state)
     limits: Limits = field(default_factory=Limits)
 
@@ -84,7 +85,13 @@ def build(options: ServeOptions) -> Service:
     )
     keys = KeyRing.load(options.keys or state / "keys.json")
     return Service(
-        scorer=scorer, log=decisions, keys=keys, limits=options.limits, load_model=load_model
+        scorer=scorer,
+        log=decisions,
+        keys=keys,
+        limits=options.limits,
+        load_model=load_model,
+        champion_version=lambda: registry.get(options.model, "champion").version,
+        watch_s=options.watch_s,
     )
 
 
