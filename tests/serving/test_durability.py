@@ -19,9 +19,10 @@ import httpx
 
 from loopline.registry import Registry
 from loopline.serving import KeyRing
+from loopline.serving.pan import find_pans
 
 from .conftest import SCORE, SCORE_KEY
-from .test_service import tx
+from .test_service import PAN, tx
 
 
 def _port() -> int:
@@ -60,6 +61,8 @@ def test_returned_decisions_survive_kill_9(tmp_path: Path, fraud_registry: Regis
             i = 0
             while not stop.is_set():
                 body = tx(worker * 100_000 + i)
+                if i % 10 == 0:  # some come from the edge with the card number
+                    body = tx(worker * 100_000 + i, card_token=None, card_number=PAN)
                 i += 1
                 try:
                     r = c.post("/v1/score", json=body, headers={"X-API-Key": SCORE_KEY})
@@ -75,7 +78,9 @@ def test_returned_decisions_survive_kill_9(tmp_path: Path, fraud_registry: Regis
     time.sleep(random.uniform(1.5, 3.0))
     os.kill(proc.pid, signal.SIGKILL)  # mid-stream, requests in flight
     proc.wait()
+    output = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     _close(proc)
+    _assert_no_pans(output, state)
     stop.set()
     for t in threads:
         t.join()
@@ -92,6 +97,8 @@ def test_returned_decisions_survive_kill_9(tmp_path: Path, fraud_registry: Regis
         for transaction_id in some:
             worker, i = divmod(int(transaction_id.split("-")[1]), 100_000)
             body = tx(worker * 100_000 + i)
+            if i % 10 == 0:
+                body = tx(worker * 100_000 + i, card_token=None, card_number=PAN)
             r = httpx.post(
                 f"http://127.0.0.1:{port}/v1/score", json=body, headers={"X-API-Key": SCORE_KEY}
             )
@@ -102,6 +109,13 @@ def test_returned_decisions_survive_kill_9(tmp_path: Path, fraud_registry: Regis
         proc.terminate()
         proc.wait(timeout=30)
         _close(proc)
+
+
+def _assert_no_pans(output: str, state: Path) -> None:
+    assert find_pans(output) == [], "the server's log holds no card number"
+    for path in state.rglob("*"):
+        if path.is_file():
+            assert find_pans(path.read_bytes().decode("latin-1")) == [], path
 
 
 def _close(proc: subprocess.Popen[bytes]) -> None:

@@ -282,3 +282,12 @@ async def test_blue_green_swap_under_load_fails_no_request(
         assert service.scorer.routing.previous.label == "fraud:1", "kept for instant rollback"
     finally:
         fraud_registry.promote("fraud", 1)
+
+
+def test_the_pan_scanner_finds_card_numbers_and_not_ids_or_decimals() -> None:
+    assert find_pans('{"pan": "4111111111111111"}') == ["4111111111111111"]
+    assert find_pans("paid with 5555555555554444 today") == ["5555555555554444"]
+    assert find_pans("4111111111111112") == [], "Luhn fails"
+    assert find_pans("0.4111111111111111") == [], "a decimal fraction"
+    assert find_pans("trace 7f4111111111111111ab") == [], "inside a hex id"
+    assert find_pans("41111111111111111111") == [], "20 digits: too long"

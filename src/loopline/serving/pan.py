@@ -13,9 +13,10 @@ import hmac
 import re
 
 _PAN = re.compile(r"^[0-9]{13,19}$")
-# 13-19 digits in a row, not inside a longer digit run and not the fraction of a decimal
-# number (0.8035052576083381 holds no card number): what a PAN scan looks for
-PAN_IN_TEXT = re.compile(r"(?<![0-9.])[0-9]{13,19}(?![0-9])")
+# 13-19 digits standing alone: not inside a longer digit run, not the fraction of a decimal
+# number (0.8035052576083381) and not inside a word such as a hex trace id
+# (...7f4551879113593a...): what a PAN scan looks for
+PAN_IN_TEXT = re.compile(r"(?<![0-9A-Za-z.])[0-9]{13,19}(?![0-9A-Za-z])")
 
 
 def luhn_ok(digits: str) -> bool:
