@@ -16,6 +16,7 @@ same state and the same decisions (stored once: the transaction id is the key).
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,7 +43,8 @@ class StreamStats:
     invalid: int = 0
     batches: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
-    latencies_ms: list[float] = field(default_factory=list)  # record time -> decision
+    # record time -> durable decision, the newest 100,000 (a long run must not grow memory)
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
 
 
 class StreamScorer:

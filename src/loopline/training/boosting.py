@@ -53,8 +53,7 @@ class BoostingConfig:
     def params(self) -> dict[str, Any]:
         """LightGBM's parameter dictionary."""
         out: dict[str, Any] = asdict(self)
-        rounds = out.pop("num_boost_round")
-        del rounds
+        out.pop("num_boost_round")  # an argument of lgb.train, not a parameter
         out.update(
             objective="binary",
             num_threads=out.pop("threads"),
