@@ -48,6 +48,20 @@ class Window:
     tiles: int
 
 
+@dataclass(frozen=True)
+class ManyWindows:
+    """Reads of one window for many rows: tiles ``heads[i] - tiles + 1 .. heads[i]``."""
+
+    hop_ms: int
+    layout: Layout
+    heads: npt.NDArray[np.int64]
+    tiles: int
+
+
+# per window: merged partials (rows, width) and, with distinct counts, each row's sets
+ManyValues = tuple[npt.NDArray[np.float64], "list[list[set[object]]] | None"]
+
+
 @runtime_checkable
 class OnlineStore(Protocol):
     """Where the online engine keeps tiles and, per source partition, its checkpoint.

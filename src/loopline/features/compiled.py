@@ -93,3 +93,35 @@ def merge_runs(
             status[r] = MERGED
         _merge_row(data[s, p], parts[r], kinds)
         newest[s] = max(newest[s], k)
+
+
+@numba.njit(cache=True, nogil=True)
+def windows_merge(
+    ids: I64,
+    data: F64,
+    newest: I64,
+    kinds: npt.NDArray[np.int8],
+    slots: I64,
+    heads: I64,
+    tiles: int,
+    out: F64,
+    picked: I64,
+    counts: I64,
+) -> None:
+    """Many reads of one ring at once: for each row ``i``, merge into ``out[i]`` the tiles
+    ``heads[i] - tiles + 1 .. heads[i]`` of slot ``slots[i]`` (-1: no such entity), their
+    positions into ``picked[i]`` and how many into ``counts[i]`` (added to what is there:
+    calls for several partitions accumulate)."""
+    for i in range(len(slots)):
+        s = slots[i]
+        if s < 0 or s >= ids.shape[0] or newest[s] <= heads[i] - tiles:
+            continue
+        n = counts[i]
+        for p in range(ids.shape[1]):
+            k = ids[s, p]
+            if heads[i] - tiles < k <= heads[i]:
+                _merge_row(out[i], data[s, p], kinds)
+                if n < picked.shape[1]:
+                    picked[i, n] = p
+                n += 1
+        counts[i] = n

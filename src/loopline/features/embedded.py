@@ -23,7 +23,8 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from loopline.features.base import Runs, Window, WindowValue
+from loopline.features import compiled
+from loopline.features.base import ManyValues, ManyWindows, Runs, Window, WindowValue
 from loopline.features.kernel import Layout
 from loopline.features.ring import SlotMap, TileRing, combine
 
@@ -134,6 +135,38 @@ class EmbeddedStore:
             out.append(combine(w.layout, found))
         return out
 
+    def read_many(
+        self, version: str, keys: Sequence[str], windows: Sequence[ManyWindows]
+    ) -> list[ManyValues]:
+        """Many keys' windows at once (one compiled call per ring): per window, the merged
+        partials ``(len(keys), width)`` and, with distinct counts, each row's sets."""
+        n = len(keys)
+        slots = {
+            p: np.fromiter((m.slots.get(k, -1) for k in keys), dtype=np.int64, count=n)
+            for (v, p), m in self._slot_maps.items()
+            if v == version
+        }
+        out = []
+        for w in windows:
+            self._load(version, w.hop_ms, w.layout)
+            merged = np.tile(w.layout.empty(), (n, 1))
+            sets: list[list[set[object]]] | None = None
+            if w.layout.distinct:
+                sets = [[set() for _ in w.layout.distinct] for _ in range(n)]
+            for p, ring in self._by_hop.get((version, w.hop_ms), ()):
+                if p not in slots:
+                    continue
+                picked = np.empty((n, ring.ring), dtype=np.int64)
+                counts = np.zeros(n, dtype=np.int64)
+                compiled.windows_merge(
+                    ring.tile_ids, ring.data, ring.newest, w.layout.kinds, slots[p],
+                    w.heads, w.tiles, merged, picked, counts,
+                )  # fmt: skip
+                if sets is not None:
+                    _union_into(sets, ring, slots[p], picked, counts)
+            out.append((merged, sets))
+        return out
+
     def commit(self, partition: int, checkpoint: bytes) -> None:
         self._checkpoints[partition] = checkpoint
         if time.monotonic() - self._last_snapshot >= self.snapshot_interval_s:
@@ -177,6 +210,20 @@ class EmbeddedStore:
     def close(self) -> None:
         self.snapshot()
         self._conn.close()
+
+
+def _union_into(
+    sets: list[list[set[object]]],
+    ring: TileRing,
+    slots: npt.NDArray[np.int64],
+    picked: npt.NDArray[np.int64],
+    counts: npt.NDArray[np.int64],
+) -> None:
+    for i in np.flatnonzero(counts).tolist():
+        s = int(slots[i])
+        for pos in picked[i, : counts[i]].tolist():
+            for mine, theirs in zip(sets[i], ring.sets.get((s, pos), ()), strict=False):
+                mine |= theirs
 
 
 def _pack(array: npt.NDArray[np.generic]) -> bytes:

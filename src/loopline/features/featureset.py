@@ -87,24 +87,22 @@ class FeatureSet:
     def online(self, engine: OnlineEngine, events: Columns) -> dict[str, F64]:
         """The feature vector of each incoming event (one row per event)."""
         n = len(next(iter(events.values())))
+        times = np.asarray(events[self.source.timestamp], dtype=np.int64)
         columns: dict[str, F64] = {}
         for view in self.views:
-            if view.source == self.source and self.include_event:
+            if view.source == self.source and self.include_event:  # each event merged in
                 rows = [
                     engine.read_event(
                         view, {c: np.asarray(events[c])[i : i + 1] for c in view.columns}
                     )
                     for i in range(n)
                 ]
-            else:  # the history before the event: what the engine holds when it arrives
+                values = {f.name: np.array([r.values[f.name] for r in rows]) for f in view.features}
+            else:  # the history before each event: what the engine holds when it arrives
                 keys = np.asarray(events[view.entity.join_key]).tolist()
-                times = np.asarray(events[self.source.timestamp], dtype=np.int64).tolist()
-                rows = [
-                    engine.read(view, ["" if k is None else str(k)], as_of_ms=t)[0]
-                    for k, t in zip(keys, times, strict=True)
-                ]
-            for f in view.features:
-                columns[f"{view.name}__{f.name}"] = np.array([r.values[f.name] for r in rows])
+                values = engine.read_many(view, ["" if k is None else str(k) for k in keys], times)
+            for name, column in values.items():
+                columns[f"{view.name}__{name}"] = column
         return self._finish(columns, events)
 
     def offline(

@@ -244,6 +244,38 @@ def finalize(
     return float(read_ms - newest) if math.isfinite(newest) else math.nan
 
 
+def finalize_many(
+    feature: Feature,
+    offset: int,
+    merged: F64,
+    sets: list[set[object]] | None,
+    read_ms: npt.NDArray[np.int64],
+) -> F64:
+    """:func:`finalize` for many rows at once (``merged``: one partial per row); the same
+    arithmetic, so the same floats."""
+    fn, off = feature.aggregation.function, offset
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if fn in ("count", "sum"):
+            return merged[:, off].copy()
+        if fn == "distinct_count":
+            return np.array([float(len(s)) for s in sets or ()], dtype=np.float64)
+        if fn in ("mean", "std"):
+            n, s = merged[:, off], merged[:, off + 1]
+            if fn == "mean":
+                return np.where(n == 0, math.nan, s / n)
+            second = merged[:, off + 2] / n
+            variance = second - (s / n) ** 2
+            std = np.where(variance > VARIANCE_FLOOR * second, np.sqrt(np.abs(variance)), 0.0)
+            return np.where(n == 0, math.nan, std)
+        if fn in ("min", "max"):
+            v = merged[:, off]
+            return np.where(np.isfinite(v), v, math.nan)
+        if fn == "last":
+            return merged[:, off + 1].copy()
+        newest = merged[:, off]  # time_since_last
+        return np.where(np.isfinite(newest), read_ms - newest, math.nan)
+
+
 def merge_many(layout: Layout, stack: F64) -> F64:
     """Merge the partials stacked as rows of ``stack`` into one (vectorised).
 

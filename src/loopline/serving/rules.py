@@ -82,6 +82,11 @@ class RuleSet:
     version: str
     rules: tuple[Rule, ...]
 
+    @property
+    def fields(self) -> frozenset[str]:
+        """The fields the rules read."""
+        return frozenset(r.field for r in self.rules)
+
     def apply(self, score: float, values: Mapping[str, Any]) -> Outcome:
         fired: list[str] = []
         for rule in self.rules:

@@ -134,11 +134,17 @@ class StreamScorer:
         rules = self.scorer.rules.current()
         rows = []
         names = list(features)
+        matrix = np.column_stack([features[n] for n in names]).tolist()  # one conversion
+        # the rules read only their own fields: build just those per event
+        needed = {
+            f: features[f] if f in features else cols[f]
+            for f in rules.fields
+            if f in features or f in cols
+        }
         for i, record in enumerate(records):
-            values = {name: float(features[name][i]) for name in names}
-            outcome = rules.apply(
-                float(scores[i]), {**values, **{k: v[i] for k, v in cols.items()}}
-            )
+            values = dict(zip(names, matrix[i], strict=True))
+            seen = {f: column[i] for f, column in needed.items()}
+            outcome = rules.apply(float(scores[i]), seen)
             if outcome.blocked_by is not None or outcome.score >= model.threshold:
                 decision = "decline"
             elif outcome.score >= model.review_threshold:
@@ -183,14 +189,14 @@ def _segments(keys: list[np.ndarray], n: int) -> np.ndarray:
     segment of each event. (Consecutive, so each segment is applied in time order and
     the watermark never sees a later segment before an earlier one.)"""
     out = np.empty(n, dtype=np.int64)
-    columns = [k.tolist() for k in keys]
-    seen: set[tuple[int, str]] = set()
+    seen: list[set[str]] = [set() for _ in keys]
     segment = 0
-    for i in range(n):
-        mine = [(j, col[i]) for j, col in enumerate(columns) if col[i] != ""]
-        if any(k in seen for k in mine):
+    for i, row in enumerate(zip(*(k.tolist() for k in keys), strict=True)):
+        if any(key != "" and key in s for key, s in zip(row, seen, strict=True)):
             segment += 1
-            seen.clear()
-        seen.update(mine)
+            for s in seen:
+                s.clear()
+        for key, s in zip(row, seen, strict=True):
+            s.add(key)
         out[i] = segment
     return out
