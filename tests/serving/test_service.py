@@ -291,3 +291,16 @@ def test_the_pan_scanner_finds_card_numbers_and_not_ids_or_decimals() -> None:
     assert find_pans("0.4111111111111111") == [], "a decimal fraction"
     assert find_pans("trace 7f4111111111111111ab") == [], "inside a hex id"
     assert find_pans("41111111111111111111") == [], "20 digits: too long"
+
+
+async def test_bad_admin_requests_get_a_4xx(service: Service) -> None:
+    admin = {"X-API-Key": ADMIN_KEY}
+    async with client(service) as c:
+        assert (await c.post("/admin/routing", content=b"{nope", headers=admin)).status_code == 400
+        r = await c.post("/admin/routing", json={"canary_percent": "lots"}, headers=admin)
+        assert r.status_code == 422
+        r = await c.post("/admin/routing", json={"challenger": 99}, headers=admin)
+        assert r.status_code == 422
+        assert "no version or alias" in r.json()["error"]
+        assert (await c.post("/admin/model/rollback", headers=admin)).status_code == 409
+        assert (await c.post("/admin/explode", headers=admin)).status_code == 404

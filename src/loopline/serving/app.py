@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-from loopline.exceptions import ConfigError
+from loopline.exceptions import ConfigError, LooplineError
 from loopline.serving.api import Problem, RequestError, decode_request, openapi
 from loopline.serving.auth import KeyRing
 from loopline.serving.decisions import DecisionLog, now_ms
@@ -204,7 +204,10 @@ class Service:
     async def _admin(
         self, action: str, body: bytes
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        args = msgspec.json.decode(body) if body.strip() else {}
+        try:
+            args = msgspec.json.decode(body) if body.strip() else {}
+        except msgspec.DecodeError as exc:
+            raise RequestError(400, Problem(error=f"Body is not valid JSON: {exc}")) from None
         if not isinstance(args, dict):
             raise RequestError(422, Problem(error="The body must be a JSON object."))
         handlers = {
@@ -216,7 +219,10 @@ class Service:
         handler = handlers.get(action)
         if handler is None:
             raise RequestError(404, Problem(error=f"No admin action {action!r}."))
-        return 200, _json.encode(await handler(args)), []
+        try:
+            return 200, _json.encode(await handler(args)), []
+        except (ValueError, TypeError, LooplineError) as exc:  # bad arguments: the caller's
+            raise RequestError(422, Problem(error=str(exc), detail=f"Arguments: {args}")) from None
 
     async def _reload_rules(self, args: dict[str, Any]) -> dict[str, Any]:
         try:
