@@ -262,19 +262,27 @@ async def test_blue_green_swap_under_load_fails_no_request(
     """The champion alias moves in the registry while requests flow: the watcher loads and
     warms the new version off the event loop, swaps, and not one request fails."""
     import asyncio
+    import sys
+
+    from loopline.apps.fraud.service import SWITCH_INTERVAL_S
 
     service.watch_s = 0.05
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL_S)  # as `loopline serve fraud` runs
     fraud_registry.promote("fraud", 2)
     try:
         async with client(service) as c:
             watcher = asyncio.create_task(service._watch_champion())
-            results = []
-            for wave in range(20):
+            results: list[httpx.Response] = []
+            for wave in range(200):  # until the swap has happened and traffic ran on it
                 batch = [score(c, tx(1000 + wave * 10 + i)) for i in range(10)]
                 results += await asyncio.gather(*batch)
+                if wave >= 20 and results[-1].json().get("model_version") == "fraud:2":
+                    break
                 await asyncio.sleep(0.02)
             watcher.cancel()
-        assert all(r.status_code == 200 for r in results)
+        failed = [(r.status_code, r.text) for r in results if r.status_code != 200]
+        assert failed == []
         versions = [r.json()["model_version"] for r in results]
         assert versions[0] == "fraud:1"
         assert versions[-1] == "fraud:2"
@@ -282,6 +290,7 @@ async def test_blue_green_swap_under_load_fails_no_request(
         assert service.scorer.routing.previous.label == "fraud:1", "kept for instant rollback"
     finally:
         fraud_registry.promote("fraud", 1)
+        sys.setswitchinterval(interval)
 
 
 def test_the_pan_scanner_finds_card_numbers_and_not_ids_or_decimals() -> None:
