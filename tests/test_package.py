@@ -51,6 +51,8 @@ def test_the_command_line_starts_without_the_ml_stack() -> None:
         "loopline.servers",
         "loopline.training",
         "loopline.registry",
+        "loopline.serving",
+        "loopline.monitoring",
     ],
 )
 def test_public_names_are_sorted_and_importable(module: str) -> None:
