@@ -53,6 +53,7 @@ def test_the_command_line_starts_without_the_ml_stack() -> None:
         "loopline.registry",
         "loopline.serving",
         "loopline.monitoring",
+        "loopline.feedback",
     ],
 )
 def test_public_names_are_sorted_and_importable(module: str) -> None:

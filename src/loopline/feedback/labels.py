@@ -1,0 +1,129 @@
+"""Late labels joined to the prediction log, and performance as the labels mature.
+
+Labels (chargebacks: fraud; closed dispute windows: genuine) arrive days after their
+decisions, possibly twice. :class:`LabelBook` keeps one label per transaction id: a
+fraud label wins over a genuine one (a chargeback after a confirmation is still fraud),
+and a repeated label changes nothing. :func:`matured_performance` joins them to the
+decisions by transaction id and scores each decision day; a day is *provisional* until
+``maturity_ms`` after its end, because its late labels may still come.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+DAY_MS = 86_400_000
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS labels (
+    transaction_id TEXT PRIMARY KEY,
+    is_fraud INTEGER NOT NULL,
+    label_time_ms INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Label:
+    transaction_id: str
+    is_fraud: bool
+    label_time_ms: int
+
+
+class LabelBook:
+    """Labels by transaction id, in SQLite next to the prediction log."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.executescript(SCHEMA)
+
+    def add(self, labels: Iterable[Label]) -> int:
+        """Store labels; return how many changed a stored one (new, or genuine -> fraud)."""
+        before = self.conn.total_changes
+        self.conn.execute("BEGIN")
+        self.conn.executemany(
+            """INSERT INTO labels (transaction_id, is_fraud, label_time_ms) VALUES (?, ?, ?)
+               ON CONFLICT (transaction_id) DO UPDATE SET
+                 is_fraud = excluded.is_fraud, label_time_ms = excluded.label_time_ms
+               WHERE excluded.is_fraud > is_fraud""",
+            [(x.transaction_id, int(x.is_fraud), x.label_time_ms) for x in labels],
+        )
+        self.conn.execute("COMMIT")
+        return self.conn.total_changes - before
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+@dataclass(frozen=True)
+class DayPerformance:
+    day: int  # days since the epoch (UTC)
+    decisions: int
+    labelled: int
+    frauds: int
+    precision: float  # of review + decline, among labelled decisions
+    recall: float
+    average_precision: float
+    provisional: bool
+
+
+def matured_performance(
+    decisions_db: Path, labels: LabelBook, *, now_ms: int, maturity_ms: int = 7 * DAY_MS
+) -> list[DayPerformance]:
+    """Per decision day: precision and recall of flagging (review or decline) and the
+    average precision of the scores, over the decisions whose label has arrived."""
+    labels.conn.execute("ATTACH DATABASE ? AS log", (str(decisions_db),))
+    try:
+        rows = labels.conn.execute(
+            """SELECT d.decided_ms / 86400000, d.decision, d.score, l.is_fraud
+               FROM log.decisions d LEFT JOIN labels l USING (transaction_id)
+               ORDER BY 1"""
+        ).fetchall()
+    finally:
+        labels.conn.execute("DETACH DATABASE log")
+    out = []
+    days = sorted({r[0] for r in rows})
+    for day in days:
+        mine = [r for r in rows if r[0] == day]
+        known = [r for r in mine if r[3] is not None]
+        y = np.array([r[3] for r in known], dtype=int)
+        flagged = np.array([r[1] != "approve" for r in known])
+        scores = np.array([r[2] for r in known], dtype=float)
+        tp = int((flagged & (y == 1)).sum())
+        out.append(
+            DayPerformance(
+                day=int(day),
+                decisions=len(mine),
+                labelled=len(known),
+                frauds=int(y.sum()),
+                precision=tp / max(1, int(flagged.sum())),
+                recall=tp / max(1, int(y.sum())),
+                average_precision=_average_precision(y, scores),
+                provisional=now_ms < (day + 1) * DAY_MS + maturity_ms,
+            )
+        )
+    return out
+
+
+def _average_precision(y: np.ndarray, scores: np.ndarray) -> float:
+    if y.sum() == 0:
+        return float("nan")
+    order = np.argsort(-scores, kind="stable")
+    hits = y[order] == 1
+    precision_at = np.cumsum(hits) / np.arange(1, len(hits) + 1)
+    return float(precision_at[hits].mean())
+
+
+def labels_from_json(raw: Iterable[bytes]) -> list[Label]:
+    """Labels from the ``labels`` topic's records (the simulator's Label events)."""
+    out = []
+    for value in raw:
+        d = msgspec.json.decode(value)
+        out.append(Label(d["transaction_id"], float(d["is_fraud"]) >= 0.5, int(d["label_time_ms"])))
+    return out
