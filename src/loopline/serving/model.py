@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from loopline.registry import Pinned
+if TYPE_CHECKING:  # the registry module imports MLflow; serving needs only the type
+    from loopline.registry import Pinned
 
 F64 = npt.NDArray[np.float64]
 
