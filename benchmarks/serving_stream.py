@@ -52,7 +52,7 @@ def main() -> None:
         )
     else:
         deadline = time.monotonic() + args.seconds
-        stream.run(until=lambda: time.monotonic() > deadline)
+        stream.run(until=lambda: time.monotonic() > deadline, idle_sleep_s=0.005)
         lat = np.array(stream.stats.latencies_ms)
         print(
             json.dumps(

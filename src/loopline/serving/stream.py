@@ -25,30 +25,28 @@ import msgspec
 import numpy as np
 
 from loopline.events import (
-    Codec,
-    DeadLetterQueue,
     Event,
     EventLog,
     TopicPartition,
     decode_or_dead_letter,
 )
-from loopline.features.worker import to_columns
+from loopline.features.worker import FeatureWorker, WorkerStats, to_columns
 from loopline.serving.decisions import DecisionLog, now_ms
 from loopline.serving.scorer import Scorer
 
 
 @dataclass
-class StreamStats:
-    events: int = 0
-    invalid: int = 0
-    batches: int = 0
+class StreamStats(WorkerStats):
     decisions: dict[str, int] = field(default_factory=dict)
     # record time -> durable decision, the newest 100,000 (a long run must not grow memory)
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
 
 
-class StreamScorer:
-    """Scores ``partitions`` of ``topic`` with ``scorer``'s features, model and rules."""
+class StreamScorer(FeatureWorker):
+    """Scores ``partitions`` of ``topic`` with ``scorer``'s features, model and rules (the
+    feature worker's read loop, with scoring where the worker only applies)."""
+
+    stats: StreamStats
 
     def __init__(
         self,
@@ -62,39 +60,20 @@ class StreamScorer:
         max_records: int = 2000,
         derive: Callable[[dict[str, np.ndarray]], None] | None = None,
     ) -> None:
+        super().__init__(
+            engine=scorer.engine,
+            log=log,
+            topic=topic,
+            schema=schema,
+            partitions=partitions,
+            max_records=max_records,
+        )
         self.scorer = scorer
-        self.engine = scorer.engine
-        self.log = log
         self.decisions = decisions
-        self.topic = topic
-        self.codec = Codec(schema)
-        self.dlq = DeadLetterQueue(log, topic)
-        self.partitions = list(
-            partitions if partitions is not None else range(log.partitions(topic))
-        )
-        self.max_records = max_records
         self.derive = derive
-        self.fields = list(schema.__struct_fields__)
-        self.keys = sorted(
-            {v.entity.join_key for v in scorer.feature_set.views if v.source.topic == topic}
-        )
+        self.fields = list(schema.__struct_fields__)  # all of them: decisions keep ids
+        self.keys = sorted({v.entity.join_key for v in self.engine.views_of(topic)})
         self.stats = StreamStats()
-
-    def run_once(self) -> int:
-        """One micro-batch per partition; return how many records were read."""
-        total = 0
-        for p in self.partitions:
-            tp = TopicPartition(self.topic, p)
-            records = self.log.read(tp, self.engine.offset(tp), max_records=self.max_records)
-            if records:
-                self._process(tp, records)
-                total += len(records)
-        return total
-
-    def run(self, *, until: Callable[[], bool]) -> None:
-        while not until():
-            if self.run_once() == 0:
-                time.sleep(0.005)
 
     def _process(self, tp: TopicPartition, records: list[Any]) -> None:
         decoded = decode_or_dead_letter(records, self.codec, self.dlq)
@@ -104,21 +83,21 @@ class StreamScorer:
             if self.derive is not None:
                 self.derive(cols)
             offsets = np.array([r.offset for r, _ in decoded], dtype=np.int64)
-            features = self._features_in_rounds(cols, tp, offsets)
+            features = self._features_in_segments(cols, tp, offsets)
             self._decide(cols, features, [r for r, _ in decoded])
         self.engine.commit(tp.partition, offsets={tp: records[-1].offset + 1})
         self.stats.events += len(decoded)
         self.stats.batches += 1
 
-    def _features_in_rounds(
+    def _features_in_segments(
         self, cols: dict[str, np.ndarray], tp: TopicPartition, offsets: np.ndarray
     ) -> dict[str, np.ndarray]:
         n = len(offsets)
-        rounds = _segments([cols[k] for k in self.keys], n)
+        segments = _segments([cols[k] for k in self.keys], n)
         fs = self.scorer.feature_set
         out = {name: np.empty(n) for name in fs.names}
-        for r in range(int(rounds.max(initial=-1)) + 1):
-            idx = np.flatnonzero(rounds == r)
+        for segment in range(int(segments.max(initial=-1)) + 1):
+            idx = np.flatnonzero(segments == segment)
             part = {k: v[idx] for k, v in cols.items()}
             for name, values in fs.online(self.engine, part).items():
                 out[name][idx] = values
