@@ -80,9 +80,7 @@ class DecisionLog:
         synchronous: str = "NORMAL",
     ) -> None:
         self.path = path
-        self.notify = notify
-        self.notify_failures = 0
-        self.commits = 0
+        self._start(notify)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
@@ -92,6 +90,12 @@ class DecisionLog:
             f"INSERT OR IGNORE INTO decisions ({', '.join(COLUMNS)}) "
             f"VALUES ({', '.join('?' * len(COLUMNS))})"
         )
+
+    def _start(self, notify: Callable[[Sequence[dict[str, Any]]], None] | None) -> None:
+        """The group-commit state every backend shares."""
+        self.notify = notify
+        self.notify_failures = 0
+        self.commits = 0
         self._batch: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._scheduled = False
         self._closed = False
@@ -129,6 +133,9 @@ class DecisionLog:
         if self._batch:
             self._flush()
         self._closed = True
+        self._disconnect()
+
+    def _disconnect(self) -> None:
         self._conn.close()
 
     def _flush(self) -> None:
@@ -176,9 +183,7 @@ class PostgresDecisionLog(DecisionLog):
         import psycopg
 
         self.url = url
-        self.notify = notify
-        self.notify_failures = 0
-        self.commits = 0
+        self._start(notify)
         self._pg = psycopg.connect(url, autocommit=True)
         ddl = SCHEMA.replace("BLOB", "BYTEA").replace("REAL", "DOUBLE PRECISION")
         self._pg.execute(ddl.replace("INTEGER", "BIGINT"))
@@ -187,9 +192,6 @@ class PostgresDecisionLog(DecisionLog):
             f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES ({values})"
             " ON CONFLICT (idempotency_key) DO NOTHING"
         )
-        self._batch = []
-        self._scheduled = False
-        self._closed = False
 
     def find(self, key: str) -> Stored | None:
         row = self._pg.execute(
@@ -201,12 +203,7 @@ class PostgresDecisionLog(DecisionLog):
         row = self._pg.execute("SELECT count(*) FROM decisions").fetchone()
         return int(row[0]) if row else 0
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        if self._batch:
-            self._flush()
-        self._closed = True
+    def _disconnect(self) -> None:
         self._pg.close()
 
     def _insert(self, rows: Sequence[dict[str, Any]]) -> None:
