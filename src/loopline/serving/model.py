@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # the registry module imports MLflow; serving needs only the 
     from loopline.registry import Pinned
 
 F64 = npt.NDArray[np.float64]
+Decision = Literal["approve", "review", "decline"]
 
 
 @dataclass
@@ -34,6 +35,12 @@ class ServingModel:
     @property
     def label(self) -> str:
         return f"{self.name}:{self.version}"
+
+    def decision(self, score: float, *, blocked: bool) -> Decision:
+        """The model's operating point applied to a (rule-adjusted) score."""
+        if blocked or score >= self.threshold:
+            return "decline"
+        return "review" if score >= self.review_threshold else "approve"
 
     def score(self, x: F64) -> tuple[F64, bool]:
         """Fraud probabilities for rows ``x`` and whether the fallback engine gave them."""

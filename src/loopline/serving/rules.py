@@ -24,6 +24,7 @@ SHA-256 of its text; :meth:`RuleBook.current` re-reads the file when it changes 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import math
 import operator
@@ -82,10 +83,15 @@ class RuleSet:
     version: str
     rules: tuple[Rule, ...]
 
-    @property
+    @functools.cached_property
     def fields(self) -> frozenset[str]:
         """The fields the rules read."""
         return frozenset(r.field for r in self.rules)
+
+    def fields_in(self, *sources: Mapping[str, Any]) -> list[str]:
+        """The fields the rules read that one of ``sources`` has (so only those are
+        gathered for a decision)."""
+        return [f for f in self.fields if any(f in s for s in sources)]
 
     def apply(self, score: float, values: Mapping[str, Any]) -> Outcome:
         fired: list[str] = []

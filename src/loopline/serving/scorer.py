@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -129,14 +129,9 @@ class Scorer:
             shadow_model = self.routing.challenger.label
             mark = _lap(timings, "shadow", mark)
         rules = self.rules.current()
-        outcome = rules.apply(score, {**values, **{k: v[0] for k, v in cols.items()}})
-        decision: Literal["approve", "review", "decline"]
-        if outcome.blocked_by is not None or outcome.score >= model.threshold:
-            decision = "decline"
-        elif outcome.score >= model.review_threshold:
-            decision = "review"
-        else:
-            decision = "approve"
+        seen = {f: values[f] if f in values else cols[f][0] for f in rules.fields_in(values, cols)}
+        outcome = rules.apply(score, seen)
+        decision = model.decision(outcome.score, blocked=outcome.blocked_by is not None)
         reasons = [Reason("rule", r) for r in outcome.fired]
         if decision != "approve" and label == model.label:  # explanations: only where read
             reasons += [Reason("feature", n, round(v, 4)) for n, v in model.contributions(x)]

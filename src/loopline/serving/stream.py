@@ -116,20 +116,13 @@ class StreamScorer(FeatureWorker):
         matrix = np.column_stack([features[n] for n in names]).tolist()  # one conversion
         # the rules read only their own fields: build just those per event
         needed = {
-            f: features[f] if f in features else cols[f]
-            for f in rules.fields
-            if f in features or f in cols
+            f: features[f] if f in features else cols[f] for f in rules.fields_in(features, cols)
         }
         for i, record in enumerate(records):
             values = dict(zip(names, matrix[i], strict=True))
             seen = {f: column[i] for f, column in needed.items()}
             outcome = rules.apply(float(scores[i]), seen)
-            if outcome.blocked_by is not None or outcome.score >= model.threshold:
-                decision = "decline"
-            elif outcome.score >= model.review_threshold:
-                decision = "review"
-            else:
-                decision = "approve"
+            decision = model.decision(outcome.score, blocked=outcome.blocked_by is not None)
             response = {
                 "transaction_id": str(cols["transaction_id"][i]),
                 "decision": decision,
