@@ -267,6 +267,9 @@ async def test_blue_green_swap_under_load_fails_no_request(
     from loopline.apps.fraud.service import SWITCH_INTERVAL_S
 
     service.watch_s = 0.05
+    # This test is about the swap: on a shared 2-core CI machine a group commit can outlast
+    # the 50 ms budget and be shed with a 503 (tested on its own), which is not a swap failure.
+    service.limits = Limits(budget_ms=5_000)
     interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # as `loopline serve fraud` runs
     fraud_registry.promote("fraud", 2)
