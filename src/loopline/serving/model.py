@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from loopline.serving.explain import PathExplainer
+
 if TYPE_CHECKING:  # the registry module imports MLflow; serving needs only the type
     from loopline.registry import Pinned
 
@@ -28,6 +30,7 @@ class ServingModel:
     review_threshold: float  # review at or above (and below ``threshold``)
     onnx: Any
     booster: Any
+    explainer: PathExplainer
     errors: int = 0
     fallbacks: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -56,9 +59,9 @@ class ServingModel:
             ), True
 
     def contributions(self, x: F64, top: int = 3) -> list[tuple[str, float]]:
-        """The features pushing one row's score up most (TreeSHAP, in log-odds)."""
-        row = np.asarray(x[:1], np.float64)
-        contrib = self.booster.predict(row, pred_contrib=True, num_threads=1)[0][:-1]
+        """The features pushing one row's score up most (path attributions, in log-odds:
+        :mod:`loopline.serving.explain`)."""
+        contrib = self.explainer.explain(x[0], len(self.features))[0]
         order = np.argsort(-contrib)[:top]
         return [(self.features[i], float(contrib[i])) for i in order if contrib[i] > 0]
 
@@ -80,6 +83,7 @@ def load(pinned: Pinned, *, threads: int = 1) -> ServingModel:
         review_threshold=float(meta.get("review_threshold", meta["threshold"])),
         onnx=onnx,
         booster=booster,
+        explainer=PathExplainer.from_booster(booster),
     )
     warm = np.zeros((8, len(model.features)))
     for _ in range(3):  # first calls allocate; do them before traffic arrives
