@@ -3,6 +3,7 @@ rules, routing, blue-green, back-pressure, PAN handling."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -148,6 +149,7 @@ async def test_block_rules_and_hot_reload(service: Service, rules_file: Path) ->
         assert {"kind": "rule", "name": "blocked-card", "value": None} in r["reasons"]
         before = r["rules_version"]
         rules_file.write_text(rules_file.read_text().replace("[tok_blocked]", "[tok_other]"))
+        await asyncio.sleep(service.scorer.rules.check_every_s)  # the next look at the file
         r = (await score(c, tx(11, card_token="tok_blocked"))).json()
         assert r["rules_version"] != before
         assert "blocked-card" not in [x["name"] for x in r["reasons"]]
@@ -261,7 +263,6 @@ async def test_blue_green_swap_under_load_fails_no_request(
 ) -> None:
     """The champion alias moves in the registry while requests flow: the watcher loads and
     warms the new version off the event loop, swaps, and not one request fails."""
-    import asyncio
     import sys
 
     from loopline.apps.fraud.service import SWITCH_INTERVAL_S

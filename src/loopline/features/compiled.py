@@ -17,11 +17,16 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-from loopline.features.kernel import ADD, LAST_TS, MAX, MIN
+from loopline.features.kernel import ADD, FINALIZE_CODES, LAST_TS, MAX, MIN, VARIANCE_FLOOR
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 DROPPED, MERGED, FRESH = 0, 1, 2  # what merge_runs did with each run
+_COUNT, _SUM, _MEAN, _STD, _MIN, _MAX, _LAST, _SINCE, _DISTINCT = (
+    FINALIZE_CODES[f]
+    for f in ("count", "sum", "mean", "std", "min", "max", "last", "time_since_last",
+              "distinct_count")
+)  # fmt: skip
 
 
 @numba.njit(cache=True, nogil=True)
@@ -125,3 +130,77 @@ def windows_merge(
                     picked[i, n] = p
                 n += 1
         counts[i] = n
+
+
+@numba.njit(cache=True, nogil=True)
+def copy_rows(dst_ids: I64, dst_data: F64, src_ids: I64, src_data: F64, rows: I64) -> None:
+    """Copy the slots ``rows`` of a ring (tile ids and data) into another of its shape,
+    in place: no temporary arrays, so no fresh pages to fault in."""
+    for r in rows:
+        dst_ids[r, :] = src_ids[r, :]
+        dst_data[r, :, :] = src_data[r, :, :]
+
+
+@numba.njit(cache=True, nogil=True)
+def _finalize(code: int, merged: F64, off: int, read_ms: int) -> float:
+    """:func:`loopline.features.kernel.finalize` (the same arithmetic, so the same floats);
+    distinct counts are the caller's (NaN here)."""
+    if code in (_COUNT, _SUM):
+        return merged[off]
+    if code in (_MEAN, _STD):
+        n, s = merged[off], merged[off + 1]
+        if n == 0:
+            return math.nan
+        if code == _MEAN:
+            return s / n
+        second = merged[off + 2] / n
+        variance = second - (s / n) ** 2
+        return math.sqrt(variance) if variance > VARIANCE_FLOOR * second else 0.0
+    if code in (_MIN, _MAX):
+        return merged[off] if math.isfinite(merged[off]) else math.nan
+    if code == _LAST:
+        return merged[off + 1]
+    if code == _SINCE:
+        return read_ms - merged[off] if math.isfinite(merged[off]) else math.nan
+    return math.nan
+
+
+@numba.njit(cache=True, nogil=True)
+def read_row(
+    ids: I64,
+    data: F64,
+    kinds: npt.NDArray[np.int8],
+    empty: F64,
+    head: int,
+    tiles: I64,
+    merged: F64,
+    picked: I64,
+    counts: I64,
+    codes: npt.NDArray[np.int8],
+    groups: I64,
+    offsets: I64,
+    slots: I64,
+    read_ms: int,
+    out: F64,
+) -> float:
+    """One entity's every window of one hop from its ring row in one pass: group ``g``
+    merges the tiles ``head - tiles[g] + 1 .. head`` into ``merged[g]`` (their positions
+    into ``picked[g]``, how many into ``counts[g]``); feature ``j`` (of group
+    ``groups[j]``, fields at ``offsets[j]``) is finalized into ``out[slots[j]]``. Returns
+    the newest event time merged (-inf: none)."""
+    for g in range(len(tiles)):
+        merged[g, :] = empty
+        counts[g] = 0
+    for p in range(len(ids)):
+        k = ids[p]
+        for g in range(len(tiles)):
+            if head - tiles[g] < k <= head:
+                _merge_row(merged[g], data[p], kinds)
+                picked[g, counts[g]] = p
+                counts[g] += 1
+    newest = -math.inf
+    for g in range(len(tiles)):
+        newest = max(newest, merged[g, merged.shape[1] - 1])
+    for j in range(len(codes)):
+        out[slots[j]] = _finalize(codes[j], merged[groups[j]], offsets[j], read_ms)
+    return newest

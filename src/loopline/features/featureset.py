@@ -8,6 +8,7 @@ columns, so training and serving see the same values.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -61,7 +62,7 @@ class FeatureSet:
                 )
             known.add(d.name)
 
-    @property
+    @functools.cached_property
     def names(self) -> list[str]:
         """Every output column, in order."""
         return [

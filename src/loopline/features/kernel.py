@@ -43,6 +43,8 @@ _FIELDS = {
 }
 _EMPTY = {ADD: 0.0, MIN: math.inf, MAX: -math.inf, LAST_TS: -math.inf, LAST_VAL: math.nan}
 
+# Aggregations by number, for the compiled read path.
+FINALIZE_CODES = {f: i for i, f in enumerate(_FIELDS)}
 Key = tuple[str, str | None, object]
 # A variance E[x^2] - E[x]^2 under this fraction of E[x^2] is rounding noise, not spread.
 VARIANCE_FLOOR = 1e-12  # (function, column, filter)

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from loopline.events import TopicPartition
 from loopline.exceptions import ConfigError
+from loopline.features import rowread
 from loopline.features.base import ManyWindows, OnlineStore, Runs, Table, Window, WindowValue
 from loopline.features.definitions import Feature, FeatureView
 from loopline.features.kernel import Layout, finalize, finalize_many, layouts, partials
@@ -103,6 +104,10 @@ class OnlineEngine:
             for v in views
         }
         self._groups = {v.version: self._read_groups(v) for v in views}
+        self._plans = {
+            v.version: rowread.plan(v, self._groups[v.version], self._ring_sizes[v.version])
+            for v in views
+        }
         self._checkpoints: dict[int, Checkpoint] = {}
 
     def _read_groups(self, view: FeatureView) -> list[_Group]:
@@ -274,7 +279,7 @@ class OnlineEngine:
         """
         view = self.view(view)
         t = int(time.time() * 1000) if as_of_ms is None else as_of_ms
-        return [self._values(view, key, t) for key in keys]
+        return [self._row(view, key, t) for key in keys]
 
     def read_many(
         self, view: str | FeatureView, keys: Sequence[str], times_ms: npt.NDArray[np.int64]
@@ -286,10 +291,10 @@ class OnlineEngine:
         times = np.asarray(times_ms, dtype=np.int64)
         many = getattr(self.store, "read_many", None)
         if many is None or len(keys) < 4:  # a few rows: the row path has less overhead
-            rows = [
-                self._values(view, k, int(t)) for k, t in zip(keys, times.tolist(), strict=True)
-            ]
-            return {f.name: np.array([r.values[f.name] for r in rows]) for f in view.features}
+            rows = np.array(
+                [self._row_array(view, k, t) for k, t in zip(keys, times.tolist(), strict=True)]
+            ).reshape(len(keys), len(view.features))
+            return {f.name: rows[:, i] for i, f in enumerate(view.features)}
         groups = self._groups[view.version]
         windows = [
             ManyWindows(g.layout.hop_ms, g.layout, times // g.layout.hop_ms, g.tiles)
@@ -312,6 +317,26 @@ class OnlineEngine:
         cols = {c: np.asarray(event[c])[:1] for c in view.columns}
         own = (ts, cols) if key != "" else None  # no key: the event belongs to no entity
         return self._values(view, key, int(ts[0]), own=own)
+
+    def _row(self, view: FeatureView, key: str, t: int) -> FeatureValues:
+        """One entity's features: the compiled row path where the store has one."""
+        found = rowread.read_row(self.store, view, self._plans[view.version], key, t)
+        if found is None:
+            return self._values(view, key, t)
+        values, newest = found
+        return FeatureValues(
+            dict(zip((f.name for f in view.features), values.tolist(), strict=True)),
+            t,
+            int(newest) if math.isfinite(newest) else None,
+        )
+
+    def _row_array(self, view: FeatureView, key: str, t: int) -> npt.NDArray[np.float64]:
+        """:meth:`_row`'s values alone, in ``view.features`` order."""
+        found = rowread.read_row(self.store, view, self._plans[view.version], key, t)
+        if found is not None:
+            return found[0]
+        values = self._values(view, key, t).values
+        return np.array([values[f.name] for f in view.features])
 
     def _values(
         self,

@@ -21,6 +21,8 @@ import msgspec
 from loopline.exceptions import ConfigError, LooplineError
 from loopline.serving.api import Problem, RequestError, decode_request, openapi
 from loopline.serving.auth import KeyRing
+from loopline.serving.batching import Batcher
+from loopline.serving.collector import freeze_survivors, keep_collections_short
 from loopline.serving.decisions import DecisionLog, now_ms
 from loopline.serving.metrics import Metrics
 from loopline.serving.model import ServingModel
@@ -55,6 +57,9 @@ class Service:
     watch_s: float = 5.0
     inflight: int = 0
     _pending: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.batcher = Batcher(self.scorer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -182,7 +187,7 @@ class Service:
 
     async def _decide(self, request: Any, key: str, fingerprint: str, deadline: float) -> bytes:
         trace_id = uuid.uuid4().hex
-        decided = self.scorer.decide(request, trace_id)
+        decided = await self.batcher.decide(request, trace_id)
         body = _json.encode(decided.response)
         row = _row(decided, key, fingerprint, body)
         left = deadline - time.perf_counter()
@@ -273,13 +278,18 @@ class Service:
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         watcher: asyncio.Task[None] | None = None
+        collector: asyncio.Task[None] | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 if self.champion_version is not None and self.watch_s > 0:
                     watcher = asyncio.create_task(self._watch_champion())
+                freeze_survivors()  # the models, libraries and loaded state: never scanned again
+                collector = asyncio.create_task(keep_collections_short())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if collector is not None:
+                    collector.cancel()
                 if watcher is not None:
                     watcher.cancel()
                 self.scorer.flush()  # decided transactions into the features before exit

@@ -29,6 +29,7 @@ import hashlib
 import math
 import operator
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,10 +150,13 @@ def _rule(raw: Any, i: int, lists: dict[str, frozenset[str]], source: str) -> Ru
 
 
 class RuleBook:
-    """A rule file, re-read when it changes (hot reload without a restart)."""
+    """A rule file, re-read when it changes (hot reload without a restart): the file is
+    looked at no more often than every ``check_every_s`` (a stat costs ~20 µs here)."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, *, check_every_s: float = 0.25) -> None:
         self.path = path
+        self.check_every_s = check_every_s
+        self._checked = time.monotonic()
         self._stamp: tuple[int, int] | None = None
         self._rules = RuleSet("none", ())
         self.reload()
@@ -168,7 +172,9 @@ class RuleBook:
 
     def current(self) -> RuleSet:
         """The rules in force, re-read first if the file changed on disk."""
-        if self.path is not None:
+        now = time.monotonic()
+        if self.path is not None and now - self._checked >= self.check_every_s:
+            self._checked = now
             stat = os.stat(self.path)
             if (stat.st_mtime_ns, stat.st_size) != self._stamp:
                 # a broken edit keeps the last good rules; /admin/rules/reload reports it

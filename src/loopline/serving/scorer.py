@@ -11,13 +11,14 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from loopline.features import FeatureSet, OnlineEngine
+from loopline.features.derived import F64
 from loopline.serving.api import Reason, ScoreRequest, ScoreResponse
 from loopline.serving.model import ServingModel
 from loopline.serving.pan import tokenize
@@ -89,68 +90,119 @@ class Scorer:
         self.store_breaker = CircuitBreaker("features")
         self.learn_failures = 0
 
-    def columns(self, request: ScoreRequest) -> dict[str, np.ndarray]:
-        """The request as one event's columns (the card number replaced by its token)."""
-        token = request.card_token or tokenize(request.card_number or "", self.token_key)
-        t = request.event_time_ms if request.event_time_ms is not None else int(self.clock() * 1000)
-        device = request.device_id or ""
+    def columns(self, requests: Sequence[ScoreRequest]) -> dict[str, np.ndarray]:
+        """The requests as events' columns (card numbers replaced by their tokens)."""
+        now = int(self.clock() * 1000)
+        tokens = [r.card_token or tokenize(r.card_number or "", self.token_key) for r in requests]
+        devices = [r.device_id or "" for r in requests]
         return {
-            "transaction_id": np.array([request.transaction_id]),
-            "event_time_ms": np.array([t], dtype=np.int64),
-            "card_token": np.array([token]),
-            "customer_id": np.array([request.customer_id]),
-            "terminal_id": np.array([request.terminal_id]),
-            "merchant_category": np.array([request.merchant_category]),
-            "amount": np.array([request.amount]),
-            "currency": np.array([request.currency]),
-            "channel": np.array([request.channel]),
-            "device_id": np.array([device]),
-            "card_device": np.array([f"{token}|{device}" if device else ""]),
-            "latitude": np.array([_num(request.latitude)]),
-            "longitude": np.array([_num(request.longitude)]),
+            "transaction_id": np.array([r.transaction_id for r in requests]),
+            "event_time_ms": np.array(
+                [now if r.event_time_ms is None else r.event_time_ms for r in requests],
+                dtype=np.int64,
+            ),
+            "card_token": np.array(tokens),
+            "customer_id": np.array([r.customer_id for r in requests]),
+            "terminal_id": np.array([r.terminal_id for r in requests]),
+            "merchant_category": np.array([r.merchant_category for r in requests]),
+            "amount": np.array([r.amount for r in requests], dtype=np.float64),
+            "currency": np.array([r.currency for r in requests]),
+            "channel": np.array([r.channel for r in requests]),
+            "device_id": np.array(devices),
+            "card_device": np.array(
+                [f"{t}|{d}" if d else "" for t, d in zip(tokens, devices, strict=True)]
+            ),
+            "latitude": np.array([_num(r.latitude) for r in requests], dtype=np.float64),
+            "longitude": np.array([_num(r.longitude) for r in requests], dtype=np.float64),
         }
 
     def decide(self, request: ScoreRequest, trace_id: str | None = None) -> Decided:
+        return self.decide_many([request], [trace_id or uuid.uuid4().hex])[0]
+
+    def decide_many(
+        self, requests: Sequence[ScoreRequest], trace_ids: Sequence[str]
+    ) -> list[Decided]:
+        """Decide on several requests at once: one feature read per view, one model call
+        per model; rules and responses per request. A request's timings are its batch's."""
         if self._pending and time.monotonic() - self._since >= LEARN_EVERY_S:
             self.flush()
         timings: dict[str, float] = {}
         started = mark = time.perf_counter()
-        cols = self.columns(request)
+        n = len(requests)
+        cols = self.columns(requests)
         degraded: list[str] = []
         values = self._features(cols, degraded)
         mark = _lap(timings, "features", mark)
-        model, arm = self.routing.pick(str(cols["card_token"][0]))
-        x = np.array([[values.get(n, math.nan) for n in model.features]])
-        score, label = self._score(model, x, degraded)
+        picks = [self.routing.pick(t) for t in cols["card_token"].tolist()]
+        unknown = np.full(n, math.nan)
+        scores = np.empty(n)
+        label_of: list[str] = [""] * n
+        degraded_of: list[list[str]] = [degraded] * n
+        x_of: dict[int, np.ndarray] = {}  # id(model) -> its rows' inputs
+        shadow: np.ndarray | None = None
+        models = {id(m): m for m, _ in picks}
+        for model in models.values():
+            rows = [i for i, (m, _) in enumerate(picks) if m is model]
+            x = np.column_stack([values.get(f, unknown) for f in model.features])
+            if len(models) > 1:
+                x = x[rows]
+            x_of[id(model)] = x
+            said = list(degraded)
+            got, label = self._score(model, x, said)
+            scores[rows] = got
+            for i in rows:
+                label_of[i], degraded_of[i] = label, said
         mark = _lap(timings, "model", mark)
-        shadow_score = shadow_model = None
-        if self.routing.shadow and self.routing.challenger is not None and arm == "champion":
-            shadow_score = float(self.routing.challenger.score(x)[0][0])
-            shadow_model = self.routing.challenger.label
-            mark = _lap(timings, "shadow", mark)
+        challenger = self.routing.challenger
+        if self.routing.shadow and challenger is not None:
+            champion_rows = [i for i, (_, arm) in enumerate(picks) if arm == "champion"]
+            if champion_rows:
+                shadow = np.full(n, math.nan)
+                x = x_of[id(self.routing.champion)]
+                shadow[champion_rows] = challenger.score(x)[0]
+                mark = _lap(timings, "shadow", mark)
         rules = self.rules.current()
-        seen = {f: values[f] if f in values else cols[f][0] for f in rules.fields_in(values, cols)}
-        outcome = rules.apply(score, seen)
-        decision = model.decision(outcome.score, blocked=outcome.blocked_by is not None)
-        reasons = [Reason("rule", r) for r in outcome.fired]
-        if decision != "approve" and label == model.label:  # explanations: only where read
-            reasons += [Reason("feature", n, round(v, 4)) for n, v in model.contributions(x)]
-        mark = _lap(timings, "rules", mark)
+        needed = {f: values[f] if f in values else cols[f] for f in rules.fields_in(values, cols)}
+        names = list(values)
+        matrix = np.column_stack([values[k] for k in names]).tolist() if names else [[]] * n
+        row_in_model = {id(m): 0 for m, _ in picks}
+        out: list[Decided] = []
+        for i, (model, arm) in enumerate(picks):
+            k = row_in_model[id(model)]
+            row_in_model[id(model)] += 1
+            outcome = rules.apply(float(scores[i]), {f: c[i] for f, c in needed.items()})
+            decision = model.decision(outcome.score, blocked=outcome.blocked_by is not None)
+            reasons = [Reason("rule", r) for r in outcome.fired]
+            if decision != "approve" and label_of[i] == model.label:  # explain where read
+                x = x_of[id(model)][k : k + 1]
+                reasons += [Reason("feature", f, round(v, 4)) for f, v in model.contributions(x)]
+            watched = None if shadow is None or math.isnan(shadow[i]) else float(shadow[i])
+            response = ScoreResponse(
+                transaction_id=requests[i].transaction_id,
+                decision=decision,
+                score=round(outcome.score, 6),
+                reasons=reasons,
+                model_version=label_of[i],
+                rules_version=rules.version,
+                trace_id=trace_ids[i],
+                timings_ms=timings,
+                degraded=degraded_of[i],
+            )
+            out.append(
+                Decided(
+                    response,
+                    dict(zip(names, matrix[i], strict=True)),
+                    arm,
+                    watched,
+                    challenger.label if watched is not None and challenger else None,
+                    {c: v[i : i + 1] for c, v in cols.items()},
+                )
+            )
+        _lap(timings, "rules", mark)
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)
-        response = ScoreResponse(
-            transaction_id=request.transaction_id,
-            decision=decision,
-            score=round(outcome.score, 6),
-            reasons=reasons,
-            model_version=label,
-            rules_version=rules.version,
-            trace_id=trace_id or uuid.uuid4().hex,
-            timings_ms=timings,
-            degraded=degraded,
-        )
-        return Decided(response, values, arm, shadow_score, shadow_model, cols)
+        return out
 
-    def _features(self, cols: dict[str, np.ndarray], degraded: list[str]) -> dict[str, float]:
+    def _features(self, cols: dict[str, np.ndarray], degraded: list[str]) -> dict[str, F64]:
         """Online features through the store's breaker; defaults when it is open or fails."""
         breaker = self.store_breaker
         if breaker.allow():
@@ -161,17 +213,17 @@ class Scorer:
                 breaker.record(False)
             else:
                 breaker.record(True, time.perf_counter() - started)
-                return {k: float(v[0]) for k, v in features.items()}
+                return {k: np.asarray(v, dtype=np.float64) for k, v in features.items()}
         self.feature_failures += 1
         degraded.append("features_unavailable")
         return self._defaults(cols)
 
-    def _score(self, model: ServingModel, x: np.ndarray, degraded: list[str]) -> tuple[float, str]:
+    def _score(self, model: ServingModel, x: np.ndarray, degraded: list[str]) -> tuple[F64, str]:
         """Ordered fallbacks: ONNX, then LightGBM native (same version), then the previous
         version; with no stored features, or no model left, the rules alone decide."""
         if "features_unavailable" in degraded:
             degraded.append("rules_only")
-            return 0.0, "rules-only"
+            return np.zeros(len(x)), "rules-only"
         for candidate in (model, self.routing.previous):
             if candidate is None:
                 continue
@@ -184,9 +236,9 @@ class Scorer:
                 degraded.append("model_fallback")
             if candidate is not model:
                 degraded.append("previous_model")
-            return float(scores[0]), candidate.label
+            return np.asarray(scores, dtype=np.float64), candidate.label
         degraded.append("rules_only")
-        return 0.0, "rules-only"
+        return np.zeros(len(x)), "rules-only"
 
     def learn(self, decided: Decided) -> None:
         """Fold the decided transaction into the online features. Applied in micro-batches
@@ -216,11 +268,12 @@ class Scorer:
             return
         self._pending.clear()
 
-    def _defaults(self, cols: dict[str, np.ndarray]) -> dict[str, float]:
+    def _defaults(self, cols: dict[str, np.ndarray]) -> dict[str, F64]:
         """Request-time features only; every stored feature unknown (NaN)."""
-        out = dict.fromkeys(self.feature_set.names, math.nan)
+        n = len(cols["transaction_id"])
+        out = {name: np.full(n, math.nan) for name in self.feature_set.names}
         for r in self.feature_set.request:
-            out[r.name] = float(r.compute(cols)[0])
+            out[r.name] = np.asarray(r.compute(cols), dtype=np.float64)
         return out
 
 
