@@ -64,17 +64,27 @@ class Metrics:
             registry=r,
         )
 
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, bound once (labels() costs ~3 µs a call)."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def request(self, route: str, status: int, seconds: float) -> None:
-        self.requests.labels(route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        self._child(self.requests, route, str(status)).inc()
+        self._child(self.latency, route).observe(seconds)
 
     def decided(self, decided: Decided) -> None:
         r = decided.response
-        self.decisions.labels(r.decision, r.model_version, decided.arm).inc()
+        self._child(self.decisions, r.decision, r.model_version, decided.arm).inc()
         for cause in r.degraded:
-            self.degraded.labels(cause).inc()
+            self._child(self.degraded, cause).inc()
         for stage, ms in r.timings_ms.items():
-            self.stage.labels(stage).observe(ms / 1000)
+            self._child(self.stage, stage).observe(ms / 1000)
 
     def shed(self) -> None:
         self.shed_total.inc()

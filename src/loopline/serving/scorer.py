@@ -25,9 +25,9 @@ from loopline.serving.pan import tokenize
 from loopline.serving.resilience import CircuitBreaker
 from loopline.serving.rules import RuleBook
 
-LEARN_BATCH = 32
+LEARN_BATCH = 64
 MAX_PENDING = 100_000  # decided transactions kept while the feature store is away
-LEARN_EVERY_S = 0.005
+LEARN_EVERY_S = 0.02
 
 
 @dataclass
@@ -143,7 +143,7 @@ class Scorer:
         models = {id(m): m for m, _ in picks}
         for model in models.values():
             rows = [i for i, (m, _) in enumerate(picks) if m is model]
-            x = np.column_stack([values.get(f, unknown) for f in model.features])
+            x = _columns([values.get(f, unknown) for f in model.features])
             if len(models) > 1:
                 x = x[rows]
             x_of[id(model)] = x
@@ -164,7 +164,7 @@ class Scorer:
         rules = self.rules.current()
         needed = {f: values[f] if f in values else cols[f] for f in rules.fields_in(values, cols)}
         names = list(values)
-        matrix = np.column_stack([values[k] for k in names]).tolist() if names else [[]] * n
+        matrix = _columns([values[k] for k in names]).tolist() if names else [[]] * n
         row_in_model = {id(m): 0 for m, _ in picks}
         out: list[Decided] = []
         for i, (model, arm) in enumerate(picks):
@@ -243,7 +243,7 @@ class Scorer:
     def learn(self, decided: Decided) -> None:
         """Fold the decided transaction into the online features. Applied in micro-batches
         (every ``LEARN_BATCH`` decisions or ``LEARN_EVERY_S``, whichever first): applying
-        one event costs about what 32 do. A card's next transaction within that moment
+        one event costs about what 64 do. A card's next transaction within that moment
         may not see this one yet."""
         self._pending.append(decided.columns)
         if len(self._pending) >= LEARN_BATCH or time.monotonic() - self._since >= LEARN_EVERY_S:
@@ -275,6 +275,12 @@ class Scorer:
         for r in self.feature_set.request:
             out[r.name] = np.asarray(r.compute(cols), dtype=np.float64)
         return out
+
+
+def _columns(columns: list[F64]) -> F64:
+    """Equal-length columns as the rows of one matrix (np.column_stack costs ~2 µs a
+    column; one array build and a transpose do not)."""
+    return np.ascontiguousarray(np.array(columns, dtype=np.float64).T)
 
 
 def _num(value: float | None) -> float:
