@@ -78,7 +78,9 @@ class FeatureSet:
             raise ConfigError(f"FeatureSet {self.name!r} has no views: name its events' Source.")
         return self.events or self.views[0].source
 
-    def _finish(self, columns: dict[str, F64], events: Columns) -> dict[str, F64]:
+    def finish(self, columns: dict[str, F64], events: Columns) -> dict[str, F64]:
+        """The whole vector from the views' columns (``<view>__<feature>``) of ``events``:
+        request-time and derived features added, in order."""
         for r in self.request:
             columns[r.name] = r.compute(events)
         for d in self.derived:
@@ -104,7 +106,7 @@ class FeatureSet:
                 values = engine.read_many(view, ["" if k is None else str(k) for k in keys], times)
             for name, column in values.items():
                 columns[f"{view.name}__{name}"] = column
-        return self._finish(columns, events)
+        return self.finish(columns, events)
 
     def offline(
         self, history: Any, spine: Any, *, connection: duckdb.DuckDBPyConnection | None = None
@@ -139,6 +141,6 @@ class FeatureSet:
                 name = f"{view.name}__{f.name}"
                 columns[name] = result.column(name).to_numpy()
         events = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
-        for name, values in self._finish(columns, events).items():
+        for name, values in self.finish(columns, events).items():
             table = table.append_column(name, pa.array(values, pa.float64()))
         return table

@@ -195,18 +195,25 @@ class OnlineEngine:
         partition: int = 0,
         positions: tuple[str, npt.NDArray[np.int64]] | None = None,
         topic: str | None = None,
+        views: Sequence[FeatureView] | None = None,
+        late: npt.NDArray[np.bool_] | None = None,
     ) -> dict[str, npt.NDArray[np.bool_]]:
         """Apply one micro-batch of one partition, not yet durable; return the late masks.
 
-        The batch goes to the views whose source is ``topic`` (the one of ``positions``);
-        with neither, to every view. ``positions`` (topic, each row's log offset) lets each
-        view skip the rows it has already applied: a version added later catches up from
-        the start of the log while the others go on.
+        The batch goes to ``views``, else to the views whose source is ``topic`` (the one
+        of ``positions``); with none of them, to every view. ``positions`` (topic, each
+        row's log offset) lets each view skip the rows it has already applied: a version
+        added later catches up from the start of the log while the others go on.
+
+        ``late``: which rows are late, as :meth:`late_mask` found them in log order, for
+        a batch applied in several calls out of log order (each entity's events still in
+        order: see :class:`loopline.serving.stream.StreamScorer`).
         """
         checkpoint = self.checkpoint(partition)
         topic = positions[0] if positions is not None else topic
-        views = self.views_of(topic) if topic is not None else self.maintained.values()
-        late = {}
+        if views is None:
+            views = self.views_of(topic) if topic is not None else list(self.maintained.values())
+        masks = {}
         for view in views:
             cols = columns
             if positions is not None:
@@ -218,11 +225,23 @@ class OnlineEngine:
                     else {c: np.asarray(v)[fresh] for c, v in columns.items()}
                 )
                 mask = np.zeros(len(offsets), dtype=bool)
-                mask[fresh] = self._update_view(view, cols, partition, checkpoint)
+                given = None if late is None else late[fresh]
+                mask[fresh] = self._update_view(view, cols, partition, checkpoint, given)
             else:
-                mask = self._update_view(view, cols, partition, checkpoint)
-            late[f"{view.name}@{view.version}"] = mask
-        return late
+                mask = self._update_view(view, cols, partition, checkpoint, late)
+            masks[f"{view.name}@{view.version}"] = mask
+        return masks
+
+    def late_mask(
+        self, view: FeatureView, times_ms: npt.NDArray[np.int64], partition: int = 0
+    ) -> npt.NDArray[np.bool_]:
+        """Which of these events, in log order, ``view`` would find late: older than the
+        newest event before them (this partition's watermark included) by more than its
+        allowed lateness."""
+        ts = np.asarray(times_ms, dtype=np.int64)
+        wm0 = self.checkpoint(partition).watermarks.get(view.version, _NO_WATERMARK)
+        before = np.maximum.accumulate(np.r_[wm0, ts[:-1]]) if len(ts) else ts
+        return np.asarray(ts < before - view.allowed_lateness_ms)
 
     def commit(
         self, partition: int, *, offsets: Mapping[TopicPartition, int] | None = None
@@ -238,14 +257,19 @@ class OnlineEngine:
         self.store.commit(partition, msgspec.msgpack.encode(checkpoint))
 
     def _update_view(
-        self, view: FeatureView, columns: Columns, partition: int, checkpoint: Checkpoint
+        self,
+        view: FeatureView,
+        columns: Columns,
+        partition: int,
+        checkpoint: Checkpoint,
+        late: npt.NDArray[np.bool_] | None = None,
     ) -> npt.NDArray[np.bool_]:
         ts = np.asarray(columns[view.source.timestamp], dtype=np.int64)
         if len(ts) == 0:
             return np.zeros(0, dtype=bool)
+        if late is None:
+            late = self.late_mask(view, ts, partition)
         wm0 = checkpoint.watermarks.get(view.version, _NO_WATERMARK)
-        before = np.maximum.accumulate(np.r_[wm0, ts[:-1]])
-        late = ts < before - view.allowed_lateness_ms
         checkpoint.watermarks[view.version] = int(max(wm0, ts.max()))
         keys = np.asarray(columns[view.entity.join_key])
         keep = ~late & (keys != "")  # an event without the entity's key belongs to none

@@ -83,7 +83,10 @@ class StreamScorer(FeatureWorker):
             if self.derive is not None:
                 self.derive(cols)
             offsets = np.array([r.offset for r, _ in decoded], dtype=np.int64)
-            features = self._features_in_segments(cols, tp, offsets)
+            if self.scorer.feature_set.include_event:
+                features = self._features_in_segments(cols, tp, offsets)
+            else:
+                features = self._features_in_rounds(cols, tp, offsets)
             self._decide(cols, features, [r for r, _ in decoded])
         self.engine.commit(tp.partition, offsets={tp: records[-1].offset + 1})
         self.stats.events += len(decoded)
@@ -103,6 +106,43 @@ class StreamScorer(FeatureWorker):
                 out[name][idx] = values
             self.engine.apply_many(part, partition=tp.partition, positions=(tp.topic, offsets[idx]))
         return out
+
+    def _features_in_rounds(
+        self, cols: dict[str, np.ndarray], tp: TopicPartition, offsets: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        """Per view, round ``r`` holds each key's ``r``-th event of the batch: no key twice,
+        so one read gives every event of the round its history before it, and applying the
+        round brings each key's next event its predecessors. Each key's events stay in log
+        order; lateness is judged in log order for the whole batch first."""
+        fs, engine = self.scorer.feature_set, self.engine
+        times = np.asarray(cols[fs.source.timestamp], dtype=np.int64)
+        n = len(offsets)
+        out: dict[str, np.ndarray] = {}
+        for view in fs.views:
+            keys = np.asarray(cols[view.entity.join_key]).astype(str)
+            applied = view.source.topic == tp.topic
+            rounds = _occurrence(keys) if applied else np.zeros(n, dtype=np.int64)
+            late = engine.late_mask(view, times, tp.partition) if applied else None
+            columns = {f.name: np.empty(n) for f in view.features}
+            for r in range(int(rounds.max(initial=-1)) + 1):
+                idx = np.flatnonzero(rounds == r)
+                for name, values in engine.read_many(view, keys[idx].tolist(), times[idx]).items():
+                    columns[name][idx] = values
+                if applied and late is not None:
+                    engine.apply_many(
+                        {c: v[idx] for c, v in cols.items()},
+                        partition=tp.partition,
+                        positions=(tp.topic, offsets[idx]),
+                        views=[view],
+                        late=late[idx],
+                    )
+            out.update({f"{view.name}__{name}": v for name, v in columns.items()})
+        read = {v.version for v in fs.views}
+        others = [v for v in engine.views_of(tp.topic) if v.version not in read]
+        if others:  # maintained here, read by no feature of this set: applied as they are
+            engine.apply_many(cols, partition=tp.partition, positions=(tp.topic, offsets),
+                              views=others)  # fmt: skip
+        return fs.finish(out, cols)
 
     def _decide(
         self, cols: dict[str, np.ndarray], features: dict[str, np.ndarray], records: list[Any]
@@ -154,6 +194,20 @@ class StreamScorer(FeatureWorker):
         self.decisions.write_sync(rows)  # durable before the offsets move
         done = time.time() * 1000
         self.stats.latencies_ms.extend(done - r.timestamp_ms for r in records)
+
+
+def _occurrence(keys: np.ndarray) -> np.ndarray:
+    """How many times each event's key appeared before it in ``keys`` (0 for the empty
+    key, which belongs to no entity)."""
+    n = len(keys)
+    _, codes = np.unique(keys, return_inverse=True)
+    order = np.argsort(codes, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0])
+    lengths = np.diff(np.r_[starts, n])
+    out = np.empty(n, dtype=np.int64)
+    out[order] = np.arange(n) - np.repeat(starts, lengths)
+    out[keys == ""] = 0
+    return out
 
 
 def _segments(keys: list[np.ndarray], n: int) -> np.ndarray:
