@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from loopline.apps.fraud import data, fraud_feature_set
 from loopline.apps.fraud.publish import publish
@@ -17,9 +19,12 @@ from loopline.events import EmbeddedLog, Message, TopicPartition
 from loopline.serving import Service
 
 
+@pytest.mark.parametrize("include_event", [False, True])
 def test_stream_decides_every_transaction_with_offline_equal_features(
-    service: Service, tmp_path
+    service: Service, tmp_path, include_event: bool
 ) -> None:  # type: ignore[no-untyped-def]
+    fs = replace(fraud_feature_set(), include_event=include_event)
+    service.scorer.feature_set = fs  # the served set, or one counting each event itself
     sim = simulate(profile("full", customers=150, terminals=300, days=6), seed=9)
     log = EmbeddedLog(tmp_path / "events.db")
     publish(log, sim.transactions, sim.labels.slice(0, 0), partitions=1)
@@ -45,7 +50,7 @@ def test_stream_decides_every_transaction_with_offline_equal_features(
     hist = history["transactions"].set_column(
         history["transactions"].schema.get_field_index("_offset"), "_offset", pa.array(positions)
     )
-    offline = fraud_feature_set().offline({"transactions": hist, "labels": history["labels"]}, hist)
+    offline = fs.offline({"transactions": hist, "labels": history["labels"]}, hist)
     by_id = dict(zip(offline["transaction_id"].to_pylist(), range(offline.num_rows), strict=True))
     online = {tid: json.loads(f) for tid, f in rows}
     mismatches = 0

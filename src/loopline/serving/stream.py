@@ -5,12 +5,12 @@ Per partition and micro-batch: decode (invalid records to the dead-letter topic)
 features as of just before each transaction, one batched model call, rules, decisions
 durable in the prediction log (review and decline published), then the offsets move.
 
-Features are exact in log order: a batch is cut into consecutive segments in which no
-card, terminal or card|device key appears twice; each segment reads its features, then
-is applied, so every transaction sees all earlier ones, as the offline engine computes
-them. The
-online engine's offsets commit with its state, so a crash replays the batch onto the
-same state and the same decisions (stored once: the transaction id is the key).
+Features are exact in log order: per view, a batch is cut into rounds in which no key
+appears twice (a key's r-th event of the batch is in round r); each round reads its
+features, then is applied, so every transaction sees all earlier ones of its keys, as
+the offline engine computes them. The online engine's offsets commit with its state, so
+a crash replays the batch onto the same state and the same decisions (stored once: the
+transaction id is the key).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from loopline.events import (
     TopicPartition,
     decode_or_dead_letter,
 )
+from loopline.features import FeatureView
 from loopline.features.worker import FeatureWorker, WorkerStats, to_columns
 from loopline.serving.decisions import DecisionLog, now_ms
 from loopline.serving.scorer import Scorer
@@ -83,37 +84,20 @@ class StreamScorer(FeatureWorker):
             if self.derive is not None:
                 self.derive(cols)
             offsets = np.array([r.offset for r, _ in decoded], dtype=np.int64)
-            if self.scorer.feature_set.include_event:
-                features = self._features_in_segments(cols, tp, offsets)
-            else:
-                features = self._features_in_rounds(cols, tp, offsets)
+            features = self._features_in_rounds(cols, tp, offsets)
             self._decide(cols, features, [r for r, _ in decoded])
         self.engine.commit(tp.partition, offsets={tp: records[-1].offset + 1})
         self.stats.events += len(decoded)
         self.stats.batches += 1
 
-    def _features_in_segments(
-        self, cols: dict[str, np.ndarray], tp: TopicPartition, offsets: np.ndarray
-    ) -> dict[str, np.ndarray]:
-        n = len(offsets)
-        segments = _segments([cols[k] for k in self.keys], n)
-        fs = self.scorer.feature_set
-        out = {name: np.empty(n) for name in fs.names}
-        for segment in range(int(segments.max(initial=-1)) + 1):
-            idx = np.flatnonzero(segments == segment)
-            part = {k: v[idx] for k, v in cols.items()}
-            for name, values in fs.online(self.engine, part).items():
-                out[name][idx] = values
-            self.engine.apply_many(part, partition=tp.partition, positions=(tp.topic, offsets[idx]))
-        return out
-
     def _features_in_rounds(
         self, cols: dict[str, np.ndarray], tp: TopicPartition, offsets: np.ndarray
     ) -> dict[str, np.ndarray]:
         """Per view, round ``r`` holds each key's ``r``-th event of the batch: no key twice,
-        so one read gives every event of the round its history before it, and applying the
-        round brings each key's next event its predecessors. Each key's events stay in log
-        order; lateness is judged in log order for the whole batch first."""
+        so one read gives every event of the round its history before it (then the round
+        is applied for each key's next event), or, for a set whose features include the
+        event itself, the round is applied first and then read. Each key's events stay in
+        log order; lateness is judged in log order for the whole batch first."""
         fs, engine = self.scorer.feature_set, self.engine
         times = np.asarray(cols[fs.source.timestamp], dtype=np.int64)
         n = len(offsets)
@@ -126,16 +110,12 @@ class StreamScorer(FeatureWorker):
             columns = {f.name: np.empty(n) for f in view.features}
             for r in range(int(rounds.max(initial=-1)) + 1):
                 idx = np.flatnonzero(rounds == r)
+                if applied and late is not None and fs.include_event:
+                    self._apply_round(view, cols, tp, offsets, late, idx)
                 for name, values in engine.read_many(view, keys[idx].tolist(), times[idx]).items():
                     columns[name][idx] = values
-                if applied and late is not None:
-                    engine.apply_many(
-                        {c: v[idx] for c, v in cols.items()},
-                        partition=tp.partition,
-                        positions=(tp.topic, offsets[idx]),
-                        views=[view],
-                        late=late[idx],
-                    )
+                if applied and late is not None and not fs.include_event:
+                    self._apply_round(view, cols, tp, offsets, late, idx)
             out.update({f"{view.name}__{name}": v for name, v in columns.items()})
         read = {v.version for v in fs.views}
         others = [v for v in engine.views_of(tp.topic) if v.version not in read]
@@ -143,6 +123,23 @@ class StreamScorer(FeatureWorker):
             engine.apply_many(cols, partition=tp.partition, positions=(tp.topic, offsets),
                               views=others)  # fmt: skip
         return fs.finish(out, cols)
+
+    def _apply_round(
+        self,
+        view: FeatureView,
+        cols: dict[str, np.ndarray],
+        tp: TopicPartition,
+        offsets: np.ndarray,
+        late: np.ndarray,
+        idx: np.ndarray,
+    ) -> None:
+        self.engine.apply_many(
+            {c: v[idx] for c, v in cols.items()},
+            partition=tp.partition,
+            positions=(tp.topic, offsets[idx]),
+            views=[view],
+            late=late[idx],
+        )
 
     def _decide(
         self, cols: dict[str, np.ndarray], features: dict[str, np.ndarray], records: list[Any]
@@ -207,22 +204,4 @@ def _occurrence(keys: np.ndarray) -> np.ndarray:
     out = np.empty(n, dtype=np.int64)
     out[order] = np.arange(n) - np.repeat(starts, lengths)
     out[keys == ""] = 0
-    return out
-
-
-def _segments(keys: list[np.ndarray], n: int) -> np.ndarray:
-    """Cut events, in log order, into consecutive segments in which no key repeats:
-    segment of each event. (Consecutive, so each segment is applied in time order and
-    the watermark never sees a later segment before an earlier one.)"""
-    out = np.empty(n, dtype=np.int64)
-    seen: list[set[str]] = [set() for _ in keys]
-    segment = 0
-    for i, row in enumerate(zip(*(k.tolist() for k in keys), strict=True)):
-        if any(key != "" and key in s for key, s in zip(row, seen, strict=True)):
-            segment += 1
-            for s in seen:
-                s.clear()
-        for key, s in zip(row, seen, strict=True):
-            s.add(key)
-        out[i] = segment
     return out
