@@ -23,11 +23,11 @@ from loopline.serving.api import Problem, RequestError, decode_request, openapi
 from loopline.serving.auth import KeyRing
 from loopline.serving.batching import Batcher
 from loopline.serving.collector import freeze_survivors, keep_collections_short
-from loopline.serving.decisions import DecisionLog, now_ms
+from loopline.serving.decisions import DecisionLog, log_row
 from loopline.serving.metrics import Metrics
 from loopline.serving.model import ServingModel
 from loopline.serving.pan import tokenize
-from loopline.serving.scorer import Decided, Scorer, payload_hash
+from loopline.serving.scorer import Scorer, payload_hash
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -189,7 +189,7 @@ class Service:
         trace_id = uuid.uuid4().hex
         decided = await self.batcher.decide(request, trace_id)
         body = _json.encode(decided.response)
-        row = _row(decided, key, fingerprint, body)
+        row = log_row(decided, key, fingerprint, body)
         left = deadline - time.perf_counter()
         try:
             await asyncio.wait_for(asyncio.shield(self.log.write(row)), timeout=max(left, 0.001))
@@ -316,26 +316,6 @@ class Service:
         if self.load_model is None:
             raise RequestError(409, Problem(error="This service was started without a registry."))
         return self.load_model
-
-
-def _row(decided: Decided, key: str, fingerprint: str, body: bytes) -> dict[str, Any]:
-    r = decided.response
-    return {
-        "idempotency_key": key,
-        "transaction_id": r.transaction_id,
-        "payload_sha256": fingerprint,
-        "decided_ms": now_ms(),
-        "decision": r.decision,
-        "score": r.score,
-        "model_version": r.model_version,
-        "arm": decided.arm,
-        "rules_version": r.rules_version,
-        "shadow_model": decided.shadow_model,
-        "shadow_score": decided.shadow_score,
-        "card_token": str(decided.columns["card_token"][0]),
-        "features": msgspec.json.encode(decided.features),
-        "response": body,
-    }
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

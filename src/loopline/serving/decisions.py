@@ -20,7 +20,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    from loopline.serving.scorer import Decided
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -46,6 +51,27 @@ COLUMNS = (
     "model_version", "arm", "rules_version", "shadow_model", "shadow_score", "card_token",
     "features", "response",
 )  # fmt: skip
+
+
+def log_row(decided: Decided, key: str, fingerprint: str, body: bytes) -> dict[str, Any]:
+    """The prediction log's row of a decision (``body``: the response as sent)."""
+    r = decided.response
+    return {
+        "idempotency_key": key,
+        "transaction_id": r.transaction_id,
+        "payload_sha256": fingerprint,
+        "decided_ms": now_ms(),
+        "decision": r.decision,
+        "score": r.score,
+        "model_version": r.model_version,
+        "arm": decided.arm,
+        "rules_version": r.rules_version,
+        "shadow_model": decided.shadow_model,
+        "shadow_score": decided.shadow_score,
+        "card_token": str(decided.columns["card_token"][0]),
+        "features": msgspec.json.encode(decided.features),
+        "response": body,
+    }
 
 
 @dataclass(frozen=True)

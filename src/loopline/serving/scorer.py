@@ -127,12 +127,33 @@ class Scorer:
         if self._pending and time.monotonic() - self._since >= LEARN_EVERY_S:
             self.flush()
         timings: dict[str, float] = {}
-        started = mark = time.perf_counter()
-        n = len(requests)
+        started = time.perf_counter()
         cols = self.columns(requests)
         degraded: list[str] = []
         values = self._features(cols, degraded)
-        mark = _lap(timings, "features", mark)
+        _lap(timings, "features", started)
+        return self.decide_columns(
+            cols, values, trace_ids, degraded=degraded, timings=timings, started=started
+        )
+
+    def decide_columns(
+        self,
+        cols: dict[str, np.ndarray],
+        values: dict[str, F64],
+        trace_ids: Sequence[str],
+        *,
+        degraded: list[str] | None = None,
+        timings: dict[str, float] | None = None,
+        started: float | None = None,
+    ) -> list[Decided]:
+        """Decide on events given as columns with their features (the request path's
+        second half, and the streaming scorer's): routing, model, shadow, rules,
+        explanations, responses."""
+        degraded = [] if degraded is None else degraded
+        timings = {} if timings is None else timings
+        mark = time.perf_counter()
+        started = mark if started is None else started
+        n = len(trace_ids)
         picks = [self.routing.pick(t) for t in cols["card_token"].tolist()]
         unknown = np.full(n, math.nan)
         scores = np.empty(n)
@@ -166,6 +187,7 @@ class Scorer:
         names = list(values)
         matrix = _columns([values[k] for k in names]).tolist() if names else [[]] * n
         row_in_model = {id(m): 0 for m, _ in picks}
+        ids = cols["transaction_id"].tolist()
         out: list[Decided] = []
         for i, (model, arm) in enumerate(picks):
             k = row_in_model[id(model)]
@@ -178,7 +200,7 @@ class Scorer:
                 reasons += [Reason("feature", f, round(v, 4)) for f, v in model.contributions(x)]
             watched = None if shadow is None or math.isnan(shadow[i]) else float(shadow[i])
             response = ScoreResponse(
-                transaction_id=requests[i].transaction_id,
+                transaction_id=ids[i],
                 decision=decision,
                 score=round(outcome.score, 6),
                 reasons=reasons,

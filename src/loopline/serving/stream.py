@@ -16,6 +16,7 @@ transaction id is the key).
 from __future__ import annotations
 
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +33,10 @@ from loopline.events import (
 )
 from loopline.features import FeatureView
 from loopline.features.worker import FeatureWorker, WorkerStats, to_columns
-from loopline.serving.decisions import DecisionLog, now_ms
+from loopline.serving.decisions import DecisionLog, log_row
 from loopline.serving.scorer import Scorer
+
+_json = msgspec.json.Encoder()
 
 
 @dataclass
@@ -144,49 +147,15 @@ class StreamScorer(FeatureWorker):
     def _decide(
         self, cols: dict[str, np.ndarray], features: dict[str, np.ndarray], records: list[Any]
     ) -> None:
-        model = self.scorer.routing.champion
-        x = np.column_stack([features[name] for name in model.features])
-        scores, _ = model.score(x)
-        rules = self.scorer.rules.current()
+        trace_ids = [uuid.uuid4().hex for _ in records]
+        decided = self.scorer.decide_columns(cols, features, trace_ids)
         rows = []
-        names = list(features)
-        matrix = np.column_stack([features[n] for n in names]).tolist()  # one conversion
-        # the rules read only their own fields: build just those per event
-        needed = {
-            f: features[f] if f in features else cols[f] for f in rules.fields_in(features, cols)
-        }
-        for i, record in enumerate(records):
-            values = dict(zip(names, matrix[i], strict=True))
-            seen = {f: column[i] for f, column in needed.items()}
-            outcome = rules.apply(float(scores[i]), seen)
-            decision = model.decision(outcome.score, blocked=outcome.blocked_by is not None)
-            response = {
-                "transaction_id": str(cols["transaction_id"][i]),
-                "decision": decision,
-                "score": round(outcome.score, 6),
-                "reasons": [{"kind": "rule", "name": r} for r in outcome.fired],
-                "model_version": model.label,
-                "rules_version": rules.version,
-                "source": "stream",
-            }
-            rows.append(
-                {
-                    "idempotency_key": response["transaction_id"],
-                    "transaction_id": response["transaction_id"],
-                    "payload_sha256": f"stream:{record.topic}:{record.partition}:{record.offset}",
-                    "decided_ms": now_ms(),
-                    "decision": decision,
-                    "score": response["score"],
-                    "model_version": model.label,
-                    "arm": "stream",
-                    "rules_version": rules.version,
-                    "shadow_model": None,
-                    "shadow_score": None,
-                    "card_token": str(cols["card_token"][i]),
-                    "features": msgspec.json.encode(values),
-                    "response": msgspec.json.encode(response),
-                }
-            )
+        for record, d in zip(records, decided, strict=True):
+            d.arm = "stream"
+            position = f"stream:{record.topic}:{record.partition}:{record.offset}"
+            body = _json.encode(d.response)
+            rows.append(log_row(d, d.response.transaction_id, position, body))
+            decision = d.response.decision
             self.stats.decisions[decision] = self.stats.decisions.get(decision, 0) + 1
         self.decisions.write_sync(rows)  # durable before the offsets move
         done = time.time() * 1000
