@@ -145,23 +145,26 @@ def copy_rows(dst_ids: I64, dst_data: F64, src_ids: I64, src_data: F64, rows: I6
 def _finalize(code: int, merged: F64, off: int, read_ms: int) -> float:
     """:func:`loopline.features.kernel.finalize` (the same arithmetic, so the same floats);
     distinct counts are the caller's (NaN here)."""
+    value: float = merged[off]
     if code in (_COUNT, _SUM):
-        return merged[off]
+        return value
     if code in (_MEAN, _STD):
         n, s = merged[off], merged[off + 1]
         if n == 0:
             return math.nan
         if code == _MEAN:
-            return s / n
+            mean: float = s / n
+            return mean
         second = merged[off + 2] / n
         variance = second - (s / n) ** 2
         return math.sqrt(variance) if variance > VARIANCE_FLOOR * second else 0.0
     if code in (_MIN, _MAX):
-        return merged[off] if math.isfinite(merged[off]) else math.nan
+        return value if math.isfinite(value) else math.nan
     if code == _LAST:
-        return merged[off + 1]
+        last: float = merged[off + 1]
+        return last
     if code == _SINCE:
-        return read_ms - merged[off] if math.isfinite(merged[off]) else math.nan
+        return read_ms - value if math.isfinite(value) else math.nan
     return math.nan
 
 

@@ -286,7 +286,8 @@ def _pack(array: npt.NDArray[np.generic]) -> bytes:
     straight from the array's memory (no copy, and the GIL released meanwhile)."""
     raw = pa.py_buffer(np.ascontiguousarray(array))
     packed: bytes = pa.compress(raw, codec="zstd", asbytes=True)
-    return raw.size.to_bytes(8, "little") + packed
+    size: int = raw.size
+    return size.to_bytes(8, "little") + packed
 
 
 def _unpack(blob: bytes, dtype: type[np.generic]) -> npt.NDArray[np.generic]:
