@@ -66,3 +66,39 @@ def test_stream_decides_every_transaction_with_offline_equal_features(
                 bad[name] = bad.get(name, 0) + 1
     assert mismatches == 0, bad
     log.close()
+
+
+def test_a_late_transaction_is_decided_and_dead_lettered_not_aggregated(
+    service: Service, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from loopline.apps.fraud.events import Transaction
+    from loopline.events import Codec
+
+    codec = Codec(Transaction)
+    base = 1_700_000_000_000
+
+    def tx(i: int, t: int) -> Message:
+        event = Transaction(
+            transaction_id=f"late-{i}", event_time_ms=t, card_token="tok_late",
+            customer_id="c", terminal_id="t", merchant_category="grocery", amount=10.0,
+            currency="EUR", channel="cp",
+        )  # fmt: skip
+        return Message(codec.encode(event), key=b"tok_late")
+
+    log = EmbeddedLog(tmp_path / "events.db")
+    log.create_topic("transactions", partitions=1)
+    log.append_many("transactions", [tx(0, base), tx(1, base + 3_600_000)])
+    log.append_many("transactions", [tx(2, base + 60_000)])  # an hour late: beyond 5 minutes
+    stream = stream_scorer(service, log)
+    while stream.run_once():
+        pass
+    with sqlite3.connect(service.log.path) as db:
+        decided = {r[0] for r in db.execute("SELECT transaction_id FROM decisions")}
+    assert decided == {"late-0", "late-1", "late-2"}, "every transaction gets a decision"
+    assert stream.stats.late == 1
+    letters = log.read(TopicPartition("transactions.dlq", 0), 0, max_records=10)
+    assert len(letters) == 1
+    letter = json.loads(letters[0].value)
+    assert (letter["offset"], letter["error"]) == (2, "LateEventError")
+    assert "watermark" in letter["reason"]
+    log.close()

@@ -9,12 +9,15 @@ exactly where its state stands.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -33,17 +36,35 @@ from loopline.features.online import Columns, OnlineEngine
 
 def to_columns(events: Sequence[Any], fields: Sequence[str]) -> Columns:
     """Columns of ``fields`` from event structs: numbers as float64 (None -> NaN; integer
-    fields stay int64), everything else as strings."""
+    fields stay int64), everything else as strings. A field's kind comes from the struct's
+    declared type, so a batch where an optional number is always missing is still a
+    number column."""
     out: dict[str, np.ndarray] = {}
+    declared = _numeric_fields(type(events[0])) if events else {}
     for name in fields:
         values = [getattr(e, name) for e in events]
-        sample = next((v for v in values if v is not None), "")
+        sample = next((v for v in values if v is not None), declared.get(name, ""))
         if isinstance(sample, bool) or not isinstance(sample, int | float):
             out[name] = np.array(["" if v is None else str(v) for v in values])
         elif isinstance(sample, int) and None not in values:
             out[name] = np.array(values, dtype=np.int64)
         else:
             out[name] = np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+    return out
+
+
+@functools.cache
+def _numeric_fields(schema: type) -> dict[str, float]:
+    """A struct's number fields, each with a sample value of its type (0 or 0.0)."""
+    if not isinstance(schema, type) or not issubclass(schema, msgspec.Struct):
+        return {}
+    out: dict[str, float] = {}
+    for f in msgspec.structs.fields(schema):
+        kinds = set(typing.get_args(f.type)) or {f.type}
+        if float in kinds:
+            out[f.name] = 0.0
+        elif int in kinds and bool not in kinds:
+            out[f.name] = 0
     return out
 
 
@@ -112,7 +133,7 @@ class FeatureWorker:
         late = self.engine.apply_many(
             columns, partition=tp.partition, positions=(tp.topic, offsets)
         )
-        failures = _late_letters([r for r, _ in decoded], late)
+        failures = late_letters([r for r, _ in decoded], late)
         self.dlq.send_many(failures)  # durable before the offsets move on: nothing lost
         self.engine.commit(tp.partition, offsets={tp: records[-1].offset + 1})
         self.stats.late += len(failures)
@@ -137,7 +158,7 @@ class FeatureWorker:
         )
 
 
-def _late_letters(
+def late_letters(
     records: Sequence[Record], late: dict[str, npt.NDArray[np.bool_]]
 ) -> list[tuple[Record, Exception]]:
     out: list[tuple[Record, Exception]] = []

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import gc
 
+FREEZE_EVERY_S = 5.0
+
 
 def freeze_survivors() -> None:
     """Collect what is not frozen, then freeze what survived."""
@@ -24,7 +26,7 @@ def freeze_survivors() -> None:
     gc.freeze()
 
 
-async def keep_collections_short(every_s: float = 5.0) -> None:
+async def keep_collections_short(every_s: float = FREEZE_EVERY_S) -> None:
     """Run :func:`freeze_survivors` every ``every_s`` seconds, forever."""
     while True:
         await asyncio.sleep(every_s)

@@ -32,7 +32,8 @@ from loopline.events import (
     decode_or_dead_letter,
 )
 from loopline.features import FeatureView
-from loopline.features.worker import FeatureWorker, WorkerStats, to_columns
+from loopline.features.worker import FeatureWorker, WorkerStats, late_letters, to_columns
+from loopline.serving.collector import FREEZE_EVERY_S, freeze_survivors
 from loopline.serving.decisions import DecisionLog, log_row
 from loopline.serving.scorer import Scorer
 
@@ -79,6 +80,21 @@ class StreamScorer(FeatureWorker):
         self.keys = sorted({v.entity.join_key for v in self.engine.views_of(topic)})
         self.stats = StreamStats()
 
+    def run(self, *, until: Callable[[], bool] | None = None, idle_sleep_s: float = 0.05) -> None:
+        """Score until ``until()`` is true, keeping full garbage collections short (see
+        :mod:`loopline.serving.collector`): they would stall every event in flight."""
+        freeze_survivors()
+        frozen = time.monotonic()
+
+        def done() -> bool:
+            nonlocal frozen
+            if time.monotonic() - frozen >= FREEZE_EVERY_S:
+                freeze_survivors()
+                frozen = time.monotonic()
+            return until is not None and until()
+
+        super().run(until=done, idle_sleep_s=idle_sleep_s)
+
     def _process(self, tp: TopicPartition, records: list[Any]) -> None:
         decoded = decode_or_dead_letter(records, self.codec, self.dlq)
         self.stats.invalid += len(records) - len(decoded)
@@ -87,14 +103,23 @@ class StreamScorer(FeatureWorker):
             if self.derive is not None:
                 self.derive(cols)
             offsets = np.array([r.offset for r, _ in decoded], dtype=np.int64)
-            features = self._features_in_rounds(cols, tp, offsets)
-            self._decide(cols, features, [r for r, _ in decoded])
+            late: dict[str, np.ndarray] = {}
+            features = self._features_in_rounds(cols, tp, offsets, late)
+            records_ = [r for r, _ in decoded]
+            self._decide(cols, features, records_)  # a late transaction is still decided
+            failures = late_letters(records_, late)  # but not aggregated: dead-lettered
+            self.dlq.send_many(failures)
+            self.stats.late += len(failures)
         self.engine.commit(tp.partition, offsets={tp: records[-1].offset + 1})
         self.stats.events += len(decoded)
         self.stats.batches += 1
 
     def _features_in_rounds(
-        self, cols: dict[str, np.ndarray], tp: TopicPartition, offsets: np.ndarray
+        self,
+        cols: dict[str, np.ndarray],
+        tp: TopicPartition,
+        offsets: np.ndarray,
+        late_out: dict[str, np.ndarray],
     ) -> dict[str, np.ndarray]:
         """Per view, round ``r`` holds each key's ``r``-th event of the batch: no key twice,
         so one read gives every event of the round its history before it (then the round
@@ -110,6 +135,8 @@ class StreamScorer(FeatureWorker):
             applied = view.source.topic == tp.topic
             rounds = _occurrence(keys) if applied else np.zeros(n, dtype=np.int64)
             late = engine.late_mask(view, times, tp.partition) if applied else None
+            if late is not None:
+                late_out[f"{view.name}@{view.version}"] = late
             columns = {f.name: np.empty(n) for f in view.features}
             for r in range(int(rounds.max(initial=-1)) + 1):
                 idx = np.flatnonzero(rounds == r)
@@ -123,8 +150,11 @@ class StreamScorer(FeatureWorker):
         read = {v.version for v in fs.views}
         others = [v for v in engine.views_of(tp.topic) if v.version not in read]
         if others:  # maintained here, read by no feature of this set: applied as they are
-            engine.apply_many(cols, partition=tp.partition, positions=(tp.topic, offsets),
-                              views=others)  # fmt: skip
+            late_out.update(
+                engine.apply_many(
+                    cols, partition=tp.partition, positions=(tp.topic, offsets), views=others
+                )
+            )
         return fs.finish(out, cols)
 
     def _apply_round(
