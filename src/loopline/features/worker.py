@@ -54,7 +54,7 @@ def to_columns(events: Sequence[Any], fields: Sequence[str]) -> Columns:
 
 
 @functools.cache
-def _numeric_fields(schema: type) -> dict[str, float]:
+def _numeric_fields(schema: Any) -> dict[str, float]:
     """A struct's number fields, each with a sample value of its type (0 or 0.0)."""
     if not isinstance(schema, type) or not issubclass(schema, msgspec.Struct):
         return {}
