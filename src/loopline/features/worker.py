@@ -9,7 +9,6 @@ exactly where its state stands.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 import typing
@@ -53,12 +52,17 @@ def to_columns(events: Sequence[Any], fields: Sequence[str]) -> Columns:
     return out
 
 
-@functools.cache
-def _numeric_fields(schema: Any) -> dict[str, float]:
+_NUMERIC: dict[type, dict[str, float]] = {}
+
+
+def _numeric_fields(schema: type) -> dict[str, float]:
     """A struct's number fields, each with a sample value of its type (0 or 0.0)."""
-    if not isinstance(schema, type) or not issubclass(schema, msgspec.Struct):
-        return {}
+    if schema in _NUMERIC:
+        return _NUMERIC[schema]
     out: dict[str, float] = {}
+    _NUMERIC[schema] = out
+    if not issubclass(schema, msgspec.Struct):
+        return out
     for f in msgspec.structs.fields(schema):
         kinds = set(typing.get_args(f.type)) or {f.type}
         if float in kinds:
