@@ -37,7 +37,8 @@ class ScoreRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
 
 class Reason(msgspec.Struct, frozen=True):
-    """Why: a rule that fired, or a feature pushing the score up (SHAP contribution)."""
+    """Why: a rule that fired, or a feature pushing the score up (its path attribution in
+    log-odds: :mod:`loopline.serving.explain`)."""
 
     kind: Literal["rule", "feature"]
     name: str
