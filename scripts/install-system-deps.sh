@@ -5,6 +5,7 @@ set -euo pipefail
 
 declare -A needs=(
     [redis-server]=redis-server
+    [promtool]=prometheus  # checks deploy/prometheus/alerts.yml in the tests
 )
 
 missing=()

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from loopline.serving.scorer import Decided
 
 # milliseconds, aligned to the 50 ms budget
+# the fixed causes of a degraded answer (a failing model adds "model_error:<version>")
+DEGRADED_CAUSES = ("features_unavailable", "rules_only", "model_fallback", "previous_model")
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -35,6 +37,8 @@ class Metrics:
         self.degraded = Counter(
             "loopline_degraded", "Degraded answers by cause", ["cause"], registry=r
         )
+        for cause in DEGRADED_CAUSES:  # exposed at 0 before the first one: alerts see a rate
+            self.degraded.labels(cause)
         self.stage = Histogram(
             "loopline_stage_seconds",
             "Time per request stage",
@@ -61,6 +65,22 @@ class Metrics:
             "loopline_circuit_open",
             "1 while a dependency's breaker is open",
             ["dependency"],
+            registry=r,
+        )
+        self.unlearned = Gauge(
+            "loopline_learn_pending",
+            "Decided transactions not yet folded into the online features",
+            registry=r,
+        )
+        self.unlearned_age = Gauge(
+            "loopline_learn_lag_seconds",
+            "Age of the oldest decided transaction not yet in the online features",
+            registry=r,
+        )
+        self.models = Gauge(
+            "loopline_model_loaded",
+            "1 for each model version loaded, by role",
+            ["role", "model"],
             registry=r,
         )
 
@@ -94,6 +114,18 @@ class Metrics:
 
     def exposition(self, service: Any) -> bytes:
         self.inflight.set(service.inflight)
-        breaker = service.scorer.store_breaker
+        scorer = service.scorer
+        breaker = scorer.store_breaker
         self.breaker.labels(breaker.name).set(1.0 if breaker.state == "open" else 0.0)
+        self.unlearned.set(scorer.pending)
+        self.unlearned_age.set(scorer.learn_lag_s())
+        self.models.clear()
+        routing = scorer.routing
+        for role, model in (
+            ("champion", routing.champion),
+            ("challenger", routing.challenger),
+            ("previous", routing.previous),
+        ):
+            if model is not None:
+                self.models.labels(role, model.label).set(1.0)
         return bytes(generate_latest(self.registry))

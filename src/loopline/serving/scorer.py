@@ -86,7 +86,7 @@ class Scorer:
         self.clock = clock
         self.feature_failures = 0
         self._pending: list[dict[str, np.ndarray]] = []
-        self._since = time.monotonic()
+        self._since = self._waiting_since = time.monotonic()
         self.store_breaker = CircuitBreaker("features")
         self.learn_failures = 0
 
@@ -267,9 +267,20 @@ class Scorer:
         (every ``LEARN_BATCH`` decisions or ``LEARN_EVERY_S``, whichever first): applying
         one event costs about what 64 do. A card's next transaction within that moment
         may not see this one yet."""
+        if not self._pending:
+            self._waiting_since = time.monotonic()
         self._pending.append(decided.columns)
         if len(self._pending) >= LEARN_BATCH or time.monotonic() - self._since >= LEARN_EVERY_S:
             self.flush()
+
+    @property
+    def pending(self) -> int:
+        """Decided transactions not yet applied to the online features."""
+        return len(self._pending)
+
+    def learn_lag_s(self) -> float:
+        """How long the oldest decided transaction not yet applied has waited (0: none)."""
+        return time.monotonic() - self._waiting_since if self._pending else 0.0
 
     def flush(self) -> None:
         """Apply the pending decided transactions to the online features now."""
