@@ -10,15 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+from opentelemetry.trace import Span
 
 from loopline.exceptions import ConfigError, LooplineError
+from loopline.monitoring.tracing import CURRENT_TRACE, Tracing
 from loopline.serving.api import Problem, RequestError, decode_request, openapi
 from loopline.serving.auth import KeyRing
 from loopline.serving.batching import Batcher
@@ -29,6 +32,7 @@ from loopline.serving.model import ServingModel
 from loopline.serving.pan import tokenize
 from loopline.serving.scorer import Scorer, payload_hash
 
+log = logging.getLogger("loopline.serving")
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -52,6 +56,7 @@ class Service:
     limits: Limits = field(default_factory=Limits)
     load_model: Callable[[str | int], ServingModel] | None = None  # alias or version -> loaded
     metrics: Metrics = field(default_factory=Metrics)
+    tracing: Tracing | None = field(default_factory=Tracing)  # None: no spans, ids only
     ready: bool = True
     champion_version: Callable[[], int] | None = None  # the registry's champion, for the watch
     watch_s: float = 5.0
@@ -69,14 +74,42 @@ class Service:
             return
         started = time.perf_counter()
         route = f"{scope['method']} {scope['path']}"
-        try:
-            status, body, headers = await self._route(scope, receive, route)
-        except RequestError as exc:
-            status, body, headers = exc.status, _json.encode(exc.problem), []
-        self.metrics.request(
-            route if status != 404 else "other", status, time.perf_counter() - started
-        )
-        await _respond(send, status, body, headers)
+        with self._span(route, scope) as span:
+            try:
+                status, body, headers = await self._route(scope, receive, route)
+            except RequestError as exc:
+                status, body, headers = exc.status, _json.encode(exc.problem), []
+                if status >= 500:
+                    log.warning("refused", extra={"status": status, "error": exc.problem.error})
+            except Exception:
+                log.exception("request failed", extra={"route": route})
+                raise
+            if span is not None and span.is_recording():
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+            self.metrics.request(
+                route if status != 404 else "other", status, time.perf_counter() - started
+            )
+            trace = CURRENT_TRACE.get()
+            if trace is not None:
+                headers = [*headers, (b"x-trace-id", trace.encode())]
+            await _respond(send, status, body, headers)
+
+    @contextlib.contextmanager
+    def _span(self, route: str, scope: Scope) -> Iterator[Span | None]:
+        """The request's span (its trace id current meanwhile), or, without tracing, a
+        fresh trace id alone."""
+        if self.tracing is None:
+            token = CURRENT_TRACE.set(uuid.uuid4().hex)
+            try:
+                yield None
+            finally:
+                CURRENT_TRACE.reset(token)
+            return
+        parent = _header(scope, b"traceparent")
+        carrier = {} if parent is None else {"traceparent": parent}
+        with self.tracing.request(route, carrier) as span:
+            yield span
 
     async def _route(
         self, scope: Scope, receive: Receive, route: str
@@ -186,8 +219,14 @@ class Service:
         return _json.encode(response)
 
     async def _decide(self, request: Any, key: str, fingerprint: str, deadline: float) -> bytes:
-        trace_id = uuid.uuid4().hex
+        trace_id = CURRENT_TRACE.get() or uuid.uuid4().hex
         decided = await self.batcher.decide(request, trace_id)
+        if decided.response.degraded:
+            log.warning(
+                "degraded answer",
+                extra={"degraded": decided.response.degraded,
+                       "model_version": decided.response.model_version},
+            )  # fmt: skip
         body = _json.encode(decided.response)
         row = log_row(decided, key, fingerprint, body)
         left = deadline - time.perf_counter()
@@ -307,10 +346,12 @@ class Service:
             try:
                 version = await asyncio.to_thread(self.champion_version)
                 if version != self.scorer.routing.champion.version:
-                    await self._reload_model({"version": version})
+                    swapped = await self._reload_model({"version": version})
                     self.metrics.model_swaps.inc()
+                    log.info("champion swapped", extra=swapped)
             except Exception:  # a registry hiccup must not stop the watch
                 self.metrics.watch_failures.inc()
+                log.warning("registry watch failed", exc_info=True)
 
     def _loader(self) -> Callable[[str | int], ServingModel]:
         if self.load_model is None:

@@ -169,8 +169,11 @@ def serve(options: ServeOptions, *, host: str = "127.0.0.1", port: int = 8000) -
 
     import uvicorn
 
+    from loopline.monitoring.tracing import json_logging
+
     # the event loop takes the GIL back from a background thread (the registry watch
     # loading a new model) within 1 ms instead of Python's default 5 ms
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    json_logging()  # one JSON object a line, each with its request's trace id
     service = build(options)
     uvicorn.run(service, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
