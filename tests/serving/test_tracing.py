@@ -35,7 +35,8 @@ async def test_every_response_carries_its_trace_id_and_a_caller_trace_is_continu
         assert r.json()["trace_id"] == r.headers["x-trace-id"]
         assert len(r.headers["x-trace-id"]) == 32
         bad = await c.post("/v1/score", content=b"{", headers={"X-API-Key": "nope"})
-        assert bad.status_code == 401 and len(bad.headers["x-trace-id"]) == 32
+        assert bad.status_code == 401
+        assert len(bad.headers["x-trace-id"]) == 32
         parent = f"00-{CALLER_TRACE}-00f067aa0ba902b7-01"
         continued = await score(c, tx(2), traceparent=parent)
         assert continued.json()["trace_id"] == CALLER_TRACE
