@@ -31,6 +31,7 @@ from loopline.events import (
 )
 from loopline.exceptions import LateEventError
 from loopline.features.online import Columns, OnlineEngine
+from loopline.monitoring.quality import BatchQuality, DataQualityError, Expectations
 
 
 def to_columns(events: Sequence[Any], fields: Sequence[str]) -> Columns:
@@ -81,6 +82,8 @@ class WorkerStats:
     invalid: int = 0
     batches: int = 0
     per_partition: dict[int, int] = field(default_factory=dict)
+    violations: dict[str, int] = field(default_factory=dict)  # data quality, by field
+    quality: BatchQuality | None = None  # the last batch's
 
 
 class FeatureWorker:
@@ -93,6 +96,8 @@ class FeatureWorker:
         schema: The event schema of the topic's records.
         partitions: The partitions this worker owns (default: all).
         max_records: The largest micro-batch.
+        quality: What the topic's events must satisfy beyond their schema; records that
+            break it are dead-lettered with the reason.
     """
 
     def __init__(
@@ -104,8 +109,10 @@ class FeatureWorker:
         schema: type[Event],
         partitions: Sequence[int] | None = None,
         max_records: int = 5000,
+        quality: Expectations | None = None,
     ) -> None:
         self.engine = engine
+        self.quality = quality
         self.log = log
         self.topic = topic
         self.codec = Codec(schema)
@@ -114,7 +121,8 @@ class FeatureWorker:
         )
         self.max_records = max_records
         self.dlq = DeadLetterQueue(log, topic)
-        self.fields = sorted({c for v in engine.views_of(topic) for c in v.columns})
+        needed = {c for v in engine.views_of(topic) for c in v.columns}
+        self.fields = sorted(needed | (quality.fields if quality is not None else set()))
         self.stats = WorkerStats()
 
     def run_once(self) -> int:
@@ -132,7 +140,7 @@ class FeatureWorker:
         before = len(records)
         decoded = decode_or_dead_letter(records, self.codec, self.dlq)
         self.stats.invalid += before - len(decoded)
-        columns = to_columns([e for _, e in decoded], self.fields)
+        decoded, columns = self._screen(decoded, to_columns([e for _, e in decoded], self.fields))
         offsets = np.array([r.offset for r, _ in decoded], dtype=np.int64)
         late = self.engine.apply_many(
             columns, partition=tp.partition, positions=(tp.topic, offsets)
@@ -146,6 +154,28 @@ class FeatureWorker:
         self.stats.per_partition[tp.partition] = (
             self.stats.per_partition.get(tp.partition, 0) + before
         )
+
+    def _screen(
+        self, decoded: list[tuple[Record, Any]], columns: Columns
+    ) -> tuple[list[tuple[Record, Any]], Columns]:
+        """Dead-letter the records that break the topic's expectations; the rest go on."""
+        if self.quality is None or not decoded:
+            return decoded, columns
+        reasons, batch = self.quality.check(columns)
+        self.stats.quality = batch
+        bad = [i for i, r in enumerate(reasons) if r is not None]
+        if not bad:
+            return decoded, columns
+        failures: list[tuple[Record, Exception]] = []
+        for i in bad:
+            name, reason = reasons[i]  # type: ignore[misc]
+            failures.append((decoded[i][0], DataQualityError(reason)))
+            self.stats.violations[name] = self.stats.violations.get(name, 0) + 1
+        self.dlq.send_many(failures)
+        keep = np.ones(len(decoded), dtype=bool)
+        keep[bad] = False
+        kept = [d for d, k in zip(decoded, keep.tolist(), strict=True) if k]
+        return kept, {c: np.asarray(v)[keep] for c, v in columns.items()}
 
     def run(self, *, until: Callable[[], bool] | None = None, idle_sleep_s: float = 0.05) -> None:
         """Process micro-batches until ``until()`` is true (forever by default)."""

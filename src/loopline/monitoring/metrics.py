@@ -1,9 +1,13 @@
 """Prometheus metrics of the stream workers, read when scraped (nothing on the hot path).
 
 :class:`WorkerCollector` reports a :class:`~loopline.features.worker.FeatureWorker` (or a
-streaming scorer): its consumer lag per topic and partition, the events it processed, its
-dead letters by reason, and how far the newest event it applied trails the clock (the
-online features' freshness lag). Register it next to the service's own metrics with
+streaming scorer):
+- its consumer lag per topic and partition;
+- the events it processed;
+- its dead letters by reason, and data-quality violations by field;
+- the last batch's null rates and category counts;
+- how far the newest event it applied trails the clock (the online features' freshness
+  lag). Register it next to the service's own metrics with
 ``registry.register(WorkerCollector(worker))``.
 """
 
@@ -59,4 +63,38 @@ class WorkerCollector(Collector):
         )
         letters.add_metric([w.topic, "invalid"], w.stats.invalid)
         letters.add_metric([w.topic, "late"], w.stats.late)
+        letters.add_metric([w.topic, "quality"], sum(w.stats.violations.values()))
         yield letters
+        violations = CounterMetricFamily(
+            "loopline_quality_violations",
+            "Records that broke the topic's expectations, by field",
+            labels=["topic", "field"],
+        )
+        for name, count in sorted(w.stats.violations.items()):
+            violations.add_metric([w.topic, name], count)
+        yield violations
+        batch = w.stats.quality
+        nulls = GaugeMetricFamily(
+            "loopline_null_rate",
+            "Share of the last batch missing the field",
+            labels=["topic", "field"],
+        )
+        distinct = GaugeMetricFamily(
+            "loopline_category_cardinality",
+            "Distinct values of the field in the last batch",
+            labels=["topic", "field"],
+        )
+        breaches = GaugeMetricFamily(
+            "loopline_quality_breaches",
+            "Batch-level expectations (null rates, cardinality) the last batch broke",
+            labels=["topic"],
+        )
+        if batch is not None:
+            for name, rate in batch.null_rates.items():
+                nulls.add_metric([w.topic, name], rate)
+            for name, count in batch.cardinality.items():
+                distinct.add_metric([w.topic, name], count)
+            breaches.add_metric([w.topic], len(batch.breaches))
+        yield nulls
+        yield distinct
+        yield breaches

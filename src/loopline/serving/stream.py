@@ -33,6 +33,7 @@ from loopline.events import (
 )
 from loopline.features import FeatureView
 from loopline.features.worker import FeatureWorker, WorkerStats, late_letters, to_columns
+from loopline.monitoring.quality import Expectations
 from loopline.serving.collector import FREEZE_EVERY_S, freeze_survivors
 from loopline.serving.decisions import DecisionLog, log_row
 from loopline.serving.scorer import Scorer
@@ -64,6 +65,7 @@ class StreamScorer(FeatureWorker):
         partitions: Sequence[int] | None = None,
         max_records: int = 2000,
         derive: Callable[[dict[str, np.ndarray]], None] | None = None,
+        quality: Expectations | None = None,
     ) -> None:
         super().__init__(
             engine=scorer.engine,
@@ -72,6 +74,7 @@ class StreamScorer(FeatureWorker):
             schema=schema,
             partitions=partitions,
             max_records=max_records,
+            quality=quality,
         )
         self.scorer = scorer
         self.decisions = decisions
@@ -98,8 +101,9 @@ class StreamScorer(FeatureWorker):
     def _process(self, tp: TopicPartition, records: list[Any]) -> None:
         decoded = decode_or_dead_letter(records, self.codec, self.dlq)
         self.stats.invalid += len(records) - len(decoded)
+        decoded, screened = self._screen(decoded, to_columns([e for _, e in decoded], self.fields))
         if decoded:
-            cols = dict(to_columns([e for _, e in decoded], self.fields))
+            cols = dict(screened)
             if self.derive is not None:
                 self.derive(cols)
             offsets = np.array([r.offset for r, _ in decoded], dtype=np.int64)

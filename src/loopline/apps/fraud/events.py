@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from loopline.events import Event
+from loopline.monitoring.quality import Expectations
 
 
 class Transaction(Event, frozen=True, kw_only=True):
@@ -30,6 +31,20 @@ class Transaction(Event, frozen=True, kw_only=True):
     latitude: float | None = None
     longitude: float | None = None
 
+
+TRANSACTION_QUALITY = Expectations(
+    required=("transaction_id", "card_token", "terminal_id"),
+    ranges={
+        "amount": (0.01, 1_000_000.0),
+        "latitude": (-90.0, 90.0),
+        "longitude": (-180.0, 180.0),
+        "event_time_ms": (946_684_800_000, 4_102_444_800_000),  # 2000-01-01 to 2100-01-01
+    },
+    allowed={"channel": frozenset({"cp", "cnp"})},
+    max_null_rate={"device_id": 0.5, "latitude": 0.2},  # card-present sales carry no device
+    max_cardinality={"currency": 50},
+    where="loopline.apps.fraud.events.TRANSACTION_QUALITY",
+)
 
 _CATEGORIES = ("grocery", "fuel", "restaurant", "electronics", "travel", "online", "pharmacy")
 

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from loopline.apps.fraud.events import Transaction
+from loopline.apps.fraud.events import TRANSACTION_QUALITY, Transaction
 from loopline.apps.fraud.features import fraud_feature_set
 from loopline.events import EventLog, Message, open_log
 from loopline.exceptions import TopicNotFoundError
@@ -160,6 +160,7 @@ def stream_scorer(service: Service, log: EventLog, *, max_records: int = 2000) -
         schema=Transaction,
         max_records=max_records,
         derive=card_device,
+        quality=TRANSACTION_QUALITY,
     )
 
 
