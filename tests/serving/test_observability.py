@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import msgspec
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
@@ -45,7 +46,7 @@ def _dashboard_exprs() -> list[str]:
 
 
 def test_alert_rules_pass_promtool_and_their_unit_tests() -> None:
-    assert "SUCCESS: 10 rules found" in _promtool("check", "rules", RULES.name, cwd=RULES.parent)
+    assert "SUCCESS: 12 rules found" in _promtool("check", "rules", RULES.name, cwd=RULES.parent)
     _promtool("test", "rules", "alerts_test.yml", cwd=RULES.parent)
 
 
@@ -76,7 +77,11 @@ async def test_dashboard_and_alerts_read_only_exposed_metrics(
         customer_id="c", terminal_id="t", merchant_category="grocery", amount=5.0,
         currency="EUR", channel="cp",
     )  # fmt: skip
-    log.append_many("transactions", [Message(codec.encode(event)), Message(b"not json")])
+    unpaid = msgspec.structs.replace(event, transaction_id="w-2", amount=-1.0)
+    log.append_many(
+        "transactions",
+        [Message(codec.encode(event)), Message(b"not json"), Message(codec.encode(unpaid))],
+    )
     worker = stream_scorer(service, log)  # a feature worker that also decides
     worker.run_once()
     service.metrics.registry.register(WorkerCollector(worker))
@@ -93,6 +98,7 @@ async def test_dashboard_and_alerts_read_only_exposed_metrics(
 
     assert value("loopline_dead_letters_total", reason="invalid") == 1  # the one not JSON
     assert value("loopline_dead_letters_total", reason="late") == 0
+    assert value("loopline_quality_violations_total", field="amount") == 1
     assert value("loopline_consumer_lag", topic="transactions", partition="0") == 0
     assert value("loopline_model_loaded", role="champion", model="fraud:1") == 1
     assert value("loopline_http_requests_total", status="401") == 1
