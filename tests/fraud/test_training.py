@@ -7,6 +7,7 @@ from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -78,7 +79,10 @@ def test_the_run_reports_metrics_and_lineage(
     serving = json.loads((v.path / "serving.json").read_text())
     assert serving["threshold"] == result["threshold"]
     assert len(serving["features"]) == 44
-    assert set(v.checksums) == {"model.txt", "model.onnx", "serving.json"}
+    assert set(v.checksums) == {"model.txt", "model.onnx", "serving.json", "reference.parquet"}
+    reference = pq.read_table(v.path / "reference.parquet")
+    assert reference.column_names == [*serving["features"], "score"]
+    assert 0 < reference.num_rows <= 5000
 
 
 def test_aliases_promotion_and_rollback(

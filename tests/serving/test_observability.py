@@ -46,7 +46,7 @@ def _dashboard_exprs() -> list[str]:
 
 
 def test_alert_rules_pass_promtool_and_their_unit_tests() -> None:
-    assert "SUCCESS: 12 rules found" in _promtool("check", "rules", RULES.name, cwd=RULES.parent)
+    assert "SUCCESS: 13 rules found" in _promtool("check", "rules", RULES.name, cwd=RULES.parent)
     _promtool("test", "rules", "alerts_test.yml", cwd=RULES.parent)
 
 
@@ -85,8 +85,13 @@ async def test_dashboard_and_alerts_read_only_exposed_metrics(
     worker = stream_scorer(service, log)  # a feature worker that also decides
     worker.run_once()
     service.metrics.registry.register(WorkerCollector(worker))
+    assert service.drift is not None, "the champion was registered with its reference"
+    service.drift.min_rows = 1
     async with client(service) as c:
         await score(c, tx(1))
+        report = await service.check_drift()
+        assert report is not None
+        assert {r.feature for r in report.results} == {*service.scorer.feature_set.names, "score"}
         await c.post("/v1/score", json={"nope": 1}, headers={"X-API-Key": "wrong"})
         exposition = (await c.get("/metrics")).text
     samples = [s for family in text_string_to_metric_families(exposition) for s in family.samples]

@@ -21,6 +21,7 @@ import msgspec
 from opentelemetry.trace import Span
 
 from loopline.exceptions import ConfigError, LooplineError
+from loopline.monitoring.monitor import DriftCollector, DriftMonitor, DriftReport
 from loopline.monitoring.tracing import CURRENT_TRACE, Tracing
 from loopline.serving.api import Problem, RequestError, decode_request, openapi
 from loopline.serving.auth import KeyRing
@@ -60,11 +61,25 @@ class Service:
     ready: bool = True
     champion_version: Callable[[], int] | None = None  # the registry's champion, for the watch
     watch_s: float = 5.0
+    # the drift monitor of a champion (None: no reference registered), run every drift_s
+    drift_for: Callable[[ServingModel], DriftMonitor | None] | None = None
+    drift_s: float = 60.0
     inflight: int = 0
     _pending: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.batcher = Batcher(self.scorer)
+        self.drift: DriftMonitor | None = None
+        self.metrics.registry.register(DriftCollector(self))
+        self._watch_drift_of(self.scorer.routing.champion)
+
+    def _watch_drift_of(self, champion: ServingModel) -> None:
+        if self.drift_for is not None:
+            self.drift = self.drift_for(champion)
+
+    async def check_drift(self) -> DriftReport | None:
+        """One drift check of the champion's recent decisions, off the event loop."""
+        return None if self.drift is None else await asyncio.to_thread(self.drift.check)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -282,6 +297,7 @@ class Service:
         fresh = await asyncio.to_thread(self._loader(), args.get("version", "champion"))
         if fresh.label != routing.champion.label:
             routing.previous, routing.champion = routing.champion, fresh
+            self._watch_drift_of(fresh)
         return {"champion": routing.champion.label}
 
     async def _rollback(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -318,6 +334,7 @@ class Service:
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         watcher: asyncio.Task[None] | None = None
         collector: asyncio.Task[None] | None = None
+        drift: asyncio.Task[None] | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -325,10 +342,13 @@ class Service:
                     watcher = asyncio.create_task(self._watch_champion())
                 freeze_survivors()  # the models, libraries and loaded state: never scanned again
                 collector = asyncio.create_task(keep_collections_short())
+                drift = asyncio.create_task(self._watch_drift()) if self.drift_s > 0 else None
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if collector is not None:
                     collector.cancel()
+                if drift is not None:
+                    drift.cancel()
                 if watcher is not None:
                     watcher.cancel()
                 self.scorer.flush()  # decided transactions into the features before exit
@@ -352,6 +372,19 @@ class Service:
             except Exception:  # a registry hiccup must not stop the watch
                 self.metrics.watch_failures.inc()
                 log.warning("registry watch failed", exc_info=True)
+
+    async def _watch_drift(self) -> None:
+        """Every ``drift_s``, compare the champion's recent decisions with its training
+        reference (see :mod:`loopline.monitoring.monitor`)."""
+        while True:
+            await asyncio.sleep(self.drift_s)
+            try:
+                report = await self.check_drift()
+            except Exception:  # a failed check must not stop the watch
+                log.warning("drift check failed", exc_info=True)
+                continue
+            if report is not None and report.drifted:
+                log.warning("drift", extra={"features": report.drifted, "rows": report.rows})
 
     def _loader(self) -> Callable[[str | int], ServingModel]:
         if self.load_model is None:

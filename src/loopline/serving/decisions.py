@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     response BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS decisions_tx ON decisions (transaction_id);
+CREATE INDEX IF NOT EXISTS decisions_decided ON decisions (decided_ms);
 """
 COLUMNS = (
     "idempotency_key", "transaction_id", "payload_sha256", "decided_ms", "decision", "score",
@@ -152,6 +153,19 @@ class DecisionLog:
     def count(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM decisions").fetchone()[0])
 
+    def recent(self, limit: int, model_version: str | None = None) -> list[tuple[float, bytes]]:
+        """The newest ``limit`` decisions' (score, features JSON), of one model version
+        or all: what the drift monitor compares with the training reference."""
+        where = "" if model_version is None else "WHERE model_version = ?"
+        args: tuple[Any, ...] = (limit,) if model_version is None else (model_version, limit)
+        # its own connection: called from a side worker's thread while the loop writes
+        with contextlib.closing(sqlite3.connect(self.path)) as conn:
+            rows = conn.execute(
+                f"SELECT score, features FROM decisions {where} ORDER BY decided_ms DESC LIMIT ?",
+                args,
+            ).fetchall()
+        return [(float(score), bytes(features)) for score, features in rows]
+
     def close(self) -> None:
         """Commit what is pending, then close (again: nothing)."""
         if self._closed:
@@ -224,6 +238,15 @@ class PostgresDecisionLog(DecisionLog):
             "SELECT payload_sha256, response FROM decisions WHERE idempotency_key = %s", (key,)
         ).fetchone()
         return Stored(row[0], bytes(row[1])) if row else None
+
+    def recent(self, limit: int, model_version: str | None = None) -> list[tuple[float, bytes]]:
+        where = "" if model_version is None else "WHERE model_version = %s"
+        args: tuple[Any, ...] = (limit,) if model_version is None else (model_version, limit)
+        rows = self._pg.execute(
+            f"SELECT score, features FROM decisions {where} ORDER BY decided_ms DESC LIMIT %s",
+            args,
+        ).fetchall()
+        return [(float(score), bytes(features)) for score, features in rows]
 
     def count(self) -> int:
         row = self._pg.execute("SELECT count(*) FROM decisions").fetchone()

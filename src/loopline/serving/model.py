@@ -85,6 +85,9 @@ def load(pinned: Pinned, *, threads: int = 1) -> ServingModel:
         booster=booster,
         explainer=PathExplainer.from_booster(booster),
     )
+    reference = pinned.path / "reference.parquet"  # the drift monitor's, where registered
+    if reference.exists():
+        model.extra["reference"] = reference
     warm = np.zeros((8, len(model.features)))
     for _ in range(3):  # first calls allocate; do them before traffic arrives
         model.score(warm[:1])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from loopline.apps.fraud.features import fraud_feature_set
 from loopline.events import EventLog, Message, open_log
 from loopline.exceptions import TopicNotFoundError
 from loopline.features import EmbeddedStore, OnlineEngine, OnlineStore
+from loopline.monitoring.monitor import DriftMonitor, reference_of
 from loopline.registry import Registry
 from loopline.serving import KeyRing, Limits, Routing, RuleBook, Scorer, Service, load
 from loopline.serving.decisions import open_decision_log
@@ -30,6 +32,7 @@ from loopline.serving.stream import StreamScorer
 
 MODEL = "fraud"
 NOTIFICATIONS = "fraud.notifications"
+DRIFT = "fraud.drift"  # a feature starting or stopping to drift (DriftEvent)
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
 SWITCH_INTERVAL_S = 0.001
 
@@ -45,6 +48,7 @@ class ServeOptions:
     features: str | None = None  # redis://... for a shared online store (default: embedded)
     watch_s: float = 5.0  # how often the registry's champion alias is checked (0: never)
     decisions: str | None = None  # postgresql://... prediction log (default: SQLite in state)
+    drift_s: float = 60.0  # how often recent decisions are compared with the reference
     limits: Limits = field(default_factory=Limits)
 
 
@@ -85,6 +89,19 @@ def build(options: ServeOptions) -> Service:
         token_key=token_key(state),
     )
     keys = KeyRing.load(options.keys or state / "keys.json")
+    publish_drift = _publisher(log, DRIFT)
+
+    def drift_for(model: ServingModel) -> DriftMonitor | None:
+        path = model.extra.get("reference")
+        if path is None:  # registered before references were: nothing to compare with
+            return None
+        return DriftMonitor(
+            reference=reference_of(path),
+            recent=lambda n: decisions.recent(n, model_version=model.label),
+            model_version=model.label,
+            publish=lambda event: publish_drift(msgspec.json.encode(event), model.label),
+        )
+
     return Service(
         scorer=scorer,
         log=decisions,
@@ -93,6 +110,8 @@ def build(options: ServeOptions) -> Service:
         load_model=load_model,
         champion_version=lambda: registry.get(options.model, "champion").version,
         watch_s=options.watch_s,
+        drift_for=drift_for,
+        drift_s=options.drift_s,
     )
 
 
@@ -103,6 +122,19 @@ def _store(options: ServeOptions) -> OnlineStore:
 
     # a deadline inside the request budget: a hung Redis trips the breaker, not the caller
     return RedisStore(options.features, timeout_s=0.05)
+
+
+def _publisher(log: EventLog, topic: str) -> Callable[[bytes, str], None]:
+    """Append one message to ``topic`` (created with one partition when missing)."""
+    try:
+        log.partitions(topic)
+    except TopicNotFoundError:
+        log.create_topic(topic, partitions=1)
+
+    def publish(value: bytes, key: str) -> None:
+        log.append_many(topic, [Message(value, key=key.encode())])
+
+    return publish
 
 
 def _notifier(log: EventLog) -> Any:

@@ -27,6 +27,8 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -62,6 +64,7 @@ from loopline.training.metrics import Operating, as_dict
 Source = Literal["simulator", "handbook", "ulb"]
 MODEL = {"simulator": "fraud", "handbook": "fraud-handbook", "ulb": "fraud-ulb"}
 ONNX_TOLERANCE = 1e-5
+REFERENCE_FILE = "reference.parquet"  # the drift monitor's training-time sample
 REVIEW_PRECISION = 0.5  # below the decline threshold, scores this likely to be fraud go to review
 HANDBOOK_FEATURES = [  # the handbook's 15 (ch. 3): customer and terminal windows
     "tx_amount",
@@ -155,7 +158,8 @@ def run(options: TrainOptions) -> dict[str, Any]:
             gains=booster.feature_importance(importance_type="gain").astype(np.float64),
             notes=_notes(source),
         )
-        version = _register(options, ds, config, result, text, onnx, op)
+        reference = _reference(ds, booster)
+        version = _register(options, ds, config, result, text, onnx, op, reference)
     result.update(model_version=version.version, model=MODEL[source], report=str(report))
     return result
 
@@ -264,6 +268,7 @@ def _register(
     text: bytes,
     onnx: bytes,
     op: Operating,
+    reference: bytes,
 ) -> ModelVersion:
     registry = options.registry or Registry()
     name = MODEL[options.source]
@@ -275,7 +280,12 @@ def _register(
         "operating_point": as_dict(op),
         "review_threshold": result["review_threshold"],
     }
-    files = {"model.txt": text, "model.onnx": onnx, "serving.json": json.dumps(serving).encode()}
+    files = {
+        "model.txt": text,
+        "model.onnx": onnx,
+        "serving.json": json.dumps(serving).encode(),
+        REFERENCE_FILE: reference,
+    }
     metrics = {k: float(v) for k, v in result.items() if isinstance(v, int | float)}
     tags = {
         **ds.lineage,
@@ -293,6 +303,23 @@ def _register(
     )
     has_champion = any("champion" in v.aliases for v in registry.versions(name))
     return registry.promote(name, version.version, "challenger" if has_champion else "champion")
+
+
+def _reference(ds: Dataset, booster: Any, rows: int = 5000) -> bytes:
+    """The drift monitor's reference (Parquet): up to ``rows`` validation rows drawn at
+    random, their features and the model's scores."""
+    where = np.flatnonzero(ds.parts["validation"])
+    pick = np.sort(np.random.default_rng(0).choice(where, min(rows, len(where)), replace=False))
+    x = ds.x[pick]
+    table = pa.table(
+        {
+            **{name: x[:, i] for i, name in enumerate(ds.names)},
+            "score": np.asarray(booster.predict(x), dtype=np.float64),
+        }
+    )
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def _code_version() -> str:

@@ -1,0 +1,73 @@
+"""The drift monitor against a training reference: quiet on the same distribution, the
+shifted feature alone flagged, events when a feature starts and stops drifting."""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+
+from loopline.monitoring.monitor import DriftCollector, DriftEvent, DriftMonitor
+
+
+def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[tuple[float, bytes]]:
+    amount = rng.lognormal(3.0 + shift, 1.0, n)
+    flag = (rng.random(n) < 0.3).astype(float)
+    score = rng.beta(1, 20, n)
+    return [
+        (float(s), msgspec.json.encode({"amount": float(a), "new_device": float(f)}))
+        for a, f, s in zip(amount, flag, score, strict=True)
+    ]
+
+
+def test_quiet_on_the_same_distribution_then_flags_only_the_shifted_feature() -> None:
+    rng = np.random.default_rng(0)
+    ref = _rows(rng, 5000)
+    reference = {
+        "amount": np.array([msgspec.json.decode(f)["amount"] for _, f in ref]),
+        "new_device": np.array([msgspec.json.decode(f)["new_device"] for _, f in ref]),
+        "score": np.array([s for s, _ in ref]),
+    }
+    window: list[list[tuple[float, bytes]]] = [_rows(rng, 3000)]
+    events: list[DriftEvent] = []
+    monitor = DriftMonitor(
+        reference=reference,
+        recent=lambda n: window[0][:n],
+        model_version="fraud:1",
+        publish=events.append,
+    )
+    report = monitor.check()
+    assert report is not None
+    assert report.drifted == []
+    assert {r.feature: r.kind for r in report.results} == {
+        "amount": "numeric",
+        "new_device": "categorical",
+        "score": "numeric",
+    }
+    assert events == []
+
+    window[0] = _rows(rng, 3000, shift=0.7)  # amounts about twice as large
+    report = monitor.check()
+    assert report is not None
+    assert report.drifted == ["amount"]
+    assert [(e.feature, e.drifting) for e in events] == [("amount", True)]
+    gauges = {
+        (m.name, s.labels["feature"]): s.value
+        for m in DriftCollector(type("Owner", (), {"drift": monitor})()).collect()
+        for s in m.samples
+    }
+    assert gauges[("loopline_drift_detected", "amount")] == 1.0
+    assert gauges[("loopline_drift_detected", "score")] == 0.0
+    assert gauges[("loopline_drift_psi", "amount")] > 0.2
+
+    window[0] = _rows(rng, 3000)
+    monitor.check()
+    assert [(e.feature, e.drifting) for e in events] == [("amount", True), ("amount", False)]
+
+
+def test_too_few_recent_rows_give_no_verdict() -> None:
+    rng = np.random.default_rng(1)
+    reference = {"amount": rng.normal(size=1000), "score": rng.random(1000)}
+    few = _rows(rng, 10)
+    monitor = DriftMonitor(reference=reference, recent=lambda n: few, model_version="m:1")
+    assert monitor.check() is None
+    assert monitor.last is None
