@@ -195,6 +195,39 @@ def models_rollback(
     typer.echo(f"{name}: {alias} -> version {v.version} (rolled back)")
 
 
+@models_app.command("history")
+def models_history(
+    name: str,
+    registry: RegistryOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object a step.")] = False,
+) -> None:
+    """Every recorded step of a model: promotions, gates, rollbacks; what triggered each,
+    whether it passed and why."""
+    import datetime as dt
+    from dataclasses import asdict
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from loopline.registry import Registry
+
+    steps = (Registry(registry) if registry else Registry()).history(name)
+    if as_json:
+        for step in steps:
+            typer.echo(json.dumps(asdict(step)))
+        return
+    table = Table(title=f"{name}: history")
+    for col in ("when (UTC)", "version", "action", "trigger", "passed", "why"):
+        table.add_column(col)
+    for step in steps:
+        when = dt.datetime.fromtimestamp(step.at_ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(
+            when, str(step.version), step.action, step.trigger,
+            "yes" if step.passed else "no", step.why,
+        )  # fmt: skip
+    Console(width=200).print(table)
+
+
 def _metric(metrics: dict[str, float], key: str) -> str:
     return f"{metrics[key]:.4f}" if key in metrics else "-"
 

@@ -104,14 +104,14 @@ def matured_performance(
                 frauds=int(y.sum()),
                 precision=tp / max(1, int(flagged.sum())),
                 recall=tp / max(1, int(y.sum())),
-                average_precision=_average_precision(y, scores),
+                average_precision=average_precision(y, scores),
                 provisional=now_ms < (day + 1) * DAY_MS + maturity_ms,
             )
         )
     return out
 
 
-def _average_precision(y: np.ndarray, scores: np.ndarray) -> float:
+def average_precision(y: np.ndarray, scores: np.ndarray) -> float:
     if y.sum() == 0:
         return float("nan")
     order = np.argsort(-scores, kind="stable")

@@ -3,6 +3,6 @@
 Importing this package imports MLflow; ``import loopline`` does not.
 """
 
-from loopline.registry.store import ModelVersion, Pinned, Registry, RegistryError
+from loopline.registry.store import ModelVersion, Pinned, Registry, RegistryError, Step
 
-__all__ = ["ModelVersion", "Pinned", "Registry", "RegistryError"]
+__all__ = ["ModelVersion", "Pinned", "Registry", "RegistryError", "Step"]

@@ -15,7 +15,7 @@ import os
 import tempfile
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -27,6 +27,7 @@ from loopline.exceptions import ConfigError, LooplineError
 
 DEFAULT_ROOT = Path(".loopline/registry")
 HISTORY_TAG = "loopline.history."  # + alias: the versions it pointed at before, newest last
+STEP_TAG = "loopline.step."  # + nanoseconds: one recorded Step (JSON)
 CHECKSUM_TAG = "sha256."  # + file name
 
 
@@ -64,6 +65,19 @@ class Pinned:
     version: int
     path: Path
     checksums: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One recorded step: what was done to which version, triggered by what, and why it
+    passed or failed."""
+
+    at_ms: int
+    version: int
+    action: str
+    trigger: str
+    passed: bool
+    why: str
 
 
 class Registry:
@@ -165,9 +179,17 @@ class Registry:
             created_ms=int(mv.creation_timestamp),
         )
 
-    def promote(self, name: str, version: int, alias: str = "champion") -> ModelVersion:
+    def promote(
+        self,
+        name: str,
+        version: int,
+        alias: str = "champion",
+        *,
+        trigger: str = "manual",
+        why: str = "",
+    ) -> ModelVersion:
         """Point ``alias`` at ``version``; the version it pointed at is remembered for
-        :meth:`rollback`."""
+        :meth:`rollback`. The step is recorded (see :meth:`history`)."""
         target = self.get(name, version)
         previous = self._alias_version(name, alias)
         if previous == target.version:
@@ -176,9 +198,12 @@ class Registry:
             history = self._history(name, alias)
             self._set_history(name, alias, [*history, previous])
         self.client.set_registered_model_alias(name, alias, str(target.version))
+        self.record(name, target.version, f"promote to {alias}", trigger=trigger, why=why)
         return self.get(name, target.version)
 
-    def rollback(self, name: str, alias: str = "champion") -> ModelVersion:
+    def rollback(
+        self, name: str, alias: str = "champion", *, trigger: str = "manual", why: str = ""
+    ) -> ModelVersion:
         """Point ``alias`` back at the version it pointed at before the last promotion."""
         history = self._history(name, alias)
         if not history:
@@ -188,7 +213,32 @@ class Registry:
         *rest, back = history
         self.client.set_registered_model_alias(name, alias, str(back))
         self._set_history(name, alias, rest)
+        self.record(name, back, f"roll {alias} back", trigger=trigger, why=why)
         return self.get(name, back)
+
+    def record(
+        self,
+        name: str,
+        version: int,
+        action: str,
+        *,
+        trigger: str,
+        passed: bool = True,
+        why: str = "",
+    ) -> Step:
+        """Record a step of ``name``'s life (a promotion, a gate, a rollback): what it
+        did, what triggered it, whether it passed and why."""
+        stamp = time.time_ns()
+        step = Step(stamp // 1_000_000, version, action, trigger, passed, why)
+        key = f"{STEP_TAG}{stamp:020d}"  # sorts in time order
+        self.client.set_registered_model_tag(name, key, json.dumps(asdict(step)))
+        return step
+
+    def history(self, name: str) -> list[Step]:
+        """Every recorded step of ``name``, oldest first."""
+        self._model(name)
+        tags = self.client.get_registered_model(name).tags
+        return [Step(**json.loads(v)) for k, v in sorted(tags.items()) if k.startswith(STEP_TAG)]
 
     def resolve(self, name: str, ref: str | int = "champion") -> Pinned:
         """Pin ``ref`` (an alias: its current version; or a version number), checking its

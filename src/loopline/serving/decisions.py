@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS decisions (
     decided_ms INTEGER NOT NULL,
     decision TEXT NOT NULL,
     score REAL NOT NULL,
+    model_score REAL,
     model_version TEXT NOT NULL,
     arm TEXT NOT NULL,
     rules_version TEXT NOT NULL,
@@ -49,8 +50,8 @@ CREATE INDEX IF NOT EXISTS decisions_decided ON decisions (decided_ms);
 """
 COLUMNS = (
     "idempotency_key", "transaction_id", "payload_sha256", "decided_ms", "decision", "score",
-    "model_version", "arm", "rules_version", "shadow_model", "shadow_score", "card_token",
-    "features", "response",
+    "model_score", "model_version", "arm", "rules_version", "shadow_model", "shadow_score",
+    "card_token", "features", "response",
 )  # fmt: skip
 
 
@@ -64,6 +65,7 @@ def log_row(decided: Decided, key: str, fingerprint: str, body: bytes) -> dict[s
         "decided_ms": now_ms(),
         "decision": r.decision,
         "score": r.score,
+        "model_score": decided.model_score,
         "model_version": r.model_version,
         "arm": decided.arm,
         "rules_version": r.rules_version,

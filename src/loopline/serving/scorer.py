@@ -63,6 +63,7 @@ class Decided:
     shadow_score: float | None = None
     shadow_model: str | None = None
     columns: dict[str, np.ndarray] = field(default_factory=dict)
+    model_score: float | None = None  # before the rules adjusted it (None: rules only)
 
 
 class Scorer:
@@ -218,6 +219,7 @@ class Scorer:
                     watched,
                     challenger.label if watched is not None and challenger else None,
                     {c: v[i : i + 1] for c, v in cols.items()},
+                    None if label_of[i] == "rules-only" else float(scores[i]),
                 )
             )
         _lap(timings, "rules", mark)
