@@ -57,3 +57,30 @@ def test_late_duplicate_labels_and_matured_days(tmp_path: Path) -> None:
     assert day1.provisional is True
     assert (day1.decisions, day1.frauds, day1.recall) == (1, 1, 1.0)
     book.close()
+
+
+def test_performance_by_segment(tmp_path: Path) -> None:
+    log = DecisionLog(tmp_path / "decisions.db")
+    rows = [
+        _decision("a", 0, "decline", 0.9) | {"features": b'{"channel_cnp": 1.0}'},
+        _decision("b", 0, "approve", 0.2) | {"features": b'{"channel_cnp": 1.0}'},
+        _decision("c", 0, "approve", 0.1) | {"features": b'{"channel_cnp": 0.0}'},
+    ]
+    log.write_sync(rows)
+    log.close()
+    book = LabelBook(tmp_path / "labels.db")
+    book.add([Label("a", True, D0 + DAY), Label("b", True, D0 + DAY), Label("c", True, D0 + DAY)])
+    by_channel = matured_performance(
+        tmp_path / "decisions.db", book, now_ms=D0 + 9 * DAY, segment="feature:channel_cnp"
+    )
+    assert [(p.segment, p.decisions, p.recall) for p in by_channel] == [
+        ("0.0", 1, 0.0),
+        ("1.0", 2, 0.5),
+    ]
+    by_model = matured_performance(
+        tmp_path / "decisions.db", book, now_ms=D0 + 9 * DAY, segment="model_version"
+    )
+    assert [(p.segment, p.decisions) for p in by_model] == [("fraud:1", 3)]
+    with pytest.raises(ValueError, match="feature:<name>"):
+        matured_performance(tmp_path / "decisions.db", book, now_ms=0, segment="card_token")
+    book.close()

@@ -64,6 +64,7 @@ class LabelBook:
 @dataclass(frozen=True)
 class DayPerformance:
     day: int  # days since the epoch (UTC)
+    segment: str | None  # the segment's value, when split by one
     decisions: int
     labelled: int
     frauds: int
@@ -73,24 +74,48 @@ class DayPerformance:
     provisional: bool
 
 
+SEGMENT_COLUMNS = ("model_version", "arm", "decision", "rules_version")
+
+
 def matured_performance(
-    decisions_db: Path, labels: LabelBook, *, now_ms: int, maturity_ms: int = 7 * DAY_MS
+    decisions_db: Path,
+    labels: LabelBook,
+    *,
+    now_ms: int,
+    maturity_ms: int = 7 * DAY_MS,
+    segment: str | None = None,
 ) -> list[DayPerformance]:
-    """Per decision day: precision and recall of flagging (review or decline) and the
-    average precision of the scores, over the decisions whose label has arrived."""
+    """Per decision day (and per segment): precision and recall of flagging (review or
+    decline) and the average precision of the scores, over the decisions whose label has
+    arrived.
+
+    ``segment``: a column of the log (``model_version``, ``arm``, ``decision``,
+    ``rules_version``), or ``feature:<name>`` for the value of a logged feature (e.g.
+    ``feature:channel_cnp``)."""
+    if segment is None:
+        by, args = "NULL", ()
+    elif segment in SEGMENT_COLUMNS:
+        by, args = f"d.{segment}", ()
+    elif segment.startswith("feature:"):
+        by, args = "json_extract(d.features, ?)", (f"$.{segment.removeprefix('feature:')}",)
+    else:
+        raise ValueError(
+            f"segment={segment!r}: use one of {list(SEGMENT_COLUMNS)} or 'feature:<name>'."
+        )
     labels.conn.execute("ATTACH DATABASE ? AS log", (str(decisions_db),))
     try:
         rows = labels.conn.execute(
-            """SELECT d.decided_ms / 86400000, d.decision, d.score, l.is_fraud
-               FROM log.decisions d LEFT JOIN labels l USING (transaction_id)
-               ORDER BY 1"""
+            f"""SELECT d.decided_ms / 86400000, {by}, d.decision, d.score, l.is_fraud
+                FROM log.decisions d LEFT JOIN labels l USING (transaction_id)
+                ORDER BY 1""",
+            args,
         ).fetchall()
     finally:
         labels.conn.execute("DETACH DATABASE log")
     out = []
-    days = sorted({r[0] for r in rows})
-    for day in days:
-        mine = [r for r in rows if r[0] == day]
+    groups = sorted({(r[0], r[1]) for r in rows}, key=lambda g: (g[0], str(g[1])))
+    for day, value in groups:
+        mine = [r[:1] + r[2:] for r in rows if r[0] == day and r[1] == value]
         known = [r for r in mine if r[3] is not None]
         y = np.array([r[3] for r in known], dtype=int)
         flagged = np.array([r[1] != "approve" for r in known])
@@ -99,6 +124,7 @@ def matured_performance(
         out.append(
             DayPerformance(
                 day=int(day),
+                segment=None if value is None else str(value),
                 decisions=len(mine),
                 labelled=len(known),
                 frauds=int(y.sum()),
