@@ -92,10 +92,11 @@ def matured_performance(
     ``segment``: a column of the log (``model_version``, ``arm``, ``decision``,
     ``rules_version``), or ``feature:<name>`` for the value of a logged feature (e.g.
     ``feature:channel_cnp``)."""
+    args: tuple[str, ...] = ()
     if segment is None:
-        by, args = "NULL", ()
+        by = "NULL"
     elif segment in SEGMENT_COLUMNS:
-        by, args = f"d.{segment}", ()
+        by = f"d.{segment}"
     elif segment.startswith("feature:"):
         by, args = "json_extract(d.features, ?)", (f"$.{segment.removeprefix('feature:')}",)
     else:
