@@ -6,6 +6,7 @@ set -euo pipefail
 declare -A needs=(
     [redis-server]=redis-server
     [promtool]=prometheus  # checks deploy/prometheus/alerts.yml in the tests
+    [chromium]=chromium  # renders the monitoring page in the tests (headless)
 )
 
 missing=()

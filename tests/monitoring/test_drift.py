@@ -63,3 +63,12 @@ def test_fixed_bins_count_on_the_hot_path_like_the_sample_test() -> None:
     with_nan = bins.empty_like()
     with_nan.add([np.nan, 1.0])
     assert with_nan.counts[-1] == 1
+
+
+def test_a_feature_gone_missing_drifts_on_its_missing_rate() -> None:
+    rng = np.random.default_rng(7)
+    reference = rng.normal(size=5000)
+    gone = np.full(2000, np.nan)  # e.g. an upstream join broke
+    result = compare([numeric("card_age_days", reference, gone)])[0]
+    assert result.drifted
+    assert result.p_value < 1e-10

@@ -90,8 +90,14 @@ def numeric(name: str, reference: npt.ArrayLike, current: npt.ArrayLike) -> Drif
     now = bins.empty_like()
     now.add(cur)
     a, b = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
-    if len(a) == 0 or len(b) == 0:
-        return Drift(name, "numeric", psi(bins.counts, now.counts), 0.0, 1.0)
+    if len(a) == 0 or len(b) == 0:  # no values to rank on one side: test how often it is missing
+        present = categorical(
+            name,
+            {"missing": len(ref) - len(a), "present": len(a)},
+            {"missing": len(cur) - len(b), "present": len(b)},
+        )
+        return Drift(name, "numeric", psi(bins.counts, now.counts), present.statistic,
+                     present.p_value)  # fmt: skip
     test = ks_2samp(a, b)
     return Drift(
         name, "numeric", psi(bins.counts, now.counts), float(test.statistic), float(test.pvalue)

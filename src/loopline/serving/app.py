@@ -21,7 +21,10 @@ import msgspec
 from opentelemetry.trace import Span
 
 from loopline.exceptions import ConfigError, LooplineError
+from loopline.feedback.labels import DayPerformance
+from loopline.monitoring import page
 from loopline.monitoring.monitor import DriftCollector, DriftMonitor, DriftReport
+from loopline.monitoring.page import Sampler
 from loopline.monitoring.tracing import CURRENT_TRACE, Tracing
 from loopline.serving.api import Problem, RequestError, decode_request, openapi
 from loopline.serving.auth import KeyRing
@@ -64,6 +67,8 @@ class Service:
     # the drift monitor of a champion (None: no reference registered), run every drift_s
     drift_for: Callable[[ServingModel], DriftMonitor | None] | None = None
     drift_s: float = 60.0
+    # matured precision and recall by decision day, for the monitoring page (None: no labels)
+    performance: Callable[[], list[DayPerformance]] | None = None
     inflight: int = 0
     _pending: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
 
@@ -71,6 +76,7 @@ class Service:
         self.batcher = Batcher(self.scorer)
         self.drift: DriftMonitor | None = None
         self.metrics.registry.register(DriftCollector(self))
+        self.sampler = Sampler(self.metrics.registry, lambda: self.scorer.routing.champion.label)
         self._watch_drift_of(self.scorer.routing.champion)
 
     def _watch_drift_of(self, champion: ServingModel) -> None:
@@ -148,6 +154,10 @@ class Service:
             )
         if route == "GET /openapi.json":
             return 200, _json.encode(openapi()), []
+        if route == "GET /monitor":
+            return 200, page.PAGE, [(b"content-type", b"text/html; charset=utf-8")]
+        if route == "GET /monitor/data":
+            return 200, _json.encode(page.data(self)), []
         if scope["path"].startswith("/admin/") and scope["method"] == "POST":
             self._require(scope, "admin")
             return await self._admin(
@@ -335,6 +345,7 @@ class Service:
         watcher: asyncio.Task[None] | None = None
         collector: asyncio.Task[None] | None = None
         drift: asyncio.Task[None] | None = None
+        sampling: asyncio.Task[None] | None = None
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -343,12 +354,15 @@ class Service:
                 freeze_survivors()  # the models, libraries and loaded state: never scanned again
                 collector = asyncio.create_task(keep_collections_short())
                 drift = asyncio.create_task(self._watch_drift()) if self.drift_s > 0 else None
+                sampling = asyncio.create_task(self._sample())
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if collector is not None:
                     collector.cancel()
                 if drift is not None:
                     drift.cancel()
+                if sampling is not None:
+                    sampling.cancel()
                 if watcher is not None:
                     watcher.cancel()
                 self.scorer.flush()  # decided transactions into the features before exit
@@ -372,6 +386,12 @@ class Service:
             except Exception:  # a registry hiccup must not stop the watch
                 self.metrics.watch_failures.inc()
                 log.warning("registry watch failed", exc_info=True)
+
+    async def _sample(self) -> None:
+        """The monitoring page's time series: the service's counters every few seconds."""
+        while True:
+            self.sampler.sample()
+            await asyncio.sleep(self.sampler.every_s)
 
     async def _watch_drift(self) -> None:
         """Every ``drift_s``, compare the champion's recent decisions with its training

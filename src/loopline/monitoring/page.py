@@ -1,0 +1,119 @@
+"""The monitoring page the service serves at ``/monitor``.
+
+It shows throughput, latency percentiles, decisions by outcome, the model versions over
+time, drift per feature and the matured precision and recall. :class:`Sampler` reads the
+service's own Prometheus registry every few seconds (never on the request path) and keeps
+the last hour. The page is one self-contained HTML file with no outside resources: its
+script fetches ``/monitor/data`` and draws SVG charts, and it redraws every 5 s
+(``monitor.html``, next to this module).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+SCORE_ROUTE = "POST /v1/score"
+
+
+@dataclass(frozen=True)
+class Sample:
+    at_ms: int
+    requests: float  # score requests since the start
+    decisions: dict[str, float]  # by outcome, since the start
+    buckets: list[tuple[float, float]]  # score latency: (upper bound s, cumulative count)
+    champion: str
+
+
+@dataclass
+class Sampler:
+    """The service's counters every ``every_s`` seconds, the newest ``keep`` of them."""
+
+    registry: CollectorRegistry
+    champion: Any  # () -> the champion's label
+    every_s: float = 5.0
+    keep: int = 720
+    samples: deque[Sample] = field(default_factory=deque)
+
+    def sample(self) -> Sample:
+        requests = 0.0
+        decisions: dict[str, float] = {}
+        buckets: dict[float, float] = {}
+        for family in self.registry.collect():
+            for s in family.samples:
+                route = s.labels.get("route")
+                if s.name == "loopline_http_requests_total" and route == SCORE_ROUTE:
+                    requests += s.value
+                elif s.name == "loopline_decisions_total":
+                    d = s.labels["decision"]
+                    decisions[d] = decisions.get(d, 0.0) + s.value
+                elif s.name == "loopline_http_request_seconds_bucket" and route == SCORE_ROUTE:
+                    buckets[float(s.labels["le"])] = s.value
+        got = Sample(
+            int(time.time() * 1000), requests, decisions, sorted(buckets.items()), self.champion()
+        )
+        self.samples.append(got)
+        while len(self.samples) > self.keep:
+            self.samples.popleft()
+        return got
+
+
+def series(samples: list[Sample]) -> dict[str, Any]:
+    """Rates and latency percentiles between consecutive samples."""
+    out: dict[str, list[Any]] = {
+        "t": [], "rps": [], "p50_ms": [], "p99_ms": [], "decisions": [], "champion": [],
+    }  # fmt: skip
+    for a, b in pairwise(samples):
+        dt = max((b.at_ms - a.at_ms) / 1000, 1e-9)
+        out["t"].append(b.at_ms)
+        out["rps"].append((b.requests - a.requests) / dt)
+        delta = [(le, cb - dict(a.buckets).get(le, 0.0)) for le, cb in b.buckets]
+        out["p50_ms"].append(_quantile(delta, 0.5))
+        out["p99_ms"].append(_quantile(delta, 0.99))
+        out["decisions"].append(
+            {k: (v - a.decisions.get(k, 0.0)) / dt for k, v in b.decisions.items()}
+        )
+        out["champion"].append(b.champion)
+    return out
+
+
+def _quantile(cumulative: list[tuple[float, float]], q: float) -> float | None:
+    """The q-quantile in ms from cumulative histogram buckets (linear within a bucket)."""
+    if not cumulative or cumulative[-1][1] <= 0:
+        return None
+    total, target = cumulative[-1][1], q * cumulative[-1][1]
+    low_bound, low_count = 0.0, 0.0
+    for le, count in cumulative:
+        if count >= target:
+            if math.isinf(le):
+                return low_bound * 1000
+            share = (target - low_count) / max(count - low_count, 1e-12)
+            return (low_bound + share * (le - low_bound)) * 1000
+        low_bound, low_count = le, count
+    return low_bound * 1000 if total else None
+
+
+def data(service: Any) -> dict[str, Any]:
+    """What the page draws."""
+    sampler: Sampler | None = service.sampler
+    drift = service.drift.last if service.drift is not None else None
+    performance = service.performance() if service.performance is not None else []
+    return {
+        "series": series(list(sampler.samples)) if sampler else series([]),
+        "champion": service.scorer.routing.champion.label,
+        "drift": [
+            {"feature": r.feature, "psi": r.psi, "statistic": r.statistic, "drifted": r.drifted}
+            for r in (drift.results if drift else [])
+        ],
+        "performance": [asdict(p) for p in performance],
+    }
+
+
+PAGE = (Path(__file__).with_name("monitor.html")).read_bytes()  # self-contained: no CDN

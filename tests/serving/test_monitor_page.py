@@ -1,0 +1,91 @@
+"""The monitoring page, served by a running service and rendered by headless Chromium:
+it loads with no console errors and its charts draw (a screenshot is kept)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from loopline.feedback.labels import Label, LabelBook, matured_performance
+from loopline.serving import Service
+
+from .conftest import SCORE_KEY
+from .test_service import tx
+
+DAY = 86_400_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_monitoring_page_renders_in_chromium(service: Service, tmp_path: Path) -> None:
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium (Debian package) is installed by make test"
+    labels = tmp_path / "labels.db"
+
+    def performance() -> list:  # type: ignore[type-arg]
+        book = LabelBook(labels)  # a connection of the serving thread's own
+        try:
+            return matured_performance(service.log.path, book, now_ms=10**15)
+        finally:
+            book.close()
+
+    service.performance = performance
+    service.sampler.every_s = 0.2
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(service, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+            for i in range(60):
+                r = c.post("/v1/score", json=tx(100 + i), headers={"X-API-Key": SCORE_KEY})
+                assert r.status_code == 200, r.text
+                time.sleep(0.02)
+            book = LabelBook(labels)
+            book.add([Label(f"t-{100 + i}", i % 10 == 0, DAY) for i in range(60)])
+            book.close()
+            assert service.drift is not None
+            service.drift.min_rows = 1
+            assert service.drift.check() is not None
+            time.sleep(0.5)
+            data = c.get("/monitor/data").json()
+            assert len(data["series"]["t"]) >= 2 and data["drift"] and data["performance"]
+        shot = tmp_path / "monitor.png"
+        flags = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
+                 "--disable-dev-shm-usage", "--enable-logging=stderr", "--v=0",
+                 "--virtual-time-budget=4000", "--window-size=1280,1500"]  # fmt: skip
+        url = f"http://127.0.0.1:{port}/monitor"
+        dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True,
+                             timeout=120)  # fmt: skip
+        subprocess.run([*flags, f"--screenshot={shot}", url], capture_output=True, timeout=120)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line]
+    assert not [line for line in console if re.search(r"error|uncaught", line, re.I)], console
+    html = dom.stdout
+    assert 'data-rendered="ok"' in html, "the page's script ran to the end"
+    assert html.count("<polyline") >= 3, "throughput, latency and decision lines drawn"
+    assert html.count("<rect") >= 2, "model-version band and drift bars drawn"
+    assert re.search(r"<td>\d{4}-\d{2}-\d{2}</td>", html), "the matured days' table"
+    assert ">waiting for traffic<" not in html and ">no drift check yet<" not in html
+    assert shot.exists(), "a screenshot was taken"
+    assert shot.stat().st_size > 10_000
