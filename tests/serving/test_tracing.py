@@ -83,3 +83,4 @@ async def test_log_lines_are_json_with_the_trace_id_of_their_request(service: Se
     assert degraded[0]["trace_id"] == r.json()["trace_id"]
     assert degraded[0]["level"] == "warning"
     assert degraded[0]["degraded"] == ["features_unavailable", "rules_only"]
+    assert degraded[0]["degraded_answers"] == 1, "degraded answers since the last such line"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -29,7 +30,7 @@ from loopline.monitoring.tracing import CURRENT_TRACE, Tracing
 from loopline.serving.api import Problem, RequestError, decode_request, openapi
 from loopline.serving.auth import KeyRing
 from loopline.serving.batching import Batcher
-from loopline.serving.collector import freeze_survivors, keep_collections_short
+from loopline.serving.collector import freeze_survivors, keep_collections_short, thaw
 from loopline.serving.decisions import DecisionLog, log_row
 from loopline.serving.metrics import Metrics
 from loopline.serving.model import ServingModel
@@ -77,6 +78,7 @@ class Service:
         self.drift: DriftMonitor | None = None
         self.metrics.registry.register(DriftCollector(self))
         self.sampler = Sampler(self.metrics.registry, lambda: self.scorer.routing.champion.label)
+        self._degraded_logged, self._degraded_since_log = -math.inf, 0
         self._watch_drift_of(self.scorer.routing.champion)
 
     def _watch_drift_of(self, champion: ServingModel) -> None:
@@ -247,11 +249,16 @@ class Service:
         trace_id = CURRENT_TRACE.get() or uuid.uuid4().hex
         decided = await self.batcher.decide(request, trace_id)
         if decided.response.degraded:
-            log.warning(
-                "degraded answer",
-                extra={"degraded": decided.response.degraded,
-                       "model_version": decided.response.model_version},
-            )  # fmt: skip
+            self._degraded_since_log += 1
+            now = time.monotonic()
+            if now - self._degraded_logged >= 1.0:  # a line a second, not one per request
+                log.warning(
+                    "degraded answer",
+                    extra={"degraded": decided.response.degraded,
+                           "model_version": decided.response.model_version,
+                           "degraded_answers": self._degraded_since_log},
+                )  # fmt: skip
+                self._degraded_logged, self._degraded_since_log = now, 0
         body = _json.encode(decided.response)
         row = log_row(decided, key, fingerprint, body)
         left = deadline - time.perf_counter()
@@ -359,6 +366,7 @@ class Service:
             elif message["type"] == "lifespan.shutdown":
                 if collector is not None:
                     collector.cancel()
+                    thaw()
                 if drift is not None:
                     drift.cancel()
                 if sampling is not None:

@@ -26,6 +26,12 @@ def freeze_survivors() -> None:
     gc.freeze()
 
 
+def thaw() -> None:
+    """Undo the freezing (when the service stops): what is frozen is never collected, not
+    even at interpreter exit, where extension modules then report leaks."""
+    gc.unfreeze()
+
+
 async def keep_collections_short(every_s: float = FREEZE_EVERY_S) -> None:
     """Run :func:`freeze_survivors` every ``every_s`` seconds, forever."""
     while True:

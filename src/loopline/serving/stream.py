@@ -34,7 +34,7 @@ from loopline.events import (
 from loopline.features import FeatureView
 from loopline.features.worker import FeatureWorker, WorkerStats, late_letters, to_columns
 from loopline.monitoring.quality import Expectations
-from loopline.serving.collector import FREEZE_EVERY_S, freeze_survivors
+from loopline.serving.collector import FREEZE_EVERY_S, freeze_survivors, thaw
 from loopline.serving.decisions import DecisionLog, log_row
 from loopline.serving.scorer import Scorer
 
@@ -96,7 +96,10 @@ class StreamScorer(FeatureWorker):
                 frozen = time.monotonic()
             return until is not None and until()
 
-        super().run(until=done, idle_sleep_s=idle_sleep_s)
+        try:
+            super().run(until=done, idle_sleep_s=idle_sleep_s)
+        finally:
+            thaw()
 
     def _process(self, tp: TopicPartition, records: list[Any]) -> None:
         decoded = decode_or_dead_letter(records, self.codec, self.dlq)
@@ -185,7 +188,7 @@ class StreamScorer(FeatureWorker):
         decided = self.scorer.decide_columns(cols, features, trace_ids)
         rows = []
         for record, d in zip(records, decided, strict=True):
-            d.arm = "stream"
+            # the arm (champion / challenger) stays; the fingerprint says it came by stream
             position = f"stream:{record.topic}:{record.partition}:{record.offset}"
             body = _json.encode(d.response)
             rows.append(log_row(d, d.response.transaction_id, position, body))
