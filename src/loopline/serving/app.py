@@ -30,12 +30,13 @@ from loopline.monitoring.tracing import CURRENT_TRACE, Tracing
 from loopline.serving.api import Problem, RequestError, decode_request, openapi
 from loopline.serving.auth import KeyRing
 from loopline.serving.batching import Batcher
+from loopline.serving.canary import CanaryGuard
 from loopline.serving.collector import freeze_survivors, keep_collections_short, thaw
 from loopline.serving.decisions import DecisionLog, log_row
 from loopline.serving.metrics import Metrics
 from loopline.serving.model import ServingModel
 from loopline.serving.pan import tokenize
-from loopline.serving.scorer import Scorer, payload_hash
+from loopline.serving.scorer import Decided, Scorer, payload_hash
 
 log = logging.getLogger("loopline.serving")
 Scope = dict[str, Any]
@@ -70,6 +71,9 @@ class Service:
     drift_s: float = 60.0
     # matured precision and recall by decision day, for the monitoring page (None: no labels)
     performance: Callable[[], list[DayPerformance]] | None = None
+    canary: CanaryGuard = field(default_factory=CanaryGuard)
+    # told (challenger label, why) when the guard rolls a canary back, e.g. to record it
+    on_canary_rollback: Callable[[str, str], None] | None = None
     inflight: int = 0
     _pending: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
 
@@ -260,6 +264,7 @@ class Service:
                 )  # fmt: skip
                 self._degraded_logged, self._degraded_since_log = now, 0
         body = _json.encode(decided.response)
+        self._watch_canary(decided)
         row = log_row(decided, key, fingerprint, body)
         left = deadline - time.perf_counter()
         try:
@@ -324,8 +329,33 @@ class Service:
         routing.champion, routing.previous = routing.previous, routing.champion
         return {"champion": routing.champion.label}
 
+    def _watch_canary(self, decided: Decided) -> None:
+        """Feed the canary guard while a challenger takes traffic; roll it back when the
+        guard says it degraded (checked every 50 of its decisions)."""
+        routing = self.scorer.routing
+        if routing.challenger is None or routing.canary_percent <= 0:
+            return
+        r = decided.response
+        error = any(d.startswith("model_error") or d == "model_fallback" for d in r.degraded)
+        guard = self.canary
+        guard.record(decided.arm, flagged=r.decision != "approve", error=error,
+                     model_ms=r.timings_ms.get("model", 0.0))  # fmt: skip
+        if decided.arm != "challenger" or guard.arms["challenger"].decisions % 50:
+            return
+        why = guard.verdict()
+        if why is None:
+            return
+        label = routing.challenger.label
+        routing.canary_percent, routing.challenger = 0.0, None
+        guard.reset()
+        self.metrics.canary_rollbacks.inc()
+        log.warning("canary rolled back", extra={"challenger": label, "why": why})
+        if self.on_canary_rollback is not None:
+            self.on_canary_rollback(label, why)
+
     async def _set_routing(self, args: dict[str, Any]) -> dict[str, Any]:
         routing = self.scorer.routing
+        self.canary.reset()  # a new routing: the guard judges it from its start
         percent = float(args.get("canary_percent", routing.canary_percent))
         if not 0 <= percent <= 100:
             raise RequestError(

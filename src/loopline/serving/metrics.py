@@ -56,6 +56,9 @@ class Metrics:
         self.model_swaps = Counter(
             "loopline_model_swaps", "Blue-green swaps to a new champion", registry=r
         )
+        self.canary_rollbacks = Counter(
+            "loopline_canary_rollbacks", "Canaries rolled back by the guard", registry=r
+        )
         self.watch_failures = Counter(
             "loopline_registry_watch_failures",
             "Failed reads of the registry's champion",

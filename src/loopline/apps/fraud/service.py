@@ -102,6 +102,13 @@ def build(options: ServeOptions) -> Service:
             publish=lambda event: publish_drift(msgspec.json.encode(event), model.label),
         )
 
+    def record_canary_rollback(label: str, why: str) -> None:
+        version = int(label.rsplit(":", 1)[1])
+        registry.record(
+            options.model, version, "roll canary back", trigger="canary guard", why=why,
+            passed=False,
+        )  # fmt: skip
+
     return Service(
         scorer=scorer,
         log=decisions,
@@ -112,6 +119,7 @@ def build(options: ServeOptions) -> Service:
         watch_s=options.watch_s,
         drift_for=drift_for,
         drift_s=options.drift_s,
+        on_canary_rollback=record_canary_rollback,
     )
 
 
