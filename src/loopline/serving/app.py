@@ -14,20 +14,21 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 from opentelemetry.trace import Span
 
-from loopline.exceptions import ConfigError, LooplineError
 from loopline.feedback.labels import DayPerformance
 from loopline.monitoring import page
 from loopline.monitoring.monitor import DriftCollector, DriftMonitor, DriftReport
 from loopline.monitoring.page import Sampler
 from loopline.monitoring.tracing import CURRENT_TRACE, Tracing
+from loopline.serving.admin import Admin
 from loopline.serving.api import Problem, RequestError, decode_request, openapi
+from loopline.serving.asgi import Receive, Scope, Send, header, read_body, respond
 from loopline.serving.auth import KeyRing
 from loopline.serving.batching import Batcher
 from loopline.serving.canary import CanaryGuard
@@ -39,9 +40,6 @@ from loopline.serving.pan import tokenize
 from loopline.serving.scorer import Decided, Scorer, payload_hash
 
 log = logging.getLogger("loopline.serving")
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
 _json = msgspec.json.Encoder()
 
 
@@ -79,6 +77,7 @@ class Service:
 
     def __post_init__(self) -> None:
         self.batcher = Batcher(self.scorer)
+        self.admin = Admin(self)
         self.drift: DriftMonitor | None = None
         self.metrics.registry.register(DriftCollector(self))
         self.sampler = Sampler(self.metrics.registry, lambda: self.scorer.routing.champion.label)
@@ -120,7 +119,7 @@ class Service:
             trace = CURRENT_TRACE.get()
             if trace is not None:
                 headers = [*headers, (b"x-trace-id", trace.encode())]
-            await _respond(send, status, body, headers)
+            await respond(send, status, body, headers)
 
     @contextlib.contextmanager
     def _span(self, route: str, scope: Scope) -> Iterator[Span | None]:
@@ -133,7 +132,7 @@ class Service:
             finally:
                 CURRENT_TRACE.reset(token)
             return
-        parent = _header(scope, b"traceparent")
+        parent = header(scope, b"traceparent")
         carrier = {} if parent is None else {"traceparent": parent}
         with self.tracing.request(route, carrier) as span:
             yield span
@@ -166,13 +165,14 @@ class Service:
             return 200, _json.encode(page.data(self)), []
         if scope["path"].startswith("/admin/") and scope["method"] == "POST":
             self._require(scope, "admin")
-            return await self._admin(
-                scope["path"][len("/admin/") :], await _body(receive, self.limits)
+            return await self.admin.handle(
+                scope["path"][len("/admin/") :],
+                await read_body(receive, self.limits.max_body_bytes),
             )
         raise RequestError(404, Problem(error=f"No route {route}.", detail="See /openapi.json."))
 
     def _require(self, scope: Scope, needed: str) -> None:
-        presented = _header(scope, b"x-api-key")
+        presented = header(scope, b"x-api-key")
         scopes = self.keys.scopes_of(presented)
         if not scopes:
             raise RequestError(401, Problem(error="Missing or unknown API key.", field="X-API-Key"))
@@ -192,9 +192,9 @@ class Service:
             )
         self.inflight += 1
         try:
-            raw = await _body(receive, self.limits)
+            raw = await read_body(receive, self.limits.max_body_bytes)
             request = decode_request(raw)
-            key = _header(scope, b"idempotency-key") or request.transaction_id
+            key = header(scope, b"idempotency-key") or request.transaction_id
             if len(key) > 128:
                 raise RequestError(
                     422,
@@ -282,53 +282,6 @@ class Service:
         self.metrics.decided(decided)
         return body
 
-    async def _admin(
-        self, action: str, body: bytes
-    ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-        try:
-            args = msgspec.json.decode(body) if body.strip() else {}
-        except msgspec.DecodeError as exc:
-            raise RequestError(400, Problem(error=f"Body is not valid JSON: {exc}")) from None
-        if not isinstance(args, dict):
-            raise RequestError(422, Problem(error="The body must be a JSON object."))
-        handlers = {
-            "rules/reload": self._reload_rules,
-            "model/reload": self._reload_model,
-            "model/rollback": self._rollback,
-            "routing": self._set_routing,
-        }
-        handler = handlers.get(action)
-        if handler is None:
-            raise RequestError(404, Problem(error=f"No admin action {action!r}."))
-        try:
-            return 200, _json.encode(await handler(args)), []
-        except (ValueError, TypeError, LooplineError) as exc:  # bad arguments: the caller's
-            raise RequestError(422, Problem(error=str(exc), detail=f"Arguments: {args}")) from None
-
-    async def _reload_rules(self, args: dict[str, Any]) -> dict[str, Any]:
-        try:
-            rules = self.scorer.rules.reload()
-        except (ConfigError, OSError) as exc:  # a broken rule file: the caller's to fix
-            raise RequestError(422, Problem(error=str(exc), field="rules")) from None
-        return {"rules_version": rules.version}
-
-    async def _reload_model(self, args: dict[str, Any]) -> dict[str, Any]:
-        """Blue-green: load and warm the new version off the event loop, then swap; the
-        old one stays loaded for an instant rollback."""
-        routing = self.scorer.routing
-        fresh = await asyncio.to_thread(self._loader(), args.get("version", "champion"))
-        if fresh.label != routing.champion.label:
-            routing.previous, routing.champion = routing.champion, fresh
-            self._watch_drift_of(fresh)
-        return {"champion": routing.champion.label}
-
-    async def _rollback(self, args: dict[str, Any]) -> dict[str, Any]:
-        routing = self.scorer.routing
-        if routing.previous is None:
-            raise RequestError(409, Problem(error="No previous model is loaded to roll back to."))
-        routing.champion, routing.previous = routing.previous, routing.champion
-        return {"champion": routing.champion.label}
-
     def _watch_canary(self, decided: Decided) -> None:
         """Feed the canary guard while a challenger takes traffic; roll it back when the
         guard says it degraded (checked every 50 of its decisions)."""
@@ -352,31 +305,6 @@ class Service:
         log.warning("canary rolled back", extra={"challenger": label, "why": why})
         if self.on_canary_rollback is not None:
             self.on_canary_rollback(label, why)
-
-    async def _set_routing(self, args: dict[str, Any]) -> dict[str, Any]:
-        routing = self.scorer.routing
-        self.canary.reset()  # a new routing: the guard judges it from its start
-        percent = float(args.get("canary_percent", routing.canary_percent))
-        if not 0 <= percent <= 100:
-            raise RequestError(
-                422,
-                Problem(
-                    error=f"canary_percent must be 0-100, got {percent}.", field="canary_percent"
-                ),
-            )
-        if "challenger" in args:
-            ref = args["challenger"]
-            routing.challenger = (
-                None if ref is None else await asyncio.to_thread(self._loader(), ref)
-            )
-        routing.canary_percent = percent
-        routing.shadow = bool(args.get("shadow", routing.shadow))
-        return {
-            "champion": routing.champion.label,
-            "challenger": routing.challenger.label if routing.challenger else None,
-            "canary_percent": routing.canary_percent,
-            "shadow": routing.shadow,
-        }
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         watcher: asyncio.Task[None] | None = None
@@ -418,7 +346,7 @@ class Service:
             try:
                 version = await asyncio.to_thread(self.champion_version)
                 if version != self.scorer.routing.champion.version:
-                    swapped = await self._reload_model({"version": version})
+                    swapped = await self.admin.reload_model({"version": version})
                     self.metrics.model_swaps.inc()
                     log.info("champion swapped", extra=swapped)
             except Exception:  # a registry hiccup must not stop the watch
@@ -443,51 +371,3 @@ class Service:
                 continue
             if report is not None and report.drifted:
                 log.warning("drift", extra={"features": report.drifted, "rows": report.rows})
-
-    def _loader(self) -> Callable[[str | int], ServingModel]:
-        if self.load_model is None:
-            raise RequestError(409, Problem(error="This service was started without a registry."))
-        return self.load_model
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return bytes(value).decode("latin-1")
-    return None
-
-
-async def _body(receive: Receive, limits: Limits) -> bytes:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limits.max_body_bytes:
-            raise RequestError(
-                413,
-                Problem(
-                    error=f"Body larger than {limits.max_body_bytes} bytes.",
-                    detail="Send one transaction per request.",
-                ),
-            )
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
-
-
-async def _respond(
-    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
-) -> None:
-    base = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status == 503:
-        base.append((b"retry-after", b"1"))
-    names = {k for k, _ in headers}
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [*(h for h in base if h[0] not in names), *headers],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
