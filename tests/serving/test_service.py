@@ -200,9 +200,12 @@ async def test_blue_green_reload_and_instant_rollback(
         r = await c.post("/admin/model/reload", json={"version": 2}, headers=admin)
         assert r.json() == {"champion": "fraud:2"}
         assert (await score(c, tx(300))).json()["model_version"] == "fraud:2"
+        assert service.drift is not None
+        assert service.drift.model_version == "fraud:2", "drift follows the champion"
         r = await c.post("/admin/model/rollback", headers=admin)
         assert r.json() == {"champion": "fraud:1"}
         assert (await score(c, tx(301))).json()["model_version"] == "fraud:1"
+        assert service.drift.model_version == "fraud:1"
 
 
 async def test_overload_gets_503_with_retry_after(

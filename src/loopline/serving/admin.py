@@ -63,7 +63,7 @@ class Admin:
         fresh = await asyncio.to_thread(self._loader(), args.get("version", "champion"))
         if fresh.label != routing.champion.label:
             routing.previous, routing.champion = routing.champion, fresh
-            self.service._watch_drift_of(fresh)
+            self.service.watch_drift_of(fresh)
         return {"champion": routing.champion.label}
 
     async def rollback(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -71,6 +71,7 @@ class Admin:
         if routing.previous is None:
             raise RequestError(409, Problem(error="No previous model is loaded to roll back to."))
         routing.champion, routing.previous = routing.previous, routing.champion
+        self.service.watch_drift_of(routing.champion)
         return {"champion": routing.champion.label}
 
     async def set_routing(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -82,9 +82,10 @@ class Service:
         self.metrics.registry.register(DriftCollector(self))
         self.sampler = Sampler(self.metrics.registry, lambda: self.scorer.routing.champion.label)
         self._degraded_logged, self._degraded_since_log = -math.inf, 0
-        self._watch_drift_of(self.scorer.routing.champion)
+        self.watch_drift_of(self.scorer.routing.champion)
 
-    def _watch_drift_of(self, champion: ServingModel) -> None:
+    def watch_drift_of(self, champion: ServingModel) -> None:
+        """Compare ``champion``'s decisions with its own training reference from now on."""
         if self.drift_for is not None:
             self.drift = self.drift_for(champion)
 
