@@ -128,11 +128,7 @@ class EmbeddedStore:
             ring.merge_runs(slots[r.codes], r.tiles, r.parts, r.sets)
 
     def read(self, version: str, key: str, windows: Sequence[Window]) -> list[WindowValue]:
-        slots = {}  # the key's slot in each partition: one lookup per partition, not per hop
-        for (v, partition), slot_map in self._slot_maps.items():
-            slot = slot_map.slots.get(key) if v == version else None
-            if slot is not None:
-                slots[partition] = slot
+        slots = dict(self.locate(version, key))  # one lookup per partition, not per hop
         out = []
         for w in windows:
             self._load(version, w.hop_ms, w.layout)

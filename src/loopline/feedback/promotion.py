@@ -97,16 +97,14 @@ def gate(
     if e.champion_p99_ms > 0:
         ratio = e.challenger_p99_ms / e.champion_p99_ms
         figures["latency_ratio"] = ratio
-        ok = ratio <= max_latency_ratio
-        passed &= ok
+        passed &= ratio <= max_latency_ratio
         reasons.append(
             f"latency: p99 {e.challenger_p99_ms:.2f} ms against {e.champion_p99_ms:.2f} ms "
             f"({ratio:.2f}x, limit {max_latency_ratio:.2f}x)"
         )
     rate = e.challenger_errors / max(e.challenger_calls, 1)
     figures["error_rate"] = rate
-    ok = rate <= max_error_rate
-    passed &= ok
+    passed &= rate <= max_error_rate
     reasons.append(
         f"errors: {e.challenger_errors} of {e.challenger_calls} calls "
         f"({rate:.3%}, limit {max_error_rate:.3%})"

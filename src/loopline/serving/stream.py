@@ -147,11 +147,11 @@ class StreamScorer(FeatureWorker):
             columns = {f.name: np.empty(n) for f in view.features}
             for r in range(int(rounds.max(initial=-1)) + 1):
                 idx = np.flatnonzero(rounds == r)
-                if applied and late is not None and fs.include_event:
+                if late is not None and fs.include_event:
                     self._apply_round(view, cols, tp, offsets, late, idx)
                 for name, values in engine.read_many(view, keys[idx].tolist(), times[idx]).items():
                     columns[name][idx] = values
-                if applied and late is not None and not fs.include_event:
+                if late is not None and not fs.include_event:
                     self._apply_round(view, cols, tp, offsets, late, idx)
             out.update({f"{view.name}__{name}": v for name, v in columns.items()})
         read = {v.version for v in fs.views}
