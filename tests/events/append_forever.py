@@ -16,5 +16,6 @@ batch = 0
 while True:
     messages = [Message(f"{batch}:{i}".encode() * 50, key=b"k") for i in range(200)]
     positions = log.append_many("payments", messages)
-    print(batch, positions[0][1], len(positions), flush=True)
+    sys.stdout.write(f"{batch} {positions[0][1]} {len(positions)}\n")  # one write per line
+    sys.stdout.flush()
     batch += 1
