@@ -19,6 +19,9 @@ bench_app = typer.Typer(
 )
 features_app = typer.Typer(help="Feature engine: definitions, consistency.", no_args_is_help=True)
 events_app = typer.Typer(help="Event log: inspect topics and records.", no_args_is_help=True)
+scenario_app = typer.Typer(
+    help="Scenario checks: the whole loop on a simulated stream.", no_args_is_help=True
+)
 app.add_typer(events_app, name="events")
 app.add_typer(demo_app, name="demo")
 app.add_typer(features_app, name="features")
@@ -27,6 +30,7 @@ app.add_typer(simulate_app, name="simulate")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(serve_app, name="serve")
+app.add_typer(scenario_app, name="scenario")
 
 
 @app.command()
@@ -165,6 +169,33 @@ def bench_training(ctx: typer.Context) -> None:
 def bench_serving(ctx: typer.Context) -> None:
     """Decision service vs a FastAPI baseline: max rps, p99 at half load [--json]."""
     _run_benchmark("serving", ctx.args)
+
+
+@scenario_app.command("drift")
+def scenario_drift(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    customers: Annotated[int, typer.Option(min=200, help="Simulated customers.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Simulation seed.")] = 0,
+    share: Annotated[
+        float, typer.Option(min=0.0, help="The new scenario's volume per genuine transaction.")
+    ] = 0.3,
+    report: Annotated[Path, typer.Option(help="The HTML report.")] = Path(
+        ".loopline/scenario-drift.html"
+    ),
+) -> None:
+    """A new fraud pattern starts mid-stream: drift detected, a challenger trained,
+    shadowed, gated, canaried and promoted without a human; and a control stream without
+    the change, whose every alert is a false alarm (simulated, accelerated time)."""
+    import json
+
+    from loopline.apps.fraud.scenario import ScenarioOptions, run, show
+
+    options = ScenarioOptions(customers=customers, seed=seed, share=share, progress=not as_json)
+    result = run(options, report=report)
+    if as_json:
+        typer.echo(json.dumps(result))
+    else:
+        show(result)
 
 
 def main() -> None:

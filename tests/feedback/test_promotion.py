@@ -56,6 +56,7 @@ def test_slow_or_failing_challengers_are_refused_whatever_their_quality() -> Non
 def test_too_few_matured_frauds_means_wait() -> None:
     result = gate(_evidence(n=300, gain=2.0))
     assert not result.passed
+    assert result.wait
     assert "wait for more labels" in result.reasons[0]
 
 

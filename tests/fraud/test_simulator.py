@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
 from loopline.apps.fraud import data
 from loopline.apps.fraud.events import Label, Transaction
 from loopline.apps.fraud.publish import publish
-from loopline.apps.fraud.simulator import DAY_MS, SCENARIOS, profile, simulate
+from loopline.apps.fraud.simulator import DAY_MS, SCENARIOS, START_MS, profile, simulate
 from loopline.events import Codec, EmbeddedLog, TopicPartition
 from loopline.exceptions import ConfigError
 
@@ -28,7 +31,7 @@ def test_every_scenario_occurs_and_only_frauds_have_one() -> None:
     tx = simulate(profile("full", customers=1000, terminals=2000, days=60), seed=1).transactions
     scenario = np.asarray(tx["scenario"].to_pylist())
     fraud = tx["is_fraud"].to_numpy() == 1
-    assert set(scenario.tolist()) == set(SCENARIOS)
+    assert set(scenario.tolist()) == set(SCENARIOS) - {"card_enumeration"}, "not by default"
     assert ((scenario != "genuine") == fraud).all()
     assert 0.002 < fraud.mean() < 0.05
     times = tx["event_time_ms"].to_numpy()
@@ -39,6 +42,28 @@ def test_every_scenario_occurs_and_only_frauds_have_one() -> None:
     testing = scenario == "card_testing"
     assert (tx["amount"].to_numpy()[testing] <= 1500).all()
     assert cnp[testing].all()
+
+
+def test_card_enumeration_starts_when_told_and_looks_like_a_bot_wave() -> None:
+    p = replace(SMALL, scenarios=SCENARIOS[1:], starts=(("card_enumeration", 30),))
+    tx = simulate(p, seed=3).transactions
+    wave = np.asarray(tx["scenario"].to_pylist()) == "card_enumeration"
+    day = (tx["event_time_ms"].to_numpy() - START_MS) // DAY_MS
+    assert wave.any()
+    assert (day[wave] >= 30).all(), "nothing before its first day"
+    genuine_after = ((np.asarray(tx["scenario"].to_pylist()) == "genuine") & (day >= 30)).sum()
+    assert 0.25 < wave.sum() / genuine_after < 0.35, "0.3 per genuine transaction"
+    assert tx.filter(pa.array(wave))["device_id"].null_count == int(wave.sum()), "no device"
+    amounts = tx["amount"].to_numpy()[wave]
+    assert (amounts >= 1).all()
+    assert (amounts <= 15).all()
+    checkouts = {
+        (d, t)
+        for d, t in zip(day[wave], np.asarray(tx["terminal_id"].to_pylist())[wave], strict=True)
+    }
+    assert len(checkouts) == len(set(day[wave].tolist())), "one compromised checkout a day"
+    with pytest.raises(ConfigError, match="cannot start later"):
+        replace(SMALL, starts=(("amount", 10),))
 
 
 def test_handbook_profile_matches_the_handbook_setting() -> None:

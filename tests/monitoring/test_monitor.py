@@ -31,9 +31,10 @@ def test_quiet_on_the_same_distribution_then_flags_only_the_shifted_feature() ->
     events: list[DriftEvent] = []
     monitor = DriftMonitor(
         reference=reference,
-        recent=lambda n: window[0][:n],
+        recent=lambda n, since: window[0][:n],
         model_version="fraud:1",
         publish=events.append,
+        window_ms=None,  # the newest rows, however recent
     )
     report = monitor.check()
     assert report is not None
@@ -68,6 +69,49 @@ def test_too_few_recent_rows_give_no_verdict() -> None:
     rng = np.random.default_rng(1)
     reference = {"amount": rng.normal(size=1000), "score": rng.random(1000)}
     few = _rows(rng, 10)
-    monitor = DriftMonitor(reference=reference, recent=lambda n: few, model_version="m:1")
+    monitor = DriftMonitor(
+        reference=reference, recent=lambda n, since: few, model_version="m:1", window_ms=None
+    )
     assert monitor.check() is None
     assert monitor.last is None
+
+
+def test_the_window_is_the_last_day_and_calendar_features_are_not_compared() -> None:
+    rng = np.random.default_rng(2)
+    reference = {
+        "amount": rng.normal(size=2000),
+        "is_weekend": (rng.random(2000) < 2 / 7).astype(float),
+        "score": rng.random(2000),
+    }
+    saturday = [  # a weekend day: all weekend, which is the calendar, not drift
+        (float(s), msgspec.json.encode({"amount": float(a), "is_weekend": 1.0}))
+        for s, a in zip(rng.random(1000), rng.normal(size=1000), strict=True)
+    ]
+    asked: list[tuple[int, int | None]] = []
+
+    def recent(n: int, since: int | None) -> list[tuple[float, bytes]]:
+        asked.append((n, since))
+        return saturday
+
+    now_s = [1_750_000_000.0]
+    monitor = DriftMonitor(
+        reference=reference,
+        recent=recent,
+        model_version="m:1",
+        ignore=frozenset({"is_weekend"}),
+        clock=lambda: now_s[0],
+    )
+    now_s[0] += 86_399
+    assert monitor.check() is None, "watched for less than a day: no verdict on a part of one"
+    assert asked == []
+    now_s[0] += 1
+    report = monitor.check()
+    assert asked == [(monitor.window, int(now_s[0] * 1000) - 86_400_000)]
+    assert report is not None
+    assert report.checked_ms == int(now_s[0] * 1000)
+    assert [r.feature for r in report.results] == ["amount", "score"]
+    assert report.drifted == []
+    monitor.ignore = frozenset()
+    report = monitor.check()
+    assert report is not None
+    assert report.drifted == ["is_weekend"]

@@ -40,6 +40,12 @@ def test_the_guard_judges_errors_flag_rates_and_waits_for_enough_decisions() -> 
     assert "challenger flags 80.0% of its decisions against 5.0%" in declines_all
     flags_nothing = _guard((500, 100, 0), (500, 0, 0)).verdict()
     assert flags_nothing is not None, "far fewer flags is as wrong as far more"
+    catches_more = _guard((500, 25, 0), (500, 200, 0))  # 8x the champion's flags
+    assert catches_more.verdict() is not None
+    catches_more.expected_flag_ratio = 6.0  # what its shadow run showed on the same traffic
+    assert catches_more.verdict() is None, "flagging as it did in shadow is no degradation"
+    catches_more.expected_flag_ratio = 1.5
+    assert "expected 1.50x from its shadow run" in (catches_more.verdict() or "")
     slow = CanaryGuard(min_decisions=10)
     for _ in range(20):
         slow.record("champion", flagged=False, error=False, model_ms=1.0)

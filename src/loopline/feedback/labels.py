@@ -138,6 +138,32 @@ def matured_performance(
     return out
 
 
+def matured_scores(
+    decisions_db: Path,
+    labels: LabelBook,
+    *,
+    model_version: str,
+    decided_from_ms: int,
+    decided_until_ms: int,
+    labelled_before_ms: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and model scores (before rules) of ``model_version``'s decisions in a
+    period, for those whose label had arrived by ``labelled_before_ms``."""
+    labels.conn.execute("ATTACH DATABASE ? AS log", (str(decisions_db),))
+    try:
+        rows = labels.conn.execute(
+            """SELECT l.is_fraud, d.model_score
+               FROM log.decisions d JOIN labels l USING (transaction_id)
+               WHERE d.model_version = ? AND d.model_score IS NOT NULL
+                 AND d.decided_ms >= ? AND d.decided_ms < ? AND l.label_time_ms < ?""",
+            (model_version, decided_from_ms, decided_until_ms, labelled_before_ms),
+        ).fetchall()
+    finally:
+        labels.conn.execute("DETACH DATABASE log")
+    got = np.array(rows, dtype=np.float64).reshape(-1, 2)
+    return got[:, 0].astype(np.int8), got[:, 1]
+
+
 def average_precision(y: np.ndarray, scores: np.ndarray) -> float:
     if y.sum() == 0:
         return float("nan")

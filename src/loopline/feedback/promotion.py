@@ -21,8 +21,10 @@ The result says which parts passed and why, in words, to be recorded with the st
 
 from __future__ import annotations
 
+import math
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +53,7 @@ class GateResult:
     passed: bool
     reasons: list[str]
     figures: dict[str, float] = field(default_factory=dict)
+    wait: bool = False  # not judged: too few matured labels yet
 
 
 def gate(
@@ -74,7 +77,7 @@ def gate(
             f"only {frauds} matured frauds among {len(e.y)} labelled decisions "
             f"(need {min_frauds}): wait for more labels"
         )
-        return GateResult(False, [wait], figures)
+        return GateResult(False, [wait], figures, wait=True)
     ap_champion = average_precision(e.y, e.champion)
     ap_challenger = average_precision(e.y, e.challenger)
     wins = _bootstrap_wins(e, resamples, seed)
@@ -126,19 +129,61 @@ def _bootstrap_wins(e: Evidence, resamples: int, seed: int) -> float:
     return wins / resamples
 
 
+def paired_p99_ms(
+    champion: Callable[[npt.NDArray[np.float64]], object],
+    challenger: Callable[[npt.NDArray[np.float64]], object],
+    x_champion: npt.NDArray[np.float64],
+    x_challenger: npt.NDArray[np.float64],
+    repeats: int = 3,
+) -> tuple[float, float]:
+    """Each model's p99 time to score one row, timed row by row in turns on the same
+    transactions (each with its own feature columns), so that a busy machine slows both
+    alike; a row's time is the best of ``repeats`` (a time slice lost to another
+    process is not the model's)."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for i in range(len(x_champion)):
+        for k, (score, x) in enumerate(((champion, x_champion), (challenger, x_challenger))):
+            best = math.inf
+            for _ in range(repeats):
+                started = time.perf_counter()
+                score(x[i : i + 1])
+                best = min(best, time.perf_counter() - started)
+            times[k].append(best * 1000)
+    return float(np.percentile(times[0], 99)), float(np.percentile(times[1], 99))
+
+
 def shadow_evidence(
-    decisions_db: Path, labels_db: Path, challenger: str, *, labelled_before_ms: int
+    decisions_db: Path,
+    labels_db: Path,
+    challenger: str,
+    *,
+    labelled_before_ms: int,
+    decided_before_ms: int | None = None,
 ) -> Evidence:
-    """The challenger's shadowed decisions with the labels that arrived before
-    ``labelled_before_ms`` (what had matured when the gate ran)."""
+    """The challenger's shadowed decisions (those decided before ``decided_before_ms``:
+    the matured ones) with the labels that arrived before ``labelled_before_ms`` (what
+    was known when the gate ran), and how often the challenger failed to score."""
+    until = decided_before_ms if decided_before_ms is not None else 2**62
     with sqlite3.connect(decisions_db) as conn:
         conn.execute("ATTACH DATABASE ? AS book", (str(labels_db),))
         rows: Sequence[tuple[float, float, int]] = conn.execute(
             """SELECT d.model_score, d.shadow_score, l.is_fraud
                FROM decisions d JOIN book.labels l USING (transaction_id)
                WHERE d.shadow_model = ? AND d.shadow_score IS NOT NULL
-                 AND d.model_score IS NOT NULL AND l.label_time_ms < ?""",
-            (challenger, labelled_before_ms),
+                 AND d.model_score IS NOT NULL AND l.label_time_ms < ?
+                 AND d.decided_ms < ?""",
+            (challenger, labelled_before_ms, until),
         ).fetchall()
+        calls, errors = conn.execute(
+            """SELECT count(*), coalesce(sum(shadow_score IS NULL), 0) FROM decisions
+               WHERE shadow_model = ? AND decided_ms < ?""",
+            (challenger, until),
+        ).fetchone()
     got = np.array(rows, dtype=np.float64).reshape(-1, 3)
-    return Evidence(y=got[:, 2].astype(np.int8), champion=got[:, 0], challenger=got[:, 1])
+    return Evidence(
+        y=got[:, 2].astype(np.int8),
+        champion=got[:, 0],
+        challenger=got[:, 1],
+        challenger_errors=int(errors),
+        challenger_calls=int(calls),
+    )

@@ -23,6 +23,7 @@ The result goes out three ways:
 from __future__ import annotations
 
 import math
+import operator
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -34,10 +35,11 @@ import numpy.typing as npt
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from loopline.monitoring.drift import Drift, categorical, compare, numeric
+from loopline.monitoring.drift import Drift, Reference, categorical, compare, numeric
 
 F64 = npt.NDArray[np.float64]
 SCORE = "score"
+DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -72,44 +74,75 @@ class DriftMonitor:
 
     Args:
         reference: Feature name (and ``score``) -> the training-time sample.
-        recent: The newest decisions as (score, features JSON) rows.
+        recent: ``recent(limit, since_ms)``: the newest decisions (at most ``limit``,
+            decided at ``since_ms`` or later when given) as (score, features JSON) rows.
         model_version: The version whose decisions are compared (its reference).
         publish: Called with each :class:`DriftEvent` (e.g. appended to a topic).
-        window: How many recent decisions a check reads.
+        window: How many recent decisions a check reads, at most.
+        window_ms: How far back a check reads (None: no limit). A whole day keeps
+            features that follow the time of day comparable with the reference.
+        ignore: Features not compared: those that follow the calendar (a weekend day
+            is all weekend) are not drift.
         min_rows: Fewer recent rows than this: no verdict (too little to test).
         alpha: The false discovery rate across all features.
         categories_up_to: A reference with this many distinct values or fewer is
             compared as categories.
+        clock: Seconds since the epoch (a simulation's clock, or the wall clock).
     """
 
     reference: Mapping[str, F64]
-    recent: Callable[[int], list[tuple[float, bytes]]]
+    recent: Callable[[int, int | None], list[tuple[float, bytes]]]
     model_version: str
     publish: Callable[[DriftEvent], None] | None = None
-    window: int = 5000
+    window: int = 20_000
+    window_ms: int | None = DAY_MS
+    ignore: frozenset[str] = frozenset()
     min_rows: int = 500
     alpha: float = 0.01
     categories_up_to: int = 10
+    clock: Callable[[], float] = time.time
     last: DriftReport | None = None
     _drifting: set[str] = field(default_factory=set)
+    _started_ms: int = -1
+    _references: dict[str, Reference | dict[str, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._started_ms = int(self.clock() * 1000)
 
     def check(self) -> DriftReport | None:
-        """Compare the recent window with the reference; None when it is too small."""
-        rows = self.recent(self.window)
+        """Compare the recent window with the reference; None when it is too small, or
+        when the model has not been watched for a whole ``window_ms`` yet (a part of a
+        day is not a day)."""
+        now_ms = int(self.clock() * 1000)
+        since = None if self.window_ms is None else now_ms - self.window_ms
+        if since is not None and since < self._started_ms:
+            return None
+        rows = self.recent(self.window, since)
         if len(rows) < self.min_rows:
             return None
-        current = _columns(rows, list(self.reference))
+        compared = [name for name in self.reference if name not in self.ignore]
+        current = _columns(rows, compared)
         results = []
-        for name, ref in self.reference.items():
-            now = current[name]
-            if _distinct(ref) <= self.categories_up_to:
-                results.append(categorical(name, _counts(ref), _counts(now)))
+        for name in compared:
+            ref = self._prepared(name)
+            if isinstance(ref, Reference):
+                results.append(numeric(name, ref, current[name]))
             else:
-                results.append(numeric(name, ref, now))
-        report = DriftReport(int(time.time() * 1000), len(rows), compare(results, alpha=self.alpha))
+                results.append(categorical(name, ref, _counts(current[name])))
+        report = DriftReport(now_ms, len(rows), compare(results, alpha=self.alpha))
         self._announce(report)
         self.last = report
         return report
+
+    def _prepared(self, name: str) -> Reference | dict[str, int]:
+        """The reference of ``name`` as compared: category counts, or a numeric sample
+        prepared once."""
+        got = self._references.get(name)
+        if got is None:
+            ref = self.reference[name]
+            few = _distinct(ref) <= self.categories_up_to
+            got = self._references[name] = _counts(ref) if few else Reference.of(ref)
+        return got
 
     def _announce(self, report: DriftReport) -> None:
         now = set(report.drifted)
@@ -167,14 +200,17 @@ class DriftCollector(Collector):
 
 
 def _columns(rows: list[tuple[float, bytes]], names: list[str]) -> dict[str, F64]:
-    decoded = [msgspec.json.decode(features) for _, features in rows]
-    out = {
-        name: np.array(
-            [math.nan if (v := d.get(name)) is None else v for d in decoded], dtype=np.float64
-        )
-        for name in names
-        if name != SCORE
-    }
+    """The logged features as columns (null and absent: NaN), and the scores."""
+    decoded = msgspec.json.decode(b"[" + b",".join(features for _, features in rows) + b"]")
+    wanted = [n for n in names if n != SCORE]
+    row = operator.itemgetter(*wanted) if wanted else lambda d: ()
+    try:  # one C call a row; a row without some feature takes the slow way
+        values = [row(d) for d in decoded]
+    except KeyError:
+        values = [tuple(d.get(n) for n in wanted) for d in decoded]
+    # None (a NaN in the log) becomes NaN in a float array
+    matrix = np.array(values, dtype=np.float64).reshape(len(decoded), len(wanted))
+    out = {name: matrix[:, i] for i, name in enumerate(wanted)}
     out[SCORE] = np.array([score for score, _ in rows], dtype=np.float64)
     return out
 

@@ -187,6 +187,7 @@ class Registry:
         *,
         trigger: str = "manual",
         why: str = "",
+        at_ms: int | None = None,
     ) -> ModelVersion:
         """Point ``alias`` at ``version``; the version it pointed at is remembered for
         :meth:`rollback`. The step is recorded (see :meth:`history`)."""
@@ -198,7 +199,9 @@ class Registry:
             history = self._history(name, alias)
             self._set_history(name, alias, [*history, previous])
         self.client.set_registered_model_alias(name, alias, str(target.version))
-        self.record(name, target.version, f"promote to {alias}", trigger=trigger, why=why)
+        self.record(
+            name, target.version, f"promote to {alias}", trigger=trigger, why=why, at_ms=at_ms
+        )
         return self.get(name, target.version)
 
     def rollback(
@@ -225,11 +228,14 @@ class Registry:
         trigger: str,
         passed: bool = True,
         why: str = "",
+        at_ms: int | None = None,
     ) -> Step:
         """Record a step of ``name``'s life (a promotion, a gate, a rollback): what it
-        did, what triggered it, whether it passed and why."""
+        did, what triggered it, whether it passed and why. ``at_ms``: when it happened,
+        if not now (a simulation's clock)."""
         stamp = time.time_ns()
-        step = Step(stamp // 1_000_000, version, action, trigger, passed, why)
+        when = stamp // 1_000_000 if at_ms is None else at_ms
+        step = Step(when, version, action, trigger, passed, why)
         key = f"{STEP_TAG}{stamp:020d}"  # sorts in time order
         self.client.set_registered_model_tag(name, key, json.dumps(asdict(step)))
         return step

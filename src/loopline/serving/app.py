@@ -265,7 +265,7 @@ class Service:
                 )  # fmt: skip
                 self._degraded_logged, self._degraded_since_log = now, 0
         body = _json.encode(decided.response)
-        self._watch_canary(decided)
+        self.watch_canary(decided)
         row = log_row(decided, key, fingerprint, body)
         left = deadline - time.perf_counter()
         try:
@@ -283,11 +283,20 @@ class Service:
         self.metrics.decided(decided)
         return body
 
-    def _watch_canary(self, decided: Decided) -> None:
-        """Feed the canary guard while a challenger takes traffic; roll it back when the
-        guard says it degraded (checked every 50 of its decisions)."""
+    def watch_canary(self, decided: Decided) -> None:
+        """Feed the canary guard while a challenger takes traffic (and its shadow tally
+        while it watches); roll it back when the guard says it degraded (checked every 50
+        of its decisions). The HTTP path calls it for each decision, and so does a
+        streaming scorer sharing this service's."""
         routing = self.scorer.routing
-        if routing.challenger is None or routing.canary_percent <= 0:
+        if routing.challenger is None:
+            return
+        if decided.shadow_score is not None and decided.model_score is not None:
+            self.canary.record_shadow(
+                champion_flags=decided.model_score >= routing.champion.review_threshold,
+                challenger_flags=decided.shadow_score >= routing.challenger.review_threshold,
+            )
+        if routing.canary_percent <= 0:
             return
         r = decided.response
         error = any(d.startswith("model_error") or d == "model_fallback" for d in r.degraded)

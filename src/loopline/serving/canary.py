@@ -9,6 +9,10 @@ arm over the same period:
   ways;
 - its model latency p99, against the champion's.
 
+A challenger that is better may well flag more than the champion (it catches what the
+champion misses): the flag-rate limit is around ``expected_flag_ratio``, the ratio its
+shadow run showed on the same traffic (1.0 when unknown).
+
 The guard waits for ``min_decisions`` on each arm before judging. Its counters start
 again whenever the routing changes.
 """
@@ -52,13 +56,28 @@ class CanaryGuard:
     max_error_rate: float = 0.01
     max_flag_ratio: float = 3.0  # either way: 3x more flags, or 3x fewer
     max_latency_ratio: float = 2.0
+    expected_flag_ratio: float = 1.0  # challenger / champion flag rate seen in shadow
     arms: dict[str, Arm] = field(default_factory=dict)
+    shadowed: int = 0  # decisions the challenger scored in shadow since the last reset
+    champion_flags: int = 0  # of them, flagged by the champion's score alone
+    shadow_flags: int = 0  # and by the challenger's
 
     def record(self, arm: str, *, flagged: bool, error: bool, model_ms: float) -> None:
         self.arms.setdefault(arm, Arm()).add(flagged, error, model_ms)
 
     def reset(self) -> None:
         self.arms.clear()
+        self.shadowed = self.shadow_flags = self.champion_flags = 0
+
+    def record_shadow(self, *, champion_flags: bool, challenger_flags: bool) -> None:
+        """One shadowed decision: whether each model's score alone would flag it."""
+        self.shadowed += 1
+        self.champion_flags += champion_flags
+        self.shadow_flags += challenger_flags
+
+    def shadow_flag_ratio(self) -> float:
+        """The challenger's flag rate over the champion's on the shadowed decisions."""
+        return (self.shadow_flags + 1) / (self.champion_flags + 1)
 
     def verdict(self) -> str | None:
         """Why the challenger must be rolled back, or None (healthy, or too early)."""
@@ -76,11 +95,13 @@ class CanaryGuard:
         # one flag each way keeps the ratio finite when an arm flags nothing
         ratio = (challenger.flagged + 1) / (challenger.decisions + 1)
         ratio /= (champion.flagged + 1) / (champion.decisions + 1)
-        if not 1 / self.max_flag_ratio <= ratio <= self.max_flag_ratio:
+        expected = self.expected_flag_ratio
+        if not expected / self.max_flag_ratio <= ratio <= expected * self.max_flag_ratio:
             return (
                 f"challenger flags {challenger.flag_rate:.1%} of its decisions against "
-                f"{champion.flag_rate:.1%} for the champion ({ratio:.2f}x, limit "
-                f"{self.max_flag_ratio:.1f}x either way)"
+                f"{champion.flag_rate:.1%} for the champion ({ratio:.2f}x, expected "
+                f"{expected:.2f}x from its shadow run, limit {self.max_flag_ratio:.1f}x "
+                "either way)"
             )
         if champion.p99_ms > 0 and challenger.p99_ms > self.max_latency_ratio * champion.p99_ms:
             return (

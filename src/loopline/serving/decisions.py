@@ -55,14 +55,17 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def log_row(decided: Decided, key: str, fingerprint: str, body: bytes) -> dict[str, Any]:
-    """The prediction log's row of a decision (``body``: the response as sent)."""
+def log_row(
+    decided: Decided, key: str, fingerprint: str, body: bytes, decided_ms: int | None = None
+) -> dict[str, Any]:
+    """The prediction log's row of a decision (``body``: the response as sent;
+    ``decided_ms``: when, if not now)."""
     r = decided.response
     return {
         "idempotency_key": key,
         "transaction_id": r.transaction_id,
         "payload_sha256": fingerprint,
-        "decided_ms": now_ms(),
+        "decided_ms": now_ms() if decided_ms is None else decided_ms,
         "decision": r.decision,
         "score": r.score,
         "model_score": decided.model_score,
@@ -155,16 +158,18 @@ class DecisionLog:
     def count(self) -> int:
         return int(self._conn.execute("SELECT count(*) FROM decisions").fetchone()[0])
 
-    def recent(self, limit: int, model_version: str | None = None) -> list[tuple[float, bytes]]:
+    def recent(
+        self, limit: int, model_version: str | None = None, since_ms: int | None = None
+    ) -> list[tuple[float, bytes]]:
         """The newest ``limit`` decisions' (score, features JSON), of one model version
-        or all: what the drift monitor compares with the training reference."""
-        where = "" if model_version is None else "WHERE model_version = ?"
-        args: tuple[Any, ...] = (limit,) if model_version is None else (model_version, limit)
+        or all, decided at ``since_ms`` or later: what the drift monitor compares with the
+        training reference."""
+        where, args = _recent_filter(model_version, since_ms, "?")
         # its own connection: called from a side worker's thread while the loop writes
         with contextlib.closing(sqlite3.connect(self.path)) as conn:
             rows = conn.execute(
                 f"SELECT score, features FROM decisions {where} ORDER BY decided_ms DESC LIMIT ?",
-                args,
+                (*args, limit),
             ).fetchall()
         return [(float(score), bytes(features)) for score, features in rows]
 
@@ -241,12 +246,13 @@ class PostgresDecisionLog(DecisionLog):
         ).fetchone()
         return Stored(row[0], bytes(row[1])) if row else None
 
-    def recent(self, limit: int, model_version: str | None = None) -> list[tuple[float, bytes]]:
-        where = "" if model_version is None else "WHERE model_version = %s"
-        args: tuple[Any, ...] = (limit,) if model_version is None else (model_version, limit)
+    def recent(
+        self, limit: int, model_version: str | None = None, since_ms: int | None = None
+    ) -> list[tuple[float, bytes]]:
+        where, args = _recent_filter(model_version, since_ms, "%s")
         rows = self._pg.execute(
             f"SELECT score, features FROM decisions {where} ORDER BY decided_ms DESC LIMIT %s",
-            args,
+            (*args, limit),
         ).fetchall()
         return [(float(score), bytes(features)) for score, features in rows]
 
@@ -260,6 +266,21 @@ class PostgresDecisionLog(DecisionLog):
     def _insert(self, rows: Sequence[dict[str, Any]]) -> None:
         with self._pg.transaction(), self._pg.cursor() as cur:
             cur.executemany(self._sql, [tuple(r[c] for c in COLUMNS) for r in rows])
+
+
+def _recent_filter(
+    model_version: str | None, since_ms: int | None, mark: str
+) -> tuple[str, tuple[Any, ...]]:
+    """The WHERE clause (and its arguments) of :meth:`DecisionLog.recent`."""
+    terms: list[str] = []
+    args: list[Any] = []
+    if model_version is not None:
+        terms.append(f"model_version = {mark}")
+        args.append(model_version)
+    if since_ms is not None:
+        terms.append(f"decided_ms >= {mark}")
+        args.append(since_ms)
+    return ("WHERE " + " AND ".join(terms) if terms else ""), tuple(args)
 
 
 def open_decision_log(

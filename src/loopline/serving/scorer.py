@@ -90,6 +90,7 @@ class Scorer:
         self._since = self._waiting_since = time.monotonic()
         self.store_breaker = CircuitBreaker("features")
         self.learn_failures = 0
+        self.shadow_failures = 0
 
     def columns(self, requests: Sequence[ScoreRequest]) -> dict[str, np.ndarray]:
         """The requests as events' columns (card numbers replaced by their tokens)."""
@@ -180,8 +181,11 @@ class Scorer:
             champion_rows = [i for i, (_, arm) in enumerate(picks) if arm == "champion"]
             if champion_rows:
                 shadow = np.full(n, math.nan)
-                x = x_of[id(self.routing.champion)]
-                shadow[champion_rows] = challenger.score(x)[0]
+                x = _columns([values.get(f, unknown) for f in challenger.features])
+                try:
+                    shadow[champion_rows] = challenger.score(x[champion_rows])[0]
+                except Exception:  # a failing shadow is logged as unscored, never served
+                    self.shadow_failures += 1
                 mark = _lap(timings, "shadow", mark)
         rules = self.rules.current()
         needed = {f: values[f] if f in values else cols[f] for f in rules.fields_in(values, cols)}
@@ -217,7 +221,10 @@ class Scorer:
                     dict(zip(names, matrix[i], strict=True)),
                     arm,
                     watched,
-                    challenger.label if watched is not None and challenger else None,
+                    # shadowed (its score None where the challenger failed), or not
+                    challenger.label
+                    if shadow is not None and challenger and arm == "champion"
+                    else None,
                     {c: v[i : i + 1] for c, v in cols.items()},
                     None if label_of[i] == "rules-only" else float(scores[i]),
                 )

@@ -36,7 +36,7 @@ from loopline.features.worker import FeatureWorker, WorkerStats, late_letters, t
 from loopline.monitoring.quality import Expectations
 from loopline.serving.collector import FREEZE_EVERY_S, freeze_survivors, thaw
 from loopline.serving.decisions import DecisionLog, log_row
-from loopline.serving.scorer import Scorer
+from loopline.serving.scorer import Decided, Scorer
 
 _json = msgspec.json.Encoder()
 
@@ -66,6 +66,7 @@ class StreamScorer(FeatureWorker):
         max_records: int = 2000,
         derive: Callable[[dict[str, np.ndarray]], None] | None = None,
         quality: Expectations | None = None,
+        watch: Callable[[Decided], None] | None = None,
     ) -> None:
         super().__init__(
             engine=scorer.engine,
@@ -79,6 +80,7 @@ class StreamScorer(FeatureWorker):
         self.scorer = scorer
         self.decisions = decisions
         self.derive = derive
+        self.watch = watch  # told of each decision (e.g. the service's canary guard)
         self.fields = list(schema.__struct_fields__)  # all of them: decisions keep ids
         self.keys = sorted({v.entity.join_key for v in self.engine.views_of(topic)})
         self.stats = StreamStats()
@@ -186,12 +188,15 @@ class StreamScorer(FeatureWorker):
     ) -> None:
         trace_ids = [uuid.uuid4().hex for _ in records]
         decided = self.scorer.decide_columns(cols, features, trace_ids)
+        now_ms = int(self.scorer.clock() * 1000)
         rows = []
         for record, d in zip(records, decided, strict=True):
             # the arm (champion / challenger) stays; the fingerprint says it came by stream
             position = f"stream:{record.topic}:{record.partition}:{record.offset}"
             body = _json.encode(d.response)
-            rows.append(log_row(d, d.response.transaction_id, position, body))
+            rows.append(log_row(d, d.response.transaction_id, position, body, now_ms))
+            if self.watch is not None:
+                self.watch(d)
             decision = d.response.decision
             self.stats.decisions[decision] = self.stats.decisions.get(decision, 0) + 1
         self.decisions.write_sync(rows)  # durable before the offsets move

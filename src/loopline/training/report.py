@@ -23,7 +23,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from loopline.training.metrics import Calibration, Operating
 
 
-def _svg(fig: Figure) -> str:
+def svg(fig: Figure) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
     plt.close(fig)
@@ -42,7 +42,7 @@ def _curves(y: npt.NDArray[np.integer], p: npt.NDArray[np.float64], op: Operatin
     roc.plot(fpr, tpr, lw=1.5)
     roc.plot([0, 1], [0, 1], ls="--", color="grey", lw=0.8)
     roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (test)")
-    return _svg(fig)
+    return svg(fig)
 
 
 def _calibration(cal: Calibration) -> str:
@@ -56,7 +56,7 @@ def _calibration(cal: Calibration) -> str:
         title=f"calibration (ECE {cal.ece:.4f}, Brier {cal.brier:.4f})",
     )
     ax.legend()
-    return _svg(fig)
+    return svg(fig)
 
 
 def _importances(names: Sequence[str], gains: npt.NDArray[np.float64], top: int = 25) -> str:
@@ -64,7 +64,7 @@ def _importances(names: Sequence[str], gains: npt.NDArray[np.float64], top: int 
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(order) + 1))
     ax.barh([names[i] for i in order], gains[order] / max(gains.sum(), 1e-12))
     ax.set(xlabel="share of total gain", title="feature importance (gain)")
-    return _svg(fig)
+    return svg(fig)
 
 
 def write_report(

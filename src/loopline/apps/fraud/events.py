@@ -41,7 +41,8 @@ TRANSACTION_QUALITY = Expectations(
         "event_time_ms": (946_684_800_000, 4_102_444_800_000),  # 2000-01-01 to 2100-01-01
     },
     allowed={"channel": frozenset({"cp", "cnp"})},
-    max_null_rate={"device_id": 0.5, "latitude": 0.2},  # card-present sales carry no device
+    # card-present sales carry no device (about 70 % of the simulated stream)
+    max_null_rate={"device_id": 0.9, "latitude": 0.2},
     max_cardinality={"currency": 50},
     where="loopline.apps.fraud.events.TRANSACTION_QUALITY",
 )

@@ -35,6 +35,7 @@ NOTIFICATIONS = "fraud.notifications"
 DRIFT = "fraud.drift"  # a feature starting or stopping to drift (DriftEvent)
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
 SWITCH_INTERVAL_S = 0.001
+CALENDAR_FEATURES = frozenset({"is_weekend"})  # a day's window is all weekend or none: not drift
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,9 +98,11 @@ def build(options: ServeOptions) -> Service:
             return None
         return DriftMonitor(
             reference=reference_of(path),
-            recent=lambda n: decisions.recent(n, model_version=model.label),
+            recent=lambda n, since: decisions.recent(n, model_version=model.label, since_ms=since),
             model_version=model.label,
             publish=lambda event: publish_drift(msgspec.json.encode(event), model.label),
+            ignore=CALENDAR_FEATURES,
+            clock=lambda: scorer.clock(),  # the scorer's: a simulation's clock where it runs one
         )
 
     def record_canary_rollback(label: str, why: str) -> None:
@@ -201,6 +204,7 @@ def stream_scorer(service: Service, log: EventLog, *, max_records: int = 2000) -
         max_records=max_records,
         derive=card_device,
         quality=TRANSACTION_QUALITY,
+        watch=service.watch_canary,
     )
 
 

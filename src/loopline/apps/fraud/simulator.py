@@ -26,6 +26,15 @@ IP-derived locations near home), and three more scenarios:
 * ``merchant_compromise``: every 30 days the 10 terminals around one place are skimmed
   for 7 days; half the cards used there are cashed out online 1-10 days later.
 
+One scenario is in no profile by default; the drift scenario (``loopline scenario
+drift``) starts it mid-stream with ``starts``, as a pattern the model has never seen:
+
+* ``card_enumeration``: a botnet tests stolen card details through one compromised online
+  checkout a day: one small charge (1.00-15.00) per card, at any hour, without a device
+  fingerprint (the checkout sends none), from residential proxies near the cardholder's
+  home; ``enumeration_share`` sets its volume against the day's genuine transactions
+  (attacks of this kind come in waves that swamp normal traffic).
+
 Labels arrive late, as their own stream: a fraud's chargeback after a delay (7 days in
 the handbook profile, as in its experiments; 1 + Gamma(2, 2.5) days in ``full``), and a
 genuine transaction's confirmation when its 7-day dispute window closes.
@@ -54,7 +63,9 @@ SCENARIOS = (
     "card_testing",
     "account_takeover",
     "merchant_compromise",
+    "card_enumeration",
 )
+ADDED_SCENARIOS = ("card_testing", "account_takeover", "merchant_compromise", "card_enumeration")
 HANDBOOK_SCENARIOS = ("amount", "terminal", "customer")
 CATEGORIES = ("grocery", "fuel", "restaurant", "pharmacy", "clothing", "electronics", "travel")
 _ONLINE_CATEGORIES = ("clothing", "electronics", "travel", "grocery")
@@ -71,10 +82,20 @@ class Profile:
     terminals: int = 10_000
     days: int = 183
     radius: float = 5.0
-    scenarios: tuple[str, ...] = SCENARIOS[1:]
+    scenarios: tuple[str, ...] = SCENARIOS[1:7]
     online_merchants: float = 0.2  # share of terminals that are e-commerce (0: none)
     chargeback_days: float | None = None  # fixed delay; None: 1 + Gamma(2, 2.5) days
     dispute_window_days: int = 7
+    starts: tuple[tuple[str, int], ...] = ()  # (scenario, first day) for later starts
+    enumeration_share: float = 0.3  # card_enumeration per genuine transaction of the day
+
+    def __post_init__(self) -> None:
+        for name, _ in self.starts:
+            if name not in ADDED_SCENARIOS or name not in self.scenarios:
+                raise ConfigError(
+                    f"starts: scenario {name!r} cannot start later; choose one of this "
+                    f"profile's {[s for s in self.scenarios if s in ADDED_SCENARIOS]}."
+                )
 
 
 PROFILES = {
@@ -114,6 +135,9 @@ class _Tx:
     def extend(self, other: _Tx) -> None:
         for name in self.__dataclass_fields__:
             setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
+
+    def where(self, mask: npt.NDArray[np.bool_]) -> _Tx:
+        return _Tx(**{name: getattr(self, name)[mask] for name in self.__dataclass_fields__})
 
 
 def profile(
@@ -252,8 +276,12 @@ class _World:
             added.append(self._takeover(rng, code["account_takeover"]))
         if "merchant_compromise" in p.scenarios:
             added.append(self._cash_out(tx, rng, code["merchant_compromise"]))
+        if "card_enumeration" in p.scenarios:
+            added.append(self._enumeration(tx, rng, code["card_enumeration"]))
+        first = dict(p.starts)
         for more in added:
-            tx.extend(more)
+            start = first.get(SCENARIOS[more.scenario[0]], 0) if len(more.scenario) else 0
+            tx.extend(more.where(more.day >= start))
 
     def _fraud_tx(
         self,
@@ -356,6 +384,27 @@ class _World:
         terminal = self._online_terminals(rng, len(cust), ("electronics", "clothing"))
         amount = rng.uniform(100, 800, len(cust))
         return self._fraud_tx(rng, cust, day, _times_of_day(rng, len(cust)), amount, terminal, code)
+
+    def _enumeration(self, tx: _Tx, rng: np.random.Generator, code: int) -> _Tx:
+        p = self.p
+        per_day = np.bincount(tx.day[tx.scenario == 0], minlength=p.days)
+        counts = rng.poisson(per_day * p.enumeration_share)
+        day = np.repeat(np.arange(p.days), counts)
+        cust = rng.integers(0, p.customers, len(day))
+        checkout = self._online_terminals(rng, p.days, _ONLINE_CATEGORIES)[day]
+        home = self.cxy[cust] + rng.normal(0, 0.3, (len(day), 2))
+        return _Tx(
+            cust,
+            day,
+            rng.integers(0, DAY_MS, len(day)),
+            np.round(rng.uniform(1.0, 15.0, len(day)), 2),
+            checkout,
+            np.ones(len(day), dtype=bool),
+            np.full(len(day), -1),
+            _grid_to_lat(home[:, 1]),
+            _grid_to_lon(home[:, 0]),
+            np.full(len(day), code, dtype=np.int8),
+        )
 
 
 def _grid_to_lat(y: F64) -> F64:

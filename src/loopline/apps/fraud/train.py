@@ -158,8 +158,8 @@ def run(options: TrainOptions) -> dict[str, Any]:
             gains=booster.feature_importance(importance_type="gain").astype(np.float64),
             notes=_notes(source),
         )
-        reference = _reference(ds, booster)
-        version = _register(options, ds, config, result, text, onnx, op, reference)
+        reference = reference_sample(ds, booster)
+        version = register(options, ds, config, result, text, onnx, op, reference)
     result.update(model_version=version.version, model=MODEL[source], report=str(report))
     return result
 
@@ -260,7 +260,7 @@ def _handbook_logistic(
     return out
 
 
-def _register(
+def register(
     options: TrainOptions,
     ds: Dataset,
     config: BoostingConfig,
@@ -269,7 +269,12 @@ def _register(
     onnx: bytes,
     op: Operating,
     reference: bytes,
+    *,
+    at_ms: int | None = None,
 ) -> ModelVersion:
+    """Register the model's files, metrics, parameters and lineage; the first version of
+    the name becomes ``champion``, later ones ``challenger`` (the step recorded at
+    ``at_ms``, default now)."""
     registry = options.registry or Registry()
     name = MODEL[options.source]
     content = sha256(ds.x.tobytes() + ds.y.tobytes())
@@ -302,13 +307,18 @@ def _register(
         tags=tags,
     )
     has_champion = any("champion" in v.aliases for v in registry.versions(name))
-    return registry.promote(name, version.version, "challenger" if has_champion else "champion")
+    alias = "challenger" if has_champion else "champion"
+    return registry.promote(
+        name, version.version, alias, trigger="training", why="registered", at_ms=at_ms
+    )
 
 
-def _reference(ds: Dataset, booster: Any, rows: int = 5000) -> bytes:
-    """The drift monitor's reference (Parquet): up to ``rows`` validation rows drawn at
+def reference_sample(
+    ds: Dataset, booster: Any, rows: int = 5000, part: str = "validation"
+) -> bytes:
+    """The drift monitor's reference (Parquet): up to ``rows`` rows of ``part`` drawn at
     random, their features and the model's scores."""
-    where = np.flatnonzero(ds.parts["validation"])
+    where = np.flatnonzero(ds.parts[part])
     pick = np.sort(np.random.default_rng(0).choice(where, min(rows, len(where)), replace=False))
     x = ds.x[pick]
     table = pa.table(

@@ -1,0 +1,410 @@
+"""``loopline scenario drift``: a new fraud pattern starts mid-stream, and the platform
+notices, retrains and promotes without a human (a simulation, in accelerated time).
+
+The simulated world (``full`` profile) runs through the real parts: the fraud service's
+streaming path (online features, model, rules, prediction log) reads the transactions
+topic of an embedded event log; labels arrive late on their own topic, feed the terminal
+risk features and the label book; the champion's drift monitor compares the last day of
+decisions with its training reference; :class:`RetrainingLoop` watches the triggers and
+moves challengers through shadow, gate, canary and champion, recording every step in the
+registry. Only the clock is simulated: time advances an hour per step.
+
+Timeline, in days of the simulation:
+
+* 0-36: history only, so that 30-day windows are full, those of the labels too (genuine
+  labels start arriving on day 7);
+* 37-64: the first champion's validation (7 days) and training (21) data, trained on day
+  72, once those days' labels were in; the online state is built from days 0-71;
+* 72: the stream starts;
+* 72 + ``change_after_days``: ``card_enumeration`` starts (a pattern the champion never
+  saw; see :mod:`loopline.apps.fraud.simulator`);
+* ``days_after_change`` later: the end.
+
+The control runs the same procedure on a world without the change for ``control_days``;
+every alert it raises is a false alarm.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from loopline.apps.fraud import data, scenario_report
+from loopline.apps.fraud.events import Label, Transaction
+from loopline.apps.fraud.retrain import History, train_at
+from loopline.apps.fraud.service import ServeOptions, build, stream_scorer
+from loopline.apps.fraud.simulator import DAY_MS, SCENARIOS, START_MS, Simulation, profile, simulate
+from loopline.events import Codec, Message, TopicPartition, open_log
+from loopline.features.worker import FeatureWorker
+from loopline.feedback.labels import Label as KnownLabel
+from loopline.feedback.labels import (
+    LabelBook,
+    average_precision,
+    labels_from_json,
+    matured_scores,
+)
+from loopline.feedback.promotion import Evidence, paired_p99_ms, shadow_evidence
+from loopline.feedback.retraining import Policy, RetrainingLoop, Trigger
+from loopline.registry import Registry
+from loopline.serving import KeyRing
+from loopline.serving.rollout import ServiceRollout
+
+HOUR_MS = 3_600_000
+STREAM_DAY = 72
+NEW_SCENARIO = "card_enumeration"
+MODEL = "fraud"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScenarioOptions:
+    customers: int = 2000
+    seed: int = 0
+    change_after_days: int = 3
+    days_after_change: int = 24
+    control_days: int = 30
+    share: float = 0.3  # card_enumeration per genuine transaction, once it started
+    check_hours: int = 1  # drift check and retraining-loop tick every this many hours
+    policy: Policy = field(default_factory=Policy)
+    progress: bool = True
+
+
+def run(
+    options: ScenarioOptions, *, workdir: Path | None = None, report: Path | None = None
+) -> dict[str, Any]:
+    """Run the change and the control; return what happened (see ``loopline scenario
+    drift --json``), and write the HTML ``report``."""
+    with tempfile.TemporaryDirectory(prefix="loopline-scenario-") as tmp:
+        root = workdir or Path(tmp)
+        change_day = STREAM_DAY + options.change_after_days
+        base = profile("full", customers=options.customers)
+        changed = replace(
+            base,
+            days=change_day + options.days_after_change,
+            scenarios=SCENARIOS[1:],
+            starts=((NEW_SCENARIO, change_day),),
+            enumeration_share=options.share,
+        )
+        control = replace(base, days=STREAM_DAY + options.control_days)
+        with _progress(options.progress) as progress:
+            change = _Run(simulate(changed, seed=options.seed), root / "change", options, progress)
+            change.stream(change.days)
+            quiet = _Run(simulate(control, seed=options.seed), root / "control", options, progress)
+            quiet.stream(quiet.days)
+        return _summary(change, quiet, change_day, options, report)
+
+
+class _Run:
+    """One simulated world streamed through the service, with the retraining loop."""
+
+    def __init__(self, sim: Simulation, root: Path, options: ScenarioOptions, progress: Any):
+        self.sim, self.root, self.options, self.progress = sim, root, options, progress
+        self.days = sim.profile.days
+        self.policy = options.policy
+        task = progress.add_task(f"{root.name}: features and first champion", total=None)
+        self.history = History.of(data.histories(sim.transactions, sim.labels))
+        self.registry = Registry(root=root / "registry")
+        self.start_ms = START_MS + STREAM_DAY * DAY_MS
+        train_at(self.history, self.start_ms, registry=self.registry, seed=sim.seed)
+        progress.remove_task(task)
+        self.now_ms = self.start_ms
+        (root / "serving").mkdir(parents=True)
+        KeyRing([]).save(root / "serving" / "keys.json")  # no HTTP here: the stream only
+        self.service = build(
+            ServeOptions(
+                state=root / "serving",
+                registry=self.registry.uri,
+                watch_s=0,
+                drift_s=0,
+                events=f"file://{(root / 'serving' / 'events.db').resolve()}",
+            )
+        )
+        self.service.scorer.clock = lambda: self.now_ms / 1000
+        self.service.watch_drift_of(self.service.scorer.routing.champion)  # on this clock
+        self.log = open_log(f"file://{(root / 'stream.db').resolve()}")
+        for topic in ("transactions", "labels"):
+            self.log.create_topic(topic, partitions=1)
+        self.scorer = stream_scorer(self.service, self.log)
+        engine = self.service.scorer.engine
+        self.label_worker = FeatureWorker(engine=engine, log=self.log, topic="labels", schema=Label)
+        self.book = LabelBook(root / "serving" / "labels.db")
+        self.book_offset = 0
+        self.decisions_db = root / "serving" / "decisions.db"
+        self.loop = RetrainingLoop(
+            policy=self.policy,
+            registry=self.registry,
+            model=MODEL,
+            deployment=ServiceRollout(self.service),
+            train=self._train,
+            check_drift=lambda: self.service.drift.check() if self.service.drift else None,
+            matured_ap=self._matured_ap,
+            evidence=self._evidence,
+            baseline_ap=lambda v: self.registry.get(MODEL, v).metrics["average_precision"],
+        )
+        self._codecs: dict[str, Codec[Any]] = {
+            "transactions": Codec(Transaction),
+            "labels": Codec(Label),
+        }
+        self._tx_times = sim.transactions["event_time_ms"].to_numpy()
+        self._label_times = sim.labels["label_time_ms"].to_numpy()
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """The online state and the label book from the days before the stream, as a
+        backfill: transactions and labels applied to the online views directly."""
+        engine = self.service.scorer.engine
+        n = int(np.searchsorted(self._tx_times, self.start_ms))
+        tx = data.histories(self.sim.transactions.slice(0, n), self.sim.labels)["transactions"]
+        engine.update_many(data.columns(tx), topic="transactions")
+        m = int(np.searchsorted(self._label_times, self.start_ms))
+        labels = self.sim.labels.slice(0, m)
+        engine.update_many(data.columns(labels), topic="labels")
+        self.book.add(
+            KnownLabel(t, f >= 0.5, at)
+            for t, f, at in zip(
+                labels["transaction_id"].to_pylist(),
+                labels["is_fraud"].to_pylist(),
+                labels["label_time_ms"].to_pylist(),
+                strict=True,
+            )
+        )
+
+    def stream(self, until_day: int) -> None:
+        """Hour by hour until ``until_day``: publish what happened in the hour, score it,
+        take in the labels, and every ``check_hours`` tick the retraining loop."""
+        end_ms = START_MS + until_day * DAY_MS
+        hours = (end_ms - self.now_ms) // HOUR_MS
+        task = self.progress.add_task(f"{self.root.name}: streaming", total=hours)
+        for hour in range(hours):
+            lo, hi = self.now_ms, self.now_ms + HOUR_MS
+            self._publish(
+                "transactions", self._between(self.sim.transactions, self._tx_times, lo, hi)
+            )
+            self._publish("labels", self._between(self.sim.labels, self._label_times, lo, hi))
+            self.now_ms = hi
+            self._drain()
+            if (hour + 1) % self.options.check_hours == 0:
+                self.loop.tick(self.now_ms)
+            self.progress.advance(task)
+        self.service.scorer.flush()
+
+    def _drain(self) -> None:
+        while self.label_worker.run_once():
+            pass
+        while self.scorer.run_once():
+            pass
+        tp = TopicPartition("labels", 0)
+        while records := self.log.read(tp, self.book_offset, max_records=10_000):
+            self.book.add(labels_from_json(r.value for r in records))
+            self.book_offset = records[-1].offset + 1
+
+    @staticmethod
+    def _between(table: pa.Table, times: np.ndarray, lo: int, hi: int) -> pa.Table:
+        a, b = np.searchsorted(times, [lo, hi])
+        return table.slice(int(a), int(b - a))
+
+    def _publish(self, topic: str, table: pa.Table) -> None:
+        codec = self._codecs[topic]
+        keep = [c for c in table.column_names if c in codec.schema.__struct_fields__]
+        stamp = "event_time_ms" if topic == "transactions" else "label_time_ms"
+        messages = [
+            Message(codec.encode(codec.schema(**row)), key=row["card_token"].encode(),
+                    timestamp_ms=int(row[stamp]))
+            for row in table.select(keep).to_pylist()
+        ]  # fmt: skip
+        for lo in range(0, len(messages), 5000):
+            self.log.append_many(topic, messages[lo : lo + 5000])
+
+    def _train(self, now_ms: int, trigger: Trigger) -> int:
+        return train_at(self.history, now_ms, registry=self.registry, seed=self.sim.seed).version
+
+    def _matured_ap(self, now_ms: int, days: int) -> tuple[float, int] | None:
+        until = now_ms - int(self.policy.maturity_days * DAY_MS)
+        y, scores = matured_scores(
+            self.decisions_db,
+            self.book,
+            model_version=self.service.scorer.routing.champion.label,
+            decided_from_ms=max(until - days * DAY_MS, self.start_ms),
+            decided_until_ms=until,
+            labelled_before_ms=now_ms + 1,
+        )
+        if until - days * DAY_MS < self._champion_since() or not y.any():
+            return None  # not yet a whole window of this champion's matured decisions
+        return average_precision(y, scores), int(y.sum())
+
+    def _champion_since(self) -> int:
+        steps = [s for s in self.registry.history(MODEL) if s.action == "promote to champion"]
+        return max([self.start_ms, *(s.at_ms for s in steps)])
+
+    def _evidence(self, label: str, now_ms: int) -> Evidence:
+        matured = now_ms - int(self.policy.maturity_days * DAY_MS)
+        evidence = shadow_evidence(
+            self.decisions_db,
+            self.root / "serving" / "labels.db",
+            label,
+            labelled_before_ms=now_ms + 1,
+            decided_before_ms=matured,
+        )
+        routing = self.service.scorer.routing
+        assert routing.challenger is not None
+        rows = self._recent_features(300)
+        champion_ms, challenger_ms = paired_p99_ms(
+            routing.champion.score,
+            routing.challenger.score,
+            _matrix(rows, routing.champion.features),
+            _matrix(rows, routing.challenger.features),
+        )
+        return replace(evidence, champion_p99_ms=champion_ms, challenger_p99_ms=challenger_ms)
+
+    def _recent_features(self, n: int) -> list[dict[str, float]]:
+        with sqlite3.connect(self.decisions_db) as conn:
+            rows = conn.execute(
+                "SELECT features FROM decisions ORDER BY decided_ms DESC LIMIT ?", (n,)
+            ).fetchall()
+        return [msgspec.json.decode(r[0]) for r in rows]
+
+    def decisions(self) -> pa.Table:
+        """Every decision with the simulation's ground truth (scenario) joined."""
+        with sqlite3.connect(self.decisions_db) as conn:
+            rows = conn.execute(
+                "SELECT transaction_id, decided_ms, decision, model_version, arm FROM decisions"
+            ).fetchall()
+        table = pa.table(
+            dict(
+                zip(
+                    ["transaction_id", "decided_ms", "decision", "model_version", "arm"],
+                    map(list, zip(*rows, strict=True)),
+                    strict=True,
+                )
+            )
+        )
+        truth = self.sim.transactions.select(["transaction_id", "scenario", "is_fraud"])
+        return table.join(truth, "transaction_id")
+
+    def close(self) -> None:
+        self.service.scorer.engine.store.close()
+        self.service.log.close()
+        self.book.close()
+        self.log.close()
+
+
+def _matrix(rows: list[dict[str, float]], names: list[str]) -> np.ndarray:
+    return np.array(
+        [[np.nan if (v := r.get(n)) is None else v for n in names] for r in rows], dtype=np.float64
+    )
+
+
+def _summary(
+    change: _Run, quiet: _Run, change_day: int, options: ScenarioOptions, report: Path | None
+) -> dict[str, Any]:
+    change_ms = START_MS + change_day * DAY_MS
+    steps = change.registry.history(MODEL)
+    drift = [at for at, kind, _ in change.loop.alerts if kind == "drift" and at >= change_ms]
+    canary = [s.at_ms for s in steps if s.action == "start canary" and s.passed]
+    promoted = [s.at_ms for s in steps if s.action == "promote to champion" and s.version > 1]
+    decided = change.decisions()
+    new = decided.filter(pc.equal(decided["scenario"], NEW_SCENARIO))
+    first_traffic = min([*canary, *promoted, change.now_ms])
+    before = _recall(new, change_ms, first_traffic)
+    after = _recall(new, promoted[0], change.now_ms) if promoted else None
+    result: dict[str, Any] = {
+        "drift_detected_after_hours": (drift[0] - change_ms) / HOUR_MS if drift else None,
+        "promoted": bool(promoted),
+        "promoted_after_days": (promoted[0] - change_ms) / DAY_MS if promoted else None,
+        "recall_new_scenario_before": before,
+        "recall_new_scenario_after": after,
+        "false_alarms_control": len(quiet.loop.alerts),
+        "control_days": options.control_days,
+        "drift_checks_control": quiet.loop.drift_checks,
+        "drift_checks": change.loop.drift_checks,
+        "alerts_before_change": sum(at < change_ms for at, _, _ in change.loop.alerts),
+        "alerts": [_alert(a) for a in change.loop.alerts],
+        "control_alerts": [_alert(a) for a in quiet.loop.alerts],
+        "history": [
+            {
+                "at": _day(s.at_ms),
+                "day": (s.at_ms - START_MS) / DAY_MS,
+                "version": s.version,
+                "action": s.action,
+                "trigger": s.trigger,
+                "passed": s.passed,
+                "why": s.why,
+            }
+            for s in steps
+        ],
+        "settings": {
+            "customers": options.customers,
+            "seed": options.seed,
+            "share": options.share,
+            "change_day": change_day,
+            "days_after_change": options.days_after_change,
+            "new_scenario": NEW_SCENARIO,
+            "policy": vars(options.policy),
+        },
+    }
+    if report is not None:
+        series = scenario_report.daily(decided, NEW_SCENARIO, START_MS)
+        result["report"] = str(scenario_report.write(report, result, series))
+    for run_ in (change, quiet):
+        run_.close()
+    return result
+
+
+def show(result: dict[str, Any]) -> None:
+    """The figures and the steps, as tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    figures = Table(title="drift scenario (simulated)")
+    figures.add_column("figure")
+    figures.add_column("value")
+    for key, value in result.items():
+        if not isinstance(value, list | dict):
+            figures.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
+    steps = Table(title="recorded steps")
+    for col in ("at", "version", "action", "trigger", "passed", "why"):
+        steps.add_column(col)
+    for s in result["history"]:
+        steps.add_row(s["at"], str(s["version"]), s["action"], s["trigger"],
+                      "yes" if s["passed"] else "no", s["why"])  # fmt: skip
+    console = Console(width=160)
+    console.print(figures)
+    console.print(steps)
+
+
+def _recall(new: pa.Table, lo: int, hi: int) -> float | None:
+    t = new["decided_ms"].to_numpy()
+    mine = (t >= lo) & (t < hi)
+    if not mine.any():
+        return None
+    flagged = np.asarray(new["decision"].to_numpy(zero_copy_only=False))[mine] != "approve"
+    return float(flagged.mean())
+
+
+def _alert(alert: tuple[int, str, str]) -> dict[str, Any]:
+    at, kind, why = alert
+    return {"at": _day(at), "kind": kind, "why": why}
+
+
+def _day(ms: int) -> str:
+    """Simulated time as 'day D hh:00' (days of the simulation)."""
+    day, rest = divmod(ms - START_MS, DAY_MS)
+    return f"day {day} {rest // HOUR_MS:02d}:00"
+
+
+def _progress(show: bool) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} h"),
+        TimeElapsedColumn(),
+        disable=not show,
+    )
