@@ -25,6 +25,12 @@ CREATE TABLE IF NOT EXISTS labels (
     is_fraud INTEGER NOT NULL,
     label_time_ms INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS positions (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
 """
 
 
@@ -43,10 +49,26 @@ class LabelBook:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.executescript(SCHEMA)
 
-    def add(self, labels: Iterable[Label]) -> int:
-        """Store labels; return how many changed a stored one (new, or genuine -> fraud)."""
+    def offset(self, topic: str, partition: int) -> int:
+        """The next offset of a labels topic's partition to read into the book."""
+        row = self.conn.execute(
+            "SELECT next_offset FROM positions WHERE topic = ? AND partition = ?",
+            (topic, partition),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def add(self, labels: Iterable[Label], *, position: tuple[str, int, int] | None = None) -> int:
+        """Store labels; return how many changed a stored one (new, or genuine -> fraud).
+        ``position`` (topic, partition, next offset): where they were read up to, kept in
+        the same transaction."""
         before = self.conn.total_changes
         self.conn.execute("BEGIN")
+        if position is not None:
+            self.conn.execute(
+                """INSERT INTO positions VALUES (?, ?, ?) ON CONFLICT (topic, partition)
+                   DO UPDATE SET next_offset = excluded.next_offset""",
+                position,
+            )
         self.conn.executemany(
             """INSERT INTO labels (transaction_id, is_fraud, label_time_ms) VALUES (?, ?, ?)
                ON CONFLICT (transaction_id) DO UPDATE SET
@@ -55,7 +77,7 @@ class LabelBook:
             [(x.transaction_id, int(x.is_fraud), x.label_time_ms) for x in labels],
         )
         self.conn.execute("COMMIT")
-        return self.conn.total_changes - before
+        return self.conn.total_changes - before - (position is not None)
 
     def close(self) -> None:
         self.conn.close()

@@ -72,6 +72,9 @@ class Service:
     canary: CanaryGuard = field(default_factory=CanaryGuard)
     # told (challenger label, why) when the guard rolls a canary back, e.g. to record it
     on_canary_rollback: Callable[[str, str], None] | None = None
+    # (every_s, step): run on the event loop every every_s while serving (e.g. take in
+    # late labels); a step's failure is logged and the next one runs
+    background: list[tuple[float, Callable[[], object]]] = field(default_factory=list)
     inflight: int = 0
     _pending: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
 
@@ -321,6 +324,7 @@ class Service:
         collector: asyncio.Task[None] | None = None
         drift: asyncio.Task[None] | None = None
         sampling: asyncio.Task[None] | None = None
+        steps: list[asyncio.Task[None]] = []
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
@@ -330,6 +334,7 @@ class Service:
                 collector = asyncio.create_task(keep_collections_short())
                 drift = asyncio.create_task(self._watch_drift()) if self.drift_s > 0 else None
                 sampling = asyncio.create_task(self._sample())
+                steps = [asyncio.create_task(_every(t, step)) for t, step in self.background]
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if collector is not None:
@@ -341,6 +346,8 @@ class Service:
                     sampling.cancel()
                 if watcher is not None:
                     watcher.cancel()
+                for task in steps:
+                    task.cancel()
                 self.scorer.flush()  # decided transactions into the features before exit
                 with contextlib.suppress(Exception):
                     await send({"type": "lifespan.shutdown.complete"})
@@ -381,3 +388,12 @@ class Service:
                 continue
             if report is not None and report.drifted:
                 log.warning("drift", extra={"features": report.drifted, "rows": report.rows})
+
+
+async def _every(seconds: float, step: Callable[[], object]) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            step()
+        except Exception:  # one failed step must not stop the next
+            log.warning("background step failed", exc_info=True)

@@ -41,15 +41,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from loopline.apps.fraud import data, scenario_report
 from loopline.apps.fraud.events import Label, Transaction
 from loopline.apps.fraud.retrain import History, train_at
-from loopline.apps.fraud.service import ServeOptions, build, stream_scorer
+from loopline.apps.fraud.service import LabelFeed, ServeOptions, build, stream_scorer
 from loopline.apps.fraud.simulator import DAY_MS, SCENARIOS, START_MS, Simulation, profile, simulate
-from loopline.events import Codec, Message, TopicPartition, open_log
-from loopline.features.worker import FeatureWorker
+from loopline.events import Codec, Message, open_log
 from loopline.feedback.labels import Label as KnownLabel
 from loopline.feedback.labels import (
     LabelBook,
     average_precision,
-    labels_from_json,
     matured_scores,
 )
 from loopline.feedback.promotion import Evidence, paired_p99_ms, shadow_evidence
@@ -133,10 +131,8 @@ class _Run:
         for topic in ("transactions", "labels"):
             self.log.create_topic(topic, partitions=1)
         self.scorer = stream_scorer(self.service, self.log)
-        engine = self.service.scorer.engine
-        self.label_worker = FeatureWorker(engine=engine, log=self.log, topic="labels", schema=Label)
         self.book = LabelBook(root / "serving" / "labels.db")
-        self.book_offset = 0
+        self.labels = LabelFeed(self.service.scorer.engine, self.log, self.book)
         self.decisions_db = root / "serving" / "decisions.db"
         self.loop = RetrainingLoop(
             policy=self.policy,
@@ -197,14 +193,9 @@ class _Run:
         self.service.scorer.flush()
 
     def _drain(self) -> None:
-        while self.label_worker.run_once():
-            pass
+        self.labels.run_once()
         while self.scorer.run_once():
             pass
-        tp = TopicPartition("labels", 0)
-        while records := self.log.read(tp, self.book_offset, max_records=10_000):
-            self.book.add(labels_from_json(r.value for r in records))
-            self.book_offset = records[-1].offset + 1
 
     @staticmethod
     def _between(table: pa.Table, times: np.ndarray, lo: int, hi: int) -> pa.Table:

@@ -18,11 +18,18 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from loopline.apps.fraud.events import TRANSACTION_QUALITY, Transaction
+from loopline.apps.fraud.events import TRANSACTION_QUALITY, Label, Transaction
 from loopline.apps.fraud.features import fraud_feature_set
-from loopline.events import EventLog, Message, open_log
+from loopline.events import EventLog, Message, TopicPartition, open_log
 from loopline.exceptions import TopicNotFoundError
 from loopline.features import EmbeddedStore, OnlineEngine, OnlineStore
+from loopline.features.worker import FeatureWorker
+from loopline.feedback.labels import (
+    DayPerformance,
+    LabelBook,
+    labels_from_json,
+    matured_performance,
+)
 from loopline.monitoring.monitor import DriftMonitor, reference_of
 from loopline.registry import Registry
 from loopline.serving import KeyRing, Limits, Routing, RuleBook, Scorer, Service, load
@@ -31,10 +38,12 @@ from loopline.serving.model import ServingModel
 from loopline.serving.stream import StreamScorer
 
 MODEL = "fraud"
+LABELS = "labels"  # late labels (chargebacks, closed disputes): Label events
 NOTIFICATIONS = "fraud.notifications"
 DRIFT = "fraud.drift"  # a feature starting or stopping to drift (DriftEvent)
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
 SWITCH_INTERVAL_S = 0.001
+LABELS_EVERY_S = 1.0
 CALENDAR_FEATURES = frozenset({"is_weekend"})  # a day's window is all weekend or none: not drift
 
 
@@ -112,9 +121,20 @@ def build(options: ServeOptions) -> Service:
             passed=False,
         )  # fmt: skip
 
+    book = LabelBook(state / "labels.db")
+    feed = LabelFeed(engine, log, book)
+    decisions_db = None if options.decisions else state / "decisions.db"
+
+    def performance() -> list[DayPerformance]:
+        if decisions_db is None:  # PostgreSQL: the matured figures are its queries' job
+            return []
+        return matured_performance(decisions_db, book, now_ms=int(scorer.clock() * 1000))
+
     return Service(
         scorer=scorer,
         log=decisions,
+        performance=performance,
+        background=[(LABELS_EVERY_S, feed.run_once)],
         keys=keys,
         limits=options.limits,
         load_model=load_model,
@@ -124,6 +144,33 @@ def build(options: ServeOptions) -> Service:
         drift_s=options.drift_s,
         on_canary_rollback=record_canary_rollback,
     )
+
+
+class LabelFeed:
+    """Late labels from the ``labels`` topic into the online features (terminal risk, by
+    the feature worker, offsets with the features) and into the label book (offsets
+    with the labels)."""
+
+    def __init__(self, engine: OnlineEngine, log: EventLog, book: LabelBook) -> None:
+        try:
+            log.partitions(LABELS)
+        except TopicNotFoundError:
+            log.create_topic(LABELS, partitions=1)
+        self.worker = FeatureWorker(engine=engine, log=log, topic=LABELS, schema=Label)
+        self.log, self.book = log, book
+
+    def run_once(self) -> int:
+        """Take in what has arrived; return how many labels the book read."""
+        while self.worker.run_once():
+            pass
+        read = 0
+        for p in range(self.log.partitions(LABELS)):
+            tp = TopicPartition(LABELS, p)
+            while records := self.log.read(tp, self.book.offset(LABELS, p), max_records=5000):
+                position = (LABELS, p, records[-1].offset + 1)
+                self.book.add(labels_from_json(r.value for r in records), position=position)
+                read += len(records)
+        return read
 
 
 def _store(options: ServeOptions) -> OnlineStore:
