@@ -17,7 +17,7 @@ system:
 	scripts/install-system-deps.sh
 
 demo: $(STAMP)
-	$(BIN)/loopline demo events
+	$(BIN)/loopline demo fraud
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

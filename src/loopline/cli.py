@@ -53,6 +53,32 @@ def demo_events(
     raise typer.Exit(0 if summary.ok else 1)
 
 
+@demo_app.command("fraud")
+def demo_fraud(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The summary as one JSON object.")
+    ] = False,
+    customers: Annotated[int, typer.Option(min=500, help="Simulated customers.")] = 1500,
+    report: Annotated[Path, typer.Option(help="The HTML report.")] = Path(
+        ".loopline/demo-fraud.html"
+    ),
+) -> None:
+    """The main job end to end on embedded defaults: simulate, ingest, features, train,
+    serve (stream and HTTP), a new fraud pattern, drift, retrain, shadow, promote."""
+    import json
+
+    from loopline.apps.fraud.demo import run, show
+
+    summary = run(customers=customers, report=report, progress=not as_json)
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in summary.items() if k != "history"}))
+    else:
+        show(summary)
+    if not summary["promoted"]:
+        typer.echo("error: the new pattern's challenger was not promoted.", err=True)
+        raise typer.Exit(1)
+
+
 UrlArg = Annotated[
     str, typer.Argument(help="file:///path/events.db, kafka://host:port or redis://host:port/db")
 ]

@@ -45,7 +45,8 @@ class LabelBook:
     """Labels by transaction id, in SQLite next to the prediction log."""
 
     def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(path, isolation_level=None)
+        # used by one thread at a time: the service's event loop, wherever it runs
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.executescript(SCHEMA)
 

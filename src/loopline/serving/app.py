@@ -269,7 +269,7 @@ class Service:
                 self._degraded_logged, self._degraded_since_log = now, 0
         body = _json.encode(decided.response)
         self.watch_canary(decided)
-        row = log_row(decided, key, fingerprint, body)
+        row = log_row(decided, key, fingerprint, body, int(self.scorer.clock() * 1000))
         left = deadline - time.perf_counter()
         try:
             await asyncio.wait_for(asyncio.shield(self.log.write(row)), timeout=max(left, 0.001))

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import sqlite3
 import tempfile
-from dataclasses import dataclass, field, replace
+import time
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from loopline.apps.fraud import data, scenario_report
 from loopline.apps.fraud.events import Label, Transaction
@@ -53,6 +54,7 @@ from loopline.feedback.labels import (
 from loopline.feedback.promotion import Evidence, paired_p99_ms, shadow_evidence
 from loopline.feedback.retraining import Policy, RetrainingLoop, Trigger
 from loopline.registry import Registry
+from loopline.registry.store import Step
 from loopline.serving import KeyRing
 from loopline.serving.rollout import ServiceRollout
 
@@ -92,18 +94,29 @@ def run(
             enumeration_share=options.share,
         )
         control = replace(base, days=STREAM_DAY + options.control_days)
-        with _progress(options.progress) as progress:
-            change = _Run(simulate(changed, seed=options.seed), root / "change", options, progress)
+        with progress_bar(options.progress) as progress:
+            change = StreamedWorld(
+                simulate(changed, seed=options.seed), root / "change", options, progress
+            )
             change.stream(change.days)
-            quiet = _Run(simulate(control, seed=options.seed), root / "control", options, progress)
+            quiet = StreamedWorld(
+                simulate(control, seed=options.seed), root / "control", options, progress
+            )
             quiet.stream(quiet.days)
         return _summary(change, quiet, change_day, options, report)
 
 
-class _Run:
+class StreamedWorld:
     """One simulated world streamed through the service, with the retraining loop."""
 
-    def __init__(self, sim: Simulation, root: Path, options: ScenarioOptions, progress: Any):
+    def __init__(
+        self,
+        sim: Simulation,
+        root: Path,
+        options: ScenarioOptions,
+        progress: Any,
+        keys: KeyRing | None = None,
+    ) -> None:
         self.sim, self.root, self.options, self.progress = sim, root, options, progress
         self.days = sim.profile.days
         self.policy = options.policy
@@ -115,7 +128,7 @@ class _Run:
         progress.remove_task(task)
         self.now_ms = self.start_ms
         (root / "serving").mkdir(parents=True)
-        KeyRing([]).save(root / "serving" / "keys.json")  # no HTTP here: the stream only
+        (keys or KeyRing([])).save(root / "serving" / "keys.json")  # none: the stream only
         self.service = build(
             ServeOptions(
                 state=root / "serving",
@@ -133,6 +146,7 @@ class _Run:
         self.scorer = stream_scorer(self.service, self.log)
         self.book = LabelBook(root / "serving" / "labels.db")
         self.labels = LabelFeed(self.service.scorer.engine, self.log, self.book)
+        self.scoring_s = 0.0  # time spent in the streaming scorer
         self.decisions_db = root / "serving" / "decisions.db"
         self.loop = RetrainingLoop(
             policy=self.policy,
@@ -194,8 +208,10 @@ class _Run:
 
     def _drain(self) -> None:
         self.labels.run_once()
+        started = time.perf_counter()
         while self.scorer.run_once():
             pass
+        self.scoring_s += time.perf_counter() - started
 
     @staticmethod
     def _between(table: pa.Table, times: np.ndarray, lo: int, hi: int) -> pa.Table:
@@ -266,12 +282,13 @@ class _Run:
         """Every decision with the simulation's ground truth (scenario) joined."""
         with sqlite3.connect(self.decisions_db) as conn:
             rows = conn.execute(
-                "SELECT transaction_id, decided_ms, decision, model_version, arm FROM decisions"
+                """SELECT transaction_id, decided_ms, decision, model_version, arm, score
+                   FROM decisions"""
             ).fetchall()
         table = pa.table(
             dict(
                 zip(
-                    ["transaction_id", "decided_ms", "decision", "model_version", "arm"],
+                    ["transaction_id", "decided_ms", "decision", "model_version", "arm", "score"],
                     map(list, zip(*rows, strict=True)),
                     strict=True,
                 )
@@ -294,7 +311,11 @@ def _matrix(rows: list[dict[str, float]], names: list[str]) -> np.ndarray:
 
 
 def _summary(
-    change: _Run, quiet: _Run, change_day: int, options: ScenarioOptions, report: Path | None
+    change: StreamedWorld,
+    quiet: StreamedWorld,
+    change_day: int,
+    options: ScenarioOptions,
+    report: Path | None,
 ) -> dict[str, Any]:
     change_ms = START_MS + change_day * DAY_MS
     steps = change.registry.history(MODEL)
@@ -319,18 +340,7 @@ def _summary(
         "alerts_before_change": sum(at < change_ms for at, _, _ in change.loop.alerts),
         "alerts": [_alert(a) for a in change.loop.alerts],
         "control_alerts": [_alert(a) for a in quiet.loop.alerts],
-        "history": [
-            {
-                "at": _day(s.at_ms),
-                "day": (s.at_ms - START_MS) / DAY_MS,
-                "version": s.version,
-                "action": s.action,
-                "trigger": s.trigger,
-                "passed": s.passed,
-                "why": s.why,
-            }
-            for s in steps
-        ],
+        "history": steps_of(steps),
         "settings": {
             "customers": options.customers,
             "seed": options.seed,
@@ -371,6 +381,11 @@ def show(result: dict[str, Any]) -> None:
     console.print(steps)
 
 
+def steps_of(steps: list[Step]) -> list[dict[str, Any]]:
+    """Registry steps as rows for the summary and the report (simulated times)."""
+    return [{"at": _day(s.at_ms), "day": (s.at_ms - START_MS) / DAY_MS, **asdict(s)} for s in steps]
+
+
 def _recall(new: pa.Table, lo: int, hi: int) -> float | None:
     t = new["decided_ms"].to_numpy()
     mine = (t >= lo) & (t < hi)
@@ -391,11 +406,11 @@ def _day(ms: int) -> str:
     return f"day {day} {rest // HOUR_MS:02d}:00"
 
 
-def _progress(show: bool) -> Progress:
+def progress_bar(show: bool) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed}/{task.total} h"),
+        MofNCompleteColumn(),
         TimeElapsedColumn(),
         disable=not show,
     )
