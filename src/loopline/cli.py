@@ -214,7 +214,8 @@ def scenario_drift(
     the change, whose every alert is a false alarm (simulated, accelerated time)."""
     import json
 
-    from loopline.apps.fraud.scenario import ScenarioOptions, run, show
+    from loopline.apps.fraud.scenario import ScenarioOptions, run
+    from loopline.apps.fraud.scenario_report import show
 
     options = ScenarioOptions(customers=customers, seed=seed, share=share, progress=not as_json)
     result = run(options, report=report)

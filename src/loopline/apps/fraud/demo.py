@@ -37,8 +37,8 @@ from loopline.apps.fraud.scenario import (
     ScenarioOptions,
     StreamedWorld,
     progress_bar,
-    steps_of,
 )
+from loopline.apps.fraud.scenario_report import alert_row, steps_of
 from loopline.apps.fraud.simulator import DAY_MS, SCENARIOS, START_MS, profile, simulate
 from loopline.serving import KeyRing, new_key
 from loopline.training import ranking
@@ -86,7 +86,14 @@ def run(
         world.close()
     if report is not None:
         series = scenario_report.daily(decided, NEW_SCENARIO, START_MS)
-        summary["report"] = str(scenario_report.write(report, summary, series))
+        path = scenario_report.write(
+            report,
+            summary,
+            series,
+            title="loopline demo fraud (simulated data)",
+            more="The last day was replayed through the HTTP service.",
+        )
+        summary["report"] = str(path)
     return summary
 
 
@@ -173,8 +180,7 @@ def _summary(
         "model_versions": sorted(set(decided["model_version"].to_pylist())),
         "promoted": bool(promoted),
         "history": steps_of(steps),
-        "alerts": [],
-        "control_alerts": [],
+        "alerts": [alert_row(a) for a in world.loop.alerts],
         "settings": {"change_day": change_day, "new_scenario": NEW_SCENARIO},
     }
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import sqlite3
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +54,6 @@ from loopline.feedback.labels import (
 from loopline.feedback.promotion import Evidence, paired_p99_ms, shadow_evidence
 from loopline.feedback.retraining import Policy, RetrainingLoop, Trigger
 from loopline.registry import Registry
-from loopline.registry.store import Step
 from loopline.serving import KeyRing
 from loopline.serving.rollout import ServiceRollout
 
@@ -338,9 +337,9 @@ def _summary(
         "drift_checks_control": quiet.loop.drift_checks,
         "drift_checks": change.loop.drift_checks,
         "alerts_before_change": sum(at < change_ms for at, _, _ in change.loop.alerts),
-        "alerts": [_alert(a) for a in change.loop.alerts],
-        "control_alerts": [_alert(a) for a in quiet.loop.alerts],
-        "history": steps_of(steps),
+        "alerts": [scenario_report.alert_row(a) for a in change.loop.alerts],
+        "control_alerts": [scenario_report.alert_row(a) for a in quiet.loop.alerts],
+        "history": scenario_report.steps_of(steps),
         "settings": {
             "customers": options.customers,
             "seed": options.seed,
@@ -359,33 +358,6 @@ def _summary(
     return result
 
 
-def show(result: dict[str, Any]) -> None:
-    """The figures and the steps, as tables."""
-    from rich.console import Console
-    from rich.table import Table
-
-    figures = Table(title="drift scenario (simulated)")
-    figures.add_column("figure")
-    figures.add_column("value")
-    for key, value in result.items():
-        if not isinstance(value, list | dict):
-            figures.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
-    steps = Table(title="recorded steps")
-    for col in ("at", "version", "action", "trigger", "passed", "why"):
-        steps.add_column(col)
-    for s in result["history"]:
-        steps.add_row(s["at"], str(s["version"]), s["action"], s["trigger"],
-                      "yes" if s["passed"] else "no", s["why"])  # fmt: skip
-    console = Console(width=160)
-    console.print(figures)
-    console.print(steps)
-
-
-def steps_of(steps: list[Step]) -> list[dict[str, Any]]:
-    """Registry steps as rows for the summary and the report (simulated times)."""
-    return [{"at": _day(s.at_ms), "day": (s.at_ms - START_MS) / DAY_MS, **asdict(s)} for s in steps]
-
-
 def _recall(new: pa.Table, lo: int, hi: int) -> float | None:
     t = new["decided_ms"].to_numpy()
     mine = (t >= lo) & (t < hi)
@@ -393,17 +365,6 @@ def _recall(new: pa.Table, lo: int, hi: int) -> float | None:
         return None
     flagged = np.asarray(new["decision"].to_numpy(zero_copy_only=False))[mine] != "approve"
     return float(flagged.mean())
-
-
-def _alert(alert: tuple[int, str, str]) -> dict[str, Any]:
-    at, kind, why = alert
-    return {"at": _day(at), "kind": kind, "why": why}
-
-
-def _day(ms: int) -> str:
-    """Simulated time as 'day D hh:00' (days of the simulation)."""
-    day, rest = divmod(ms - START_MS, DAY_MS)
-    return f"day {day} {rest // HOUR_MS:02d}:00"
 
 
 def progress_bar(show: bool) -> Progress:

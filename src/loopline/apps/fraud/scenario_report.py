@@ -1,9 +1,11 @@
-"""The drift scenario's HTML report: recall by day on the new pattern and on the others,
-which model answered, the alerts and every recorded step (one self-contained file)."""
+"""What the drift scenario and the demo show: an HTML report (recall by day on the new
+pattern and on the others, which model answered, the alerts and every recorded step, in
+one self-contained file), and the same as tables in the terminal."""
 
 from __future__ import annotations
 
 import html
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pyarrow as pa
 
+from loopline.apps.fraud.simulator import DAY_MS, START_MS
+from loopline.registry.store import Step
 from loopline.training.report import svg
 
-DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
 MARKS = {  # step action -> line colour on the timeline
     "request retraining": "tab:orange",
     "train challenger": "tab:purple",
@@ -50,7 +54,17 @@ def daily(decided: pa.Table, new_scenario: str, start_ms: int) -> dict[str, np.n
     return out
 
 
-def write(path: Path, result: dict[str, Any], series: dict[str, np.ndarray]) -> Path:
+CONTROL = "The control stream has no change: its alerts are false alarms."
+
+
+def write(
+    path: Path,
+    result: dict[str, Any],
+    series: dict[str, np.ndarray],
+    *,
+    title: str = "Drift scenario (simulated)",
+    more: str = CONTROL,
+) -> Path:
     fig, (top, bottom) = plt.subplots(
         2, 1, figsize=(10, 6), sharex=True, height_ratios=[2, 1], layout="constrained"
     )
@@ -91,16 +105,16 @@ def write(path: Path, result: dict[str, Any], series: dict[str, np.ndarray]) -> 
         f"<tr><td>{html.escape(run)}</td><td>{html.escape(a['at'])}</td>"
         f"<td>{html.escape(a['kind'])}</td><td>{html.escape(a['why'])}</td></tr>"
         for run, key in (("change", "alerts"), ("control", "control_alerts"))
-        for a in result[key]
+        for a in result.get(key, [])
     )
     page = f"""<!doctype html><html><head><meta charset="utf-8">
-<title>loopline scenario: drift</title>
+<title>loopline: {html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}
 td{{padding:2px 8px;vertical-align:top}}tr:nth-child(even){{background:#f4f4f4}}</style>
-</head><body><h1>Drift scenario (simulated)</h1>
+</head><body><h1>{html.escape(title)}</h1>
 <p>A card-enumeration wave starts on day {settings["change_day"]}; the platform detects it,
-retrains on mature data, shadows, gates, canaries and promotes without a human. The
-control stream has no change: its alerts are false alarms.</p>
+retrains on mature data, shadows, gates, canaries and promotes without a human.
+{html.escape(more)}</p>
 {svg(fig)}
 <h2>Figures</h2><table>{rows}</table>
 <h2>Alerts</h2><table><tr><th>run</th><th>at</th><th>kind</th><th>why</th></tr>{alerts}
@@ -115,3 +129,43 @@ control stream has no change: its alerts are false alarms.</p>
 
 def _fmt(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def steps_of(steps: list[Step]) -> list[dict[str, Any]]:
+    """Registry steps as rows for the summary and the report (simulated times)."""
+    return [
+        {"at": sim_time(s.at_ms), "day": (s.at_ms - START_MS) / DAY_MS, **asdict(s)} for s in steps
+    ]
+
+
+def alert_row(alert: tuple[int, str, str]) -> dict[str, Any]:
+    at, kind, why = alert
+    return {"at": sim_time(at), "kind": kind, "why": why}
+
+
+def sim_time(ms: int) -> str:
+    """Simulated time as 'day D hh:00' (days of the simulation)."""
+    day, rest = divmod(ms - START_MS, DAY_MS)
+    return f"day {day} {rest // HOUR_MS:02d}:00"
+
+
+def show(result: dict[str, Any]) -> None:
+    """The figures and the steps, as tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    figures = Table(title="drift scenario (simulated)")
+    figures.add_column("figure")
+    figures.add_column("value")
+    for key, value in result.items():
+        if not isinstance(value, list | dict):
+            figures.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
+    steps = Table(title="recorded steps")
+    for col in ("at", "version", "action", "trigger", "passed", "why"):
+        steps.add_column(col)
+    for s in result["history"]:
+        steps.add_row(s["at"], str(s["version"]), s["action"], s["trigger"],
+                      "yes" if s["passed"] else "no", s["why"])  # fmt: skip
+    console = Console(width=160)
+    console.print(figures)
+    console.print(steps)
