@@ -32,6 +32,7 @@ import pyarrow as pa
 
 from loopline.apps.fraud import scenario_report
 from loopline.apps.fraud.scenario import (
+    MODEL,
     NEW_SCENARIO,
     STREAM_DAY,
     ScenarioOptions,
@@ -110,7 +111,10 @@ async def _replay(
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 30
     while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("The HTTP service did not start; see the log above.")
         await asyncio.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
     fields = ("transaction_id", "event_time_ms", "card_token", "customer_id", "terminal_id",
@@ -162,7 +166,7 @@ def _summary(
     score = decided["score"].to_numpy()
     flagged = np.asarray(decided["decision"].to_numpy(zero_copy_only=False)) != "approve"
     tp = int((flagged & (y == 1)).sum())
-    steps = world.registry.history("fraud")
+    steps = world.registry.history(MODEL)
     promoted = [s for s in steps if s.action == "promote to champion" and s.version > 1]
     streamed = len(decided) - len(latencies)
     ordered = sorted(latencies)
