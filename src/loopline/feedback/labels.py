@@ -62,7 +62,6 @@ class LabelBook:
         """Store labels; return how many changed a stored one (new, or genuine -> fraud).
         ``position`` (topic, partition, next offset): where they were read up to, kept in
         the same transaction."""
-        before = self.conn.total_changes
         self.conn.execute("BEGIN")
         if position is not None:
             self.conn.execute(
@@ -70,6 +69,7 @@ class LabelBook:
                    DO UPDATE SET next_offset = excluded.next_offset""",
                 position,
             )
+        before = self.conn.total_changes
         self.conn.executemany(
             """INSERT INTO labels (transaction_id, is_fraud, label_time_ms) VALUES (?, ?, ?)
                ON CONFLICT (transaction_id) DO UPDATE SET
@@ -78,7 +78,7 @@ class LabelBook:
             [(x.transaction_id, int(x.is_fraud), x.label_time_ms) for x in labels],
         )
         self.conn.execute("COMMIT")
-        return self.conn.total_changes - before - (position is not None)
+        return self.conn.total_changes - before
 
     def close(self) -> None:
         self.conn.close()

@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from loopline.feedback.labels import DAY_MS
 from loopline.feedback.promotion import Evidence, GateResult, gate
 from loopline.monitoring.monitor import DriftReport
 from loopline.registry import Registry
 
-DAY_MS = 86_400_000
 log = logging.getLogger("loopline.feedback")
 
 
@@ -124,7 +124,7 @@ class RetrainingLoop:
         check_drift: One drift check of the champion (None: no verdict).
         matured_ap: ``matured_ap(now_ms, days)``: the champion's average precision
             and fraud count over the matured decisions of the last ``days`` matured
-            days (None: no labels yet).
+            days (None: no labels yet); asked once the champion has served that long.
         evidence: ``evidence(label, now_ms)``: the challenger's matured shadow
             evidence (:func:`loopline.feedback.promotion.shadow_evidence`).
         baseline_ap: ``baseline_ap(version)``: the AP a version was registered with.
@@ -189,6 +189,10 @@ class RetrainingLoop:
             elif not drifting:
                 self._drift_since = None
         if now_ms // DAY_MS == self._performance_day:  # matured days change once a day
+            return
+        start = now_ms - int((p.maturity_days + p.performance_days) * DAY_MS)
+        assert self._champion_since is not None
+        if start < self._champion_since:  # not yet a whole window of this champion's
             return
         self._performance_day = now_ms // DAY_MS
         got = self.matured_ap(now_ms, p.performance_days)

@@ -58,8 +58,7 @@ class CanaryGuard:
     max_latency_ratio: float = 2.0
     expected_flag_ratio: float = 1.0  # challenger / champion flag rate seen in shadow
     arms: dict[str, Arm] = field(default_factory=dict)
-    shadowed: int = 0  # decisions the challenger scored in shadow since the last reset
-    champion_flags: int = 0  # of them, flagged by the champion's score alone
+    champion_flags: int = 0  # shadowed decisions the champion's score alone would flag
     shadow_flags: int = 0  # and by the challenger's
 
     def record(self, arm: str, *, flagged: bool, error: bool, model_ms: float) -> None:
@@ -67,11 +66,10 @@ class CanaryGuard:
 
     def reset(self) -> None:
         self.arms.clear()
-        self.shadowed = self.shadow_flags = self.champion_flags = 0
+        self.shadow_flags = self.champion_flags = 0
 
     def record_shadow(self, *, champion_flags: bool, challenger_flags: bool) -> None:
         """One shadowed decision: whether each model's score alone would flag it."""
-        self.shadowed += 1
         self.champion_flags += champion_flags
         self.shadow_flags += challenger_flags
 

@@ -22,7 +22,6 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +36,11 @@ from loopline.apps.fraud.scenario import (
     STREAM_DAY,
     ScenarioOptions,
     StreamedWorld,
+    changed_world,
     progress_bar,
 )
 from loopline.apps.fraud.scenario_report import alert_row, steps_of
-from loopline.apps.fraud.simulator import DAY_MS, SCENARIOS, START_MS, profile, simulate
+from loopline.apps.fraud.simulator import DAY_MS, START_MS, simulate
 from loopline.serving import KeyRing, new_key
 from loopline.training import ranking
 
@@ -58,13 +58,7 @@ def run(
     """Run every stage; return the summary (see the module docstring)."""
     options = ScenarioOptions(customers=customers, progress=progress)
     change_day = STREAM_DAY + options.change_after_days
-    setting = replace(
-        profile("full", customers=customers),
-        days=change_day + days_after_change,
-        scenarios=SCENARIOS[1:],
-        starts=((NEW_SCENARIO, change_day),),
-        enumeration_share=options.share,
-    )
+    setting = changed_world(options, days_after_change)
     key, stored = new_key("demo", ["score"])
     with tempfile.TemporaryDirectory(prefix="loopline-demo-") as tmp:
         root = workdir or Path(tmp)

@@ -56,7 +56,7 @@ def publish(
                     table = streams[topic][0]
                     keep = [c for c in table.column_names if c in fields[topic]]
                     batch = table.select(keep).take(pa.array(rows)).to_pylist()
-                    log.append_many(topic, [_message(codecs[topic], topic, r) for r in batch])
+                    log.append_many(topic, [to_message(codecs[topic], topic, r) for r in batch])
                     sent[topic] += len(rows)
             progress.advance(task, len(chunk))
             if rate:
@@ -66,7 +66,8 @@ def publish(
     return sent
 
 
-def _message(codec: Codec[Any], topic: str, row: dict[str, Any]) -> Message:
+def to_message(codec: Codec[Any], topic: str, row: dict[str, Any]) -> Message:
+    """A simulated row as its topic's record: keyed by card, stamped with its time."""
     ts = row["event_time_ms"] if topic == "transactions" else row["label_time_ms"]
     event = codec.schema(**row)
     return Message(codec.encode(event), key=str(row["card_token"]).encode(), timestamp_ms=int(ts))

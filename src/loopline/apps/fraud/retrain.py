@@ -19,24 +19,25 @@ import pyarrow.compute as pc
 
 from loopline.apps.fraud.datasets import Dataset
 from loopline.apps.fraud.features import fraud_feature_set
-from loopline.apps.fraud.train import REVIEW_PRECISION, TrainOptions, reference_sample, register
+from loopline.apps.fraud.simulator import DAY_MS
+from loopline.apps.fraud.train import (
+    REVIEW_PRECISION,
+    TrainOptions,
+    checked_onnx,
+    reference_sample,
+    register,
+)
 from loopline.exceptions import ConfigError
 from loopline.registry import ModelVersion, Registry
 from loopline.training import (
     BoostingConfig,
     TimeSplit,
     at_threshold,
-    max_abs_difference,
     model_bytes,
     ranking,
-    session,
     threshold_for_precision,
-    to_onnx,
     train,
 )
-
-DAY_MS = 86_400_000
-ONNX_TOLERANCE = 1e-5
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,7 @@ def train_at(
     chosen = threshold_for_precision(ds.y[val], p_val, precision_target)
     review = threshold_for_precision(ds.y[val], p_val, REVIEW_PRECISION)
     op = at_threshold(ds.y[val], p_val, chosen.threshold)
-    onnx = to_onnx(booster)
-    diff = max_abs_difference(booster, session(onnx), ds.x[val][:2000])
-    if diff > ONNX_TOLERANCE:
-        raise ConfigError(f"ONNX export differs from LightGBM by {diff:.2e}; not registering it.")
+    onnx, diff = checked_onnx(booster, ds.x[val][:2000])
     result = {
         "train_rows": int(fit.sum()),
         "train_frauds": int(ds.y[fit].sum()),

@@ -40,11 +40,19 @@ import pyarrow.compute as pc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from loopline.apps.fraud import data, scenario_report
-from loopline.apps.fraud.events import Label, Transaction
+from loopline.apps.fraud.publish import TOPICS, to_message
 from loopline.apps.fraud.retrain import History, train_at
 from loopline.apps.fraud.service import LabelFeed, ServeOptions, build, stream_scorer
-from loopline.apps.fraud.simulator import DAY_MS, SCENARIOS, START_MS, Simulation, profile, simulate
-from loopline.events import Codec, Message, open_log
+from loopline.apps.fraud.simulator import (
+    DAY_MS,
+    SCENARIOS,
+    START_MS,
+    Profile,
+    Simulation,
+    profile,
+    simulate,
+)
+from loopline.events import Codec, open_log
 from loopline.feedback.labels import Label as KnownLabel
 from loopline.feedback.labels import (
     LabelBook,
@@ -85,13 +93,7 @@ def run(
         root = workdir or Path(tmp)
         change_day = STREAM_DAY + options.change_after_days
         base = profile("full", customers=options.customers)
-        changed = replace(
-            base,
-            days=change_day + options.days_after_change,
-            scenarios=SCENARIOS[1:],
-            starts=((NEW_SCENARIO, change_day),),
-            enumeration_share=options.share,
-        )
+        changed = changed_world(options, options.days_after_change)
         control = replace(base, days=STREAM_DAY + options.control_days)
         with progress_bar(options.progress) as progress:
             change = StreamedWorld(
@@ -103,6 +105,18 @@ def run(
             )
             quiet.stream(quiet.days)
         return _summary(change, quiet, change_day, options, report)
+
+
+def changed_world(options: ScenarioOptions, days_after_change: int) -> Profile:
+    """The ``full`` profile with ``card_enumeration`` starting after the stream does."""
+    change_day = STREAM_DAY + options.change_after_days
+    return replace(
+        profile("full", customers=options.customers),
+        days=change_day + days_after_change,
+        scenarios=SCENARIOS[1:],
+        starts=((NEW_SCENARIO, change_day),),
+        enumeration_share=options.share,
+    )
 
 
 class StreamedWorld:
@@ -158,10 +172,7 @@ class StreamedWorld:
             evidence=self._evidence,
             baseline_ap=lambda v: self.registry.get(MODEL, v).metrics["average_precision"],
         )
-        self._codecs: dict[str, Codec[Any]] = {
-            "transactions": Codec(Transaction),
-            "labels": Codec(Label),
-        }
+        self._codecs: dict[str, Codec[Any]] = {t: Codec(e) for t, e in TOPICS.items()}
         self._tx_times = sim.transactions["event_time_ms"].to_numpy()
         self._label_times = sim.labels["label_time_ms"].to_numpy()
         self._warm_up()
@@ -220,12 +231,7 @@ class StreamedWorld:
     def _publish(self, topic: str, table: pa.Table) -> None:
         codec = self._codecs[topic]
         keep = [c for c in table.column_names if c in codec.schema.__struct_fields__]
-        stamp = "event_time_ms" if topic == "transactions" else "label_time_ms"
-        messages = [
-            Message(codec.encode(codec.schema(**row)), key=row["card_token"].encode(),
-                    timestamp_ms=int(row[stamp]))
-            for row in table.select(keep).to_pylist()
-        ]  # fmt: skip
+        messages = [to_message(codec, topic, row) for row in table.select(keep).to_pylist()]
         for lo in range(0, len(messages), 5000):
             self.log.append_many(topic, messages[lo : lo + 5000])
 
@@ -238,17 +244,11 @@ class StreamedWorld:
             self.decisions_db,
             self.book,
             model_version=self.service.scorer.routing.champion.label,
-            decided_from_ms=max(until - days * DAY_MS, self.start_ms),
+            decided_from_ms=until - days * DAY_MS,
             decided_until_ms=until,
             labelled_before_ms=now_ms + 1,
         )
-        if until - days * DAY_MS < self._champion_since() or not y.any():
-            return None  # not yet a whole window of this champion's matured decisions
-        return average_precision(y, scores), int(y.sum())
-
-    def _champion_since(self) -> int:
-        steps = [s for s in self.registry.history(MODEL) if s.action == "promote to champion"]
-        return max([self.start_ms, *(s.at_ms for s in steps)])
+        return (average_precision(y, scores), int(y.sum())) if y.any() else None
 
     def _evidence(self, label: str, now_ms: int) -> Evidence:
         matured = now_ms - int(self.policy.maturity_days * DAY_MS)
@@ -271,11 +271,7 @@ class StreamedWorld:
         return replace(evidence, champion_p99_ms=champion_ms, challenger_p99_ms=challenger_ms)
 
     def _recent_features(self, n: int) -> list[dict[str, float]]:
-        with sqlite3.connect(self.decisions_db) as conn:
-            rows = conn.execute(
-                "SELECT features FROM decisions ORDER BY decided_ms DESC LIMIT ?", (n,)
-            ).fetchall()
-        return [msgspec.json.decode(r[0]) for r in rows]
+        return [msgspec.json.decode(f) for _, f in self.service.log.recent(n)]
 
     def decisions(self) -> pa.Table:
         """Every decision with the simulation's ground truth (scenario) joined."""

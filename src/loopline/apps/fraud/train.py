@@ -135,14 +135,7 @@ def run(options: TrainOptions) -> dict[str, Any]:
         step("evaluating")
         result, test, p_test, op, cal = _evaluate(ds, split, booster, p_val, options, source)
         step("exporting to ONNX and checking parity")
-        onnx = to_onnx(booster)
-        diff = max_abs_difference(booster, session(onnx), ds.x[test])
-        if diff > ONNX_TOLERANCE:
-            raise ConfigError(
-                f"ONNX export differs from LightGBM by {diff:.2e} (> {ONNX_TOLERANCE}); "
-                "not registering it."
-            )
-        result["onnx_max_abs_difference"] = diff
+        onnx, result["onnx_max_abs_difference"] = checked_onnx(booster, ds.x[test])
         step("writing the report and registering the model")
         text = model_bytes(booster)
         out = options.out / MODEL[source]
@@ -162,6 +155,19 @@ def run(options: TrainOptions) -> dict[str, Any]:
         version = register(options, ds, config, result, text, onnx, op, reference)
     result.update(model_version=version.version, model=MODEL[source], report=str(report))
     return result
+
+
+def checked_onnx(booster: Any, x: npt.NDArray[np.float64]) -> tuple[bytes, float]:
+    """The model in ONNX, and its largest difference from LightGBM on ``x``; refused
+    beyond ``ONNX_TOLERANCE``."""
+    onnx = to_onnx(booster)
+    diff = max_abs_difference(booster, session(onnx), x)
+    if diff > ONNX_TOLERANCE:
+        raise ConfigError(
+            f"ONNX export differs from LightGBM by {diff:.2e} (> {ONNX_TOLERANCE}); "
+            "not registering it."
+        )
+    return onnx, diff
 
 
 def _dataset(options: TrainOptions) -> tuple[Dataset, TimeSplit | None]:
