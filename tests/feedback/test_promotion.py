@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from loopline.cli import app
@@ -44,13 +45,24 @@ def test_an_equal_or_worse_challenger_is_refused() -> None:
 
 
 def test_slow_or_failing_challengers_are_refused_whatever_their_quality() -> None:
-    slow = gate(_evidence(gain=1.0, champion_p99_ms=2.0, challenger_p99_ms=3.0,
+    slow = gate(_evidence(gain=1.0, champion_p99_ms=4.0, challenger_p99_ms=6.0,
                           challenger_calls=4000))  # fmt: skip
     assert not slow.passed
-    assert "latency: p99 3.00 ms against 2.00 ms (1.50x, limit 1.25x)" in slow.reasons
+    assert "latency: p99 6.00 ms against 4.00 ms (1.50x; limit 1.25x or +1 ms)" in slow.reasons
     failing = gate(_evidence(gain=1.0, challenger_errors=40, challenger_calls=4000))
     assert not failing.passed
     assert "errors: 40 of 4000 calls (1.000%, limit 0.100%)" in failing.reasons
+
+
+def test_microsecond_latency_differences_are_within_the_allowance() -> None:
+    # 30 us against 20 us is 1.5x, yet far below what a 50 ms budget can notice
+    quick = gate(_evidence(gain=1.0, champion_p99_ms=0.02, challenger_p99_ms=0.03,
+                           challenger_calls=4000))  # fmt: skip
+    assert quick.passed, quick.reasons
+    assert quick.figures["latency_ratio"] == pytest.approx(1.5)
+    over = gate(_evidence(gain=1.0, champion_p99_ms=0.02, challenger_p99_ms=1.5,
+                          challenger_calls=4000))  # fmt: skip
+    assert not over.passed
 
 
 def test_too_few_matured_frauds_means_wait() -> None:

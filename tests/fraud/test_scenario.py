@@ -23,7 +23,8 @@ def test_drift_scenario_detects_retrains_promotes_and_stays_quiet_without_change
     assert result["alerts_before_change"] == 0
     assert result["drift_detected_after_hours"] is not None
     assert 0 <= result["drift_detected_after_hours"] <= 24
-    assert result["promoted"] is True
+    steps = [(s["action"], s["trigger"], s["passed"], s["why"]) for s in result["history"]]
+    assert result["promoted"] is True, steps
     assert result["recall_new_scenario_before"] < 0.3
     assert result["recall_new_scenario_after"] > 0.9
     assert result["drift_checks_control"] > 600, "the control was checked every hour"

@@ -51,6 +51,11 @@ def test_the_guard_judges_errors_flag_rates_and_waits_for_enough_decisions() -> 
         slow.record("champion", flagged=False, error=False, model_ms=1.0)
         slow.record("challenger", flagged=False, error=False, model_ms=5.0)
     assert (slow.verdict() or "").startswith("challenger model p99 5.00 ms against 1.00 ms")
+    jittery = CanaryGuard(min_decisions=10)  # 3x, but 40 us: a machine's noise, not the model
+    for _ in range(20):
+        jittery.record("champion", flagged=False, error=False, model_ms=0.02)
+        jittery.record("challenger", flagged=False, error=False, model_ms=0.06)
+    assert jittery.verdict() is None
 
 
 async def test_a_canary_that_declines_everything_is_rolled_back_and_recorded(

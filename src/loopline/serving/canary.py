@@ -56,6 +56,7 @@ class CanaryGuard:
     max_error_rate: float = 0.01
     max_flag_ratio: float = 3.0  # either way: 3x more flags, or 3x fewer
     max_latency_ratio: float = 2.0
+    latency_allowance_ms: float = 1.0  # differences below it are scheduling noise (promotion.gate)
     expected_flag_ratio: float = 1.0  # challenger / champion flag rate seen in shadow
     arms: dict[str, Arm] = field(default_factory=dict)
     champion_flags: int = 0  # shadowed decisions the champion's score alone would flag
@@ -101,9 +102,13 @@ class CanaryGuard:
                 f"{expected:.2f}x from its shadow run, limit {self.max_flag_ratio:.1f}x "
                 "either way)"
             )
-        if champion.p99_ms > 0 and challenger.p99_ms > self.max_latency_ratio * champion.p99_ms:
+        limit_ms = max(
+            self.max_latency_ratio * champion.p99_ms, champion.p99_ms + self.latency_allowance_ms
+        )
+        if champion.p99_ms > 0 and challenger.p99_ms > limit_ms:
             return (
                 f"challenger model p99 {challenger.p99_ms:.2f} ms against "
-                f"{champion.p99_ms:.2f} ms (limit {self.max_latency_ratio:.1f}x)"
+                f"{champion.p99_ms:.2f} ms (limit {self.max_latency_ratio:.1f}x "
+                f"or +{self.latency_allowance_ms:g} ms)"
             )
         return None

@@ -261,7 +261,7 @@ class StreamedWorld:
         )
         routing = self.service.scorer.routing
         assert routing.challenger is not None
-        rows = self._recent_features(300)
+        rows = self._recent_features(1000)
         champion_ms, challenger_ms = paired_p99_ms(
             routing.champion.score,
             routing.challenger.score,
