@@ -11,6 +11,7 @@ import typer
 
 import loopline
 from loopline.cli_ml import models_app, serve_app, simulate_app, train_app
+from loopline.exceptions import ConfigError
 
 app = typer.Typer(help="loopline: an end-to-end real-time ML system.", no_args_is_help=True)
 demo_app = typer.Typer(help="Guided demos on embedded defaults.", no_args_is_help=True)
@@ -223,6 +224,44 @@ def scenario_drift(
         typer.echo(json.dumps(result))
     else:
         show(result)
+
+
+@app.command()
+def up(
+    profile: Annotated[str, typer.Option(help="Which parts: scale (Kafka, Redis, ...).")],
+    root: Annotated[Path, typer.Option("--dir", help="The servers' data (recreated).")] = Path(
+        ".loopline/scale"
+    ),
+    partitions: Annotated[int, typer.Option(min=1, help="Transactions topic partitions.")] = 4,
+    processes: Annotated[int, typer.Option(min=1, help="Scorers and feature workers.")] = 2,
+) -> None:
+    """Start the scale-out profile's servers on 127.0.0.1 (noida-db Kafka broker,
+    redis-server, PostgreSQL, MLflow tracking server) and write their settings file."""
+    from loopline.servers.profile import PROFILES
+    from loopline.servers.profile import up as start
+
+    if profile not in PROFILES:
+        raise ConfigError(f"--profile {profile!r}: choose one of {', '.join(PROFILES)}.")
+    settings = start(
+        root,
+        partitions=partitions,
+        processes=processes,
+        started=lambda r: typer.echo(f"started {r.name:<13} {r.url}  (pid {r.pid}, log {r.log})"),
+    )
+    typer.echo(f"settings: {settings}\nnext: loopline demo fraud --profile scale")
+
+
+@app.command()
+def down(
+    root: Annotated[Path, typer.Option("--dir", help="Where `loopline up` put them.")] = Path(
+        ".loopline/scale"
+    ),
+) -> None:
+    """Stop the servers `loopline up` started."""
+    from loopline.servers.profile import down as stop
+
+    count = stop(root, stopped=lambda name: typer.echo(f"stopped {name}"))
+    typer.echo(f"{count} servers were running" if count else "nothing was running")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping
@@ -23,7 +24,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from loopline.exceptions import ConfigError, LooplineError
+from loopline.exceptions import LooplineError
 
 DEFAULT_ROOT = Path(".loopline/registry")
 HISTORY_TAG = "loopline.history."  # + alias: the versions it pointed at before, newest last
@@ -172,7 +173,7 @@ class Registry:
             version=int(mv.version),
             aliases=tuple(sorted(mv.aliases)),
             run_id=run_id,
-            path=_local(str(mv.source)),
+            path=self._local(str(mv.source), run_id),
             metrics=dict(run.data.metrics),
             params=dict(run.data.params),
             tags=dict(mv.tags),
@@ -283,12 +284,25 @@ class Registry:
     def _set_history(self, name: str, alias: str, history: list[int]) -> None:
         self.client.set_registered_model_tag(name, HISTORY_TAG + alias, json.dumps(history))
 
+    def _local(self, uri: str, run_id: str) -> Path:
+        """The artifacts' folder on this machine: where they are, or, from a tracking
+        server, a copy under ``root/downloads`` (fetched once: a version's files never
+        change, and :meth:`resolve` checks them)."""
+        parsed = urlparse(uri)
+        if parsed.scheme in ("", "file"):
+            return Path(unquote(parsed.path) if parsed.scheme else os.fspath(uri))
+        folder = self.root.resolve() / "downloads" / run_id
+        if not (folder / ".complete").exists():
+            import mlflow.artifacts
 
-def _local(uri: str) -> Path:
-    parsed = urlparse(uri)
-    if parsed.scheme not in ("", "file"):
-        raise ConfigError(
-            f"Artifacts at {uri!r} are not on this machine; download them first "
-            "(mlflow.artifacts.download_artifacts) for serving."
-        )
-    return Path(unquote(parsed.path) if parsed.scheme else os.fspath(uri))
+            partial = folder.with_suffix(f".{os.getpid()}.partial")
+            shutil.rmtree(partial, ignore_errors=True)
+            partial.mkdir(parents=True)
+            got = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=str(partial), tracking_uri=self.uri
+            )  # partial/<the artifact folder's name>
+            (Path(got) / ".complete").touch()
+            shutil.rmtree(folder, ignore_errors=True)
+            Path(got).rename(folder)
+            shutil.rmtree(partial)
+        return folder
