@@ -32,6 +32,23 @@ app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(serve_app, name="serve")
 app.add_typer(scenario_app, name="scenario")
+work_app = typer.Typer(help="Stream workers of the scale-out profile.", no_args_is_help=True)
+app.add_typer(work_app, name="work")
+
+
+@work_app.command("fraud")
+def work_fraud(
+    index: Annotated[int, typer.Option(min=0, help="This worker's number, from 0.")],
+    settings: Annotated[
+        Path | None, typer.Option(help="Settings file (loopline.settings).")
+    ] = None,
+) -> None:
+    """A feature worker: the fraud features of its partitions of the transactions and
+    labels topics, into the shared online store, until stopped."""
+    from loopline.apps.fraud.workers import run
+    from loopline.settings import load_settings
+
+    run(load_settings(settings), index)
 
 
 @app.command()
@@ -63,10 +80,35 @@ def demo_fraud(
     report: Annotated[Path, typer.Option(help="The HTML report.")] = Path(
         ".loopline/demo-fraud.html"
     ),
+    profile: Annotated[
+        str, typer.Option(help="embedded (no server), or scale (after `loopline up`).")
+    ] = "embedded",
+    settings: Annotated[Path, typer.Option(help="The scale profile's settings file.")] = Path(
+        ".loopline/scale/settings.toml"
+    ),
+    hours: Annotated[
+        int, typer.Option(min=2, help="Scale profile: simulated hours replayed over HTTP.")
+    ] = 48,
 ) -> None:
     """The main job end to end on embedded defaults: simulate, ingest, features, train,
-    serve (stream and HTTP), a new fraud pattern, drift, retrain, shadow, promote."""
+    serve (stream and HTTP), a new fraud pattern, drift, retrain, shadow, promote. With
+    ``--profile scale``: the same system on Kafka, Redis, PostgreSQL and MLflow, several
+    feature workers and scorers."""
     import json
+
+    if profile == "scale":
+        from loopline.apps.fraud import scale_demo
+
+        summary = scale_demo.run(
+            settings, customers=customers, stream_hours=hours, progress=not as_json
+        )
+        typer.echo(json.dumps(summary) if as_json else scale_demo.show(summary))
+        if not scale_demo.ok(summary):
+            typer.echo("error: a check of the scale demo failed (see the summary).", err=True)
+            raise typer.Exit(1)
+        return
+    if profile != "embedded":
+        raise ConfigError(f"--profile {profile!r}: choose embedded or scale.")
 
     from loopline.apps.fraud.demo import run, show
 

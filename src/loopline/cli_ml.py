@@ -4,6 +4,7 @@ and registry commands. Heavy imports (LightGBM, MLflow) happen inside the comman
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -259,18 +260,26 @@ def serve_fraud(
     decisions: Annotated[
         str | None, typer.Option(help="postgresql://... prediction log (default: SQLite).")
     ] = None,
+    settings: Annotated[
+        Path | None,
+        typer.Option(help="Settings file (loopline.settings); replaces the URL options."),
+    ] = None,
 ) -> None:
     """Serve fraud decisions from the registry's champion (POST /v1/score)."""
     from loopline.apps.fraud.service import DEFAULT_RULES, ServeOptions, serve
+    from loopline.settings import load_settings
 
-    options = ServeOptions(
-        state=state,
-        registry=registry,
-        rules=rules or DEFAULT_RULES,
-        keys=keys,
-        features=features,
-        decisions=decisions,
-    )
+    if settings is not None or os.environ.get("LOOPLINE_SETTINGS"):
+        options = ServeOptions.of(load_settings(settings), rules=rules or DEFAULT_RULES, keys=keys)
+    else:
+        options = ServeOptions(
+            state=state,
+            registry=registry,
+            rules=rules or DEFAULT_RULES,
+            keys=keys,
+            features=features,
+            decisions=decisions,
+        )
     serve(options, host=host, port=port)
 
 

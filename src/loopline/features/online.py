@@ -163,6 +163,11 @@ class OnlineEngine:
             self._checkpoints[partition] = found
         return found
 
+    def reload_checkpoints(self) -> None:
+        """Read the checkpoints from the store again (an observer of partitions that
+        other processes write)."""
+        self._checkpoints.clear()
+
     def offset(self, tp: TopicPartition, view: FeatureView | None = None) -> int:
         """The next offset of ``tp`` that ``view`` needs (0 if none was processed); without a
         view, the lowest over the maintained views: where a worker must read from."""

@@ -98,6 +98,8 @@ class FeatureWorker:
         max_records: The largest micro-batch.
         quality: What the topic's events must satisfy beyond their schema; records that
             break it are dead-lettered with the reason.
+        derive: Adds computed columns (keys such as card|device) to a decoded batch; with
+            it, every field of the schema is decoded.
     """
 
     def __init__(
@@ -110,8 +112,10 @@ class FeatureWorker:
         partitions: Sequence[int] | None = None,
         max_records: int = 5000,
         quality: Expectations | None = None,
+        derive: Callable[[dict[str, np.ndarray]], None] | None = None,
     ) -> None:
         self.engine = engine
+        self.derive = derive
         self.quality = quality
         self.log = log
         self.topic = topic
@@ -122,6 +126,8 @@ class FeatureWorker:
         self.max_records = max_records
         self.dlq = DeadLetterQueue(log, topic)
         needed = {c for v in engine.views_of(topic) for c in v.columns}
+        if derive is not None:
+            needed = set(schema.__struct_fields__)
         self.fields = sorted(needed | (quality.fields if quality is not None else set()))
         self.stats = WorkerStats()
 
@@ -141,6 +147,9 @@ class FeatureWorker:
         decoded = decode_or_dead_letter(records, self.codec, self.dlq)
         self.stats.invalid += before - len(decoded)
         decoded, columns = self._screen(decoded, to_columns([e for _, e in decoded], self.fields))
+        if self.derive is not None:
+            columns = dict(columns)
+            self.derive(columns)
         offsets = np.array([r.offset for r, _ in decoded], dtype=np.int64)
         late = self.engine.apply_many(
             columns, partition=tp.partition, positions=(tp.topic, offsets)

@@ -146,7 +146,10 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return not Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def _stop(pid: int) -> None:

@@ -67,7 +67,13 @@ class Decided:
 
 
 class Scorer:
-    """Decides on transactions with a feature set, a routing of models and rules."""
+    """Decides on transactions with a feature set, a routing of models and rules.
+
+    ``learn``: whether decided transactions are folded into the online features here
+    (one process owns the store: the embedded default). Scorers that share a Redis
+    store do not learn: the feature workers that own its partitions do, from the
+    transactions topic.
+    """
 
     def __init__(
         self,
@@ -78,7 +84,9 @@ class Scorer:
         rules: RuleBook,
         token_key: bytes,
         clock: Callable[[], float] = time.time,
+        learn: bool = True,
     ) -> None:
+        self.learns = learn
         self.feature_set = feature_set
         self.engine = engine
         self.routing = routing
@@ -276,6 +284,8 @@ class Scorer:
         (every ``LEARN_BATCH`` decisions or ``LEARN_EVERY_S``, whichever first): applying
         one event costs about what 64 do. A card's next transaction within that moment
         may not see this one yet."""
+        if not self.learns:
+            return
         if not self._pending:
             self._waiting_since = time.monotonic()
         self._pending.append(decided.columns)

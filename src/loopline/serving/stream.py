@@ -76,10 +76,10 @@ class StreamScorer(FeatureWorker):
             partitions=partitions,
             max_records=max_records,
             quality=quality,
+            derive=derive,
         )
         self.scorer = scorer
         self.decisions = decisions
-        self.derive = derive
         self.watch = watch  # told of each decision (e.g. the service's canary guard)
         self.fields = list(schema.__struct_fields__)  # all of them: decisions keep ids
         self.keys = sorted({v.entity.join_key for v in self.engine.views_of(topic)})

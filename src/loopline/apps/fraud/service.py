@@ -36,6 +36,7 @@ from loopline.serving import KeyRing, Limits, Routing, RuleBook, Scorer, Service
 from loopline.serving.decisions import open_decision_log
 from loopline.serving.model import ServingModel
 from loopline.serving.stream import StreamScorer
+from loopline.settings import Settings
 
 MODEL = "fraud"
 LABELS = "labels"  # late labels (chargebacks, closed disputes): Label events
@@ -60,6 +61,23 @@ class ServeOptions:
     decisions: str | None = None  # postgresql://... prediction log (default: SQLite in state)
     drift_s: float = 60.0  # how often recent decisions are compared with the reference
     limits: Limits = field(default_factory=Limits)
+    # fold decided transactions and labels into the online features here; False where
+    # feature workers own a shared store's partitions (the scale-out profile)
+    learn: bool = True
+
+    @classmethod
+    def of(cls, settings: Settings, **more: Any) -> ServeOptions:
+        """The options for ``settings``' parts; a shared (Redis) store is left to the
+        feature workers that own its partitions."""
+        return cls(
+            state=settings.state,
+            registry=settings.registry,
+            events=settings.events,
+            features=settings.features,
+            decisions=settings.decisions,
+            learn=settings.features is None,
+            **more,
+        )
 
 
 def token_key(state: Path) -> bytes:
@@ -80,7 +98,9 @@ def build(options: ServeOptions) -> Service:
     """Everything the service needs, loaded and warmed (ready when this returns)."""
     state = options.state
     state.mkdir(parents=True, exist_ok=True)
-    registry = Registry(options.registry) if options.registry else Registry()
+    registry = (
+        Registry(options.registry, root=state / "registry") if options.registry else Registry()
+    )
 
     def load_model(ref: str | int) -> ServingModel:
         return load(registry.resolve(options.model, ref))
@@ -97,6 +117,7 @@ def build(options: ServeOptions) -> Service:
         routing=Routing(champion=load_model("champion")),
         rules=RuleBook(options.rules),
         token_key=token_key(state),
+        learn=options.learn,
     )
     keys = KeyRing.load(options.keys or state / "keys.json")
     publish_drift = _publisher(log, DRIFT)
@@ -122,7 +143,7 @@ def build(options: ServeOptions) -> Service:
         )  # fmt: skip
 
     book = LabelBook(state / "labels.db")
-    feed = LabelFeed(engine, log, book)
+    feed = LabelFeed(engine, log, book, features=options.learn)
     decisions_db = None if options.decisions else state / "decisions.db"
 
     def performance() -> list[DayPerformance]:
@@ -148,20 +169,24 @@ def build(options: ServeOptions) -> Service:
 
 class LabelFeed:
     """Late labels from the ``labels`` topic into the online features (terminal risk, by
-    the feature worker, offsets with the features) and into the label book (offsets
-    with the labels)."""
+    the feature worker, offsets with the features; unless ``features`` is False: feature
+    workers own them) and into the label book (offsets with the labels)."""
 
-    def __init__(self, engine: OnlineEngine, log: EventLog, book: LabelBook) -> None:
+    def __init__(
+        self, engine: OnlineEngine, log: EventLog, book: LabelBook, *, features: bool = True
+    ) -> None:
         try:
             log.partitions(LABELS)
         except TopicNotFoundError:
             log.create_topic(LABELS, partitions=1)
-        self.worker = FeatureWorker(engine=engine, log=log, topic=LABELS, schema=Label)
+        self.worker = (
+            FeatureWorker(engine=engine, log=log, topic=LABELS, schema=Label) if features else None
+        )
         self.log, self.book = log, book
 
     def run_once(self) -> int:
         """Take in what has arrived; return how many labels the book read."""
-        while self.worker.run_once():
+        while self.worker is not None and self.worker.run_once():
             pass
         read = 0
         for p in range(self.log.partitions(LABELS)):

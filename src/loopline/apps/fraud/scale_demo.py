@@ -1,0 +1,480 @@
+"""``loopline demo fraud --profile scale``: the fraud system on real servers, with several
+processes per stage (start them with ``loopline up --profile scale``).
+
+1. simulate a world; compute its features offline; train the champion and register it
+   on the MLflow tracking server;
+2. publish the history to Kafka (``settings.partitions`` partitions, keyed by card);
+   start ``settings.workers`` feature workers (``loopline work fraud``), each the only
+   writer of its partitions' state in Redis, and wait until they have caught up;
+3. start ``settings.scorers`` scoring processes (``loopline serve fraud``), stateless:
+   they read every partition's features from Redis and write decisions to PostgreSQL;
+4. replay the stream's days through them over HTTP, hour by hour, spread across the
+   scorers as a load balancer would; each hour's transactions and labels then go to
+   Kafka, as a payment switch's event stream would carry them, and the workers fold
+   them in. After the first day a retrained version is promoted on the registry; the
+   scorers load it and swap without a pause (blue-green);
+5. check: every answered transaction has exactly one decision in PostgreSQL; the
+   online features in Redis equal the offline engine's over the same events.
+
+The replay runs simulated time faster than real time: an hour of transactions is
+scored in about a second, so each hour's events reach the workers after the hour's
+decisions, as a fixed ingestion lag of up to one simulated hour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from loopline.apps.fraud import data
+from loopline.apps.fraud.features import fraud_feature_set, with_card_device
+from loopline.apps.fraud.publish import TOPICS, to_message
+from loopline.apps.fraud.retrain import History, train_at
+from loopline.apps.fraud.scenario import MODEL, STREAM_DAY, progress_bar
+from loopline.apps.fraud.service import LABELS
+from loopline.apps.fraud.simulator import DAY_MS, START_MS, Simulation, profile, simulate
+from loopline.apps.fraud.workers import TRANSACTIONS, create_topics, engine_of, lag
+from loopline.events import Codec, EventLog, TopicPartition, open_log
+from loopline.exceptions import ConfigError, TopicNotFoundError
+from loopline.features.validate import mismatch_rates
+from loopline.registry import ModelVersion, Registry
+from loopline.servers import free_port
+from loopline.serving import KeyRing, new_key
+from loopline.settings import Settings, load_settings
+from loopline.training import ranking
+
+HOUR_MS = 3_600_000
+CONNECTIONS_PER_SCORER = 2
+PROBES = 300
+FIELDS = ("transaction_id", "event_time_ms", "card_token", "customer_id", "terminal_id",
+          "merchant_category", "amount", "currency", "channel", "device_id", "latitude",
+          "longitude")  # fmt: skip
+
+
+def run(
+    settings_file: Path,
+    *,
+    customers: int = 1000,
+    stream_hours: int = 48,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run every stage on the servers of ``settings_file``; return the summary."""
+    settings = load_settings(settings_file)
+    if not settings.scale_out:
+        raise ConfigError(
+            f"{settings_file} does not name a server for every part (events, features, "
+            "decisions, registry): start them with `loopline up --profile scale`."
+        )
+    assert settings.events is not None
+    assert settings.decisions is not None
+    log = open_log(settings.events)
+    if _exists(log, TRANSACTIONS):
+        raise ConfigError(
+            "The cluster already holds a demo run (topic 'transactions' exists): start a "
+            "fresh one with `loopline down && loopline up --profile scale`."
+        )
+    days = STREAM_DAY + -(-stream_hours // 24)
+    sim = simulate(replace(profile("full", customers=customers), days=days), seed=0)
+    processes: list[subprocess.Popen[bytes]] = []
+    env = {
+        **os.environ,
+        "LOOPLINE_SETTINGS": str(settings_file.resolve()),
+        "LOOPLINE_TOKEN_KEY": secrets.token_hex(32),  # one card-token key for every scorer
+    }
+    try:
+        with progress_bar(progress) as bar:
+            stages = _Stages(settings, log, sim, bar, processes, env)
+            first = stages.train_champion()
+            stages.publish_history()
+            stages.start_workers()
+            stages.start_scorers()
+            promoted = stages.replay(stream_hours)
+            stages.catch_up()
+            check = _check(log, settings.decisions, stages)
+    finally:
+        _stop(processes)
+        log.close()
+    versions = Counter(check.pop("versions"))
+    ordered = sorted(stages.http.latencies)
+    return {
+        "average_precision": check.pop("average_precision"),
+        "p50_ms": statistics.median(ordered),
+        "p99_ms": ordered[int(0.99 * (len(ordered) - 1))],
+        "throughput_tps": len(ordered) / stages.http.wall_s,
+        "http_requests": len(ordered),
+        "http_shed_and_retried": stages.http.retried,
+        "scorers": settings.scorers,
+        "feature_workers": settings.workers,
+        "partitions": settings.partitions,
+        "model_versions": dict(versions),
+        "promoted": f"{MODEL}:{promoted.version}" in versions,
+        "champion_at_start": first.version,
+        **check,
+        "servers": {
+            k: getattr(settings, k) for k in ("events", "features", "decisions", "registry")
+        },
+    }
+
+
+class _Stages:
+    """The demo's stages, sharing the simulation, the servers and the processes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        log: EventLog,
+        sim: Simulation,
+        bar: Any,
+        processes: list[subprocess.Popen[bytes]],
+        env: dict[str, str],
+    ) -> None:
+        self.settings, self.log, self.sim, self.bar = settings, log, sim, bar
+        self.processes, self.env = processes, env
+        self.start_ms = START_MS + STREAM_DAY * DAY_MS
+        self.tx_times = sim.transactions["event_time_ms"].to_numpy()
+        self.label_times = sim.labels["label_time_ms"].to_numpy()
+        self.tx_end = int(np.searchsorted(self.tx_times, self.start_ms))  # published so far
+        self.label_end = int(np.searchsorted(self.label_times, self.start_ms))
+        self.positions = np.empty((0, 2), dtype=np.int64)
+        self.engine = engine_of(settings)
+        self.http = _Replay([], "", lambda n: None)
+
+    def train_champion(self) -> ModelVersion:
+        task = self.bar.add_task("simulated; features offline, train the champion", total=None)
+        self.history = History.of(data.histories(self.sim.transactions, self.sim.labels))
+        self.registry = Registry(self.settings.registry, root=self.settings.state / "registry")
+        first = train_at(self.history, self.start_ms, registry=self.registry)
+        self.bar.remove_task(task)
+        return first
+
+    def publish_history(self) -> None:
+        create_topics(self.log, self.settings)
+        task = self.bar.add_task("Kafka: publish the history", total=self.tx_end + self.label_end)
+        tx = self.sim.transactions.slice(0, self.tx_end)
+        self.positions = _publish(self.log, TRANSACTIONS, tx, self.bar, task)
+        _publish(self.log, LABELS, self.sim.labels.slice(0, self.label_end), self.bar, task)
+
+    def start_workers(self) -> None:
+        for i in range(self.settings.workers):
+            args = ["work", "fraud", "--index", str(i)]
+            self.processes.append(_spawn(args, self.env, self.settings.state, f"worker-{i}"))
+        self.catch_up()
+
+    def catch_up(self) -> None:
+        everything = list(range(self.settings.partitions))
+        _wait_for(self.bar, "feature workers: catch up",
+                  lambda: lag(self.engine, self.log, everything), self.processes)  # fmt: skip
+
+    def start_scorers(self) -> None:
+        key, stored = new_key("scale-demo", ["score"])
+        keys = self.settings.state / "keys.json"
+        KeyRing([stored]).save(keys)
+        ports = [free_port() for _ in range(self.settings.scorers)]
+        for i, port in enumerate(ports):
+            env = {**self.env, "LOOPLINE_STATE": str(self.settings.state / f"scorer-{i}")}
+            args = ["serve", "fraud", "--port", str(port), "--keys", str(keys)]
+            self.processes.append(_spawn(args, env, self.settings.state, f"scorer-{i}"))
+        _wait_ready(ports, self.processes)
+        self.http = _Replay(ports, key, lambda n: None)
+
+    def replay(self, hours: int) -> ModelVersion:
+        """The stream, hour by hour: over HTTP, then to Kafka; half way, a retrained
+        version is promoted (the scorers swap to it, blue-green)."""
+        end_ms = self.start_ms + hours * HOUR_MS
+        total = int(np.searchsorted(self.tx_times, end_ms)) - self.tx_end
+        task = self.bar.add_task("HTTP: replay the stream across the scorers", total=total)
+        self.http.advance = lambda n: self.bar.advance(task, n)
+        promoted = None
+        for h in range(hours):
+            end = self.start_ms + (h + 1) * HOUR_MS
+            hi_tx = int(np.searchsorted(self.tx_times, end))
+            hi_label = int(np.searchsorted(self.label_times, end))
+            hour = self.sim.transactions.slice(self.tx_end, hi_tx - self.tx_end)
+            asyncio.run(self.http.post(hour))
+            self.positions = np.concatenate(
+                [self.positions, _publish(self.log, TRANSACTIONS, hour)]
+            )
+            labels = self.sim.labels.slice(self.label_end, hi_label - self.label_end)
+            _publish(self.log, LABELS, labels)
+            self.tx_end, self.label_end = hi_tx, hi_label
+            if h == hours // 2 - 1:
+                retrained = train_at(self.history, end, registry=self.registry)
+                why = "retrained on the newest matured day"
+                promoted = self.registry.promote(
+                    MODEL, retrained.version, trigger="scale demo", why=why
+                )
+        assert promoted is not None, "at least 2 hours"
+        return promoted
+
+
+def _exists(log: EventLog, topic: str) -> bool:
+    try:
+        log.partitions(topic)
+    except TopicNotFoundError:
+        return False
+    return True
+
+
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for p in processes:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in processes:
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def _spawn(args: list[str], env: dict[str, str], state: Path, name: str) -> subprocess.Popen[bytes]:
+    state.mkdir(parents=True, exist_ok=True)
+    with (state / f"{name}.log").open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "loopline", *args], env=env,
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+
+
+def _alive(processes: list[subprocess.Popen[bytes]]) -> None:
+    for p in processes:
+        if p.poll() is not None:
+            raise RuntimeError(f"{p.args!r} exited with code {p.returncode}; see its log.")
+
+
+def _wait_for(
+    bar: Any, what: str, remaining: Any, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    total = left = remaining()
+    task = bar.add_task(what, total=total)
+    while left:
+        _alive(processes)
+        time.sleep(0.2)
+        left = remaining()
+        bar.update(task, completed=total - left)
+    bar.update(task, completed=total)
+
+
+def _wait_ready(ports: list[int], processes: list[subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + 120
+    for port in ports:
+        while True:
+            _alive(processes)
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"The scorer on port {port} was not ready within 120 s.")
+            time.sleep(0.2)
+
+
+def _publish(
+    log: EventLog, topic: str, table: pa.Table, bar: Any = None, task: Any = None
+) -> np.ndarray:
+    """Append ``table``'s rows in order; return each one's (partition, offset)."""
+    codec: Codec[Any] = Codec(TOPICS[topic])
+    keep = [c for c in table.column_names if c in codec.schema.__struct_fields__]
+    out: list[tuple[int, int]] = []
+    for lo in range(0, table.num_rows, 5000):
+        rows = table.slice(lo, 5000).select(keep).to_pylist()
+        out += log.append_many(topic, [to_message(codec, topic, r) for r in rows])
+        if bar is not None:
+            bar.advance(task, len(rows))
+    return np.array(out, dtype=np.int64).reshape(-1, 2)
+
+
+def _concat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.concatenate([a, b]) if len(b) else a
+
+
+class _Replay:
+    """POSTs transactions to the scorers, ``CONNECTIONS_PER_SCORER`` each; a 503 is asked
+    again after its Retry-After; anything but a 200 in the end is an error."""
+
+    def __init__(self, ports: list[int], key: str, advance: Any) -> None:
+        self.ports, self.key, self.advance = ports, key, advance
+        self.latencies: list[float] = []
+        self.answered: list[str] = []
+        self.retried = 0
+        self.wall_s = 0.0
+
+    async def post(self, table: pa.Table) -> None:
+        bodies = [
+            {k: v for k, v in r.items() if v is not None}
+            for r in table.select(list(FIELDS)).to_pylist()
+        ]
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        for b in bodies:
+            queue.put_nowait(b)
+        started = time.perf_counter()
+        clients = [
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": self.key})
+            for port in self.ports for _ in range(CONNECTIONS_PER_SCORER)
+        ]  # fmt: skip
+        try:
+            await asyncio.gather(*(self._worker(c, queue) for c in clients))
+        finally:
+            for c in clients:
+                await c.aclose()
+        self.wall_s += time.perf_counter() - started
+
+    async def _worker(
+        self, client: httpx.AsyncClient, queue: asyncio.Queue[dict[str, Any]]
+    ) -> None:
+        while not queue.empty():
+            body = queue.get_nowait()
+            sent = time.perf_counter()
+            r = await client.post("/v1/score", json=body)
+            self.latencies.append((time.perf_counter() - sent) * 1000)
+            while r.status_code == 503:
+                self.retried += 1
+                await asyncio.sleep(float(r.headers.get("retry-after", 1)))
+                r = await client.post("/v1/score", json=body)
+            if r.status_code != 200:
+                raise RuntimeError(f"POST /v1/score answered {r.status_code}: {r.text[:300]}")
+            self.answered.append(body["transaction_id"])
+            self.advance(1)
+
+
+def _check(log: EventLog, decisions_url: str, stages: _Stages) -> dict[str, Any]:
+    """Exactly one decision per answered transaction; the quality of those decisions on
+    the ground truth; online features equal to offline ones."""
+    import psycopg
+
+    with psycopg.connect(decisions_url) as conn:
+        rows = conn.execute(
+            "SELECT transaction_id, score, model_version, model_score IS NULL FROM decisions"
+        ).fetchall()
+    ids = [r[0] for r in rows]
+    counts = Counter(ids)
+    truth = stages.sim.transactions.select(["transaction_id", "is_fraud"])
+    scores = pa.table({"transaction_id": ids, "score": [r[1] for r in rows]})
+    decided = scores.join(truth, "transaction_id")
+    y = decided["is_fraud"].to_numpy().astype(np.int8)
+    dropped = _dead_lettered(log)
+    return {
+        "decisions": len(rows),
+        "rules_only_decisions": sum(bool(r[3]) for r in rows),  # no model score: degraded
+        "exactly_one_decision_each": set(counts) == set(stages.http.answered)
+        and max(counts.values()) == 1,
+        "average_precision": ranking(y, decided["score"].to_numpy())["average_precision"],
+        "versions": [r[2] for r in rows],
+        "dead_lettered": len(dropped),
+        "online_offline_mismatches": _mismatches(
+            stages.sim, stages.positions, stages.engine, stages.tx_end, dropped
+        ),
+    }
+
+
+def _dead_lettered(log: EventLog) -> set[tuple[int, int]]:
+    """(partition, offset) of each transaction the workers dead-lettered (with reason)."""
+    out: set[tuple[int, int]] = set()
+    try:
+        partitions = log.partitions(f"{TRANSACTIONS}.dlq")
+    except TopicNotFoundError:
+        return out
+    for p in range(partitions):
+        tp, offset = TopicPartition(f"{TRANSACTIONS}.dlq", p), 0
+        while records := log.read(tp, offset, max_records=5000):
+            for r in records:
+                letter = msgspec.json.decode(r.value)
+                if letter["source_topic"] == TRANSACTIONS:
+                    out.add((letter["partition"], letter["offset"]))
+            offset = records[-1].offset + 1
+    return out
+
+
+def _mismatches(
+    sim: Any, positions: np.ndarray, engine: Any, published: int, dropped: set[tuple[int, int]]
+) -> int:
+    """Probe transactions just after the last published one, read online (Redis, every
+    partition's state) and computed offline from the same events in their partitions'
+    order, less those dead-lettered; the number of feature values that differ."""
+    fs = fraud_feature_set()
+    kept = np.array([(int(p), int(o)) not in dropped for p, o in positions])
+    tx = with_card_device(sim.transactions.slice(0, published)).filter(pa.array(kept))
+    positions, published = positions[kept], int(kept.sum())
+    labels = sim.labels.filter(
+        pc.less(sim.labels["label_time_ms"], int(tx["event_time_ms"][-1].as_py()) + 1)
+    )
+    picks = _apart(tx, sorted({v.entity.join_key for v in fs.views}))
+    t = int(tx["event_time_ms"][-1].as_py()) + 60_000
+    probes = tx.take(pa.array(picks))
+    probes = probes.set_column(probes.column_names.index("event_time_ms"), "event_time_ms",
+                               pa.array(np.full(len(picks), t, dtype=np.int64)))  # fmt: skip
+    probes = probes.set_column(
+        0, "transaction_id", pc.binary_join_element_wise("probe-", probes["transaction_id"], "")
+    )
+    partition = np.concatenate([positions[:, 0], positions[picks, 0]])
+    offset = np.concatenate([positions[:, 1], np.iinfo(np.int32).max + np.arange(len(picks))])
+    history = pa.concat_tables([tx, probes])
+    times = history["event_time_ms"].to_numpy()
+    arrival = np.empty_like(times)
+    for p in np.unique(partition):
+        rows = np.flatnonzero(partition == p)
+        rows = rows[np.argsort(offset[rows], kind="stable")]
+        arrival[rows] = np.maximum.accumulate(times[rows])
+    history = history.append_column("_partition", pa.array(partition)).append_column(
+        "_offset", pa.array(offset)).append_column("_arrival_ms", pa.array(arrival))  # fmt: skip
+    spine = history.slice(published)
+    offline = fs.offline(
+        {"transactions": history, "labels": labels}, spine.drop_columns(["_arrival_ms"])
+    )
+    online = fs.online(engine, data.columns(probes))
+    rates = mismatch_rates(online, offline)
+    return round(sum(rates.values()) * len(picks))
+
+
+def ok(summary: dict[str, Any]) -> bool:
+    """Whether every check passed."""
+    return bool(
+        summary["exactly_one_decision_each"]
+        and summary["online_offline_mismatches"] == 0
+        and summary["promoted"]
+    )
+
+
+def show(summary: dict[str, Any]) -> str:
+    """The summary as a table (printed here; returns what is left to print)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="loopline demo fraud --profile scale (simulated data)")
+    table.add_column("figure")
+    table.add_column("value")
+    for key, value in summary.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    Console(width=160).print(table)
+    return "all checks passed" if ok(summary) else "a check failed"
+
+
+def _apart(tx: pa.Table, keys: list[str]) -> np.ndarray:
+    """Up to ``PROBES`` random rows that share no entity key (each probe is scored alone
+    online; offline, probes of one card at the same time would count each other)."""
+    order = np.random.default_rng(0).permutation(tx.num_rows)
+    columns = {k: tx[k].to_numpy(zero_copy_only=False) for k in keys}
+    seen: set[tuple[str, object]] = set()
+    picks: list[int] = []
+    for i in order.tolist():
+        mine = {(k, columns[k][i]) for k in keys if columns[k][i]}
+        if not mine & seen:
+            seen |= mine
+            picks.append(i)
+            if len(picks) == PROBES:
+                break
+    return np.sort(np.array(picks, dtype=np.int64))
