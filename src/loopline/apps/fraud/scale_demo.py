@@ -219,6 +219,7 @@ class _Stages:
                 promoted = self.registry.promote(
                     MODEL, retrained.version, trigger="scale demo", why=why
                 )
+                _wait_swapped(self.http.ports, f"{MODEL}:{promoted.version}", self.processes)
         assert promoted is not None, "at least 2 hours"
         return promoted
 
@@ -266,6 +267,19 @@ def _wait_for(
         left = remaining()
         bar.update(task, completed=total - left)
     bar.update(task, completed=total)
+
+
+def _wait_swapped(ports: list[int], label: str, processes: list[subprocess.Popen[bytes]]) -> None:
+    """Until every scorer serves ``label`` as its champion (each watches the registry's
+    alias, loads and warms the new version, then swaps)."""
+    wanted = f'loopline_model_loaded{{role="champion",model="{label}"}} 1.0'
+    deadline = time.monotonic() + 120
+    for port in ports:
+        while wanted not in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text:
+            _alive(processes)
+            if time.monotonic() > deadline:
+                return  # the summary's model_versions and promoted say what was served
+            time.sleep(0.2)
 
 
 def _wait_ready(ports: list[int], processes: list[subprocess.Popen[bytes]]) -> None:
@@ -376,7 +390,7 @@ def _check(log: EventLog, decisions_url: str, stages: _Stages) -> dict[str, Any]
         "versions": [r[2] for r in rows],
         "dead_lettered": len(dropped),
         "online_offline_mismatches": _mismatches(
-            stages.sim, stages.positions, stages.engine, stages.tx_end, dropped
+            stages.sim, stages.positions, stages.engine, stages.tx_end, stages.label_end, dropped
         ),
     }
 
@@ -400,20 +414,24 @@ def _dead_lettered(log: EventLog) -> set[tuple[int, int]]:
 
 
 def _mismatches(
-    sim: Any, positions: np.ndarray, engine: Any, published: int, dropped: set[tuple[int, int]]
+    sim: Any,
+    positions: np.ndarray,
+    engine: Any,
+    published: int,
+    labelled: int,
+    dropped: set[tuple[int, int]],
 ) -> int:
-    """Probe transactions just after the last published one, read online (Redis, every
+    """Probe transactions just after the last published event, read online (Redis, every
     partition's state) and computed offline from the same events in their partitions'
     order, less those dead-lettered; the number of feature values that differ."""
     fs = fraud_feature_set()
     kept = np.array([(int(p), int(o)) not in dropped for p, o in positions])
     tx = with_card_device(sim.transactions.slice(0, published)).filter(pa.array(kept))
     positions, published = positions[kept], int(kept.sum())
-    labels = sim.labels.filter(
-        pc.less(sim.labels["label_time_ms"], int(tx["event_time_ms"][-1].as_py()) + 1)
-    )
+    labels = sim.labels.slice(0, labelled)
     picks = _apart(tx, sorted({v.entity.join_key for v in fs.views}))
-    t = int(tx["event_time_ms"][-1].as_py()) + 60_000
+    last = max(int(tx["event_time_ms"][-1].as_py()), int(labels["label_time_ms"][-1].as_py()))
+    t = last + 60_000
     probes = tx.take(pa.array(picks))
     probes = probes.set_column(probes.column_names.index("event_time_ms"), "event_time_ms",
                                pa.array(np.full(len(picks), t, dtype=np.int64)))  # fmt: skip
