@@ -269,17 +269,31 @@ def _wait_for(
     bar.update(task, completed=total)
 
 
-def _wait_swapped(ports: list[int], label: str, processes: list[subprocess.Popen[bytes]]) -> None:
+def _wait_swapped(
+    ports: list[int], label: str, processes: list[subprocess.Popen[bytes]]
+) -> None:
     """Until every scorer serves ``label`` as its champion (each watches the registry's
     alias, loads and warms the new version, then swaps)."""
-    wanted = f'loopline_model_loaded{{role="champion",model="{label}"}} 1.0'
     deadline = time.monotonic() + 120
     for port in ports:
-        while wanted not in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text:
+        while not _champion_is(port, label):
             _alive(processes)
             if time.monotonic() > deadline:
-                return  # the summary's model_versions and promoted say what was served
+                raise RuntimeError(f"The scorer on port {port} did not swap to {label} in 120 s.")
             time.sleep(0.2)
+
+
+def _champion_is(port: int, label: str) -> bool:
+    """Whether the scorer's ``loopline_model_loaded`` gauge shows ``label`` as champion."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    return any(
+        s.labels == {"role": "champion", "model": label} and s.value == 1
+        for family in text_string_to_metric_families(text)
+        if family.name == "loopline_model_loaded"
+        for s in family.samples
+    )
 
 
 def _wait_ready(ports: list[int], processes: list[subprocess.Popen[bytes]]) -> None:
