@@ -22,14 +22,15 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pyarrow as pa
 
 from loopline.apps.fraud import scenario_report
+from loopline.apps.fraud.replay import HttpReplay
 from loopline.apps.fraud.scenario import (
     MODEL,
     NEW_SCENARIO,
@@ -73,7 +74,7 @@ def run(
             task = bar.add_task("HTTP: replaying the last day", total=last_day.num_rows)
             world.now_ms += DAY_MS  # the service's clock: the end of that day
             latencies, retried = asyncio.run(
-                _replay(world, last_day, key, lambda: bar.advance(task))
+                _replay(world, last_day, key, lambda n: bar.advance(task, n))
             )
         decided = world.decisions()
         summary = _summary(world, decided, latencies, change_day)
@@ -93,11 +94,11 @@ def run(
 
 
 async def _replay(
-    world: StreamedWorld, table: pa.Table, key: str, advance: Any
+    world: StreamedWorld, table: pa.Table, key: str, advance: Callable[[int], object]
 ) -> tuple[list[float], int]:
-    """POST each transaction to the running service, ``HTTP_CONNECTIONS`` at a time;
-    return each first attempt's latency in ms, and how many were shed (503) and asked
-    again; every transaction must end with a 200."""
+    """POST each transaction to the service, served by uvicorn on a thread,
+    ``HTTP_CONNECTIONS`` at a time; return each first attempt's latency in ms, and how
+    many were shed (503) and asked again; every transaction must end with a 200."""
     import uvicorn
 
     config = uvicorn.Config(world.service, host="127.0.0.1", port=0, log_level="warning",
@@ -111,43 +112,13 @@ async def _replay(
             raise RuntimeError("The HTTP service did not start; see the log above.")
         await asyncio.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
-    fields = ("transaction_id", "event_time_ms", "card_token", "customer_id", "terminal_id",
-              "merchant_category", "amount", "currency", "channel", "device_id", "latitude",
-              "longitude")  # fmt: skip
-    bodies = [
-        {k: v for k, v in row.items() if v is not None}
-        for row in table.select(list(fields)).to_pylist()
-    ]
-    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    for b in bodies:
-        queue.put_nowait(b)
-    latencies: list[float] = []
-    failures: list[str] = []
-    retries: list[str] = []
-
-    async def worker() -> None:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            while not queue.empty():
-                body = queue.get_nowait()
-                sent = time.perf_counter()
-                r = await client.post("/v1/score", json=body, headers={"X-API-Key": key})
-                latencies.append((time.perf_counter() - sent) * 1000)
-                if r.status_code == 503:  # shed: as its Retry-After says, ask again
-                    retries.append(body["transaction_id"])
-                    await asyncio.sleep(float(r.headers.get("retry-after", 1)))
-                    r = await client.post("/v1/score", json=body, headers={"X-API-Key": key})
-                if r.status_code != 200:
-                    failures.append(f"{r.status_code}: {r.text[:200]}")
-                advance()
-
+    replay = HttpReplay([port], key, connections=HTTP_CONNECTIONS, advance=advance)
     try:
-        await asyncio.gather(*(worker() for _ in range(HTTP_CONNECTIONS)))
+        await replay.post(table)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
-    if failures:
-        raise RuntimeError(f"{len(failures)} HTTP requests failed, e.g. {failures[0]}")
-    return latencies, len(retries)
+    return replay.latencies, replay.retried
 
 
 def _summary(

@@ -37,34 +37,31 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import msgspec
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from loopline.apps.fraud import data
-from loopline.apps.fraud.features import fraud_feature_set, with_card_device
 from loopline.apps.fraud.publish import TOPICS, to_message
+from loopline.apps.fraud.replay import HttpReplay
 from loopline.apps.fraud.retrain import History, train_at
+from loopline.apps.fraud.scale_checks import (
+    dead_lettered,
+    decisions_check,
+    online_offline_mismatches,
+)
 from loopline.apps.fraud.scenario import MODEL, STREAM_DAY, progress_bar
 from loopline.apps.fraud.service import LABELS
 from loopline.apps.fraud.simulator import DAY_MS, START_MS, Simulation, profile, simulate
 from loopline.apps.fraud.workers import TRANSACTIONS, create_topics, engine_of, lag
-from loopline.events import Codec, EventLog, TopicPartition, open_log
+from loopline.events import Codec, EventLog, open_log
 from loopline.exceptions import ConfigError, TopicNotFoundError
-from loopline.features.validate import mismatch_rates
 from loopline.registry import ModelVersion, Registry
 from loopline.servers import free_port
 from loopline.serving import KeyRing, new_key
 from loopline.settings import Settings, load_settings
-from loopline.training import ranking
 
 HOUR_MS = 3_600_000
 CONNECTIONS_PER_SCORER = 2
-PROBES = 300
-FIELDS = ("transaction_id", "event_time_ms", "card_token", "customer_id", "terminal_id",
-          "merchant_category", "amount", "currency", "channel", "device_id", "latitude",
-          "longitude")  # fmt: skip
 
 
 def run(
@@ -106,7 +103,12 @@ def run(
             stages.start_scorers()
             promoted = stages.replay(stream_hours)
             stages.catch_up()
-            check = _check(log, settings.decisions, stages)
+            check = decisions_check(settings.decisions, sim, stages.http.answered)
+            dropped = dead_lettered(log)
+            check["dead_lettered"] = len(dropped)
+            check["online_offline_mismatches"] = online_offline_mismatches(
+                sim, stages.positions, stages.engine, stages.label_end, dropped
+            )
     finally:
         _stop(processes)
         log.close()
@@ -153,7 +155,7 @@ class _Stages:
         self.label_end = int(np.searchsorted(self.label_times, self.start_ms))
         self.positions = np.empty((0, 2), dtype=np.int64)
         self.engine = engine_of(settings)
-        self.http = _Replay([], "", lambda n: None)
+        self.http = HttpReplay([], "", connections=CONNECTIONS_PER_SCORER)
 
     def train_champion(self) -> ModelVersion:
         task = self.bar.add_task("simulated; features offline, train the champion", total=None)
@@ -191,7 +193,7 @@ class _Stages:
             args = ["serve", "fraud", "--port", str(port), "--keys", str(keys)]
             self.processes.append(_spawn(args, env, self.settings.state, f"scorer-{i}"))
         _wait_ready(ports, self.processes)
-        self.http = _Replay(ports, key, lambda n: None)
+        self.http = HttpReplay(ports, key, connections=CONNECTIONS_PER_SCORER)
 
     def replay(self, hours: int) -> ModelVersion:
         """The stream, hour by hour: over HTTP, then to Kafka; half way, a retrained
@@ -269,9 +271,7 @@ def _wait_for(
     bar.update(task, completed=total)
 
 
-def _wait_swapped(
-    ports: list[int], label: str, processes: list[subprocess.Popen[bytes]]
-) -> None:
+def _wait_swapped(ports: list[int], label: str, processes: list[subprocess.Popen[bytes]]) -> None:
     """Until every scorer serves ``label`` as its champion (each watches the registry's
     alias, loads and warms the new version, then swaps)."""
     deadline = time.monotonic() + 120
@@ -326,152 +326,6 @@ def _publish(
     return np.array(out, dtype=np.int64).reshape(-1, 2)
 
 
-def _concat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.concatenate([a, b]) if len(b) else a
-
-
-class _Replay:
-    """POSTs transactions to the scorers, ``CONNECTIONS_PER_SCORER`` each; a 503 is asked
-    again after its Retry-After; anything but a 200 in the end is an error."""
-
-    def __init__(self, ports: list[int], key: str, advance: Any) -> None:
-        self.ports, self.key, self.advance = ports, key, advance
-        self.latencies: list[float] = []
-        self.answered: list[str] = []
-        self.retried = 0
-        self.wall_s = 0.0
-
-    async def post(self, table: pa.Table) -> None:
-        bodies = [
-            {k: v for k, v in r.items() if v is not None}
-            for r in table.select(list(FIELDS)).to_pylist()
-        ]
-        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        for b in bodies:
-            queue.put_nowait(b)
-        started = time.perf_counter()
-        clients = [
-            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": self.key})
-            for port in self.ports for _ in range(CONNECTIONS_PER_SCORER)
-        ]  # fmt: skip
-        try:
-            await asyncio.gather(*(self._worker(c, queue) for c in clients))
-        finally:
-            for c in clients:
-                await c.aclose()
-        self.wall_s += time.perf_counter() - started
-
-    async def _worker(
-        self, client: httpx.AsyncClient, queue: asyncio.Queue[dict[str, Any]]
-    ) -> None:
-        while not queue.empty():
-            body = queue.get_nowait()
-            sent = time.perf_counter()
-            r = await client.post("/v1/score", json=body)
-            self.latencies.append((time.perf_counter() - sent) * 1000)
-            while r.status_code == 503:
-                self.retried += 1
-                await asyncio.sleep(float(r.headers.get("retry-after", 1)))
-                r = await client.post("/v1/score", json=body)
-            if r.status_code != 200:
-                raise RuntimeError(f"POST /v1/score answered {r.status_code}: {r.text[:300]}")
-            self.answered.append(body["transaction_id"])
-            self.advance(1)
-
-
-def _check(log: EventLog, decisions_url: str, stages: _Stages) -> dict[str, Any]:
-    """Exactly one decision per answered transaction; the quality of those decisions on
-    the ground truth; online features equal to offline ones."""
-    import psycopg
-
-    with psycopg.connect(decisions_url) as conn:
-        rows = conn.execute(
-            "SELECT transaction_id, score, model_version, model_score IS NULL FROM decisions"
-        ).fetchall()
-    ids = [r[0] for r in rows]
-    counts = Counter(ids)
-    truth = stages.sim.transactions.select(["transaction_id", "is_fraud"])
-    scores = pa.table({"transaction_id": ids, "score": [r[1] for r in rows]})
-    decided = scores.join(truth, "transaction_id")
-    y = decided["is_fraud"].to_numpy().astype(np.int8)
-    dropped = _dead_lettered(log)
-    return {
-        "decisions": len(rows),
-        "rules_only_decisions": sum(bool(r[3]) for r in rows),  # no model score: degraded
-        "exactly_one_decision_each": set(counts) == set(stages.http.answered)
-        and max(counts.values()) == 1,
-        "average_precision": ranking(y, decided["score"].to_numpy())["average_precision"],
-        "versions": [r[2] for r in rows],
-        "dead_lettered": len(dropped),
-        "online_offline_mismatches": _mismatches(
-            stages.sim, stages.positions, stages.engine, stages.tx_end, stages.label_end, dropped
-        ),
-    }
-
-
-def _dead_lettered(log: EventLog) -> set[tuple[int, int]]:
-    """(partition, offset) of each transaction the workers dead-lettered (with reason)."""
-    out: set[tuple[int, int]] = set()
-    try:
-        partitions = log.partitions(f"{TRANSACTIONS}.dlq")
-    except TopicNotFoundError:
-        return out
-    for p in range(partitions):
-        tp, offset = TopicPartition(f"{TRANSACTIONS}.dlq", p), 0
-        while records := log.read(tp, offset, max_records=5000):
-            for r in records:
-                letter = msgspec.json.decode(r.value)
-                if letter["source_topic"] == TRANSACTIONS:
-                    out.add((letter["partition"], letter["offset"]))
-            offset = records[-1].offset + 1
-    return out
-
-
-def _mismatches(
-    sim: Any,
-    positions: np.ndarray,
-    engine: Any,
-    published: int,
-    labelled: int,
-    dropped: set[tuple[int, int]],
-) -> int:
-    """Probe transactions just after the last published event, read online (Redis, every
-    partition's state) and computed offline from the same events in their partitions'
-    order, less those dead-lettered; the number of feature values that differ."""
-    fs = fraud_feature_set()
-    kept = np.array([(int(p), int(o)) not in dropped for p, o in positions])
-    tx = with_card_device(sim.transactions.slice(0, published)).filter(pa.array(kept))
-    positions, published = positions[kept], int(kept.sum())
-    labels = sim.labels.slice(0, labelled)
-    picks = _apart(tx, sorted({v.entity.join_key for v in fs.views}))
-    last = max(int(tx["event_time_ms"][-1].as_py()), int(labels["label_time_ms"][-1].as_py()))
-    t = last + 60_000
-    probes = tx.take(pa.array(picks))
-    probes = probes.set_column(probes.column_names.index("event_time_ms"), "event_time_ms",
-                               pa.array(np.full(len(picks), t, dtype=np.int64)))  # fmt: skip
-    probes = probes.set_column(
-        0, "transaction_id", pc.binary_join_element_wise("probe-", probes["transaction_id"], "")
-    )
-    partition = np.concatenate([positions[:, 0], positions[picks, 0]])
-    offset = np.concatenate([positions[:, 1], np.iinfo(np.int32).max + np.arange(len(picks))])
-    history = pa.concat_tables([tx, probes])
-    times = history["event_time_ms"].to_numpy()
-    arrival = np.empty_like(times)
-    for p in np.unique(partition):
-        rows = np.flatnonzero(partition == p)
-        rows = rows[np.argsort(offset[rows], kind="stable")]
-        arrival[rows] = np.maximum.accumulate(times[rows])
-    history = history.append_column("_partition", pa.array(partition)).append_column(
-        "_offset", pa.array(offset)).append_column("_arrival_ms", pa.array(arrival))  # fmt: skip
-    spine = history.slice(published)
-    offline = fs.offline(
-        {"transactions": history, "labels": labels}, spine.drop_columns(["_arrival_ms"])
-    )
-    online = fs.online(engine, data.columns(probes))
-    rates = mismatch_rates(online, offline)
-    return round(sum(rates.values()) * len(picks))
-
-
 def ok(summary: dict[str, Any]) -> bool:
     """Whether every check passed."""
     return bool(
@@ -493,20 +347,3 @@ def show(summary: dict[str, Any]) -> str:
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
     Console(width=160).print(table)
     return "all checks passed" if ok(summary) else "a check failed"
-
-
-def _apart(tx: pa.Table, keys: list[str]) -> np.ndarray:
-    """Up to ``PROBES`` random rows that share no entity key (each probe is scored alone
-    online; offline, probes of one card at the same time would count each other)."""
-    order = np.random.default_rng(0).permutation(tx.num_rows)
-    columns = {k: tx[k].to_numpy(zero_copy_only=False) for k in keys}
-    seen: set[tuple[str, object]] = set()
-    picks: list[int] = []
-    for i in order.tolist():
-        mine = {(k, columns[k][i]) for k in keys if columns[k][i]}
-        if not mine & seen:
-            seen |= mine
-            picks.append(i)
-            if len(picks) == PROBES:
-                break
-    return np.sort(np.array(picks, dtype=np.int64))
