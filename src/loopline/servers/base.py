@@ -21,6 +21,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+_DETACHED: list[subprocess.Popen[bytes]] = []  # servers meant to outlive their object
+
+
 class LocalServer:
     """One server process listening on ``127.0.0.1:port``.
 
@@ -103,6 +106,15 @@ class LocalServer:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+    def detach(self) -> int:
+        """Leave the server running past this object (``loopline up``: ``down`` stops it
+        by the returned pid); stop() no longer applies."""
+        process, self._process = self._process, None
+        if process is None:
+            raise RuntimeError(f"{self.name} is not running.")
+        _DETACHED.append(process)  # kept, so that its collection does not warn of it
+        return process.pid
 
     @property
     def pid(self) -> int | None:

@@ -88,6 +88,8 @@ def up(
     (root / "servers.json").write_text(
         json.dumps({"servers": [asdict(r) for r in running], **cluster}, indent=2)
     )
+    for server in servers:
+        server.detach()  # they outlive this command; `down` stops them by pid
     return settings
 
 
