@@ -234,6 +234,12 @@ def bench_training(ctx: typer.Context) -> None:
     _run_benchmark("training", ctx.args)
 
 
+@bench_app.command("soak", context_settings=_PASS_THROUGH)
+def bench_soak(ctx: typer.Context) -> None:
+    """The fraud service under sustained load: memory growth and errors (benchmarks/soak.py)."""
+    _run_benchmark("soak", ctx.args)
+
+
 @bench_app.command("serving", context_settings=_PASS_THROUGH)
 def bench_serving(ctx: typer.Context) -> None:
     """Decision service vs a FastAPI baseline: max rps, p99 at half load [--json]."""

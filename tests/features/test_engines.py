@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +86,51 @@ def test_a_restart_resumes_state_and_offsets(tmp_path: Path) -> None:
     assert (a.values["count_300ms"], b.values["count_300ms"]) == (2, 1)
     assert c.values["count_300ms"] == 0
     assert c.freshness_ms is None
+
+
+def test_idle_entities_give_their_slots_to_new_ones(tmp_path: Path) -> None:
+    store = EmbeddedStore(tmp_path / "s.db")
+    engine = OnlineEngine(views=[VIEW], store=store)
+    version = VIEW.version
+    engine.update_many(batch([0, 50], card="old"))
+    engine.update_many(batch([450], card="recent"))  # tile 4; the ring holds 3 tiles
+    assert store.evict_idle() == 0, "idle for less than two ring spans: kept"
+    (old,) = engine.read("v", ["old"], as_of_ms=250)  # a read lagging the present
+    assert old.values["count_300ms"] == 2
+    engine.update_many(batch([1000], card="recent"))  # tile 10: "old" idle for 10 tiles
+    assert store.evict_idle() == 1
+    assert store.locate(version, "old") == []
+    engine.update_many(batch([1010, 1020], card="new"))  # takes the released slot
+    assert [slot for _, slot in store.locate(version, "new")] == [0]
+    store.close()
+
+    again = OnlineEngine(views=[VIEW], store=EmbeddedStore(tmp_path / "s.db"))
+    old, new, recent = again.read("v", ["old", "new", "recent"], as_of_ms=1020)
+    assert old.values == {"count_300ms": 0, "amount_sum_300ms": 0.0}
+    assert new.values == {"count_300ms": 2, "amount_sum_300ms": 2030.0}
+    assert recent.values == {"count_300ms": 1, "amount_sum_300ms": 1000.0}
+
+
+@pytest.mark.redis
+def test_redis_rings_expire_two_ring_spans_after_their_last_write(redis_url: str) -> None:
+    import redis
+
+    from loopline.features.redis import RedisStore
+
+    url = redis_url.rsplit("/", 1)[0] + "/5"
+    redis.Redis.from_url(url).flushdb()
+    engine = OnlineEngine(views=[VIEW], store=RedisStore(url))
+    engine.update_many(batch([0, 50], card="a"))
+    (a,) = engine.read("v", ["a"], as_of_ms=50)
+    assert a.values["count_300ms"] == 2
+    client = redis.Redis.from_url(url)
+    (name,) = client.keys("*:a")
+    span_ms = 3 * 100  # the ring: three tiles of 100 ms
+    assert 0 < client.pttl(name) <= 2 * span_ms
+    time.sleep(2 * span_ms / 1000 + 0.1)
+    assert client.keys("*:a") == []
+    (a,) = engine.read("v", ["a"], as_of_ms=50)
+    assert a.values["count_300ms"] == 0
 
 
 def test_a_changed_definition_is_a_new_version() -> None:

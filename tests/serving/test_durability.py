@@ -31,10 +31,12 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def _start(state: Path, registry: Registry, keys: Path, port: int) -> subprocess.Popen[bytes]:
+def _start(
+    state: Path, registry: Registry, keys: Path, port: int, *more: str
+) -> subprocess.Popen[bytes]:
     loopline = str(Path(sys.executable).parent / "loopline")
     cmd = [loopline, "serve", "fraud", "--port", str(port), "--state", str(state)]
-    cmd += ["--registry", registry.uri, "--keys", str(keys)]
+    cmd += ["--registry", registry.uri, "--keys", str(keys), *more]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

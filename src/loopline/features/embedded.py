@@ -10,6 +10,10 @@ the store reopens at the last snapshot and the engine replays the event log from
 snapshot's offsets: the state and the offsets always belong together, so nothing is lost
 or counted twice. The interval trades replay time after a crash against write volume (0
 snapshots at every commit, and waits for the write).
+
+Before each snapshot, entities idle for two ring spans (twice the longest window of
+their view) give their slots back, and new entities reuse them: memory follows the
+entities active within that horizon, not every card or device ever seen.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ CREATE TABLE IF NOT EXISTS rings (
 CREATE TABLE IF NOT EXISTS checkpoints (partition INTEGER PRIMARY KEY, data BLOB NOT NULL);
 """
 
-_keys_codec = (msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(list[str]))
+_keys_codec = (msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(list[str | None]))
 _sets_codec = (
     msgspec.msgpack.Encoder(),
     msgspec.msgpack.Decoder(list[tuple[int, int, list[list[object]]]]),
@@ -83,6 +87,9 @@ class EmbeddedStore:
         self._rings: dict[tuple[str, int, int], TileRing] = {}
         self._by_hop: dict[tuple[str, int], list[tuple[int, TileRing]]] = {}
         self._loaded: set[tuple[str, int]] = set()
+        self._stored: set[tuple[str, int]] = set(
+            self._conn.execute("SELECT DISTINCT version, hop FROM rings").fetchall()
+        )
         self._last_snapshot = time.monotonic()
 
     def _slot_map(self, version: str, partition: int) -> SlotMap:
@@ -196,6 +203,7 @@ class EmbeddedStore:
         """Write the whole state and every checkpoint in one transaction: copied now, and
         written before this returns (``wait``) or by a background thread."""
         self._join()
+        self.evict_idle()
         state = self._capture()
         self._last_snapshot = time.monotonic()
         if wait:
@@ -205,6 +213,32 @@ class EmbeddedStore:
             target=self._write_logged, args=state, name="feature-snapshot", daemon=True
         )
         self._writer.start()
+
+    def evict_idle(self) -> int:
+        """Release the slots of entities idle past every window in all the rings they
+        share (:meth:`TileRing.idle`); new keys reuse them, so memory follows the active
+        entities. Versions with rings still on disk only are left alone. Returns how many
+        were released."""
+        released = 0
+        for (version, partition), slot_map in self._slot_maps.items():
+            if any(v == version and (v, h) not in self._loaded for v, h in self._stored):
+                continue
+            rings = [r for (v, _, p), r in self._rings.items() if (v, p) == (version, partition)]
+            n = len(slot_map.keys)
+            if not rings or n == 0:
+                continue
+            idle = np.ones(n, dtype=np.bool_)
+            for ring in rings:
+                ring.ensure(n)
+                idle &= ring.idle(n)
+            idle &= np.fromiter((k is not None for k in slot_map.keys), dtype=np.bool_, count=n)
+            slots = np.flatnonzero(idle)
+            if len(slots):
+                slot_map.release(slots)
+                for ring in rings:
+                    ring.clear(slots)
+                released += len(slots)
+        return released
 
     def _capture(self) -> tuple[list[Any], list[Any], list[Any]]:
         """A consistent copy of the state: the slots changed since the last capture are

@@ -9,6 +9,12 @@ partition's very first state can reach readers in other processes up to 1 s late
 One worker owns a partition, so read-modify-write needs no locks: ``apply`` reads the
 rings it touches (one ``MGET``), merges with the same vectorised kernel, and stages them;
 ``commit`` writes them and the checkpoint in one transaction.
+
+Each ring expires two ring spans (twice the longest window of its view, in wall time)
+after its last write, as the embedded store releases idle entities: Redis's memory
+follows the active entities. A worker stopped for longer than that loses the state it
+would have resumed; its view's window has passed by then anyway, unless the stream is
+being replayed far behind the present.
 """
 
 from __future__ import annotations
@@ -77,7 +83,7 @@ class RedisStore:
         self._redis = redis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
-        self._pending: dict[int, dict[str, bytes]] = {}
+        self._pending: dict[int, dict[str, tuple[bytes, int]]] = {}  # name: (ring, ttl ms)
         self._pending_versions: dict[int, set[str]] = {}
         self._partitions: dict[str, tuple[float, list[int]]] = {}
         self._call(self._redis.ping)
@@ -104,18 +110,19 @@ class RedisStore:
                     _decode_into(ring, i, raw)
             for i, name in enumerate(names):
                 if name in pending:
-                    _decode_into(ring, i, pending[name])
+                    _decode_into(ring, i, pending[name][0])
             ring.merge_runs(r.codes.astype(np.int64), r.tiles, r.parts, r.sets)
             sets = _sets_by_slot(ring)
+            ttl_ms = 2 * t.ring * t.hop_ms
             for slot in ring.dirty:
-                pending[names[slot]] = _encode(ring, slot, sets.get(slot))
+                pending[names[slot]] = (_encode(ring, slot, sets.get(slot)), ttl_ms)
             self._pending_versions.setdefault(t.partition, set()).add(t.version)
 
     def commit(self, partition: int, checkpoint: bytes) -> None:
         pipe = self._redis.pipeline(transaction=True)
         pending = self._pending.get(partition, {})
-        if pending:  # one MSET: the partition's keys share a hash slot
-            pipe.mset(pending)
+        for name, (value, ttl_ms) in pending.items():  # the partition's keys share a slot
+            pipe.set(name, value, px=ttl_ms)
         pipe.set(_checkpoint_key(partition), checkpoint)
         self._call(pipe.execute)
         for version in self._pending_versions.pop(partition, set()):  # outside the slot

@@ -25,23 +25,42 @@ I64 = npt.NDArray[np.int64]
 
 
 class SlotMap:
-    """Entity key -> slot, shared by the rings of all hops of one (view, partition)."""
+    """Entity key -> slot, shared by the rings of all hops of one (view, partition).
 
-    def __init__(self, keys: list[str] | None = None) -> None:
-        self.keys: list[str] = list(keys or [])
-        self.slots: dict[str, int] = {k: i for i, k in enumerate(self.keys)}
+    Released slots (entities idle past every window, see :meth:`TileRing.idle`) are
+    reused for new keys, so the rings hold the active entities, not every one ever seen.
+    A released slot's key is ``None``."""
+
+    def __init__(self, keys: list[str | None] | None = None) -> None:
+        self.keys: list[str | None] = list(keys or [])
+        self.slots: dict[str, int] = {k: i for i, k in enumerate(self.keys) if k is not None}
+        self.free: list[int] = [i for i, k in enumerate(self.keys) if k is None]
 
     def slots_for(self, keys: npt.NDArray[np.generic]) -> I64:
         """The slot of each key, allocating slots for new keys."""
-        slots, known = self.slots, self.keys
+        slots, known, free = self.slots, self.keys, self.free
         out = np.empty(len(keys), dtype=np.int64)
         for i, key in enumerate(keys.tolist()):
             slot = slots.get(key)
             if slot is None:
-                slot = slots[key] = len(known)
-                known.append(key)
+                if free:
+                    slot = free.pop()
+                    known[slot] = key
+                else:
+                    slot = len(known)
+                    known.append(key)
+                slots[key] = slot
             out[i] = slot
         return out
+
+    def release(self, slots: I64) -> None:
+        """Forget the keys of ``slots``; their slots go to new keys (clear the rings first)."""
+        for slot in slots.tolist():
+            key = self.keys[slot]
+            if key is not None:
+                del self.slots[key]
+                self.keys[slot] = None
+                self.free.append(slot)
 
 
 class TileRing:
@@ -70,6 +89,25 @@ class TileRing:
         newest = np.full(capacity, NO_TILE, dtype=np.int64)
         newest[: len(self.newest)] = self.newest
         self.tile_ids, self.data, self.newest = ids, data, newest
+
+    def idle(self, n: int) -> npt.NDArray[np.bool_]:
+        """Which of the first ``n`` slots have no tile within two ring spans of the ring's
+        newest tile: outside every window of a read at the present, and of a read that
+        lags the present by up to a whole ring span (late events, out-of-order requests)."""
+        newest = self.newest[:n]
+        head = int(newest.max()) if n else NO_TILE
+        if head == NO_TILE:
+            return np.ones(n, dtype=np.bool_)
+        return np.asarray(newest <= head - 2 * self.ring)
+
+    def clear(self, slots: I64) -> None:
+        """Empty ``slots`` (their keys were released), ready for new keys."""
+        self.tile_ids[slots] = NO_TILE
+        self.newest[slots] = NO_TILE
+        gone = set(slots.tolist())
+        for name in [name for name in self.sets if name[0] in gone]:
+            del self.sets[name]
+        self.dirty.update(gone)
 
     def merge_runs(self, slots: I64, tiles: I64, parts: F64, sets: list[list[set[object]]]) -> None:
         """Merge one partial per (slot, tile) run into the ring, in order."""

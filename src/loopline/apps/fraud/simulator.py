@@ -238,7 +238,7 @@ class _World:
             cust,
             day,
             ms,
-            np.round(amount, 2),
+            _cents(amount),
             terminal,
             cnp,
             device,
@@ -300,7 +300,7 @@ class _World:
             cust,
             day,
             ms,
-            np.round(amount, 2),
+            _cents(amount),
             terminal,
             np.ones(n, dtype=bool),
             2 * self.p.customers + rng.integers(0, 50, n),
@@ -405,6 +405,11 @@ class _World:
             _grid_to_lon(home[:, 0]),
             np.full(len(day), code, dtype=np.int8),
         )
+
+
+def _cents(amount: F64) -> F64:
+    """Rounded to the cent, at least one cent: a payment of 0 is refused by the service."""
+    return np.maximum(np.round(amount, 2), 0.01)
 
 
 def _grid_to_lat(y: F64) -> F64:
