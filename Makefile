@@ -38,6 +38,8 @@ bench: $(STAMP) system
 	$(BIN)/loopline bench features
 	$(BIN)/loopline bench training --quality
 	$(BIN)/loopline bench serving
+	$(BIN)/loopline bench serving --only redis
+	$(BIN)/loopline bench soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
