@@ -276,6 +276,26 @@ def stream(root: Path, registry: Registry, seconds: float) -> dict[str, Any]:
     }
 
 
+def champion(root: Path, who: str) -> tuple[Registry, str]:
+    """A registry under ``root`` whose champion is trained on simulated data, and a
+    scoring key for ``who`` saved in ``root/keys.json``."""
+    registry = Registry(root=root / "registry")
+    run(
+        TrainOptions(
+            source="simulator",
+            seed=0,
+            customers=500,
+            days=90,
+            out=root / "models",
+            registry=registry,
+            progress=False,
+        )
+    )
+    key, stored = new_key(who, ["score"])
+    KeyRing([stored]).save(root / "keys.json")
+    return registry, key
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
@@ -284,20 +304,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        registry = Registry(root=root / "registry")
-        run(
-            TrainOptions(
-                source="simulator",
-                seed=0,
-                customers=500,
-                days=90,
-                out=root / "models",
-                registry=registry,
-                progress=False,
-            )
-        )
-        key, stored = new_key("bench", ["score"])
-        KeyRing([stored]).save(root / "keys.json")
+        registry, key = champion(root, "bench")
         # pinned only now: LightGBM's OpenMP threads spin-wait, two on one core crawl
         os.sched_setaffinity(0, {1})  # the load generator: core 1
         result: dict[str, Any] = {"benchmark": "serving"}

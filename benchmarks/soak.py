@@ -27,12 +27,9 @@ from rich.console import Console
 from rich.table import Table
 
 from loopline.apps.fraud.soak import SoakResult, check, soak
-from loopline.apps.fraud.train import TrainOptions, run
-from loopline.registry import Registry
-from loopline.serving import KeyRing, new_key
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import free_port, start  # the serving benchmark's server start
+from serving import champion, free_port, start  # shared with the serving benchmark
 
 TX_PER_CUSTOMER_DAY = 2.0  # the full profile's genuine traffic, about
 
@@ -91,20 +88,7 @@ def main() -> None:
     sim = simulate(setting, seed=11)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        registry = Registry(root=root / "registry")
-        run(
-            TrainOptions(
-                source="simulator",
-                seed=0,
-                customers=500,
-                days=90,
-                out=root / "models",
-                registry=registry,
-                progress=False,
-            )
-        )
-        key, stored = new_key("soak", ["score"])
-        KeyRing([stored]).save(root / "keys.json")
+        registry, key = champion(root, "soak")
         os.sched_setaffinity(0, {1})  # the load generator: core 1
         port = free_port()
         loopline = str(Path(sys.executable).parent / "loopline")

@@ -231,7 +231,7 @@ class EmbeddedStore:
             for ring in rings:
                 ring.ensure(n)
                 idle &= ring.idle(n)
-            idle &= np.fromiter((k is not None for k in slot_map.keys), dtype=np.bool_, count=n)
+            idle[slot_map.free] = False  # released already
             slots = np.flatnonzero(idle)
             if len(slots):
                 slot_map.release(slots)
