@@ -88,7 +88,7 @@ def main() -> None:
         for name in ("instrumented", "bare"):
             options = ServeOptions(state=root / name, registry=registry.uri,
                                    keys=root / "keys.json", watch_s=0,
-                                   limits=Limits(budget_ms=10_000))  # fmt: skip
+                                   limits=Limits(commit_timeout_ms=10_000))  # fmt: skip
             services[name] = build(options)
         services["instrumented"].tracing = Tracing(sample_ratio=0.01)
         services["bare"].tracing = None

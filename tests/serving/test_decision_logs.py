@@ -4,6 +4,7 @@ idempotent inserts, lookups; and the service on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +95,24 @@ async def test_the_service_on_postgres(
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def test_sqlite_checkpoints_run_off_the_commit_path_and_bound_the_wal(tmp_path: Path) -> None:
+    log = DecisionLog(tmp_path / "decisions.db")
+    assert log._conn.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+    wal = tmp_path / "decisions.db-wal"
+    big = b"x" * 4000  # about a page a row
+    sizes = []
+    for round_ in range(3):
+        before = log._checkpointer.checkpoints
+        rows = [_row(round_ * 1000 + i) | {"features": big} for i in range(1000)]
+        log.write_sync(rows)
+        sizes.append(wal.stat().st_size)
+        deadline = time.monotonic() + 10
+        while log._checkpointer.checkpoints == before and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert sizes[0] > 4_000_000, "a commit does not checkpoint: the WAL holds the round"
+    assert max(sizes) < 2 * sizes[0], "checkpointed rounds let the WAL start over"
+    log.close()
+    assert log._checkpointer.checkpoints >= 3
+    assert open_decision_log(tmp_path / "decisions.db").count() == 3000

@@ -4,10 +4,16 @@ tests/reliability/test_redis_outage.py.)"""
 
 from __future__ import annotations
 
+import time
+
+import msgspec
+import numpy as np
 import pytest
 
 from loopline.serving import Service
+from loopline.serving.api import decode_request
 from loopline.serving.resilience import CircuitBreaker
+from loopline.serving.scorer import CATCH_UP, LEARN_EVERY_S
 
 from .test_service import client, score, tx
 
@@ -55,3 +61,31 @@ def test_breaker_opens_on_failures_and_slow_calls_and_half_opens() -> None:
     b.record(True, seconds=0.001)
     assert b.state == "closed"
     assert b.trips == 2
+
+
+def test_a_store_outage_backlog_is_caught_up_oldest_first_in_bounded_chunks(
+    service: Service,
+) -> None:
+    scorer = service.scorer
+    applied: list[list[str]] = []
+    apply_many = scorer.engine.apply_many
+
+    def recording(batch: dict[str, np.ndarray], **kw: object) -> None:
+        applied.append(batch["transaction_id"].tolist())
+        apply_many(batch, **kw)  # type: ignore[arg-type]
+
+    scorer.engine.apply_many = recording  # type: ignore[method-assign]
+    breaker = scorer.store_breaker
+    breaker.state, breaker.opened_at = "open", time.monotonic()  # the store is away
+    decided = [scorer.decide(decode_request(msgspec.json.encode(tx(i)))) for i in range(400)]
+    for d in decided:
+        scorer.learn(d)
+    assert scorer.pending == 400
+    assert not applied
+    breaker.state = "closed"  # the store is back: each due flush applies one chunk
+    while scorer.pending:
+        time.sleep(LEARN_EVERY_S)
+        scorer.flush(CATCH_UP)
+    assert [len(a) for a in applied] == [CATCH_UP, CATCH_UP, CATCH_UP, 400 - 3 * CATCH_UP]
+    assert [t for a in applied for t in a] == [d.response.transaction_id for d in decided]
+    assert scorer.learn_lag_s() == 0.0

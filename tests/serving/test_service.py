@@ -222,6 +222,28 @@ async def test_overload_gets_503_with_retry_after(
         svc.scorer.engine.store.close()
 
 
+async def test_a_slow_prediction_log_sheds_with_503_and_the_retry_gets_the_decision(
+    service: Service,
+) -> None:
+    write = service.log.write
+
+    async def slow(row: dict[str, object]) -> None:  # a disk or database that lags
+        await asyncio.sleep(0.3)
+        await write(row)
+
+    service.log.write = slow  # type: ignore[method-assign]
+    async with client(service) as c:
+        r = await score(c, tx(500))
+        assert r.status_code == 503
+        assert r.headers["retry-after"] == "1"
+        assert "not durable" in r.json()["error"]
+        await asyncio.sleep(0.5)  # the shed decision's commit goes on and lands
+        again = await score(c, tx(500))
+        assert again.status_code == 200
+        assert again.json()["replayed"] is True, "the decision made before, not a new one"
+        assert service.log.count() == 1
+
+
 async def test_a_card_number_is_tokenized_and_never_kept(service: Service, tmp_path: Path) -> None:
     async with client(service) as c:
         body = tx(400, card_token=None, card_number=PAN, amount=5000.0)
@@ -272,8 +294,8 @@ async def test_blue_green_swap_under_load_fails_no_request(
 
     service.watch_s = 0.05
     # This test is about the swap: on a shared 2-core CI machine a group commit can outlast
-    # the 50 ms budget and be shed with a 503 (tested on its own), which is not a swap failure.
-    service.limits = Limits(budget_ms=5_000)
+    # its 50 ms and be shed with a 503 (tested on its own), which is not a swap failure.
+    service.limits = Limits(commit_timeout_ms=5_000)
     interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # as `loopline serve fraud` runs
     fraud_registry.promote("fraud", 2)

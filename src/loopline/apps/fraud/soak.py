@@ -2,10 +2,10 @@
 
 Simulated transactions are POSTed open loop at a fixed rate (each at its scheduled time,
 whatever the service does, so a slow service shows as latency, not as a lower rate).
-A 503 (shed: the decision was not durable within the latency budget) is asked again
-after its Retry-After, as a payment switch would, and counted as shed; a transaction that
-never gets its 200 (another status, a failed or timed-out request, five 503s in a row)
-is an error. The service process's resident memory (``/proc/PID/status`` VmRSS) is sampled
+A 503 (shed: the decision was not durable in time) is asked again after its
+Retry-After, as a payment switch would, and counted as shed; a transaction that never
+gets its 200 (another status, a failed or timed-out request, five 503s in a row) is an
+error. The service process's resident memory (``/proc/PID/status`` VmRSS) is sampled
 every second.
 
 Memory growth compares the median over the last ``window_s`` with the median over the
