@@ -38,6 +38,7 @@ bench: $(STAMP) system
 	$(BIN)/loopline bench features
 	$(BIN)/loopline bench training --quality
 	$(BIN)/loopline bench serving
+	$(BIN)/loopline bench serving --only redis
 	$(BIN)/loopline bench soak
 
 clean:

@@ -1,11 +1,11 @@
 """Serving benchmark: the fraud decision service against a hand-written FastAPI baseline.
 
-    loopline bench serving [--seconds S] [--json]
+    loopline bench serving [--seconds S] [--only http|stream|redis] [--json]
 
 Each server runs in its own process pinned to core 0 (``taskset``); this load generator
 is pinned to core 1. Both serve the same registered model and feature set.
 
-* ``http_max_rps``: closed loop, 8 keep-alive connections, completed 200s per second
+* ``http_max_rps``: closed loop, 32 keep-alive connections, completed 200s per second
   (saturation). Every request is a new transaction (unique id), so each is scored,
   logged durably and learned.
 * ``http_p99_ms_at_half_load``: open loop at 50 % of that rate: requests are sent on a
@@ -13,6 +13,9 @@ is pinned to core 1. Both serve the same registered model and feature set.
   scheduled time, so queueing is not hidden (no coordinated omission).
 * ``baseline_http_max_rps``: the same for ``benchmarks/serving_baseline.py`` (FastAPI +
   pydantic + pandas + LightGBM native).
+* ``--only redis``: the service with its features in a local redis-server (the
+  scale-out profile's store; redis-server shares core 1 with this load generator)
+  against the same service on the embedded store, in the same run.
 """
 
 from __future__ import annotations
@@ -82,6 +85,14 @@ class Conn:
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
         )
         self.writer.write(head.encode() + payload)
+        try:
+            return await asyncio.wait_for(self._answer(), timeout=10)
+        except TimeoutError:  # no answer: an error, and a fresh connection for the next
+            self.writer.close()
+            await self.open()
+            return 0
+
+    async def _answer(self) -> int:
         status_line = await self.reader.readline()
         length = 0
         while True:
@@ -222,6 +233,34 @@ def http(root: Path, registry: Registry, key: str, seconds: float) -> dict[str, 
     }
 
 
+def http_redis(root: Path, registry: Registry, key: str, seconds: float) -> dict[str, Any]:
+    """The same service with its online features in Redis (the scale-out profile's
+    store), side by side with the embedded store in the same run. The server learns
+    into the store (one partition), so every request also writes back."""
+    from loopline.servers import redis_server
+
+    loopline = str(Path(sys.executable).parent / "loopline")
+    runs = {}
+    with redis_server(root / "redis") as redis:
+        for name, more in (("embedded", []), ("redis", ["--features", redis.url])):
+            port = free_port()
+            runs[name] = measure(
+                [loopline, "serve", "fraud", "--port", str(port), "--state",
+                 str(root / f"state-{name}"), "--registry", registry.uri,
+                 "--keys", str(root / "keys.json"), *more],
+                port, key, seconds,
+            )  # fmt: skip
+    ours, emb = runs["redis"], runs["embedded"]
+    return {
+        "redis_http_max_rps": round(ours["max_rps"]),
+        "redis_http_p50_ms_at_half_load": round(ours["half"]["p50_ms"], 2),
+        "redis_http_p99_ms_at_half_load": round(ours["half"]["p99_ms"], 2),
+        "redis_http_errors_at_half_load": ours["half"]["errors"],
+        "embedded_http_max_rps": round(emb["max_rps"]),
+        "redis_vs_embedded": round(ours["max_rps"] / emb["max_rps"], 2),
+    }
+
+
 def stream(root: Path, registry: Registry, seconds: float) -> dict[str, Any]:
     """The streaming path: drain a backlog (max rate), then follow a producer at half of it."""
     from loopline.apps.fraud.events import Transaction
@@ -300,7 +339,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--only", choices=["http", "stream"], help="run one part")
+    parser.add_argument(
+        "--only",
+        choices=["http", "stream", "redis"],
+        help="run one part (redis: HTTP on the Redis store against the embedded one; "
+        "only when asked)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -308,9 +352,11 @@ def main() -> None:
         # pinned only now: LightGBM's OpenMP threads spin-wait, two on one core crawl
         os.sched_setaffinity(0, {1})  # the load generator: core 1
         result: dict[str, Any] = {"benchmark": "serving"}
-        if args.only != "stream":
+        if args.only == "redis":
+            result.update(http_redis(root, registry, key, args.seconds))
+        if args.only is None or args.only == "http":
             result.update(http(root, registry, key, args.seconds))
-        if args.only != "http":
+        if args.only is None or args.only == "stream":
             result.update(stream(root, registry, args.seconds))
     if args.json:
         print(json.dumps(result))

@@ -111,6 +111,12 @@ def online_values(
         i = j
         (values,) = engine.read("card", [key], as_of_ms=t)
         out.append({f"card__{k}": v for k, v in values.values.items()})
+        # the serving path's batch read: the same values for each of its rows
+        many = engine.read_many("card", [key, "no-such-card", key, ""], np.full(4, t))
+        (unknown,) = engine.read("card", ["no-such-card"], as_of_ms=t)
+        for name, value in values.values.items():
+            for row, want in ((0, value), (1, unknown.values[name]), (2, value)):
+                assert_same({name: float(many[name][row])}, {name: want}, f"read_many {key}")
     engine.store.close()
     return out
 

@@ -34,7 +34,7 @@ import pyarrow as pa
 from loopline.features import compiled
 from loopline.features.base import ManyValues, ManyWindows, Runs, Window, WindowValue
 from loopline.features.kernel import F64, Layout
-from loopline.features.ring import SlotMap, TileRing, combine
+from loopline.features.ring import SlotMap, TileRing, combine, windows_of
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS slot_maps (
@@ -175,22 +175,8 @@ class EmbeddedStore:
         out = []
         for w in windows:
             self._load(version, w.hop_ms, w.layout)
-            merged = np.tile(w.layout.empty(), (n, 1))
-            sets: list[list[set[object]]] | None = None
-            if w.layout.distinct:
-                sets = [[set() for _ in w.layout.distinct] for _ in range(n)]
-            for p, ring in self._by_hop.get((version, w.hop_ms), ()):
-                if p not in slots:
-                    continue
-                picked = np.empty((n, ring.ring), dtype=np.int64)
-                counts = np.zeros(n, dtype=np.int64)
-                compiled.windows_merge(
-                    ring.tile_ids, ring.data, ring.newest, w.layout.kinds, slots[p],
-                    w.heads, w.tiles, merged, picked, counts,
-                )  # fmt: skip
-                if sets is not None:
-                    _union_into(sets, ring, slots[p], picked, counts)
-            out.append((merged, sets))
+            rings = self._by_hop.get((version, w.hop_ms), ())
+            out.append(windows_of(w, ((r, slots[p]) for p, r in rings if p in slots), n))
         return out
 
     def commit(self, partition: int, checkpoint: bytes) -> None:
@@ -295,20 +281,6 @@ class EmbeddedStore:
     def close(self) -> None:
         self.snapshot()
         self._conn.close()
-
-
-def _union_into(
-    sets: list[list[set[object]]],
-    ring: TileRing,
-    slots: npt.NDArray[np.int64],
-    picked: npt.NDArray[np.int64],
-    counts: npt.NDArray[np.int64],
-) -> None:
-    for i in np.flatnonzero(counts).tolist():
-        s = int(slots[i])
-        for pos in picked[i, : counts[i]].tolist():
-            for mine, theirs in zip(sets[i], ring.sets.get((s, pos), ()), strict=False):
-                mine |= theirs
 
 
 def _pack(array: npt.NDArray[np.generic]) -> bytes:

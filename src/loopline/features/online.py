@@ -315,11 +315,12 @@ class OnlineEngine:
     ) -> dict[str, npt.NDArray[np.float64]]:
         """Feature columns for many (key, read time) pairs at once: what :meth:`read` gives
         row by row, in one compiled pass per ring (stores without ``read_many`` are read
-        row by row)."""
+        row by row, and so are fewer than four rows of a store in memory)."""
         view = self.view(view)
         times = np.asarray(times_ms, dtype=np.int64)
         many = getattr(self.store, "read_many", None)
-        if many is None or len(keys) < 4:  # a few rows: the row path has less overhead
+        in_memory = hasattr(self.store, "locate")  # a remote store: one round trip a view
+        if many is None or (len(keys) < 4 and in_memory):  # a few rows: the row path
             rows = np.array(
                 [self._row_array(view, k, t) for k, t in zip(keys, times.tolist(), strict=True)]
             ).reshape(len(keys), len(view.features))

@@ -30,9 +30,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from loopline.exceptions import BackendUnavailableError
-from loopline.features.base import Runs, Window, WindowValue
+from loopline.features.base import ManyValues, ManyWindows, Runs, Window, WindowValue
 from loopline.features.kernel import Layout
-from loopline.features.ring import TileRing, combine, window_of
+from loopline.features.ring import TileRing, combine, window_of, windows_of
 
 _PARTITIONS_TTL_S = 1.0
 
@@ -61,7 +61,12 @@ def _sets_by_slot(ring: TileRing) -> dict[int, dict[int, list[list[object]]]]:
 
 
 def _decode_into(ring: TileRing, slot: int, raw: bytes) -> None:
-    ids, data, sets = msgspec.msgpack.decode(raw)
+    _fill(ring, slot, *msgspec.msgpack.decode(raw))
+
+
+def _fill(
+    ring: TileRing, slot: int, ids: bytes, data: bytes, sets: dict[int, list[list[object]]] | None
+) -> None:
     ring.tile_ids[slot] = np.frombuffer(ids, dtype=np.int64)
     ring.newest[slot] = ring.tile_ids[slot].max()
     ring.data[slot] = np.frombuffer(data, dtype=np.float64).reshape(ring.ring, -1)
@@ -126,8 +131,9 @@ class RedisStore:
         pipe.set(_checkpoint_key(partition), checkpoint)
         self._call(pipe.execute)
         for version in self._pending_versions.pop(partition, set()):  # outside the slot
-            self._call(self._redis.sadd, _partitions_key(version), partition)
-            self._partitions.pop(version, None)
+            if partition not in self._partitions_of(version):  # known: no round trip
+                self._call(self._redis.sadd, _partitions_key(version), partition)
+                self._partitions.pop(version, None)
         self._pending.pop(partition, None)
 
     def checkpoint(self, partition: int) -> bytes | None:
@@ -137,7 +143,7 @@ class RedisStore:
     def _partitions_of(self, version: str) -> list[int]:
         cached = self._partitions.get(version)
         now = time.monotonic()
-        if cached is None or not cached[1] or now - cached[0] > _PARTITIONS_TTL_S:
+        if cached is None or now - cached[0] > _PARTITIONS_TTL_S:  # none yet: cached too
             members = self._call(self._redis.smembers, _partitions_key(version))
             cached = self._partitions[version] = (now, sorted(int(m) for m in members))  # type: ignore[attr-defined]
         return cached[1]
@@ -157,6 +163,33 @@ class RedisStore:
                     found.append(_window(w.layout, raw, w.head, w.tiles))
             out.append(combine(w.layout, found))
         return out
+
+    def read_many(
+        self, version: str, keys: Sequence[str], windows: Sequence[ManyWindows]
+    ) -> list[ManyValues]:
+        """Many keys' windows in one round trip: per (hop, partition) one MGET of every
+        key's ring (a partition's keys share a Cluster slot), decoded into a ring of
+        ``len(keys)`` slots and merged by the embedded store's compiled pass."""
+        n = len(keys)
+        partitions = self._partitions_of(version)
+        layouts = {w.hop_ms: w.layout for w in windows}
+        wanted = [(hop, p) for hop in layouts for p in partitions]
+        pipe = self._redis.pipeline(transaction=False)
+        for hop, p in wanted:
+            pipe.mget([_state_key(version, hop, p, k) for k in keys])
+        replies: list[list[bytes | None]] = self._call(pipe.execute) if wanted else []  # type: ignore[assignment]
+        rings: dict[int, list[tuple[TileRing, npt.NDArray[np.int64]]]] = {}
+        for (hop, _), raws in zip(wanted, replies, strict=True):
+            found = [(i, msgspec.msgpack.decode(raw)) for i, raw in enumerate(raws) if raw]
+            if not found:
+                continue
+            ring = TileRing(layouts[hop], len(found[0][1][0]) // 8, capacity=n)
+            slots = np.full(n, -1, dtype=np.int64)
+            for i, (ids, data, sets) in found:
+                _fill(ring, i, ids, data, sets)
+                slots[i] = i
+            rings.setdefault(hop, []).append((ring, slots))
+        return [windows_of(w, rings.get(w.hop_ms, ()), n) for w in windows]
 
     def close(self) -> None:
         self._redis.close()

@@ -12,12 +12,13 @@ every tile a window can reach. Reads further in the past belong to the offline e
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import numpy.typing as npt
 
 from loopline.features import compiled
+from loopline.features.base import ManyValues, ManyWindows
 from loopline.features.kernel import F64, Layout, merge_many
 
 NO_TILE = np.iinfo(np.int64).min
@@ -174,6 +175,30 @@ def window_of(
     if not layout.distinct:
         return merged, []
     return merged, _union([sets_at(p) for p in picked[:n].tolist()], len(layout.distinct))
+
+
+def windows_of(w: ManyWindows, rings: Iterable[tuple[TileRing, I64]], n: int) -> ManyValues:
+    """One window for ``n`` rows, merged across the rings of every partition
+    (``slots[i]``: row ``i``'s slot in that ring, -1: none there): the merged partials
+    ``(n, width)`` and, with distinct counts, each row's sets. One compiled call a ring."""
+    merged = np.tile(w.layout.empty(), (n, 1))
+    sets: list[list[set[object]]] | None = None
+    if w.layout.distinct:
+        sets = [[set() for _ in w.layout.distinct] for _ in range(n)]
+    for ring, slots in rings:
+        picked = np.empty((n, ring.ring), dtype=np.int64)
+        counts = np.zeros(n, dtype=np.int64)
+        compiled.windows_merge(
+            ring.tile_ids, ring.data, ring.newest, w.layout.kinds, slots,
+            w.heads, w.tiles, merged, picked, counts,
+        )  # fmt: skip
+        if sets is not None:
+            for i in np.flatnonzero(counts).tolist():
+                s = int(slots[i])
+                for pos in picked[i, : counts[i]].tolist():
+                    for mine, theirs in zip(sets[i], ring.sets.get((s, pos), ()), strict=False):
+                        mine |= theirs
+    return merged, sets
 
 
 def _union(tile_sets: list[list[set[object]]], count: int) -> list[set[object]]:
