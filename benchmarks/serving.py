@@ -209,14 +209,22 @@ def measure(cmd: list[str], port: int, key: str, seconds: float) -> dict[str, An
         proc.wait(timeout=30)
 
 
-def http(root: Path, registry: Registry, key: str, seconds: float) -> dict[str, Any]:
-    ours_port, base_port = free_port(), free_port()
+def measure_loopline(
+    root: Path, registry: Registry, key: str, seconds: float, state: str, *more: str
+) -> dict[str, Any]:
+    """:func:`measure` of ``loopline serve fraud`` with its state in ``root / state``."""
+    port = free_port()
     loopline = str(Path(sys.executable).parent / "loopline")
-    ours = measure(
-        [loopline, "serve", "fraud", "--port", str(ours_port), "--state", str(root / "state"),
-         "--registry", registry.uri, "--keys", str(root / "keys.json")],
-        ours_port, key, seconds,
+    return measure(
+        [loopline, "serve", "fraud", "--port", str(port), "--state", str(root / state),
+         "--registry", registry.uri, "--keys", str(root / "keys.json"), *more],
+        port, key, seconds,
     )  # fmt: skip
+
+
+def http(root: Path, registry: Registry, key: str, seconds: float) -> dict[str, Any]:
+    base_port = free_port()
+    ours = measure_loopline(root, registry, key, seconds, "state")
     base = measure(
         [sys.executable, str(HERE / "serving_baseline.py"), "--registry", registry.uri,
          "--state", str(root / "base"), "--port", str(base_port)],
@@ -239,18 +247,11 @@ def http_redis(root: Path, registry: Registry, key: str, seconds: float) -> dict
     into the store (one partition), so every request also writes back."""
     from loopline.servers import redis_server
 
-    loopline = str(Path(sys.executable).parent / "loopline")
-    runs = {}
     with redis_server(root / "redis") as redis:
-        for name, more in (("embedded", []), ("redis", ["--features", redis.url])):
-            port = free_port()
-            runs[name] = measure(
-                [loopline, "serve", "fraud", "--port", str(port), "--state",
-                 str(root / f"state-{name}"), "--registry", registry.uri,
-                 "--keys", str(root / "keys.json"), *more],
-                port, key, seconds,
-            )  # fmt: skip
-    ours, emb = runs["redis"], runs["embedded"]
+        emb = measure_loopline(root, registry, key, seconds, "state-embedded")
+        ours = measure_loopline(
+            root, registry, key, seconds, "state-redis", "--features", redis.url
+        )
     return {
         "redis_http_max_rps": round(ours["max_rps"]),
         "redis_http_p50_ms_at_half_load": round(ours["half"]["p50_ms"], 2),

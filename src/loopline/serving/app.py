@@ -47,10 +47,8 @@ _json = msgspec.json.Encoder()
 class Limits:
     max_body_bytes: int = 16 * 1024
     max_inflight: int = 256  # beyond this, 503 + Retry-After instead of queueing
-    # how long a decided request waits for its decision to be durable: a slow or hung
-    # prediction log sheds it with 503 + Retry-After (the caller falls back at once; the
-    # retry returns the decision). Counted from the hand-over, not from the request's
-    # arrival: a decision already made is late, not lost, when the loop was held earlier.
+    # a decision not durable this long after its hand-over to the log is shed: 503 +
+    # Retry-After (see docs/decisions/0003-serving.md)
     commit_timeout_ms: float = 50.0
 
 
