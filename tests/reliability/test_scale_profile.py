@@ -30,7 +30,7 @@ def test_up_demo_down(tmp_path: Path) -> None:
         ran = runner.invoke(app, ["demo", "fraud", "--profile", "scale", "--json", "--settings",
                                   str(root / "settings.toml"), "--customers", "500",
                                   "--hours", "4"])  # fmt: skip
-        assert ran.exit_code == 0, ran.output
+        assert ran.exit_code == 0, f"{ran.output}\n{ran.exception}"
         summary = json.loads(ran.output.strip().splitlines()[-1])
         assert summary["exactly_one_decision_each"] is True
         assert summary["decisions"] == summary["http_requests"] > 50

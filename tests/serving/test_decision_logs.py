@@ -4,7 +4,9 @@ idempotent inserts, lookups; and the service on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +35,16 @@ def _row(i: int, key: str | None = None) -> dict[str, Any]:
 def log(request: pytest.FixtureRequest, tmp_path: Path) -> DecisionLog:
     if request.param == "sqlite":
         return open_decision_log(tmp_path / "decisions.db")
-    url = request.getfixturevalue("postgres_url")
-    db = f"t{abs(hash(request.node.name)) % 10**9}"
+    return open_decision_log(_fresh_database(request.getfixturevalue("postgres_url"), "log"))
+
+
+def _fresh_database(url: str, name: str) -> str:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {db}")
-        conn.execute(f"CREATE DATABASE {db}")
-    return open_decision_log(url.rsplit("/", 1)[0] + f"/{db}")
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    return url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def test_group_commit_and_lookups(log: DecisionLog) -> None:
@@ -63,6 +67,30 @@ def test_group_commit_and_lookups(log: DecisionLog) -> None:
     assert log.find("k7").response == b'{"n": 7}'  # type: ignore[union-attr]
     log.close()
     log.close()
+
+
+@pytest.mark.postgres
+def test_scorers_starting_at_once_on_a_fresh_postgres_all_open_the_log(postgres_url: str) -> None:
+    """CREATE TABLE IF NOT EXISTS racing itself fails on pg_type's unique index; the
+    schema is created under an advisory lock, so every scorer of a fresh cluster opens."""
+    for round_ in range(5):
+        opened = _open_at_once(_fresh_database(postgres_url, f"race{round_}"), 4)
+        for i, log in enumerate(opened):
+            log.write_sync([_row(i)])
+        assert opened[0].count() == 4
+        for log in opened:
+            log.close()
+
+
+def _open_at_once(url: str, n: int) -> list[DecisionLog]:
+    start = threading.Barrier(n)
+
+    def open_log() -> DecisionLog:
+        start.wait()
+        return open_decision_log(url)
+
+    with ThreadPoolExecutor(n) as pool:
+        return [f.result() for f in [pool.submit(open_log) for _ in range(n)]]
 
 
 @pytest.mark.postgres

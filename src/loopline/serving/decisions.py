@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS decisions (
 CREATE INDEX IF NOT EXISTS decisions_tx ON decisions (transaction_id);
 CREATE INDEX IF NOT EXISTS decisions_decided ON decisions (decided_ms);
 """
+SCHEMA_LOCK = 0x6C6F6F70  # PostgreSQL advisory lock key ("loop") held while creating SCHEMA
 COLUMNS = (
     "idempotency_key", "transaction_id", "payload_sha256", "decided_ms", "decision", "score",
     "model_score", "model_version", "arm", "rules_version", "shadow_model", "shadow_score",
@@ -271,7 +272,12 @@ class PostgresDecisionLog(DecisionLog):
         self._start(notify)
         self._pg = psycopg.connect(url, autocommit=True)
         ddl = SCHEMA.replace("BLOB", "BYTEA").replace("REAL", "DOUBLE PRECISION")
-        self._pg.execute(ddl.replace("INTEGER", "BIGINT"))
+        # CREATE ... IF NOT EXISTS is not safe against itself: two scorers starting at
+        # once both create, and one fails on pg_type's unique index. A transaction-scoped
+        # advisory lock lets one create while the others wait, then find the table there.
+        with self._pg.transaction():
+            self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            self._pg.execute(ddl.replace("INTEGER", "BIGINT"))
         values = ", ".join(["%s"] * len(COLUMNS))
         self._sql = (
             f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES ({values})"

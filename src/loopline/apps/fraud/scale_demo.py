@@ -88,7 +88,7 @@ def run(
         )
     days = STREAM_DAY + -(-stream_hours // 24)
     sim = simulate(replace(profile("full", customers=customers), days=days), seed=0)
-    processes: list[subprocess.Popen[bytes]] = []
+    processes: list[_Child] = []
     env = {
         **os.environ,
         "LOOPLINE_SETTINGS": str(settings_file.resolve()),
@@ -143,7 +143,7 @@ class _Stages:
         log: EventLog,
         sim: Simulation,
         bar: Any,
-        processes: list[subprocess.Popen[bytes]],
+        processes: list[_Child],
         env: dict[str, str],
     ) -> None:
         self.settings, self.log, self.sim, self.bar = settings, log, sim, bar
@@ -234,7 +234,7 @@ def _exists(log: EventLog, topic: str) -> bool:
     return True
 
 
-def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+def _stop(processes: list[_Child]) -> None:
     for p in processes:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
@@ -245,22 +245,32 @@ def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
             p.kill()
 
 
-def _spawn(args: list[str], env: dict[str, str], state: Path, name: str) -> subprocess.Popen[bytes]:
+class _Child(subprocess.Popen[bytes]):
+    """A worker or scorer process, with the file its output goes to."""
+
+    log: Path
+
+
+def _spawn(args: list[str], env: dict[str, str], state: Path, name: str) -> _Child:
     state.mkdir(parents=True, exist_ok=True)
     with (state / f"{name}.log").open("ab") as out:
-        return subprocess.Popen([sys.executable, "-m", "loopline", *args], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        child = _Child([sys.executable, "-m", "loopline", *args], env=env,
+                       stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    child.log = state / f"{name}.log"
+    return child
 
 
-def _alive(processes: list[subprocess.Popen[bytes]]) -> None:
+def _alive(processes: list[_Child]) -> None:
     for p in processes:
         if p.poll() is not None:
-            raise RuntimeError(f"{p.args!r} exited with code {p.returncode}; see its log.")
+            tail = p.log.read_text(errors="replace").splitlines()[-20:]
+            raise RuntimeError(
+                f"{p.args!r} exited with code {p.returncode}; the end of {p.log}:\n"
+                + "\n".join(tail)
+            )
 
 
-def _wait_for(
-    bar: Any, what: str, remaining: Any, processes: list[subprocess.Popen[bytes]]
-) -> None:
+def _wait_for(bar: Any, what: str, remaining: Any, processes: list[_Child]) -> None:
     total = left = remaining()
     task = bar.add_task(what, total=total)
     while left:
@@ -271,7 +281,7 @@ def _wait_for(
     bar.update(task, completed=total)
 
 
-def _wait_swapped(ports: list[int], label: str, processes: list[subprocess.Popen[bytes]]) -> None:
+def _wait_swapped(ports: list[int], label: str, processes: list[_Child]) -> None:
     """Until every scorer serves ``label`` as its champion (each watches the registry's
     alias, loads and warms the new version, then swaps)."""
     deadline = time.monotonic() + 120
@@ -296,7 +306,7 @@ def _champion_is(port: int, label: str) -> bool:
     )
 
 
-def _wait_ready(ports: list[int], processes: list[subprocess.Popen[bytes]]) -> None:
+def _wait_ready(ports: list[int], processes: list[_Child]) -> None:
     deadline = time.monotonic() + 120
     for port in ports:
         while True:
