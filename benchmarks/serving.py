@@ -14,8 +14,9 @@ is pinned to core 1. Both serve the same registered model and feature set.
 * ``baseline_http_max_rps``: the same for ``benchmarks/serving_baseline.py`` (FastAPI +
   pydantic + pandas + LightGBM native).
 * ``--only redis``: the service with its features in a local redis-server (the
-  scale-out profile's store; redis-server shares core 1 with this load generator)
-  against the same service on the embedded store, in the same run.
+  scale-out profile's store; redis-server shares core 1 with this load generator),
+  learning and read-only (the scale-out scorer), against the same service on the
+  embedded store, in the same run.
 """
 
 from __future__ import annotations
@@ -242,24 +243,34 @@ def http(root: Path, registry: Registry, key: str, seconds: float) -> dict[str, 
 
 
 def http_redis(root: Path, registry: Registry, key: str, seconds: float) -> dict[str, Any]:
-    """The same service with its online features in Redis (the scale-out profile's
-    store), side by side with the embedded store in the same run. The server learns
-    into the store (one partition), so every request also writes back."""
+    """The same service with its online features in Redis, side by side with the
+    embedded store in the same run, in two shapes:
+
+    * learning: the server folds each decided transaction into the store (one process,
+      one partition), so every request also writes back;
+    * reading: the scale-out profile's scorer, which only reads (feature workers own the
+      writes). It reads the state the learning run left: every card of the load has one.
+    """
     from loopline.servers import redis_server
 
     with redis_server(root / "redis") as redis:
         emb = measure_loopline(root, registry, key, seconds, "state-embedded")
-        ours = measure_loopline(
+        learning = measure_loopline(
             root, registry, key, seconds, "state-redis", "--features", redis.url
         )
-    return {
-        "redis_http_max_rps": round(ours["max_rps"]),
-        "redis_http_p50_ms_at_half_load": round(ours["half"]["p50_ms"], 2),
-        "redis_http_p99_ms_at_half_load": round(ours["half"]["p99_ms"], 2),
-        "redis_http_errors_at_half_load": ours["half"]["errors"],
-        "embedded_http_max_rps": round(emb["max_rps"]),
-        "redis_vs_embedded": round(ours["max_rps"] / emb["max_rps"], 2),
-    }
+        reading = measure_loopline(
+            root, registry, key, seconds, "state-read", "--features", redis.url, "--no-learn"
+        )
+    out: dict[str, Any] = {"embedded_http_max_rps": round(emb["max_rps"])}
+    for name, ours in (("redis_learning", learning), ("redis_reading", reading)):
+        out |= {
+            f"{name}_http_max_rps": round(ours["max_rps"]),
+            f"{name}_p50_ms_at_half_load": round(ours["half"]["p50_ms"], 2),
+            f"{name}_p99_ms_at_half_load": round(ours["half"]["p99_ms"], 2),
+            f"{name}_errors_at_half_load": ours["half"]["errors"],
+            f"{name}_vs_embedded": round(ours["max_rps"] / emb["max_rps"], 2),
+        }
+    return out
 
 
 def stream(root: Path, registry: Registry, seconds: float) -> dict[str, Any]:

@@ -264,8 +264,17 @@ def serve_fraud(
         Path | None,
         typer.Option(help="Settings file (loopline.settings); replaces the URL options."),
     ] = None,
+    learn: Annotated[
+        bool | None,
+        typer.Option(
+            help="Fold decided transactions into the online features here (default: yes, "
+            "unless the settings name a shared store that feature workers write)."
+        ),
+    ] = None,
 ) -> None:
     """Serve fraud decisions from the registry's champion (POST /v1/score)."""
+    from dataclasses import replace
+
     from loopline.apps.fraud.service import DEFAULT_RULES, ServeOptions, serve
     from loopline.settings import load_settings
 
@@ -280,7 +289,7 @@ def serve_fraud(
             features=features,
             decisions=decisions,
         )
-    serve(options, host=host, port=port)
+    serve(options if learn is None else replace(options, learn=learn), host=host, port=port)
 
 
 @serve_app.command("key")

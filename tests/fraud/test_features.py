@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from loopline.apps.fraud import data, fraud_feature_set
 from loopline.apps.fraud.simulator import DAY_MS, profile, simulate
 from loopline.features import EmbeddedStore, OnlineEngine
+from loopline.features.redis import RedisStore
 from loopline.features.validate import validate
 
 T0 = 1_750_000_000_000
@@ -97,4 +99,25 @@ def test_online_and_offline_agree_on_a_simulated_stream_with_late_labels() -> No
     }
     rates = validate(fraud_feature_set(), columns, sample=500, seed=4)
     assert len(rates) == len(fraud_feature_set().names) == 44
+    assert rates == dict.fromkeys(rates, 0.0)
+
+
+@pytest.mark.redis
+def test_online_on_redis_agrees_with_offline(redis_url: str) -> None:
+    """The serving read on the Redis store (every view of a request in one pipeline)
+    gives the offline values, late labels included."""
+    import redis
+
+    url = redis_url.rsplit("/", 1)[0] + "/5"
+    redis.Redis.from_url(url).flushdb()
+    sim = simulate(profile("full", customers=100, terminals=200, days=30), seed=5)
+    streams = data.histories(sim.transactions, sim.labels)
+    columns = {
+        "transactions": data.columns(
+            streams["transactions"].drop_columns(["_partition", "_offset"])
+        ),
+        "labels": data.columns(streams["labels"]),
+    }
+    rates = validate(fraud_feature_set(), columns, sample=200, seed=5, store=RedisStore(url))
+    assert len(rates) == 44
     assert rates == dict.fromkeys(rates, 0.0)

@@ -60,6 +60,8 @@ class ManyWindows:
 
 # per window: merged partials (rows, width) and, with distinct counts, each row's sets
 ManyValues = tuple[npt.NDArray[np.float64], "list[list[set[object]]] | None"]
+# one view version's read of many keys: (version, keys, its windows)
+ManyRead = tuple[str, Sequence[str], Sequence[ManyWindows]]
 
 
 @runtime_checkable

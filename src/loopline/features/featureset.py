@@ -91,7 +91,8 @@ class FeatureSet:
         """The feature vector of each incoming event (one row per event)."""
         n = len(next(iter(events.values())))
         times = np.asarray(events[self.source.timestamp], dtype=np.int64)
-        columns: dict[str, F64] = {}
+        by_view: dict[str, dict[str, F64]] = {}
+        history: list[FeatureView] = []  # views read as of before each event: read together
         for view in self.views:
             if view.source == self.source and self.include_event:  # each event merged in
                 rows = [
@@ -100,12 +101,18 @@ class FeatureSet:
                     )
                     for i in range(n)
                 ]
-                values = {f.name: np.array([r.values[f.name] for r in rows]) for f in view.features}
+                by_view[view.name] = {
+                    f.name: np.array([r.values[f.name] for r in rows]) for f in view.features
+                }
             else:  # the history before each event: what the engine holds when it arrives
-                keys = np.asarray(events[view.entity.join_key]).tolist()
-                values = engine.read_many(view, ["" if k is None else str(k) for k in keys], times)
-            for name, column in values.items():
-                columns[f"{view.name}__{name}"] = column
+                history.append(view)
+        reads = [(view, _keys(events[view.entity.join_key]), times) for view in history]
+        by_view.update(zip((v.name for v in history), engine.read_views(reads), strict=True))
+        columns = {
+            f"{view.name}__{name}": column
+            for view in self.views
+            for name, column in by_view[view.name].items()
+        }
         return self.finish(columns, events)
 
     def offline(
@@ -144,3 +151,8 @@ class FeatureSet:
         for name, values in self.finish(columns, events).items():
             table = table.append_column(name, pa.array(values, pa.float64()))
         return table
+
+
+def _keys(column: Any) -> list[str]:
+    """An entity key column as strings ("" where the event has no key)."""
+    return ["" if k is None else str(k) for k in np.asarray(column).tolist()]

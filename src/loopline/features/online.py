@@ -22,7 +22,15 @@ import numpy.typing as npt
 from loopline.events import TopicPartition
 from loopline.exceptions import ConfigError
 from loopline.features import rowread
-from loopline.features.base import ManyWindows, OnlineStore, Runs, Table, Window, WindowValue
+from loopline.features.base import (
+    ManyValues,
+    ManyWindows,
+    OnlineStore,
+    Runs,
+    Table,
+    Window,
+    WindowValue,
+)
 from loopline.features.definitions import Feature, FeatureView
 from loopline.features.kernel import Layout, finalize, finalize_many, layouts, partials
 from loopline.features.ring import combine
@@ -310,28 +318,67 @@ class OnlineEngine:
         t = int(time.time() * 1000) if as_of_ms is None else as_of_ms
         return [self._row(view, key, t) for key in keys]
 
+    @property
+    def remote(self) -> bool:
+        """Whether the store is a server (each read a round trip), not in this process."""
+        return not hasattr(self.store, "locate")
+
     def read_many(
-        self, view: str | FeatureView, keys: Sequence[str], times_ms: npt.NDArray[np.int64]
+        self, view: str | FeatureView, keys: Sequence[str], times_ms: npt.ArrayLike
     ) -> dict[str, npt.NDArray[np.float64]]:
         """Feature columns for many (key, read time) pairs at once: what :meth:`read` gives
-        row by row, in one compiled pass per ring (stores without ``read_many`` are read
-        row by row, and so are fewer than four rows of a store in memory)."""
-        view = self.view(view)
-        times = np.asarray(times_ms, dtype=np.int64)
+        row by row (:meth:`read_views` of one view)."""
+        return self.read_views([(view, keys, times_ms)])[0]
+
+    def read_views(
+        self, reads: Sequence[tuple[str | FeatureView, Sequence[str], npt.ArrayLike]]
+    ) -> list[dict[str, npt.NDArray[np.float64]]]:
+        """:meth:`read_many` of several views: ``(view, keys, read times)`` each, in one
+        compiled pass per ring; on a remote store with ``read_views``, in one round trip
+        for them all. Stores without ``read_many`` are read row by row, and so are fewer
+        than four rows of a store in memory."""
         many = getattr(self.store, "read_many", None)
-        in_memory = hasattr(self.store, "locate")  # a remote store: one round trip a view
-        if many is None or (len(keys) < 4 and in_memory):  # a few rows: the row path
-            rows = np.array(
-                [self._row_array(view, k, t) for k, t in zip(keys, times.tolist(), strict=True)]
-            ).reshape(len(keys), len(view.features))
-            return {f.name: rows[:, i] for i, f in enumerate(view.features)}
-        groups = self._groups[view.version]
-        windows = [
-            ManyWindows(g.layout.hop_ms, g.layout, times // g.layout.hop_ms, g.tiles)
-            for g in groups
+        in_memory = not self.remote
+        out: list[dict[str, npt.NDArray[np.float64]]] = []
+        batched: list[tuple[int, FeatureView, Sequence[str], npt.NDArray[np.int64]]] = []
+        for i, (name, keys, times_ms) in enumerate(reads):
+            view, times = self.view(name), np.asarray(times_ms, dtype=np.int64)
+            if many is None or (len(keys) < 4 and in_memory):  # a few rows: the row path
+                out.append(self._rows(view, keys, times))
+            else:
+                out.append({})
+                batched.append((i, view, keys, times))
+        if not batched:
+            return out
+        asked = [
+            (view.version, keys, self._many_windows(view, times))
+            for _, view, keys, times in batched
         ]
+        together = getattr(self.store, "read_views", None)
+        found = together(asked) if together else [many(*a) for a in asked]  # type: ignore[misc]
+        for (i, view, _, times), values in zip(batched, found, strict=True):
+            out[i] = self._finish_many(view, values, times)
+        return out
+
+    def _rows(
+        self, view: FeatureView, keys: Sequence[str], times: npt.NDArray[np.int64]
+    ) -> dict[str, npt.NDArray[np.float64]]:
+        rows = np.array(
+            [self._row_array(view, k, t) for k, t in zip(keys, times.tolist(), strict=True)]
+        ).reshape(len(keys), len(view.features))
+        return {f.name: rows[:, i] for i, f in enumerate(view.features)}
+
+    def _many_windows(self, view: FeatureView, times: npt.NDArray[np.int64]) -> list[ManyWindows]:
+        return [
+            ManyWindows(g.layout.hop_ms, g.layout, times // g.layout.hop_ms, g.tiles)
+            for g in self._groups[view.version]
+        ]
+
+    def _finish_many(
+        self, view: FeatureView, found: Sequence[ManyValues], times: npt.NDArray[np.int64]
+    ) -> dict[str, npt.NDArray[np.float64]]:
         out: dict[str, npt.NDArray[np.float64]] = {}
-        for g, (merged, sets) in zip(groups, many(view.version, keys, windows), strict=True):
+        for g, (merged, sets) in zip(self._groups[view.version], found, strict=True):
             for f, off, d in zip(g.features, g.offsets, g.distinct, strict=True):
                 distinct = None if d is None or sets is None else [s[d] for s in sets]
                 out[f.name] = finalize_many(f, off, merged, distinct, times)

@@ -30,7 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from loopline.exceptions import BackendUnavailableError
-from loopline.features.base import ManyValues, ManyWindows, Runs, Window, WindowValue
+from loopline.features.base import ManyRead, ManyValues, ManyWindows, Runs, Window, WindowValue
 from loopline.features.kernel import Layout
 from loopline.features.ring import TileRing, combine, window_of, windows_of
 
@@ -167,32 +167,57 @@ class RedisStore:
     def read_many(
         self, version: str, keys: Sequence[str], windows: Sequence[ManyWindows]
     ) -> list[ManyValues]:
-        """Many keys' windows in one round trip: per (hop, partition) one MGET of every
-        key's ring (a partition's keys share a Cluster slot), decoded into a ring of
-        ``len(keys)`` slots and merged by the embedded store's compiled pass."""
-        n = len(keys)
-        partitions = self._partitions_of(version)
-        layouts = {w.hop_ms: w.layout for w in windows}
-        wanted = [(hop, p) for hop in layouts for p in partitions]
+        """Many keys' windows of one view version (:meth:`read_views` of one read)."""
+        return self.read_views([(version, keys, windows)])[0]
+
+    def read_views(self, reads: Sequence[ManyRead]) -> list[list[ManyValues]]:
+        """Several views' reads of many keys in one round trip: per view, hop and
+        partition one MGET of every key's ring (a partition's keys share a Cluster slot),
+        all in one pipeline; each decoded into a ring of ``len(keys)`` slots and merged
+        by the embedded store's compiled pass."""
         pipe = self._redis.pipeline(transaction=False)
-        for hop, p in wanted:
-            pipe.mget([_state_key(version, hop, p, k) for k in keys])
-        replies: list[list[bytes | None]] = self._call(pipe.execute) if wanted else []  # type: ignore[assignment]
-        rings: dict[int, list[tuple[TileRing, npt.NDArray[np.int64]]]] = {}
-        for (hop, _), raws in zip(wanted, replies, strict=True):
-            found = [(i, msgspec.msgpack.decode(raw)) for i, raw in enumerate(raws) if raw]
-            if not found:
-                continue
-            ring = TileRing(layouts[hop], len(found[0][1][0]) // 8, capacity=n)
-            slots = np.full(n, -1, dtype=np.int64)
-            for i, (ids, data, sets) in found:
-                _fill(ring, i, ids, data, sets)
-                slots[i] = i
-            rings.setdefault(hop, []).append((ring, slots))
-        return [windows_of(w, rings.get(w.hop_ms, ()), n) for w in windows]
+        wanted: list[list[tuple[int, int]]] = []
+        for version, keys, windows in reads:
+            partitions = self._partitions_of(version)
+            hops = dict.fromkeys(w.hop_ms for w in windows)
+            wanted.append([(hop, p) for hop in hops for p in partitions])
+            for hop, p in wanted[-1]:
+                pipe.mget([_state_key(version, hop, p, k) for k in keys])
+        replies: list[list[bytes | None]] = (
+            self._call(pipe.execute) if any(wanted) else []  # type: ignore[assignment]
+        )
+        out, at = [], 0
+        for (_, keys, windows), asked in zip(reads, wanted, strict=True):
+            layouts = {w.hop_ms: w.layout for w in windows}
+            rings = _rings(layouts, asked, replies[at : at + len(asked)], len(keys))
+            at += len(asked)
+            out.append([windows_of(w, rings.get(w.hop_ms, ()), len(keys)) for w in windows])
+        return out
 
     def close(self) -> None:
         self._redis.close()
+
+
+def _rings(
+    layouts: dict[int, Layout],
+    asked: list[tuple[int, int]],
+    replies: list[list[bytes | None]],
+    n: int,
+) -> dict[int, list[tuple[TileRing, npt.NDArray[np.int64]]]]:
+    """Each (hop, partition) MGET's rings decoded into one ring of ``n`` slots (row ``i``
+    in slot ``i``; -1 where that partition holds none of it)."""
+    rings: dict[int, list[tuple[TileRing, npt.NDArray[np.int64]]]] = {}
+    for (hop, _), raws in zip(asked, replies, strict=True):
+        found = [(i, msgspec.msgpack.decode(raw)) for i, raw in enumerate(raws) if raw]
+        if not found:
+            continue
+        ring = TileRing(layouts[hop], len(found[0][1][0]) // 8, capacity=n)
+        slots = np.full(n, -1, dtype=np.int64)
+        for i, (ids, data, sets) in found:
+            _fill(ring, i, ids, data, sets)
+            slots[i] = i
+        rings.setdefault(hop, []).append((ring, slots))
+    return rings
 
 
 def _window(layout: Layout, raw: bytes, head: int, tiles: int) -> WindowValue:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from loopline.features.base import OnlineStore
 from loopline.features.definitions import Source
 from loopline.features.embedded import EmbeddedStore
 from loopline.features.featureset import FeatureSet
@@ -46,8 +47,12 @@ def validate(
     sample: int = 1000,
     seed: int = 0,
     workdir: Path | None = None,
+    store: OnlineStore | None = None,
 ) -> dict[str, float]:
     """Mismatch rate per feature over ``sample`` scored events.
+
+    The online engine keeps its state in ``store`` (default: an embedded store in a
+    temporary folder); give an empty one, such as a fresh Redis database.
 
     ``events`` holds the scored source's events in arrival order, or maps each source's
     name to its events when the views read several (e.g. transactions and late labels);
@@ -66,10 +71,9 @@ def validate(
     picks = np.sort(rng.choice(n, size=min(sample, n), replace=False))
     times = np.asarray(scored[source.timestamp], dtype=np.int64)
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
-        engine = OnlineEngine(
-            views=feature_set.views,
-            store=EmbeddedStore(Path(tmp) / "online.db", snapshot_interval_s=math.inf),
-        )
+        if store is None:
+            store = EmbeddedStore(Path(tmp) / "online.db", snapshot_interval_s=math.inf)
+        engine = OnlineEngine(views=feature_set.views, store=store)
         feeds = [_Feed(engine, streams[name], s) for name, s in others.items()]
         rows: dict[str, list[float]] = {name: [] for name in feature_set.names}
         applied = 0
@@ -79,6 +83,7 @@ def validate(
                 applied = i
             for feed in feeds:
                 feed.until(int(times[i]))
+            engine.commit(0)  # what a remote store serves is what was committed
             one = feature_set.online(engine, {c: v[i : i + 1] for c, v in scored.items()})
             for name, value in one.items():
                 rows[name].append(float(value[0]))

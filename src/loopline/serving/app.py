@@ -81,7 +81,7 @@ class Service:
     _pending: dict[str, asyncio.Future[bytes]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.batcher = Batcher(self.scorer)
+        self.batcher = Batcher(self.scorer, offload=self.scorer.only_reads_remote)
         self.admin = Admin(self)
         self.drift: DriftMonitor | None = None
         self.metrics.registry.register(DriftCollector(self))
@@ -349,6 +349,7 @@ class Service:
                     watcher.cancel()
                 for task in steps:
                     task.cancel()
+                self.batcher.close()
                 self.scorer.flush()  # decided transactions into the features before exit
                 with contextlib.suppress(Exception):
                     await send({"type": "lifespan.shutdown.complete"})

@@ -1,12 +1,14 @@
 """The request path: request-time and online features -> model -> rules -> decision.
 
-Everything here is synchronous and in memory (features from the online engine, the model
-in ONNX Runtime); the only wait on the request path is the decision log's group commit,
-which the HTTP layer awaits.
+Everything here is synchronous (features from the online engine, the model in ONNX
+Runtime); the HTTP layer awaits the decision log's group commit. On an embedded store a
+batch is decided on the event loop; a scorer that only reads a remote store decides on a
+thread of its own (:mod:`loopline.serving.batching`).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 import time
@@ -168,7 +170,8 @@ class Scorer:
         mark = time.perf_counter()
         started = mark if started is None else started
         n = len(trace_ids)
-        picks = [self.routing.pick(t) for t in cols["card_token"].tolist()]
+        routing = copy.copy(self.routing)  # one batch, one routing (admin may change it)
+        picks = [routing.pick(t) for t in cols["card_token"].tolist()]
         unknown = np.full(n, math.nan)
         scores = np.empty(n)
         label_of: list[str] = [""] * n
@@ -183,13 +186,13 @@ class Scorer:
                 x = x[rows]
             x_of[id(model)] = x
             said = list(degraded)
-            got, label = self._score(model, x, said)
+            got, label = self._score(model, routing.previous, x, said)
             scores[rows] = got
             for i in rows:
                 label_of[i], degraded_of[i] = label, said
         mark = _lap(timings, "model", mark)
-        challenger = self.routing.challenger
-        if self.routing.shadow and challenger is not None:
+        challenger = routing.challenger
+        if routing.shadow and challenger is not None:
             champion_rows = [i for i, (_, arm) in enumerate(picks) if arm == "champion"]
             if champion_rows:
                 shadow = np.full(n, math.nan)
@@ -261,13 +264,19 @@ class Scorer:
         degraded.append("features_unavailable")
         return self._defaults(cols)
 
-    def _score(self, model: ServingModel, x: np.ndarray, degraded: list[str]) -> tuple[F64, str]:
+    def _score(
+        self,
+        model: ServingModel,
+        previous: ServingModel | None,
+        x: np.ndarray,
+        degraded: list[str],
+    ) -> tuple[F64, str]:
         """Ordered fallbacks: ONNX, then LightGBM native (same version), then the previous
         version; with no stored features, or no model left, the rules alone decide."""
         if "features_unavailable" in degraded:
             degraded.append("rules_only")
             return np.zeros(len(x)), "rules-only"
-        for candidate in (model, self.routing.previous):
+        for candidate in (model, previous):
             if candidate is None:
                 continue
             try:
@@ -296,6 +305,12 @@ class Scorer:
         due = now - self._since >= LEARN_EVERY_S
         if due or len(self._pending) == LEARN_BATCH:
             self.flush(CATCH_UP)
+
+    @property
+    def only_reads_remote(self) -> bool:
+        """Whether deciding only reads a remote store (it learns nothing): safe to run
+        on a thread of its own while the event loop goes on."""
+        return not self.learns and self.engine.remote
 
     @property
     def pending(self) -> int:
