@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from loopline.apps.fraud import data, fraud_feature_set
-from loopline.apps.fraud.simulator import DAY_MS, profile, simulate
+from loopline.apps.fraud.simulator import DAY_MS, Simulation, profile, simulate
 from loopline.features import EmbeddedStore, OnlineEngine
 from loopline.features.redis import RedisStore
 from loopline.features.validate import validate
@@ -90,14 +90,7 @@ def test_features_describe_the_history_before_each_transaction() -> None:
 
 def test_online_and_offline_agree_on_a_simulated_stream_with_late_labels() -> None:
     sim = simulate(profile("full", customers=300, terminals=600, days=40), seed=4)
-    streams = data.histories(sim.transactions, sim.labels)
-    columns = {
-        "transactions": data.columns(
-            streams["transactions"].drop_columns(["_partition", "_offset"])
-        ),
-        "labels": data.columns(streams["labels"]),
-    }
-    rates = validate(fraud_feature_set(), columns, sample=500, seed=4)
+    rates = validate(fraud_feature_set(), _streams(sim), sample=500, seed=4)
     assert len(rates) == len(fraud_feature_set().names) == 44
     assert rates == dict.fromkeys(rates, 0.0)
 
@@ -111,13 +104,17 @@ def test_online_on_redis_agrees_with_offline(redis_url: str) -> None:
     url = redis_url.rsplit("/", 1)[0] + "/5"
     redis.Redis.from_url(url).flushdb()
     sim = simulate(profile("full", customers=100, terminals=200, days=30), seed=5)
+    rates = validate(fraud_feature_set(), _streams(sim), sample=200, seed=5, store=RedisStore(url))
+    assert len(rates) == 44
+    assert rates == dict.fromkeys(rates, 0.0)
+
+
+def _streams(sim: Simulation) -> dict[str, dict[str, np.ndarray]]:
+    """The simulation's transactions and labels as columns, each in arrival order."""
     streams = data.histories(sim.transactions, sim.labels)
-    columns = {
+    return {
         "transactions": data.columns(
             streams["transactions"].drop_columns(["_partition", "_offset"])
         ),
         "labels": data.columns(streams["labels"]),
     }
-    rates = validate(fraud_feature_set(), columns, sample=200, seed=5, store=RedisStore(url))
-    assert len(rates) == 44
-    assert rates == dict.fromkeys(rates, 0.0)

@@ -22,7 +22,8 @@ from loopline.features.derived import Distance, Ratio, RequestFeature, Speed, ZS
 from loopline.features.embedded import EmbeddedStore
 from loopline.features.featureset import FeatureSet
 from loopline.features.offline import training_set
-from loopline.features.online import Checkpoint, FeatureValues, OnlineEngine
+from loopline.features.online import Checkpoint, OnlineEngine
+from loopline.features.reads import FeatureValues
 
 __all__ = [
     "Aggregation",

@@ -1,4 +1,4 @@
-"""The online engine: updates tiles from micro-batches and serves reads.
+"""The online engine: updates tiles from micro-batches (its reads: :mod:`.reads`).
 
 ``update_many`` takes one micro-batch of one source partition as columns (NumPy arrays,
 in arrival order). Per view it drops late events (older than the partition's watermark
@@ -10,10 +10,7 @@ checkpoint (next offsets, watermarks) to the store in one atomic step.
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
 import msgspec
 import numpy as np
@@ -22,21 +19,13 @@ import numpy.typing as npt
 from loopline.events import TopicPartition
 from loopline.exceptions import ConfigError
 from loopline.features import rowread
-from loopline.features.base import (
-    ManyValues,
-    ManyWindows,
-    OnlineStore,
-    Runs,
-    Table,
-    Window,
-    WindowValue,
-)
-from loopline.features.definitions import Feature, FeatureView
-from loopline.features.kernel import Layout, finalize, finalize_many, layouts, partials
-from loopline.features.ring import combine
+from loopline.features.base import OnlineStore, Runs, Table
+from loopline.features.definitions import FeatureView
+from loopline.features.kernel import layouts, partials
+from loopline.features.reads import Columns, FeatureValues, OnlineReads, read_groups
 
 _NO_WATERMARK = -(2**62)
-Columns = Mapping[str, npt.NDArray[np.generic]]
+__all__ = ["Checkpoint", "Columns", "FeatureValues", "OnlineEngine"]
 
 
 class Checkpoint(msgspec.Struct):
@@ -46,37 +35,7 @@ class Checkpoint(msgspec.Struct):
     watermarks: dict[str, int] = {}
 
 
-@dataclass(frozen=True, slots=True)
-class FeatureValues:
-    """One entity's features at ``as_of_ms``.
-
-    Attributes:
-        values: Feature name -> value (NaN where a window holds no event; 0 for counts).
-        as_of_ms: The read time.
-        freshness_ms: Event time of the newest event included, or None.
-    """
-
-    values: dict[str, float]
-    as_of_ms: int
-    freshness_ms: int | None
-
-    @property
-    def freshness_lag_ms(self) -> int | None:
-        return None if self.freshness_ms is None else self.as_of_ms - self.freshness_ms
-
-
-@dataclass(frozen=True)
-class _Group:
-    """Features read from one window of one hop: one merge serves them all."""
-
-    layout: Layout
-    tiles: int
-    features: tuple[Feature, ...]
-    offsets: tuple[int, ...]  # where each feature's fields start in the partial
-    distinct: tuple[int | None, ...]  # each feature's index among the layout's sets
-
-
-class OnlineEngine:
+class OnlineEngine(OnlineReads):
     """Keeps the online state of ``views`` in ``store``.
 
     Every view given is maintained (each version has its own state); reads by name go to
@@ -111,33 +70,12 @@ class OnlineEngine:
             }
             for v in views
         }
-        self._groups = {v.version: self._read_groups(v) for v in views}
+        self._groups = {v.version: read_groups(v, self._layouts[v.version]) for v in views}
         self._plans = {
             v.version: rowread.plan(v, self._groups[v.version], self._ring_sizes[v.version])
             for v in views
         }
         self._checkpoints: dict[int, Checkpoint] = {}
-
-    def _read_groups(self, view: FeatureView) -> list[_Group]:
-        groups: dict[tuple[int, int], list[Feature]] = {}
-        for f in view.features:
-            groups.setdefault((f.hop_ms, f.tiles), []).append(f)
-        out = []
-        for (hop, tiles), feats in groups.items():
-            layout = self._layouts[view.version][hop]
-            index = [layout.aggregations.index(f.aggregation) for f in feats]
-            out.append(
-                _Group(
-                    layout,
-                    tiles,
-                    tuple(feats),
-                    tuple(layout.offsets[i] for i in index),
-                    tuple(
-                        layout.distinct.index(i) if i in layout.distinct else None for i in index
-                    ),
-                )
-            )
-        return out
 
     def view(self, view: str | FeatureView) -> FeatureView:
         """The maintained view: by name, the version the name points at."""
@@ -305,138 +243,3 @@ class OnlineEngine:
             runs.append(Runs(table, codes[starts], tiles[starts], parts, sets))
         self.store.apply(uniq, runs)
         return late
-
-    def read(
-        self, view: str | FeatureView, keys: Sequence[str], *, as_of_ms: int | None = None
-    ) -> list[FeatureValues]:
-        """The features of ``keys`` in view ``view_name`` at ``as_of_ms`` (default now).
-
-        Exact for reads at or after each entity's newest event (serving); past reads
-        belong to the offline engine (see :mod:`loopline.features.ring`).
-        """
-        view = self.view(view)
-        t = int(time.time() * 1000) if as_of_ms is None else as_of_ms
-        return [self._row(view, key, t) for key in keys]
-
-    @property
-    def remote(self) -> bool:
-        """Whether the store is a server (each read a round trip), not in this process."""
-        return not hasattr(self.store, "locate")
-
-    def read_many(
-        self, view: str | FeatureView, keys: Sequence[str], times_ms: npt.ArrayLike
-    ) -> dict[str, npt.NDArray[np.float64]]:
-        """Feature columns for many (key, read time) pairs at once: what :meth:`read` gives
-        row by row (:meth:`read_views` of one view)."""
-        return self.read_views([(view, keys, times_ms)])[0]
-
-    def read_views(
-        self, reads: Sequence[tuple[str | FeatureView, Sequence[str], npt.ArrayLike]]
-    ) -> list[dict[str, npt.NDArray[np.float64]]]:
-        """:meth:`read_many` of several views: ``(view, keys, read times)`` each, in one
-        compiled pass per ring; on a remote store with ``read_views``, in one round trip
-        for them all. Stores without ``read_many`` are read row by row, and so are fewer
-        than four rows of a store in memory."""
-        many = getattr(self.store, "read_many", None)
-        in_memory = not self.remote
-        out: list[dict[str, npt.NDArray[np.float64]]] = []
-        batched: list[tuple[int, FeatureView, Sequence[str], npt.NDArray[np.int64]]] = []
-        for i, (name, keys, times_ms) in enumerate(reads):
-            view, times = self.view(name), np.asarray(times_ms, dtype=np.int64)
-            if many is None or (len(keys) < 4 and in_memory):  # a few rows: the row path
-                out.append(self._rows(view, keys, times))
-            else:
-                out.append({})
-                batched.append((i, view, keys, times))
-        if not batched:
-            return out
-        asked = [
-            (view.version, keys, self._many_windows(view, times))
-            for _, view, keys, times in batched
-        ]
-        together = getattr(self.store, "read_views", None)
-        found = together(asked) if together else [many(*a) for a in asked]  # type: ignore[misc]
-        for (i, view, _, times), values in zip(batched, found, strict=True):
-            out[i] = self._finish_many(view, values, times)
-        return out
-
-    def _rows(
-        self, view: FeatureView, keys: Sequence[str], times: npt.NDArray[np.int64]
-    ) -> dict[str, npt.NDArray[np.float64]]:
-        rows = np.array(
-            [self._row_array(view, k, t) for k, t in zip(keys, times.tolist(), strict=True)]
-        ).reshape(len(keys), len(view.features))
-        return {f.name: rows[:, i] for i, f in enumerate(view.features)}
-
-    def _many_windows(self, view: FeatureView, times: npt.NDArray[np.int64]) -> list[ManyWindows]:
-        return [
-            ManyWindows(g.layout.hop_ms, g.layout, times // g.layout.hop_ms, g.tiles)
-            for g in self._groups[view.version]
-        ]
-
-    def _finish_many(
-        self, view: FeatureView, found: Sequence[ManyValues], times: npt.NDArray[np.int64]
-    ) -> dict[str, npt.NDArray[np.float64]]:
-        out: dict[str, npt.NDArray[np.float64]] = {}
-        for g, (merged, sets) in zip(self._groups[view.version], found, strict=True):
-            for f, off, d in zip(g.features, g.offsets, g.distinct, strict=True):
-                distinct = None if d is None or sets is None else [s[d] for s in sets]
-                out[f.name] = finalize_many(f, off, merged, distinct, times)
-        return out
-
-    def read_event(self, view: str | FeatureView, event: Columns) -> FeatureValues:
-        """The features of one incoming event's entity at the event's time, including the
-        event itself (merged through the same kernel), before it is ingested: what the
-        offline engine computes for that event's row of history."""
-        view = self.view(view)
-        key = str(np.asarray(event[view.entity.join_key])[0])
-        ts = np.asarray(event[view.source.timestamp], dtype=np.int64)[:1]
-        cols = {c: np.asarray(event[c])[:1] for c in view.columns}
-        own = (ts, cols) if key != "" else None  # no key: the event belongs to no entity
-        return self._values(view, key, int(ts[0]), own=own)
-
-    def _row(self, view: FeatureView, key: str, t: int) -> FeatureValues:
-        """One entity's features: the compiled row path where the store has one."""
-        found = rowread.read_row(self.store, view, self._plans[view.version], key, t)
-        if found is None:
-            return self._values(view, key, t)
-        values, newest = found
-        return FeatureValues(
-            dict(zip((f.name for f in view.features), values.tolist(), strict=True)),
-            t,
-            int(newest) if math.isfinite(newest) else None,
-        )
-
-    def _row_array(self, view: FeatureView, key: str, t: int) -> npt.NDArray[np.float64]:
-        """:meth:`_row`'s values alone, in ``view.features`` order."""
-        found = rowread.read_row(self.store, view, self._plans[view.version], key, t)
-        if found is not None:
-            return found[0]
-        values = self._values(view, key, t).values
-        return np.array([values[f.name] for f in view.features])
-
-    def _values(
-        self,
-        view: FeatureView,
-        key: str,
-        t: int,
-        own: tuple[npt.NDArray[np.int64], Columns] | None = None,
-    ) -> FeatureValues:
-        groups = self._groups[view.version]
-        windows = [Window(g.layout.hop_ms, g.layout, t // g.layout.hop_ms, g.tiles) for g in groups]
-        values: dict[str, float] = {}
-        newest = -math.inf
-        for g, found in zip(groups, self.store.read(view.version, key, windows), strict=True):
-            merged, sets = found if own is None else _with_own(g.layout, found, *own)
-            for f, off, d in zip(g.features, g.offsets, g.distinct, strict=True):
-                distinct = None if d is None else sets[d]
-                values[f.name] = finalize(f, g.layout, merged, distinct, t, off)
-            newest = max(newest, float(merged[-1]))
-        return FeatureValues(values, t, int(newest) if math.isfinite(newest) else None)
-
-
-def _with_own(
-    layout: Layout, found: WindowValue, ts: npt.NDArray[np.int64], cols: Columns
-) -> WindowValue:
-    part, sets = partials(layout, np.zeros(1, dtype=np.intp), ts, cols)
-    return combine(layout, [found, (part[0], sets[0] if sets else [])])

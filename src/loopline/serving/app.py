@@ -47,8 +47,7 @@ _json = msgspec.json.Encoder()
 class Limits:
     max_body_bytes: int = 16 * 1024
     max_inflight: int = 256  # beyond this, 503 + Retry-After instead of queueing
-    # a decision not durable this long after its hand-over to the log is shed: 503 +
-    # Retry-After (see docs/decisions/0003-serving.md)
+    # not durable this long after its hand-over to the log: 503 (docs/decisions/0003)
     commit_timeout_ms: float = 50.0
 
 
