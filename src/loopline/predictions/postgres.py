@@ -1,0 +1,120 @@
+"""The prediction log in PostgreSQL (the scale-out part), labels in the same database:
+the same tables, group commit and guarantee as SQLite (a returned prediction is
+committed: with PostgreSQL's default ``synchronous_commit=on``, durable on the
+server's disk). Needs the ``postgres`` extra."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from loopline.predictions import sql
+from loopline.predictions.base import (
+    Column,
+    Joined,
+    Keep,
+    Label,
+    Notify,
+    Recent,
+    Row,
+    ShadowPairs,
+    Stored,
+    check_columns,
+    segment_of,
+)
+from loopline.predictions.commit import GroupCommit
+
+SCHEMA_LOCK = 0x6C6F6F70  # advisory lock key ("loop") held while creating the schema
+
+
+def _pg(query: str) -> str:
+    return query.replace("?", "%s")
+
+
+class PostgresLog(GroupCommit):
+    """Predictions and their labels in PostgreSQL (``url``: ``postgresql://...``)."""
+
+    errors = (Exception,)  # psycopg.Error and connection failures alike fail the batch
+
+    def __init__(
+        self, url: str, *, columns: Sequence[Column] = (), notify: Notify | None = None
+    ) -> None:
+        import psycopg
+
+        super().__init__(notify)
+        self.url = url
+        self.columns = check_columns(columns)
+        self._pg = psycopg.connect(url, autocommit=True)
+        # queries from side workers' threads get a connection of their own
+        self._reads = psycopg.connect(url, autocommit=True)
+        self._reads_lock = threading.Lock()
+        # CREATE ... IF NOT EXISTS is not safe against itself: two scorers starting at
+        # once both create, and one fails on pg_type's unique index. A transaction-scoped
+        # advisory lock lets one create while the others wait, then find the tables.
+        with self._pg.transaction():
+            self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+            self._pg.execute(sql.schema(self.columns, postgres=True))
+        self._insert_sql = sql.insert(self.columns, postgres=True)
+
+    def find(self, key: str) -> Stored | None:
+        row = self._pg.execute(_pg(sql.FIND), (key,)).fetchone()
+        return Stored(row[0], bytes(row[1])) if row else None
+
+    def count(self) -> int:
+        row = self._read(sql.COUNT, ())
+        return int(row[0][0]) if row else 0
+
+    def recent(
+        self, limit: int, *, model_version: str | None = None, since_ms: int | None = None
+    ) -> list[Recent]:
+        query, args = sql.recent(model_version, since_ms)
+        return [Recent(bytes(i), bytes(o)) for i, o in self._read(query, (*args, limit))]
+
+    def add_labels(
+        self, labels: Iterable[Label], *, keep: Keep = "latest",
+        position: tuple[str, int, int] | None = None,
+    ) -> int:  # fmt: skip
+        rows = [(x.request_id, x.subject, float(x.value), x.label_time_ms) for x in labels]
+        changed = 0
+        with self._reads_lock, self._reads.transaction(), self._reads.cursor() as cur:
+            if position is not None:
+                cur.execute(_pg(sql.UPSERT_POSITION), position)
+            for row in rows:  # one by one: rowcount says whether each changed a label
+                cur.execute(_pg(sql.upsert_label(keep)), row)
+                changed += max(cur.rowcount, 0)
+        return changed
+
+    def label_offset(self, topic: str, partition: int) -> int:
+        rows = self._read(sql.POSITION, (topic, partition))
+        return int(rows[0][0]) if rows else 0
+
+    def joined(
+        self, *, decided_from_ms: int = 0, decided_until_ms: int = 2**62,
+        labelled_before_ms: int = 2**62, model_version: str | None = None,
+        segment: str | None = None,
+    ) -> Joined:  # fmt: skip
+        by, input_name = segment_of(segment, self.columns)
+        args: list[Any] = [labelled_before_ms, decided_from_ms, decided_until_ms]
+        if model_version is not None:
+            args.append(model_version)
+        return sql.group_joined(self._read(sql.joined(by, model_version), args), input_name)
+
+    def shadow_pairs(
+        self, challenger: str, *, labelled_before_ms: int, decided_before_ms: int = 2**62
+    ) -> ShadowPairs:
+        rows = self._read(sql.SHADOW_PAIRS, (labelled_before_ms, challenger, decided_before_ms))
+        ((calls, errors),) = self._read(sql.SHADOW_CALLS, (challenger, decided_before_ms))
+        return sql.group_pairs(rows, calls, errors)
+
+    def _read(self, query: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._reads_lock:
+            return self._reads.execute(_pg(query), args).fetchall()
+
+    def _insert(self, rows: Sequence[Row]) -> None:
+        with self._pg.transaction(), self._pg.cursor() as cur:
+            cur.executemany(self._insert_sql, sql.values(rows, self.columns))
+
+    def _disconnect(self) -> None:
+        self._pg.close()
+        self._reads.close()
