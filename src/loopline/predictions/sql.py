@@ -124,7 +124,8 @@ SHADOW_PAIRS = """SELECT p.idempotency_key, p.outputs, p.shadow_outputs, l.subje
    WHERE p.shadow_model = ? AND p.shadow_outputs IS NOT NULL AND p.decided_ms < ?
    ORDER BY p.idempotency_key"""
 SHADOW_CALLS = """SELECT count(*),
-   coalesce(sum(CASE WHEN shadow_outputs IS NULL THEN 1 ELSE 0 END), 0) FROM predictions WHERE shadow_model = ? AND decided_ms < ?"""
+   coalesce(sum(CASE WHEN shadow_outputs IS NULL THEN 1 ELSE 0 END), 0)
+   FROM predictions WHERE shadow_model = ? AND decided_ms < ?"""
 
 
 def _where(*terms: tuple[str, Any]) -> tuple[str, list[Any]]:
