@@ -14,11 +14,15 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from loopline.events.base import OffsetReset, Record, TopicPartition
-from loopline.events.embedded import EmbeddedLog, _end_offset, _now_ms, _read
+from loopline.events.logfile import LogFile, now_ms
 from loopline.events.partitioning import assign_round_robin
 from loopline.exceptions import ConfigError, EventLogError
+
+if TYPE_CHECKING:
+    from loopline.events.embedded import EmbeddedLog
 
 
 class EmbeddedConsumer:
@@ -39,23 +43,19 @@ class EmbeddedConsumer:
             raise ConfigError(f"'session_timeout_s' must be > 0. Got {session_timeout_s!r}.")
         self.group = group
         self.member = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self._log = EmbeddedLog(
-            log.path, durability=log.durability, busy_timeout_s=log.busy_timeout_s
-        )
-        self._partitions = [
-            TopicPartition(t, p)
-            for t in sorted(set(topics))
-            for p in range(self._log.partitions(t))
-        ]
+        self._file = LogFile(log.path, durability=log.durability, busy_timeout_s=log.busy_timeout_s)
+        with self._file.lock:
+            self._partitions = [
+                TopicPartition(t, p)
+                for t in sorted(set(topics))
+                for p in range(self._file.topic(t)[1])
+            ]
         self._offset_reset = offset_reset
         self._session_ms = int(session_timeout_s * 1000)
         self._last_heartbeat_ms = 0
         self._positions: dict[TopicPartition, int] = {}
         self._dirty: set[TopicPartition] = set()
         self._next = 0
-
-    def _conn(self) -> sqlite3.Connection:
-        return self._log._conn
 
     def _members(self, conn: sqlite3.Connection, now: int) -> list[str]:
         if now - self._last_heartbeat_ms > self._session_ms // 5:
@@ -72,11 +72,9 @@ class EmbeddedConsumer:
         return [m for (m,) in rows]
 
     def _rebalance(self) -> None:
-        with self._log._lock:
-            conn = self._conn()
-            owned = assign_round_robin(
-                self._partitions, self._members(conn, _now_ms()), self.member
-            )
+        with self._file.lock:
+            conn = self._file.conn
+            owned = assign_round_robin(self._partitions, self._members(conn, now_ms()), self.member)
             for tp in list(self._positions):
                 if tp not in owned:
                     del self._positions[tp]
@@ -92,7 +90,7 @@ class EmbeddedConsumer:
         ).fetchone()
         if row is not None:
             return int(row[0])
-        return 0 if self._offset_reset == "earliest" else _end_offset(conn, self._log._table(tp))
+        return 0 if self._offset_reset == "earliest" else self._file.end_offset(tp)
 
     def poll(self, *, max_records: int = 500, timeout_s: float = 1.0) -> list[Record]:
         deadline = time.monotonic() + timeout_s
@@ -106,16 +104,10 @@ class EmbeddedConsumer:
     def _fetch(self, max_records: int) -> list[Record]:
         owned = sorted(self._positions)
         out: list[Record] = []
-        with self._log._lock:
+        with self._file.lock:
             for i in range(len(owned)):  # start at a rotating partition for fairness
                 tp = owned[(self._next + i) % len(owned)]
-                batch = _read(
-                    self._conn(),
-                    self._log._table(tp),
-                    tp,
-                    self._positions[tp],
-                    max_records - len(out),
-                )
+                batch = self._file.read(tp, self._positions[tp], max_records - len(out))
                 if batch:
                     self._positions[tp] = batch[-1].offset + 1
                     self._dirty.add(tp)
@@ -128,14 +120,12 @@ class EmbeddedConsumer:
     def commit(self) -> None:
         if not self._dirty:
             return
-        with self._log._lock:
-            conn = self._conn()
+        with self._file.lock:
+            conn = self._file.conn
             conn.execute("BEGIN IMMEDIATE")
             try:
                 owned = set(
-                    assign_round_robin(
-                        self._partitions, self._members(conn, _now_ms()), self.member
-                    )
+                    assign_round_robin(self._partitions, self._members(conn, now_ms()), self.member)
                 )
                 conn.executemany(
                     "INSERT OR REPLACE INTO group_offsets VALUES (?, ?, ?, ?)",
@@ -164,8 +154,8 @@ class EmbeddedConsumer:
         return sorted(self._positions)
 
     def close(self) -> None:
-        with self._log._lock:
-            self._conn().execute(
+        with self._file.lock:
+            self._file.conn.execute(
                 "DELETE FROM group_members WHERE grp = ? AND member = ?", (self.group, self.member)
             )
-        self._log.close()
+        self._file.close()

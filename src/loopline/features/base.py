@@ -1,15 +1,24 @@
-"""The online store contract: tile tables updated by runs of partials, read by window."""
+"""The online store contract: tile tables updated by runs of partials, read by window.
+
+Every store is an :class:`OnlineStore`. Two capabilities are optional, each its own
+protocol, and the engine checks for them once, when it is built: :class:`BatchReads`
+(many keys' windows in one call) and :class:`RingReads` (tile rings in this process,
+read by the compiled one-entity path).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
 from loopline.features.kernel import F64, Layout
+
+if TYPE_CHECKING:
+    from loopline.features.ring import TileRing
 
 Sets = list[list[set[object]]]
 WindowValue = tuple[F64, list[set[object]]]  # merged partial, one set per distinct_count
@@ -73,6 +82,9 @@ class OnlineStore(Protocol):
     state and offsets that belong together.
     """
 
+    remote: bool
+    """Whether the state lives in a server (each read a round trip), not in this process."""
+
     def apply(self, keys: npt.NDArray[np.generic], runs: Sequence[Runs]) -> None:
         """Merge runs of partials into their tables (all of one view version and partition);
         ``keys`` are the batch's unique entity keys that the runs' codes index."""
@@ -91,3 +103,28 @@ class OnlineStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class BatchReads(Protocol):
+    """An :class:`OnlineStore` that reads many keys' windows at once."""
+
+    def read_views(self, reads: Sequence[ManyRead]) -> list[list[ManyValues]]:
+        """Per ``(version, keys, windows)`` read, per window: the merged partials
+        ``(len(keys), width)`` and, with distinct counts, each key's sets (a remote store:
+        all of them in one round trip)."""
+        ...
+
+
+@runtime_checkable
+class RingReads(Protocol):
+    """An :class:`OnlineStore` whose tile rings are in this process, for the compiled
+    one-entity read (:mod:`loopline.features.rowread`)."""
+
+    def locate(self, version: str, key: str) -> list[tuple[int, int]]:
+        """(partition, slot) of each partition that holds ``key`` in ``version``."""
+        ...
+
+    def ring(self, version: str, layout: Layout, partition: int) -> TileRing | None:
+        """The tile ring of (``version``, ``layout``'s hop, ``partition``), if any."""
+        ...

@@ -6,6 +6,10 @@ tiles) and updates (a scatter of a micro-batch's runs into the rings) run here i
 The merge rules are the kernel's (:mod:`loopline.features.kernel`): add, min, max, and
 the latest (timestamp, value) pair, ties to the larger value.
 
+Finalizing, a merged partial to a feature value, is :func:`finalize_value`, the one copy
+of that arithmetic: the compiled row read calls it, and so do the other read paths, from
+Python (the offline engine writes the same rule in SQL).
+
 Compiled on first use and cached next to this file, so only a fresh install pays.
 """
 
@@ -142,9 +146,11 @@ def copy_rows(dst_ids: I64, dst_data: F64, src_ids: I64, src_data: F64, rows: I6
 
 
 @numba.njit(cache=True, nogil=True)
-def _finalize(code: int, merged: F64, off: int, read_ms: int) -> float:
-    """:func:`loopline.features.kernel.finalize` (the same arithmetic, so the same floats);
-    distinct counts are the caller's (NaN here)."""
+def finalize_value(code: int, merged: F64, off: int, read_ms: int) -> float:
+    """The value read at ``read_ms`` of the aggregation ``code`` (``FINALIZE_CODES``) whose
+    fields start at ``off`` of the merged partial ``merged``: NaN where the window holds
+    no value (0 for counts and sums). Distinct counts are the caller's, the size of the
+    union of sets (NaN here)."""
     value: float = merged[off]
     if code in (_COUNT, _SUM):
         return value
@@ -157,6 +163,7 @@ def _finalize(code: int, merged: F64, off: int, read_ms: int) -> float:
             return mean
         second = merged[off + 2] / n
         variance = second - (s / n) ** 2
+        # below the noise of the subtraction it is zero (equal values): both engines agree
         return math.sqrt(variance) if variance > VARIANCE_FLOOR * second else 0.0
     if code in (_MIN, _MAX):
         return value if math.isfinite(value) else math.nan
@@ -166,6 +173,16 @@ def _finalize(code: int, merged: F64, off: int, read_ms: int) -> float:
     if code == _SINCE:
         return read_ms - value if math.isfinite(value) else math.nan
     return math.nan
+
+
+@numba.njit(cache=True, nogil=True)
+def finalize_rows(code: int, merged: F64, off: int, read_ms: I64) -> F64:
+    """:func:`finalize_value` of each row of ``merged`` (one partial per row), row ``i``
+    read at ``read_ms[i]``."""
+    out = np.empty(len(merged))
+    for i in range(len(merged)):
+        out[i] = finalize_value(code, merged[i], off, read_ms[i])
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
@@ -205,5 +222,5 @@ def read_row(
     for g in range(len(tiles)):
         newest = max(newest, merged[g, merged.shape[1] - 1])
     for j in range(len(codes)):
-        out[slots[j]] = _finalize(codes[j], merged[groups[j]], offsets[j], read_ms)
+        out[slots[j]] = finalize_value(codes[j], merged[groups[j]], offsets[j], read_ms)
     return newest

@@ -32,7 +32,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from loopline.features import compiled
-from loopline.features.base import ManyValues, ManyWindows, Runs, Window, WindowValue
+from loopline.features.base import ManyRead, ManyValues, ManyWindows, Runs, Window, WindowValue
 from loopline.features.kernel import F64, Layout
 from loopline.features.ring import SlotMap, TileRing, combine, windows_of
 
@@ -64,6 +64,8 @@ class EmbeddedStore:
         snapshot_interval_s: Write a snapshot at the first commit this long after the
             last one (0: at every commit).
     """
+
+    remote = False
 
     def __init__(self, path: str | os.PathLike[str], *, snapshot_interval_s: float = 5.0) -> None:
         self.path = Path(path)
@@ -178,6 +180,10 @@ class EmbeddedStore:
             rings = self._by_hop.get((version, w.hop_ms), ())
             out.append(windows_of(w, ((r, slots[p]) for p, r in rings if p in slots), n))
         return out
+
+    def read_views(self, reads: Sequence[ManyRead]) -> list[list[ManyValues]]:
+        """:meth:`read_many` of each ``(version, keys, windows)``."""
+        return [self.read_many(*read) for read in reads]
 
     def commit(self, partition: int, checkpoint: bytes) -> None:
         self._checkpoints[partition] = checkpoint

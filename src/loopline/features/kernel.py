@@ -1,4 +1,4 @@
-"""The aggregation kernel: partial aggregates in time tiles; update, merge, finalize.
+"""The aggregation kernel: partial aggregates in time tiles; update and merge.
 
 The stream job, the backfill and the read path all go through here, so they agree.
 
@@ -11,7 +11,9 @@ size), read at time ``t``, aggregates the events that
 * had arrived by ``t`` (a late event that arrived after a read was not part of it).
 
 A tile's partial is a vector of fields: count, sum, sum of squares, min, max, the latest
-(timestamp, value) pair, the newest timestamp, and for ``distinct_count`` a set.
+(timestamp, value) pair, the newest timestamp, and for ``distinct_count`` a set. A merged
+partial becomes a feature value in :func:`loopline.features.compiled.finalize_value`, by
+the aggregation's number in :data:`FINALIZE_CODES`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from loopline.features.definitions import Aggregation, Feature, FeatureView
+from loopline.features.definitions import Aggregation, FeatureView
 
 F64 = npt.NDArray[np.float64]
 
@@ -43,11 +45,11 @@ _FIELDS = {
 }
 _EMPTY = {ADD: 0.0, MIN: math.inf, MAX: -math.inf, LAST_TS: -math.inf, LAST_VAL: math.nan}
 
-# Aggregations by number, for the compiled read path.
+# Aggregations by number, for the compiled finalize.
 FINALIZE_CODES = {f: i for i, f in enumerate(_FIELDS)}
-Key = tuple[str, str | None, object]
+Key = tuple[str, str | None, object]  # (function, column, filter)
 # A variance E[x^2] - E[x]^2 under this fraction of E[x^2] is rounding noise, not spread.
-VARIANCE_FLOOR = 1e-12  # (function, column, filter)
+VARIANCE_FLOOR = 1e-12
 
 
 def _key(a: Aggregation) -> Key:
@@ -206,76 +208,6 @@ def _last(
             if ok and (t > best_ts or (t == best_ts and v > best_val)):
                 best_ts, best_val = t, v
         out[run, off], out[run, off + 1] = best_ts, best_val
-
-
-def finalize(
-    feature: Feature,
-    layout: Layout,
-    merged: F64,
-    sets: set[object] | None,
-    read_ms: int,
-    offset: int | None = None,
-) -> float:
-    """The value of ``feature`` from the merged partial of its window's tiles (``offset``:
-    where its fields start, when the caller has it at hand)."""
-    a = feature.aggregation
-    off = layout.offsets[layout.aggregations.index(a)] if offset is None else offset
-    fn = a.function
-    if fn == "count":
-        return float(merged[off])
-    if fn == "sum":
-        return float(merged[off])
-    if fn == "distinct_count":
-        return float(len(sets or ()))
-    if fn in ("mean", "std"):
-        n, s = merged[off], merged[off + 1]
-        if n == 0:
-            return math.nan
-        if fn == "mean":
-            return float(s / n)
-        second = merged[off + 2] / n
-        variance = second - (s / n) ** 2
-        # below the noise of the subtraction it is zero (equal values): both engines agree
-        return math.sqrt(variance) if variance > VARIANCE_FLOOR * second else 0.0
-    if fn in ("min", "max"):
-        value = float(merged[off])
-        return value if math.isfinite(value) else math.nan
-    if fn == "last":
-        return float(merged[off + 1])
-    newest = merged[off]  # time_since_last
-    return float(read_ms - newest) if math.isfinite(newest) else math.nan
-
-
-def finalize_many(
-    feature: Feature,
-    offset: int,
-    merged: F64,
-    sets: list[set[object]] | None,
-    read_ms: npt.NDArray[np.int64],
-) -> F64:
-    """:func:`finalize` for many rows at once (``merged``: one partial per row); the same
-    arithmetic, so the same floats."""
-    fn, off = feature.aggregation.function, offset
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if fn in ("count", "sum"):
-            return merged[:, off].copy()
-        if fn == "distinct_count":
-            return np.array([float(len(s)) for s in sets or ()], dtype=np.float64)
-        if fn in ("mean", "std"):
-            n, s = merged[:, off], merged[:, off + 1]
-            if fn == "mean":
-                return np.where(n == 0, math.nan, s / n)
-            second = merged[:, off + 2] / n
-            variance = second - (s / n) ** 2
-            std = np.where(variance > VARIANCE_FLOOR * second, np.sqrt(np.abs(variance)), 0.0)
-            return np.where(n == 0, math.nan, std)
-        if fn in ("min", "max"):
-            v = merged[:, off]
-            return np.where(np.isfinite(v), v, math.nan)
-        if fn == "last":
-            return merged[:, off + 1].copy()
-        newest = merged[:, off]  # time_since_last
-        return np.where(np.isfinite(newest), read_ms - newest, math.nan)
 
 
 def merge_many(layout: Layout, stack: F64) -> F64:

@@ -19,7 +19,7 @@ import numpy.typing as npt
 from loopline.events import TopicPartition
 from loopline.exceptions import ConfigError
 from loopline.features import rowread
-from loopline.features.base import OnlineStore, Runs, Table
+from loopline.features.base import BatchReads, OnlineStore, RingReads, Runs, Table
 from loopline.features.definitions import FeatureView
 from loopline.features.kernel import layouts, partials
 from loopline.features.reads import Columns, FeatureValues, OnlineReads, read_groups
@@ -62,6 +62,8 @@ class OnlineEngine(OnlineReads):
         for name, version in (serving or {}).items():
             self.point(name, version)
         self.store = store
+        self._batches = store if isinstance(store, BatchReads) else None
+        self._rings = store if isinstance(store, RingReads) else None
         self._layouts = {v.version: layouts(v) for v in views}
         self._ring_sizes = {
             v.version: {

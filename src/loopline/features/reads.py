@@ -19,10 +19,18 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from loopline.features import rowread
-from loopline.features.base import ManyValues, ManyWindows, OnlineStore, Window, WindowValue
+from loopline.features import compiled, rowread
+from loopline.features.base import (
+    BatchReads,
+    ManyValues,
+    ManyWindows,
+    OnlineStore,
+    RingReads,
+    Window,
+    WindowValue,
+)
 from loopline.features.definitions import Feature, FeatureView
-from loopline.features.kernel import Layout, finalize, finalize_many, partials
+from loopline.features.kernel import FINALIZE_CODES, Layout, partials
 from loopline.features.ring import combine
 
 Columns = Mapping[str, npt.NDArray[np.generic]]
@@ -54,6 +62,7 @@ class Group:
     layout: Layout
     tiles: int
     features: tuple[Feature, ...]
+    codes: tuple[int, ...]  # each feature's aggregation function (FINALIZE_CODES)
     offsets: tuple[int, ...]  # where each feature's fields start in the partial
     distinct: tuple[int | None, ...]  # each feature's index among the layout's sets
 
@@ -72,6 +81,7 @@ def read_groups(view: FeatureView, hop_layouts: dict[int, Layout]) -> list[Group
                 layout,
                 tiles,
                 tuple(feats),
+                tuple(FINALIZE_CODES[f.aggregation.function] for f in feats),
                 tuple(layout.offsets[i] for i in index),
                 tuple(layout.distinct.index(i) if i in layout.distinct else None for i in index),
             )
@@ -83,6 +93,9 @@ class OnlineReads:
     """Reads of the state kept in ``store`` for the views' versions (set up by the engine)."""
 
     store: OnlineStore
+    # the store's optional capabilities, found once: None where it lacks them
+    _batches: BatchReads | None
+    _rings: RingReads | None
     view: Callable[[str | FeatureView], FeatureView]  # a name's served version
     _groups: dict[str, list[Group]]
     _plans: dict[str, list[rowread.HopPlan]]
@@ -102,7 +115,7 @@ class OnlineReads:
     @property
     def remote(self) -> bool:
         """Whether the store is a server (each read a round trip), not in this process."""
-        return not hasattr(self.store, "locate")
+        return self.store.remote
 
     def read_many(
         self, view: str | FeatureView, keys: Sequence[str], times_ms: npt.ArrayLike
@@ -115,29 +128,26 @@ class OnlineReads:
         self, reads: Sequence[tuple[str | FeatureView, Sequence[str], npt.ArrayLike]]
     ) -> list[dict[str, npt.NDArray[np.float64]]]:
         """:meth:`read_many` of several views: ``(view, keys, read times)`` each, in one
-        compiled pass per ring; on a remote store with ``read_views``, in one round trip
-        for them all. Stores without ``read_many`` are read row by row, and so are fewer
-        than four rows of a store in memory."""
-        many = getattr(self.store, "read_many", None)
-        in_memory = not self.remote
+        compiled pass per ring; on a remote store, in one round trip for them all. Stores
+        without :class:`BatchReads` are read row by row, and so are fewer than four rows
+        of a store in memory."""
+        batches, in_memory = self._batches, not self.store.remote
         out: list[dict[str, npt.NDArray[np.float64]]] = []
         batched: list[tuple[int, FeatureView, Sequence[str], npt.NDArray[np.int64]]] = []
         for i, (name, keys, times_ms) in enumerate(reads):
             view, times = self.view(name), np.asarray(times_ms, dtype=np.int64)
-            if many is None or (len(keys) < 4 and in_memory):  # a few rows: the row path
+            if batches is None or (len(keys) < 4 and in_memory):  # a few rows: the row path
                 out.append(self._rows(view, keys, times))
             else:
                 out.append({})
                 batched.append((i, view, keys, times))
-        if not batched:
+        if batches is None or not batched:
             return out
         asked = [
             (view.version, keys, self._many_windows(view, times))
             for _, view, keys, times in batched
         ]
-        together = getattr(self.store, "read_views", None)
-        found = together(asked) if together else [many(*a) for a in asked]  # type: ignore[misc]
-        for (i, view, _, times), values in zip(batched, found, strict=True):
+        for (i, view, _, times), values in zip(batched, batches.read_views(asked), strict=True):
             out[i] = self._finish_many(view, values, times)
         return out
 
@@ -160,9 +170,11 @@ class OnlineReads:
     ) -> dict[str, npt.NDArray[np.float64]]:
         out: dict[str, npt.NDArray[np.float64]] = {}
         for g, (merged, sets) in zip(self._groups[view.version], found, strict=True):
-            for f, off, d in zip(g.features, g.offsets, g.distinct, strict=True):
-                distinct = None if d is None or sets is None else [s[d] for s in sets]
-                out[f.name] = finalize_many(f, off, merged, distinct, times)
+            for f, code, off, d in zip(g.features, g.codes, g.offsets, g.distinct, strict=True):
+                if d is None:
+                    out[f.name] = compiled.finalize_rows(code, merged, off, times)
+                else:  # the size of each row's union of sets
+                    out[f.name] = np.array([len(s[d]) for s in sets or ()], dtype=np.float64)
         return out
 
     def read_event(self, view: str | FeatureView, event: Columns) -> FeatureValues:
@@ -178,7 +190,7 @@ class OnlineReads:
 
     def _row(self, view: FeatureView, key: str, t: int) -> FeatureValues:
         """One entity's features: the compiled row path where the store has one."""
-        found = rowread.read_row(self.store, view, self._plans[view.version], key, t)
+        found = rowread.read_row(self._rings, view, self._plans[view.version], key, t)
         if found is None:
             return self._values(view, key, t)
         values, newest = found
@@ -190,7 +202,7 @@ class OnlineReads:
 
     def _row_array(self, view: FeatureView, key: str, t: int) -> npt.NDArray[np.float64]:
         """:meth:`_row`'s values alone, in ``view.features`` order."""
-        found = rowread.read_row(self.store, view, self._plans[view.version], key, t)
+        found = rowread.read_row(self._rings, view, self._plans[view.version], key, t)
         if found is not None:
             return found[0]
         values = self._values(view, key, t).values
@@ -209,9 +221,12 @@ class OnlineReads:
         newest = -math.inf
         for g, found in zip(groups, self.store.read(view.version, key, windows), strict=True):
             merged, sets = found if own is None else _with_own(g.layout, found, *own)
-            for f, off, d in zip(g.features, g.offsets, g.distinct, strict=True):
-                distinct = None if d is None else sets[d]
-                values[f.name] = finalize(f, g.layout, merged, distinct, t, off)
+            for f, code, off, d in zip(g.features, g.codes, g.offsets, g.distinct, strict=True):
+                values[f.name] = (
+                    compiled.finalize_value(code, merged, off, t)
+                    if d is None
+                    else float(len(sets[d]))  # the size of the union of sets
+                )
             newest = max(newest, float(merged[-1]))
         return FeatureValues(values, t, int(newest) if math.isfinite(newest) else None)
 

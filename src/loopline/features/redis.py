@@ -82,6 +82,8 @@ class RedisStore:
         timeout_s: Deadline for connecting and for each command.
     """
 
+    remote = True
+
     def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
         self.url = url
         self.timeout_s = timeout_s

@@ -15,15 +15,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from loopline.features import compiled
+from loopline.features.base import RingReads
 from loopline.features.definitions import FeatureView
-from loopline.features.kernel import FINALIZE_CODES, Layout
+from loopline.features.kernel import Layout
 from loopline.features.ring import NO_TILE
+
+if TYPE_CHECKING:
+    from loopline.features.reads import Group
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -48,18 +52,18 @@ class HopPlan:
     counts: I64
 
 
-def plan(view: FeatureView, groups: Sequence[Any], ring_sizes: dict[int, int]) -> list[HopPlan]:
+def plan(view: FeatureView, groups: Sequence[Group], ring_sizes: dict[int, int]) -> list[HopPlan]:
     """The read plan of ``view`` from the engine's read groups (one per window)."""
     place = {f.name: i for i, f in enumerate(view.features)}
-    by_hop: dict[int, list[Any]] = {}
+    by_hop: dict[int, list[Group]] = {}
     for g in groups:
         by_hop.setdefault(g.layout.hop_ms, []).append(g)
     plans = []
     for hop, hop_groups in by_hop.items():
         codes, at, offsets, slots, distinct = [], [], [], [], []
         for gi, g in enumerate(hop_groups):
-            for f, off, d in zip(g.features, g.offsets, g.distinct, strict=True):
-                codes.append(FINALIZE_CODES[f.aggregation.function])
+            for f, code, off, d in zip(g.features, g.codes, g.offsets, g.distinct, strict=True):
+                codes.append(code)
                 at.append(gi)
                 offsets.append(off)
                 slots.append(place[f.name])
@@ -89,15 +93,14 @@ _NO_ROW = np.full(1, NO_TILE, dtype=np.int64)
 
 
 def read_row(
-    store: Any, view: FeatureView, plans: list[HopPlan], key: str, t: int
+    store: RingReads | None, view: FeatureView, plans: list[HopPlan], key: str, t: int
 ) -> tuple[F64, float] | None:
     """``view``'s features of ``key`` at ``t`` (in ``view.features`` order) and the newest
-    event time they include; None where this path does not apply (a store without tile
-    rings in memory, or a key held by several partitions)."""
-    locate = getattr(store, "locate", None)
-    if locate is None:
+    event time they include; None where this path does not apply (no store with tile
+    rings in this process, or a key held by several partitions)."""
+    if store is None:
         return None
-    found = locate(view.version, key)
+    found = store.locate(view.version, key)
     if len(found) > 1:
         return None
     out = np.empty(len(view.features))

@@ -24,16 +24,12 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from loopline.exceptions import LooplineError
+from loopline.registry.bundle import Bundle, Pinned, RegistryError, sha256
 
 DEFAULT_ROOT = Path(".loopline/registry")
 HISTORY_TAG = "loopline.history."  # + alias: the versions it pointed at before, newest last
 STEP_TAG = "loopline.step."  # + nanoseconds: one recorded Step (JSON)
 CHECKSUM_TAG = "sha256."  # + file name
-
-
-class RegistryError(LooplineError):
-    """A registry operation that cannot be done as asked (unknown model, version, alias)."""
 
 
 @dataclass(frozen=True)
@@ -56,16 +52,6 @@ class ModelVersion:
         return {
             k[len(CHECKSUM_TAG) :]: v for k, v in self.tags.items() if k.startswith(CHECKSUM_TAG)
         }
-
-
-@dataclass(frozen=True)
-class Pinned:
-    """What serving loads: a fixed version, its files, and their checksums."""
-
-    name: str
-    version: int
-    path: Path
-    checksums: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -111,19 +97,18 @@ class Registry:
         self,
         name: str,
         *,
-        files: Mapping[str, bytes],
+        bundle: Bundle,
         metrics: Mapping[str, float],
         params: Mapping[str, object],
         tags: Mapping[str, str],
     ) -> ModelVersion:
-        """Log a training run (metrics, parameters, lineage tags, artifact files) and
-        register it as the next version of ``name``; checksums go with it."""
-        import hashlib
-
+        """Log a training run (metrics, parameters, lineage tags, the bundle's files) and
+        register it as the next version of ``name``; every file's checksum goes with it."""
+        files = bundle.contents()
         run = self.client.create_run(self._experiment(name), tags={"loopline.model": name})
         run_id = run.info.run_id
         now = int(time.time() * 1000)
-        checksums = {f"{CHECKSUM_TAG}{f}": hashlib.sha256(b).hexdigest() for f, b in files.items()}
+        checksums = {f"{CHECKSUM_TAG}{f}": sha256(b) for f, b in files.items()}
         self.client.log_batch(
             run_id,
             metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()],
@@ -250,18 +235,11 @@ class Registry:
     def resolve(self, name: str, ref: str | int = "champion") -> Pinned:
         """Pin ``ref`` (an alias: its current version; or a version number), checking its
         files against their registered checksums (serving loads this once, off the
-        request path)."""
-        import hashlib
-
+        request path; each file is checked again when it is read)."""
         mv = self.get(name, ref)
-        for fname, digest in mv.checksums.items():
-            data = (mv.path / fname).read_bytes()
-            if hashlib.sha256(data).hexdigest() != digest:
-                raise RegistryError(
-                    f"Artifact {mv.path / fname} of {name} v{mv.version} does not match its "
-                    "registered checksum: the file changed after registration."
-                )
-        return Pinned(name, mv.version, mv.path, mv.checksums)
+        pinned = Pinned(name, mv.version, mv.path, mv.checksums)
+        pinned.verify()
+        return pinned
 
     def _model(self, name: str) -> None:
         try:
@@ -269,7 +247,7 @@ class Registry:
         except MlflowException:
             raise RegistryError(
                 f"No registered model {name!r}; registered: {self.names() or 'none'}. "
-                "Train one with `loopline train fraud`."
+                f"Train and register one (e.g. `loopline train {name}`)."
             ) from None
 
     def _alias_version(self, name: str, alias: str) -> int | None:

@@ -1,19 +1,27 @@
-"""Training: time-based splits, deterministic LightGBM, evaluation, ONNX export, reports.
+"""Training: time-based splits, deterministic LightGBM (binary, LambdaRank, multiclass),
+evaluation, ONNX export into a registry bundle, reports.
 
 Heavy dependencies (LightGBM, scikit-learn, ONNX, matplotlib) live here and are never
 imported by ``import loopline``; install them with the ``ml`` extra.
 """
 
-from loopline.training.boosting import BoostingConfig, model_bytes, sha256, train
-from loopline.training.export import max_abs_difference, predict_onnx, session, to_onnx
-from loopline.training.metrics import (
+from loopline.training.boosting import BoostingConfig, Objective, train
+from loopline.training.evaluation import (
     Calibration,
     Operating,
     at_threshold,
     calibration,
-    card_precision_at_k,
+    entity_precision_at_k,
     ranking,
     threshold_for_precision,
+)
+from loopline.training.export import (
+    bundle,
+    checked_onnx,
+    max_abs_difference,
+    model_bytes,
+    task_of,
+    to_onnx,
 )
 from loopline.training.report import write_report
 from loopline.training.split import TimeSplit
@@ -21,17 +29,18 @@ from loopline.training.split import TimeSplit
 __all__ = [
     "BoostingConfig",
     "Calibration",
+    "Objective",
     "Operating",
     "TimeSplit",
     "at_threshold",
+    "bundle",
     "calibration",
-    "card_precision_at_k",
+    "checked_onnx",
+    "entity_precision_at_k",
     "max_abs_difference",
     "model_bytes",
-    "predict_onnx",
     "ranking",
-    "session",
-    "sha256",
+    "task_of",
     "threshold_for_precision",
     "to_onnx",
     "train",

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from loopline.training.metrics import Calibration, Operating
+from loopline.training.evaluation import Calibration, Operating
 
 
 def svg(fig: Figure) -> str:
@@ -52,7 +52,7 @@ def _calibration(cal: Calibration) -> str:
     ax.plot(cal.predicted, cal.observed, marker="o", label="model")
     ax.set(
         xlabel="mean predicted probability",
-        ylabel="observed fraud rate",
+        ylabel="observed positive rate",
         title=f"calibration (ECE {cal.ece:.4f}, Brier {cal.brier:.4f})",
     )
     ax.legend()

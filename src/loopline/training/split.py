@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-DAY_MS = 86_400_000
+from loopline.units import DAY_MS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,22 +39,22 @@ class TimeSplit:
             "test": (d >= test_from) & (d < test_from + self.test_days),
         }
 
-    def known_fraud_filter(
+    def known_positive_filter(
         self,
         times_ms: npt.NDArray[np.int64],
-        cards: npt.NDArray[np.generic],
+        entities: npt.NDArray[np.generic],
         y: npt.NDArray[np.integer],
     ) -> npt.NDArray[np.bool_]:
-        """Test rows to keep under the handbook's protocol: a card whose fraud was known by
-        a test day (found in training, or in the days whose labels had come in by then) is
-        not scored that day; investigators already blocked it."""
+        """Test rows to keep under the fraud handbook's protocol: an entity whose positive
+        was known by a test day (found in training, or in the days whose labels had come
+        in by then) is not scored that day; its case is already open."""
         d = self.day(times_ms)
-        known = set(cards[(d >= 0) & (d < self.train_days) & (y == 1)].tolist())
+        known = set(entities[(d >= 0) & (d < self.train_days) & (y == 1)].tolist())
         keep = np.zeros(len(d), dtype=bool)
         first_test = self.train_days + self.delay_days
         for k in range(self.test_days):
             seen = d == self.train_days + k - 1  # the delay period's days, one more each day
-            known |= set(cards[seen & (y == 1)].tolist())
+            known |= set(entities[seen & (y == 1)].tolist())
             today = np.flatnonzero(d == first_test + k)
-            keep[today] = ~np.isin(cards[today], list(known))
+            keep[today] = ~np.isin(entities[today], list(known))
         return keep

@@ -1,8 +1,9 @@
-"""Evaluation of a fraud-style scorer: ranking quality, an operating threshold, the
-handbook's Card Precision@k, and calibration.
+"""Evaluation of a binary scorer: ranking quality, an operating threshold, precision
+at k per entity and per day, and calibration.
 
-Every function takes labels ``y`` (0/1) and scores ``p`` (higher = more suspicious) as
-NumPy arrays.
+Every function takes labels ``y`` (0/1) and scores ``p`` (higher = more likely
+positive) as NumPy arrays. Average precision is :func:`loopline.tasks.average_precision`,
+the one the feedback loop and the promotion gate use too.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import precision_recall_curve, roc_auc_score
+
+from loopline.tasks import average_precision
 
 F64 = npt.NDArray[np.float64]
 
@@ -28,7 +31,7 @@ class Operating:
 @dataclass(frozen=True)
 class Calibration:
     """Reliability of the scores as probabilities: equal-count bins of predicted vs
-    observed fraud rate, the expected calibration error and the Brier score."""
+    observed positive rate, the expected calibration error and the Brier score."""
 
     predicted: list[float]
     observed: list[float]
@@ -42,7 +45,7 @@ def ranking(y: npt.NDArray[np.integer], p: F64) -> dict[str, float]:
     precision, recall, _ = precision_recall_curve(y, p)
     return {
         "roc_auc": float(roc_auc_score(y, p)),
-        "average_precision": float(average_precision_score(y, p)),
+        "average_precision": average_precision(y, p),
         "recall_at_precision_99": float(recall[precision >= 0.99].max(initial=0.0)),
         "precision_at_recall_95": float(precision[recall >= 0.95].max(initial=0.0)),
     }
@@ -68,36 +71,38 @@ def at_threshold(y: npt.NDArray[np.integer], p: F64, threshold: float) -> Operat
     )
 
 
-def card_precision_at_k(
+def entity_precision_at_k(
     days: npt.NDArray[np.integer],
-    cards: npt.NDArray[np.generic],
+    entities: npt.NDArray[np.generic],
     y: npt.NDArray[np.integer],
     p: F64,
     k: int = 100,
 ) -> float:
-    """The handbook's Card Precision@k: each day, rank cards by their highest score that
-    day; the share of the top ``k`` that had fraud that day; averaged over days. A card
-    found compromised on one day is left out of the later days (investigators know it).
+    """Precision@k by entity and day (the fraud handbook's Card Precision@k when the
+    entities are cards): each day, rank entities by their highest score that day; the
+    share of the top ``k`` that had a positive that day; averaged over days. An entity
+    found positive on one day is left out of the later days (its case is open).
     """
     found: set[object] = set()
     per_day = []
     for day in np.unique(days):
-        today = (days == day) & ~np.isin(cards, np.array(list(found), dtype=cards.dtype))
+        today = (days == day) & ~np.isin(entities, np.array(list(found), dtype=entities.dtype))
         if not today.any():
             continue
-        names, inverse = np.unique(cards[today], return_inverse=True)
+        names, inverse = np.unique(entities[today], return_inverse=True)
         best = np.full(len(names), -np.inf)
         np.maximum.at(best, inverse, p[today])
-        fraud = np.zeros(len(names), dtype=bool)
-        np.logical_or.at(fraud, inverse, y[today] == 1)
+        positive = np.zeros(len(names), dtype=bool)
+        np.logical_or.at(positive, inverse, y[today] == 1)
         top = np.argsort(-best, kind="stable")[:k]
-        per_day.append(float(fraud[top].sum()) / k)
-        found.update(names[top][fraud[top]].tolist())
+        per_day.append(float(positive[top].sum()) / k)
+        found.update(names[top][positive[top]].tolist())
     return float(np.mean(per_day)) if per_day else float("nan")
 
 
 def calibration(y: npt.NDArray[np.integer], p: F64, bins: int = 10) -> Calibration:
-    """Equal-count bins (fraud is rare, so equal-width bins would be nearly all empty)."""
+    """Equal-count bins (a rare positive class would leave equal-width bins nearly all
+    empty)."""
     order = np.argsort(p, kind="stable")
     chunks = [c for c in np.array_split(order, bins) if len(c)]
     predicted = [float(p[c].mean()) for c in chunks]

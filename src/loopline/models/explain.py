@@ -70,7 +70,7 @@ def _attribute(
 
 @dataclass(frozen=True)
 class PathExplainer:
-    """A LightGBM binary model's trees as flat arrays (node ``i``; a child ``c < 0`` is
+    """A LightGBM single-output model's trees as flat arrays (node ``i``; a child ``c < 0`` is
     leaf ``~c``)."""
 
     roots: I32

@@ -1,0 +1,45 @@
+"""The contract of a model loaded for serving, whatever its flavour."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from loopline.registry.bundle import Pinned, Signature
+
+F64 = npt.NDArray[np.float64]
+
+
+@runtime_checkable
+class ServingModel(Protocol):
+    """One model version, loaded and warmed.
+
+    ``predict`` takes rows of inputs (columns in ``signature.inputs`` order, NaN for
+    missing) and returns one output per row (a score, for binary and ranking tasks) or
+    a row of outputs (class probabilities, in ``signature.outputs`` order), and whether
+    a fallback engine of the same version answered instead of the primary one.
+    """
+
+    name: str
+    version: int
+    signature: Signature
+    pinned: Pinned | None  # the files it came from (None: built in memory)
+
+    @property
+    def label(self) -> str:
+        """``name:version``."""
+        ...
+
+    def predict(self, x: F64) -> tuple[F64, bool]: ...
+
+
+@runtime_checkable
+class Explains(Protocol):
+    """A model that can say which inputs pushed one row's output up."""
+
+    def contributions(self, x: F64, top: int = 3) -> list[tuple[str, float]]:
+        """The ``top`` inputs with the largest positive contribution to row ``x[0]``."""
+        ...
