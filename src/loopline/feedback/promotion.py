@@ -1,21 +1,22 @@
 """The promotion gate: may the challenger, shadowed on live traffic, replace the champion?
 
-The evidence is the prediction log. Every decision a shadowed challenger saw holds both
-models' scores before any rule adjusted them (``model_score`` of the champion,
-``shadow_score`` of the challenger), and the labels that have matured by then are joined
-by transaction id. The gate has three parts.
+The evidence is the prediction log. Every prediction a shadowed challenger saw holds
+both models' outputs (the champion's ``outputs``, the challenger's ``shadow_outputs``),
+and the labels that have matured by then are joined by request id. The gate has three
+parts.
 
-Quality: the challenger's average precision must beat the champion's on the same
-transactions. The test is a one-sided paired bootstrap: resample the labelled
-transactions, compare the two APs in each resample, and require the challenger ahead in
-at least ``confidence`` of them. It refuses with too few matured labels (``min_frauds``
-frauds) rather than guess.
+Quality: the challenger's metric (the task's headline: average precision, NDCG@k,
+macro F1, ...) must beat the champion's on the same requests. The test is a one-sided
+paired bootstrap: resample the labelled requests, compare the two models' metric in
+each resample, and require the challenger ahead in at least ``confidence`` of them. It
+refuses with too little signal (``min_support``: positives, requests with a relevant
+item, labelled classes) rather than guess.
 
-Latency: the challenger's p99 scoring time must stay within ``max_latency_ratio`` of the
-champion's, or within ``latency_allowance_ms`` of it. The allowance (1 ms, 2 % of the
-50 ms request budget) is there because one-row models score in tens of microseconds: at
-that scale a ratio measures the machine's scheduling noise, not the model, and a 20 us
-difference is nothing a request's budget can notice.
+Latency: the challenger's p99 time must stay within ``max_latency_ratio`` of the
+champion's, or within ``latency_allowance_ms`` of it. The allowance (1 ms, 2 % of a
+50 ms request budget) is there because one-row models score in tens of microseconds:
+at that scale a ratio measures the machine's scheduling noise, not the model, and a
+20 us difference is nothing a request's budget can notice.
 
 Errors: the challenger's error rate must stay within ``max_error_rate``.
 
@@ -25,26 +26,26 @@ The result says which parts passed and why, in words, to be recorded with the st
 from __future__ import annotations
 
 import math
-import sqlite3
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
 
-from loopline.feedback.labels import average_precision
+from loopline.predictions import Outcomes
+from loopline.tasks import Metric
+from loopline.tasks.base import Arrays, take
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """Paired scores of the champion and the challenger on labelled transactions, and
-    each model's serving record."""
+    """The champion's and the challenger's metric arrays on the same labelled requests
+    (row-paired), and the challenger's serving record."""
 
-    y: npt.NDArray[np.int8]
-    champion: npt.NDArray[np.float64]
-    challenger: npt.NDArray[np.float64]
+    metric: Metric
+    champion: Arrays
+    challenger: Arrays
     champion_p99_ms: float = 0.0
     challenger_p99_ms: float = 0.0
     challenger_errors: int = 0
@@ -63,7 +64,7 @@ def gate(
     evidence: Evidence,
     *,
     confidence: float = 0.95,
-    min_frauds: int = 30,
+    min_support: int = 30,
     max_latency_ratio: float = 1.25,
     latency_allowance_ms: float = 1.0,
     max_error_rate: float = 0.001,
@@ -72,34 +73,32 @@ def gate(
 ) -> GateResult:
     """Whether the challenger may be promoted, and why (see the module docstring)."""
     e = evidence
-    frauds = int(e.y.sum())
-    figures: dict[str, float] = {"labelled": float(len(e.y)), "frauds": float(frauds)}
+    metric = e.metric
+    both = e.champion[0] & e.challenger[0]  # rows both models' arrays can use
+    champion, challenger = take(e.champion, both), take(e.challenger, both)
+    support = metric.support(champion)
+    figures: dict[str, float] = {"labelled": float(both.sum()), "support": float(support)}
     reasons: list[str] = []
     passed = True
-    if frauds < min_frauds:
+    if support < min_support:
         wait = (
-            f"only {frauds} matured frauds among {len(e.y)} labelled decisions "
-            f"(need {min_frauds}): wait for more labels"
+            f"only {support} matured labels with signal among {int(both.sum())} labelled "
+            f"predictions (need {min_support}): wait for more labels"
         )
         return GateResult(False, [wait], figures, wait=True)
-    ap_champion = average_precision(e.y, e.champion)
-    ap_challenger = average_precision(e.y, e.challenger)
-    wins = _bootstrap_wins(e, resamples, seed)
-    figures |= {
-        "ap_champion": ap_champion,
-        "ap_challenger": ap_challenger,
-        "p_challenger_better": wins,
-    }
+    ours, theirs = metric.value(challenger), metric.value(champion)
+    wins = _bootstrap_wins(metric, champion, challenger, resamples, seed)
+    name = metric.name
+    figures |= {f"{name}_champion": theirs, f"{name}_challenger": ours, "p_challenger_better": wins}
+    ahead = f"ahead in {wins:.1%} of {resamples} paired resamples"
     if wins >= confidence:
         reasons.append(
-            f"quality: AP {ap_challenger:.3f} against {ap_champion:.3f}, ahead in "
-            f"{wins:.1%} of {resamples} paired resamples (>= {confidence:.0%})"
+            f"quality: {name} {ours:.3f} against {theirs:.3f}, {ahead} (>= {confidence:.0%})"
         )
     else:
         passed = False
         reasons.append(
-            f"quality: AP {ap_challenger:.3f} against {ap_champion:.3f}, ahead in only "
-            f"{wins:.1%} of {resamples} paired resamples (< {confidence:.0%})"
+            f"quality: {name} {ours:.3f} against {theirs:.3f}, only {ahead} (< {confidence:.0%})"
         )
     if e.champion_p99_ms > 0:
         ratio = e.challenger_p99_ms / e.champion_p99_ms
@@ -122,17 +121,17 @@ def gate(
     return GateResult(passed, reasons, figures)
 
 
-def _bootstrap_wins(e: Evidence, resamples: int, seed: int) -> float:
-    """Share of paired resamples in which the challenger's AP is above the champion's."""
+def _bootstrap_wins(
+    metric: Metric, champion: Arrays, challenger: Arrays, resamples: int, seed: int
+) -> float:
+    """Share of paired resamples in which the challenger's metric is above the
+    champion's (a resample where the metric is undefined counts as no win)."""
     rng = np.random.default_rng(seed)
-    n = len(e.y)
+    n = len(champion[0])
     wins = 0
     for _ in range(resamples):
         idx = rng.integers(0, n, n)
-        y = e.y[idx]
-        if y.sum() == 0:
-            continue
-        wins += average_precision(y, e.challenger[idx]) > average_precision(y, e.champion[idx])
+        wins += metric.value(take(challenger, idx)) > metric.value(take(champion, idx))
     return wins / resamples
 
 
@@ -143,8 +142,8 @@ def paired_p99_ms(
     x_challenger: npt.NDArray[np.float64],
     repeats: int = 3,
 ) -> tuple[float, float]:
-    """Each model's p99 time to score one row, timed row by row in turns on the same
-    transactions (each with its own feature columns), so that a busy machine slows both
+    """Each model's p99 time to answer one row, timed row by row in turns on the same
+    requests (each with its own input columns), so that a busy machine slows both
     alike; a row's time is the best of ``repeats`` (a time slice lost to another
     process is not the model's)."""
     times: tuple[list[float], list[float]] = ([], [])
@@ -160,37 +159,29 @@ def paired_p99_ms(
 
 
 def shadow_evidence(
-    decisions_db: Path,
-    labels_db: Path,
+    outcomes: Outcomes,
+    metric: Metric,
     challenger: str,
     *,
     labelled_before_ms: int,
-    decided_before_ms: int | None = None,
+    decided_before_ms: int = 2**62,
+    latency: Callable[[], tuple[float, float]] | None = None,
 ) -> Evidence:
-    """The challenger's shadowed decisions (those decided before ``decided_before_ms``:
-    the matured ones) with the labels that arrived before ``labelled_before_ms`` (what
-    was known when the gate ran), and how often the challenger failed to score."""
-    until = decided_before_ms if decided_before_ms is not None else 2**62
-    with sqlite3.connect(decisions_db) as conn:
-        conn.execute("ATTACH DATABASE ? AS book", (str(labels_db),))
-        rows: Sequence[tuple[float, float, int]] = conn.execute(
-            """SELECT d.model_score, d.shadow_score, l.is_fraud
-               FROM decisions d JOIN book.labels l USING (transaction_id)
-               WHERE d.shadow_model = ? AND d.shadow_score IS NOT NULL
-                 AND d.model_score IS NOT NULL AND l.label_time_ms < ?
-                 AND d.decided_ms < ?""",
-            (challenger, labelled_before_ms, until),
-        ).fetchall()
-        calls, errors = conn.execute(
-            """SELECT count(*), coalesce(sum(shadow_score IS NULL), 0) FROM decisions
-               WHERE shadow_model = ? AND decided_ms < ?""",
-            (challenger, until),
-        ).fetchone()
-    got = np.array(rows, dtype=np.float64).reshape(-1, 3)
-    return Evidence(
-        y=got[:, 2].astype(np.int8),
-        champion=got[:, 0],
-        challenger=got[:, 1],
-        challenger_errors=int(errors),
-        challenger_calls=int(calls),
+    """The challenger's shadowed predictions (those decided before
+    ``decided_before_ms``: the matured ones) with the labels that arrived before
+    ``labelled_before_ms`` (what was known when the gate ran), how often the challenger
+    failed, and, with ``latency``, both models' p99 time (e.g. :func:`paired_p99_ms`)."""
+    pairs = outcomes.shadow_pairs(
+        challenger, labelled_before_ms=labelled_before_ms, decided_before_ms=decided_before_ms
     )
+    evidence = Evidence(
+        metric=metric,
+        champion=metric.arrays(pairs.champion, pairs.labels),
+        challenger=metric.arrays(pairs.challenger, pairs.labels),
+        challenger_errors=pairs.errors,
+        challenger_calls=pairs.calls,
+    )
+    if latency is None:
+        return evidence
+    champion_ms, challenger_ms = latency()
+    return replace(evidence, champion_p99_ms=champion_ms, challenger_p99_ms=challenger_ms)

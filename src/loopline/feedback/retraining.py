@@ -7,8 +7,9 @@ the :class:`Policy`:
 
 - schedule: the champion is ``every_days`` old;
 - drift: the champion's drift monitor reports drifting features;
-- performance: the champion's average precision over its last ``performance_days``
-  matured days fell under ``min_ap_ratio`` of the one it was registered with.
+- performance: the champion's metric (the task's headline: average precision, NDCG@k,
+  ...) over its last ``performance_days`` matured days fell under ``min_metric_ratio``
+  of the one it was registered with.
 
 Training uses the newest *mature* data: decisions old enough that their labels are in
 (``maturity_days``, the dispute window). After a drift alert that means waiting until
@@ -17,9 +18,9 @@ has never seen what changed. The new version then goes through:
 
 1. shadow: it scores all live traffic beside the champion, logged, never answering;
 2. the gate (:func:`loopline.feedback.promotion.gate`): once ``min_shadow_days`` of
-   shadowed decisions have matured, paired average precision on their labels, latency
-   and errors; too few matured frauds means wait (up to ``max_shadow_days``);
-3. canary: it answers ``canary_percent`` of cards for ``canary_days``, with the
+   shadowed predictions have matured, the paired metric on their labels, latency and
+   errors; too little signal means wait (up to ``max_shadow_days``);
+3. canary: it answers ``canary_percent`` of routing keys for ``canary_days``, with the
    service's canary guard ready to roll it back (expecting the flag rate its shadow run
    showed);
 4. champion.
@@ -38,10 +39,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from loopline.feedback.labels import DAY_MS
-from loopline.feedback.promotion import Evidence, GateResult, gate
-from loopline.monitoring.monitor import DriftReport
+from loopline.feedback.promotion import GateResult, gate, shadow_evidence
+from loopline.monitoring import DriftReport
+from loopline.predictions import Outcomes
 from loopline.registry import Registry
+from loopline.tasks import Metric
+from loopline.units import DAY_MS
 
 log = logging.getLogger("loopline.feedback")
 
@@ -52,7 +55,7 @@ class Policy:
 
     every_days: float = 30.0
     on_drift: bool = True
-    min_ap_ratio: float = 0.8
+    min_metric_ratio: float = 0.8
     performance_days: int = 7
     maturity_days: float = 7.0
     drift_data_days: float = 1.0
@@ -78,8 +81,8 @@ class Stage(StrEnum):
     CANARY = "canary"
 
 
-class Deployment(Protocol):
-    """What the loop does to the serving side."""
+class Rollout(Protocol):
+    """What the loop does to the serving side (:class:`loopline.serving.Deployment`)."""
 
     def champion(self) -> int:
         """The champion's version number."""
@@ -94,7 +97,7 @@ class Deployment(Protocol):
         ...
 
     def canary(self, percent: float, expected_flag_ratio: float) -> None:
-        """Let the shadowed challenger answer ``percent`` of cards, guarded."""
+        """Let the shadowed challenger answer ``percent`` of routing keys, guarded."""
         ...
 
     def canary_alive(self) -> bool:
@@ -116,30 +119,29 @@ class RetrainingLoop:
 
     Args:
         policy: The triggers and the rollout's pace.
-        registry: Where versions live and every step is recorded.
+        registry: Where versions live and every step is recorded; a version's
+            registered metrics hold the baseline of ``metric``.
         model: The registered model's name.
-        deployment: The serving side.
+        rollout: The serving side.
         train: ``train(now_ms, trigger)``: train on the newest mature data, register
             the version as ``challenger``, return its number.
+        outcomes: The prediction log's labels and queries.
+        metric: What matured performance and the gate compare (the task's headline).
         check_drift: One drift check of the champion (None: no verdict).
-        matured_ap: ``matured_ap(now_ms, days)``: the champion's average precision
-            and fraud count over the matured decisions of the last ``days`` matured
-            days (None: no labels yet); asked once the champion has served that long.
-        evidence: ``evidence(label, now_ms)``: the challenger's matured shadow
-            evidence (:func:`loopline.feedback.promotion.shadow_evidence`).
-        baseline_ap: ``baseline_ap(version)``: the AP a version was registered with.
+        latency: Both models' p99 time now, (champion, challenger), for the gate.
+        gate_options: :func:`loopline.feedback.promotion.gate`'s keyword arguments.
     """
 
     policy: Policy
     registry: Registry
     model: str
-    deployment: Deployment
+    rollout: Rollout
     train: Callable[[int, Trigger], int]
-    check_drift: Callable[[], DriftReport | None]
-    matured_ap: Callable[[int, int], tuple[float, int] | None]
-    evidence: Callable[[str, int], Evidence]
-    baseline_ap: Callable[[int], float]
-    gate_options: dict[str, Any] = field(default_factory=dict)  # gate()'s keyword arguments
+    outcomes: Outcomes
+    metric: Metric
+    check_drift: Callable[[], DriftReport | None] = lambda: None
+    latency: Callable[[], tuple[float, float]] | None = None
+    gate_options: dict[str, Any] = field(default_factory=dict)
     stage: Stage = Stage.IDLE
     alerts: list[tuple[int, str, str]] = field(default_factory=list)  # (at, kind, why)
     drift_checks: int = 0  # checks that gave a verdict
@@ -152,6 +154,27 @@ class RetrainingLoop:
     _version = 0
     _label = ""
     _since = 0
+
+    def matured(self, now_ms: int, days: int) -> tuple[float, int] | None:
+        """The champion's metric and its support over the predictions of the last
+        ``days`` matured days, with the labels known now (None: no signal yet)."""
+        until = now_ms - int(self.policy.maturity_days * DAY_MS)
+        joined = self.outcomes.joined(
+            decided_from_ms=until - days * DAY_MS,
+            decided_until_ms=until,
+            labelled_before_ms=now_ms + 1,
+            model_version=f"{self.model}:{self.rollout.champion()}",
+        )
+        labelled = [i for i, labels in enumerate(joined.labels) if labels]
+        arrays = self.metric.arrays(
+            [joined.outputs[i] for i in labelled], [joined.labels[i] for i in labelled]
+        )
+        support = self.metric.support(arrays)
+        return (self.metric.value(arrays), support) if support else None
+
+    def baseline(self, version: int) -> float:
+        """The metric ``version`` was registered with."""
+        return self.registry.get(self.model, version).metrics[self.metric.name]
 
     def tick(self, now_ms: int) -> None:
         """Look at the triggers (idle) or move the rollout on."""
@@ -195,16 +218,17 @@ class RetrainingLoop:
         if start < self._champion_since:  # not yet a whole window of this champion's
             return
         self._performance_day = now_ms // DAY_MS
-        got = self.matured_ap(now_ms, p.performance_days)
+        got = self.matured(now_ms, p.performance_days)
         if got is not None:
-            ap, frauds = got
-            floor = p.min_ap_ratio * self.baseline_ap(self.deployment.champion())
-            low = frauds >= 30 and ap < floor
+            value, support = got
+            floor = p.min_metric_ratio * self.baseline(self.rollout.champion())
+            low = support >= self.gate_options.get("min_support", 30) and value < floor
             if low and not self._performance_alert:
+                name = self.metric.name
                 why = (
-                    f"matured AP {ap:.3f} over the last {p.performance_days} matured days "
-                    f"({frauds} frauds) under {floor:.3f} ({p.min_ap_ratio:.0%} of the "
-                    "champion's registered AP)"
+                    f"matured {name} {value:.3f} over the last {p.performance_days} matured "
+                    f"days (support {support}) under {floor:.3f} ({p.min_metric_ratio:.0%} of "
+                    f"the champion's registered {name})"
                 )
                 self.alerts.append((now_ms, "performance", why))
             self._performance_alert = low
@@ -238,14 +262,14 @@ class RetrainingLoop:
                 else ""
             )
             self._record(
-                now_ms, "request retraining", due.why + wait, version=self.deployment.champion()
+                now_ms, "request retraining", due.why + wait, version=self.rollout.champion()
             )
         self._trigger = due
         if now_ms < max(due.ready_ms, self._retry_after):
             return
         self._version = self.train(now_ms, due)
         self._record(now_ms, "train challenger", f"on data matured by {_when(now_ms)}")
-        self._label = self.deployment.shadow(self._version)
+        self._label = self.rollout.shadow(self._version)
         self._record(now_ms, "start shadow", "scoring all traffic beside the champion")
         self.stage, self._since = Stage.SHADOW, now_ms
 
@@ -261,37 +285,45 @@ class RetrainingLoop:
         if not result.passed:
             self._retire(now_ms)
             return
-        ratio = self.deployment.shadow_flag_ratio()
-        self.deployment.canary(p.canary_percent, ratio)
+        ratio = self.rollout.shadow_flag_ratio()
+        self.rollout.canary(p.canary_percent, ratio)
         self._record(
             now_ms,
             "start canary",
-            f"{p.canary_percent:g}% of cards for {p.canary_days:g} days; flag rate "
+            f"{p.canary_percent:g}% of keys for {p.canary_days:g} days; flag rate "
             f"{ratio:.2f}x the champion's in shadow, expected again",
         )
         self.stage, self._since = Stage.CANARY, now_ms
 
     def _gate(self, now_ms: int) -> GateResult:
-        return gate(self.evidence(self._label, now_ms), **self.gate_options)
+        evidence = shadow_evidence(
+            self.outcomes,
+            self.metric,
+            self._label,
+            labelled_before_ms=now_ms + 1,
+            decided_before_ms=now_ms - int(self.policy.maturity_days * DAY_MS),
+            latency=self.latency,
+        )
+        return gate(evidence, **self.gate_options)
 
     def _canary(self, now_ms: int) -> None:
         p = self.policy
-        if not self.deployment.canary_alive():  # the guard rolled it back (and recorded it)
+        if not self.rollout.canary_alive():  # the guard rolled it back (and recorded it)
             self._retire(now_ms)
             return
         if now_ms - self._since < p.canary_days * DAY_MS:
             return
-        self.deployment.promote()
+        self.rollout.promote()
         assert self._trigger is not None
         self.registry.promote(
             self.model, self._version, "champion", trigger=self._trigger.kind, at_ms=now_ms,
-            why=f"healthy canary for {p.canary_days:g} days at {p.canary_percent:g}% of cards",
+            why=f"healthy canary for {p.canary_days:g} days at {p.canary_percent:g}% of keys",
         )  # fmt: skip
         self.stage, self._trigger = Stage.IDLE, None
         self._champion_since, self._drift_since, self._performance_alert = now_ms, None, False
 
     def _retire(self, now_ms: int) -> None:
-        self.deployment.retire()
+        self.rollout.retire()
         self.stage = Stage.IDLE
         self._retry_after = now_ms + int(self.policy.retry_days * DAY_MS)
 

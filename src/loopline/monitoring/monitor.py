@@ -1,13 +1,13 @@
 """The drift monitor: the side worker that compares what the service sees now with what
 its model was trained on.
 
-The reference is a sample of the training run's validation rows: their features and the
-model's scores, registered with the model (``reference.parquet``). The recent window is
-read from the prediction log, which already stores every decision's features and score.
-Nothing is added to the request path: the log is written there anyway, and the
-comparison runs here, off it.
+The reference is a sample of the training run's validation rows: their inputs and the
+model's outputs, registered in the model's bundle (``reference.parquet``). The recent
+window is read from the prediction log, which already stores every prediction's inputs
+and outputs. Nothing is added to the request path: the log is written there anyway, and
+the comparison runs here, off it.
 
-Each check compares every feature and the score distribution:
+Each check compares every input and output column of the reference:
 - PSI and KS for numeric features;
 - chi-square and Cramér's V for features with few distinct values (flags, counts of
   categories);
@@ -22,12 +22,14 @@ The result goes out three ways:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
 import operator
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
@@ -36,15 +38,20 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from loopline.monitoring.drift import Drift, Reference, categorical, compare, numeric
+from loopline.units import DAY_MS
+
+if TYPE_CHECKING:
+    from loopline.models import ServingModel
+    from loopline.predictions import Recent
 
 F64 = npt.NDArray[np.float64]
-SCORE = "score"
-DAY_MS = 86_400_000
+REFERENCE_FILE = "reference.parquet"  # a bundle's drift reference
+log = logging.getLogger("loopline.monitoring")
 
 
 @dataclass(frozen=True)
 class DriftReport:
-    """One check: per feature (and ``score``) its comparison, over ``rows`` recent rows."""
+    """One check: per input (and output) its comparison, over ``rows`` recent rows."""
 
     checked_ms: int
     rows: int
@@ -73,9 +80,9 @@ class DriftMonitor:
     """Checks ``recent()`` rows against ``reference`` columns.
 
     Args:
-        reference: Feature name (and ``score``) -> the training-time sample.
-        recent: ``recent(limit, since_ms)``: the newest decisions (at most ``limit``,
-            decided at ``since_ms`` or later when given) as (score, features JSON) rows.
+        reference: Input or output name -> the training-time sample.
+        recent: ``recent(limit, since_ms)``: the newest predictions (at most ``limit``,
+            decided at ``since_ms`` or later when given) from the prediction log.
         model_version: The version whose decisions are compared (its reference).
         publish: Called with each :class:`DriftEvent` (e.g. appended to a topic).
         window: How many recent decisions a check reads, at most.
@@ -91,7 +98,7 @@ class DriftMonitor:
     """
 
     reference: Mapping[str, F64]
-    recent: Callable[[int, int | None], list[tuple[float, bytes]]]
+    recent: Callable[[int, int | None], list[Recent]]
     model_version: str
     publish: Callable[[DriftEvent], None] | None = None
     window: int = 20_000
@@ -167,11 +174,11 @@ class DriftMonitor:
 
 
 class DriftCollector(Collector):
-    """The last report of ``owner.drift`` (a :class:`DriftMonitor`, or None) as Prometheus
-    gauges, read when scraped: the owner may replace its monitor (a new champion)."""
+    """The last report of ``watch`` as Prometheus gauges, read when scraped (the watch
+    replaces its monitor with a new champion's)."""
 
-    def __init__(self, owner: Any) -> None:
-        self.owner = owner
+    def __init__(self, watch: DriftWatch) -> None:
+        self.watch = watch
 
     def collect(self) -> Iterator[Metric]:
         psi = GaugeMetricFamily(
@@ -187,8 +194,7 @@ class DriftCollector(Collector):
             "1 where the feature drifted (corrected p-value and effect size)",
             labels=["feature"],
         )
-        monitor: DriftMonitor | None = self.owner.drift
-        report = monitor.last if monitor is not None else None
+        report = self.watch.last
         for r in report.results if report else []:
             if r.psi is not None:
                 psi.add_metric([r.feature], r.psi)
@@ -199,20 +205,30 @@ class DriftCollector(Collector):
         yield flag
 
 
-def _columns(rows: list[tuple[float, bytes]], names: list[str]) -> dict[str, F64]:
-    """The logged features as columns (null and absent: NaN), and the scores."""
-    decoded = msgspec.json.decode(b"[" + b",".join(features for _, features in rows) + b"]")
-    wanted = [n for n in names if n != SCORE]
-    row = operator.itemgetter(*wanted) if wanted else lambda d: ()
-    try:  # one C call a row; a row without some feature takes the slow way
+def _columns(rows: list[Recent], names: list[str]) -> dict[str, F64]:
+    """The logged inputs (or, for names not among them, outputs) as columns; null and
+    absent: NaN."""
+    inputs = msgspec.json.decode(b"[" + b",".join(r.inputs for r in rows) + b"]")
+    outputs = msgspec.json.decode(b"[" + b",".join(r.outputs for r in rows) + b"]")
+    first = inputs[0] if inputs else {}
+    wanted = [n for n in names if n in first]
+    out = {n: _matrix(inputs, wanted)[:, i] for i, n in enumerate(wanted)}
+    rest = [n for n in names if n not in out]
+    out |= {n: _matrix(outputs, rest)[:, i] for i, n in enumerate(rest)}
+    return out
+
+
+def _matrix(decoded: list[dict[str, Any]], wanted: list[str]) -> F64:
+    if not wanted:
+        return np.zeros((len(decoded), 0))
+    get = operator.itemgetter(*wanted)
+    row = get if len(wanted) > 1 else lambda d: (get(d),)
+    try:  # one C call a row; a row without some name takes the slow way
         values = [row(d) for d in decoded]
     except KeyError:
         values = [tuple(d.get(n) for n in wanted) for d in decoded]
     # None (a NaN in the log) becomes NaN in a float array
-    matrix = np.array(values, dtype=np.float64).reshape(len(decoded), len(wanted))
-    out = {name: matrix[:, i] for i, name in enumerate(wanted)}
-    out[SCORE] = np.array([score for score, _ in rows], dtype=np.float64)
-    return out
+    return np.array(values, dtype=np.float64).reshape(len(decoded), len(wanted))
 
 
 def _distinct(values: F64) -> int:
@@ -225,9 +241,48 @@ def _counts(values: F64) -> dict[str, int]:
             for k, c in zip(keys.tolist(), counts.tolist(), strict=True)}  # fmt: skip
 
 
-def reference_of(path: Any) -> dict[str, F64]:
-    """A registered model's drift reference (``reference.parquet``) as columns."""
+def reference_of(data: bytes) -> dict[str, F64]:
+    """A drift reference (Parquet bytes: a bundle's ``reference.parquet``) as columns."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pq.read_table(path)
+    table = pq.read_table(pa.BufferReader(data))
     return {name: table[name].to_numpy().astype(np.float64) for name in table.column_names}
+
+
+class DriftWatch:
+    """The drift monitor of whichever model is the champion, checked every ``every_s``.
+
+    Args:
+        monitor_for: The monitor of a model (None: it has no reference to compare with).
+        champion: The first champion.
+    """
+
+    def __init__(
+        self, monitor_for: Callable[[ServingModel], DriftMonitor | None], champion: ServingModel
+    ) -> None:
+        self.monitor_for = monitor_for
+        self.monitor: DriftMonitor | None = monitor_for(champion)
+
+    def retarget(self, champion: ServingModel) -> None:
+        """Compare ``champion``'s predictions with its own reference from now on."""
+        self.monitor = self.monitor_for(champion)
+
+    def check(self) -> DriftReport | None:
+        return None if self.monitor is None else self.monitor.check()
+
+    @property
+    def last(self) -> DriftReport | None:
+        return None if self.monitor is None else self.monitor.last
+
+    async def run(self, every_s: float) -> None:
+        """Check off the event loop every ``every_s``, forever."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                report = await asyncio.to_thread(self.check)
+            except Exception:  # a failed check must not stop the watch
+                log.warning("drift check failed", exc_info=True)
+                continue
+            if report is not None and report.drifted:
+                log.warning("drift", extra={"features": report.drifted, "rows": report.rows})

@@ -1,43 +1,51 @@
-"""The monitoring page the service serves at ``/monitor``.
+"""The monitoring page a service serves at ``/monitor``.
 
-It shows throughput, latency percentiles, decisions by outcome, the model versions over
-time, drift per feature and the matured precision and recall. :class:`Sampler` reads the
-service's own Prometheus registry every few seconds (never on the request path) and keeps
-the last hour. The page is one self-contained HTML file with no outside resources: its
-script fetches ``/monitor/data`` and draws SVG charts, and it redraws every 5 s
-(``monitor.html``, next to this module).
+It shows throughput, latency percentiles, answers by outcome, the model versions over
+time, drift per input and the matured performance by day. :class:`Sampler` reads the
+service's own Prometheus registry every few seconds (never on the request path) and
+keeps the last hour. The page is one self-contained HTML file with no outside
+resources: its script fetches ``/monitor/data`` and draws SVG charts, and it redraws
+every 5 s (``monitor.html``, next to this module).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import deque
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from prometheus_client import CollectorRegistry
 
-SCORE_ROUTE = "POST /v1/score"
+from loopline.monitoring.monitor import DriftWatch
+
+PAGE = (Path(__file__).with_name("monitor.html")).read_bytes()  # self-contained: no CDN
+_json = msgspec.json.Encoder()
 
 
 @dataclass(frozen=True)
 class Sample:
     at_ms: int
-    requests: float  # score requests since the start
+    requests: float  # requests to the counted routes since the start
     decisions: dict[str, float]  # by outcome, since the start
-    buckets: list[tuple[float, float]]  # score latency: (upper bound s, cumulative count)
+    buckets: list[tuple[float, float]]  # latency: (upper bound s, cumulative count)
     champion: str
 
 
 @dataclass
 class Sampler:
-    """The service's counters every ``every_s`` seconds, the newest ``keep`` of them."""
+    """The service's counters of ``routes`` every ``every_s`` seconds, the newest
+    ``keep`` of them."""
 
     registry: CollectorRegistry
-    champion: Any  # () -> the champion's label
+    champion: Callable[[], str]  # the champion's label
+    routes: Collection[str]  # e.g. {"POST /v1/score"}
     every_s: float = 5.0
     keep: int = 720
     samples: deque[Sample] = field(default_factory=deque)
@@ -49,13 +57,14 @@ class Sampler:
         for family in self.registry.collect():
             for s in family.samples:
                 route = s.labels.get("route")
-                if s.name == "loopline_http_requests_total" and route == SCORE_ROUTE:
+                if s.name == "loopline_http_requests_total" and route in self.routes:
                     requests += s.value
                 elif s.name == "loopline_decisions_total":
                     d = s.labels["decision"]
                     decisions[d] = decisions.get(d, 0.0) + s.value
-                elif s.name == "loopline_http_request_seconds_bucket" and route == SCORE_ROUTE:
-                    buckets[float(s.labels["le"])] = s.value
+                elif s.name == "loopline_http_request_seconds_bucket" and route in self.routes:
+                    le = float(s.labels["le"])
+                    buckets[le] = buckets.get(le, 0.0) + s.value
         got = Sample(
             int(time.time() * 1000), requests, decisions, sorted(buckets.items()), self.champion()
         )
@@ -63,6 +72,12 @@ class Sampler:
         while len(self.samples) > self.keep:
             self.samples.popleft()
         return got
+
+    async def run(self) -> None:
+        """Sample every ``every_s``, forever."""
+        while True:
+            self.sample()
+            await asyncio.sleep(self.every_s)
 
 
 def series(samples: list[Sample]) -> dict[str, Any]:
@@ -100,20 +115,34 @@ def _quantile(cumulative: list[tuple[float, float]], q: float) -> float | None:
     return low_bound * 1000 if total else None
 
 
-def data(service: Any) -> dict[str, Any]:
-    """What the page draws."""
-    sampler: Sampler | None = service.sampler
-    drift = service.drift.last if service.drift is not None else None
-    performance = service.performance() if service.performance is not None else []
-    return {
-        "series": series(list(sampler.samples)) if sampler else series([]),
-        "champion": service.scorer.routing.champion.label,
-        "drift": [
-            {"feature": r.feature, "psi": r.psi, "statistic": r.statistic, "drifted": r.drifted}
-            for r in (drift.results if drift else [])
-        ],
-        "performance": [asdict(p) for p in performance],
-    }
+@dataclass
+class MonitorPage:
+    """What ``/monitor`` draws: the sampler's series, the champion, the drift watch's
+    last report and ``performance()`` (matured performance by day: dataclasses, e.g.
+    :class:`loopline.feedback.DayPerformance`)."""
 
+    title: str
+    sampler: Sampler
+    drift: DriftWatch | None = None
+    performance: Callable[[], list[Any]] | None = None
 
-PAGE = (Path(__file__).with_name("monitor.html")).read_bytes()  # self-contained: no CDN
+    def data(self) -> dict[str, Any]:
+        last = self.drift.last if self.drift is not None else None
+        rows = self.performance() if self.performance is not None else []
+        return {
+            "title": self.title,
+            "series": series(list(self.sampler.samples)),
+            "champion": self.sampler.champion(),
+            "drift": [
+                {"feature": r.feature, "psi": r.psi, "statistic": r.statistic, "drifted": r.drifted}
+                for r in (last.results if last else [])
+            ],
+            "performance": [asdict(p) for p in rows],
+        }
+
+    def pages(self) -> dict[str, Callable[[], tuple[bytes, bytes]]]:
+        """The service's ``GET`` routes of the page."""
+        return {
+            "/monitor": lambda: (b"text/html; charset=utf-8", PAGE),
+            "/monitor/data": lambda: (b"application/json", _json.encode(self.data())),
+        }

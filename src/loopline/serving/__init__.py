@@ -1,34 +1,53 @@
-"""The real-time decision service: rules -> model -> decision -> action.
+"""The serving kernel: an application's endpoints served with authentication, limits,
+idempotency, batching or streaming, routing (shadow, canary, A/B, blue-green),
+fallbacks, a durable prediction log, metrics, tracing and admin routes.
 
-Importing this package imports the ONNX/LightGBM stack only when a model is loaded.
+An application brings :class:`Endpoint` s (request and response types, a
+:class:`Pipeline` or :class:`StreamingPipeline`) and a :class:`Deployment` of models;
+:class:`Service` is the ASGI application. :class:`TabularScorer` is the request path of
+a model on online features, for applications whose requests are events. Importing this
+package imports no ML library; models load through :mod:`loopline.models`.
 """
 
-from loopline.serving.api import Problem, Reason, RequestError, ScoreRequest, ScoreResponse
-from loopline.serving.app import Limits, Service
 from loopline.serving.auth import ApiKey, KeyRing, new_key
-from loopline.serving.decisions import DecisionLog
-from loopline.serving.model import ServingModel, load
-from loopline.serving.rules import RuleBook, RuleSet, parse
-from loopline.serving.scorer import Decided, Routing, Scorer
+from loopline.serving.canary import CanaryGuard
+from loopline.serving.endpoint import Endpoint, Pipeline, Prediction, StreamingPipeline
+from loopline.serving.problems import Problem, RequestError, refuse
+from loopline.serving.resilience import CircuitBreaker
+from loopline.serving.routing import Deployment, Routing
+from loopline.serving.rules import Outcome, RuleBook, RuleSet, parse
+from loopline.serving.service import Limits, Service, every, payload_hash
+from loopline.serving.stream import ColumnPipeline, StreamScorer
+from loopline.serving.tabular import NO_MODEL, Scored, TabularCollector, TabularScorer, lap
 
 __all__ = [
+    "NO_MODEL",
     "ApiKey",
-    "Decided",
-    "DecisionLog",
+    "CanaryGuard",
+    "CircuitBreaker",
+    "ColumnPipeline",
+    "Deployment",
+    "Endpoint",
     "KeyRing",
     "Limits",
+    "Outcome",
+    "Pipeline",
+    "Prediction",
     "Problem",
-    "Reason",
     "RequestError",
     "Routing",
     "RuleBook",
     "RuleSet",
-    "ScoreRequest",
-    "ScoreResponse",
-    "Scorer",
+    "Scored",
     "Service",
-    "ServingModel",
-    "load",
+    "StreamScorer",
+    "StreamingPipeline",
+    "TabularCollector",
+    "TabularScorer",
+    "every",
+    "lap",
     "new_key",
     "parse",
+    "payload_hash",
+    "refuse",
 ]

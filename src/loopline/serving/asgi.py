@@ -1,15 +1,17 @@
-"""The ASGI plumbing of the service: headers, bounded bodies, responses."""
+"""The ASGI plumbing of the service: headers, bounded bodies, responses, and responses
+streamed as Server-Sent Events."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from loopline.serving.api import Problem, RequestError
+from loopline.serving.problems import refuse
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
 
 
 def header(scope: Scope, name: bytes) -> str | None:
@@ -19,26 +21,31 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def read_body(receive: Receive, max_bytes: int) -> bytes:
+async def read_body(scope: Scope, receive: Receive, max_bytes: int) -> bytes:
+    """The request body, refused with a 413 as soon as it is known to exceed
+    ``max_bytes`` (from its Content-Length, before reading it, or while reading)."""
+    declared = header(scope, b"content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise _too_large(max_bytes)
     chunks, size = [], 0
     while True:
         message = await receive()
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > max_bytes:
-            raise RequestError(
-                413,
-                Problem(
-                    error=f"Body larger than {max_bytes} bytes.",
-                    detail="Send one transaction per request.",
-                ),
-            )
+            raise _too_large(max_bytes)
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 
 
-async def respond(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+def _too_large(max_bytes: int) -> Exception:
+    return refuse(
+        413, f"Body larger than {max_bytes} bytes.", detail="This route's limit; see /openapi.json."
+    )
+
+
+async def respond(send: Send, status: int, body: bytes, headers: Headers) -> None:
     base = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 503:
         base.append((b"retry-after", b"1"))
@@ -51,3 +58,43 @@ async def respond(send: Send, status: int, body: bytes, headers: list[tuple[byte
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class EventStream:
+    """A ``text/event-stream`` response (Server-Sent Events): each :meth:`send` is one
+    ``data:`` event, flushed at once; :meth:`close` ends the body."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def start(self, headers: Headers) -> None:
+        await self._send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),  # proxies must not hold events back
+                    *headers,
+                ],
+            }
+        )
+        self.started = True
+
+    async def send(self, data: bytes, event: str | None = None) -> None:
+        head = b"" if event is None else b"event: " + event.encode() + b"\n"
+        body = head + b"data: " + data + b"\n\n"
+        await self._send({"type": "http.response.body", "body": body, "more_body": True})
+
+    async def close(self) -> None:
+        await self._send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def disconnected(receive: Receive) -> None:
+    """Return when the client goes away (``http.disconnect``)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return

@@ -1,16 +1,16 @@
-"""The streaming scorer: the request path's pipeline over the transactions topic, in
+"""The streaming scorer: an application's request path over an event topic, in
 micro-batches (the high-throughput path).
 
 Per partition and micro-batch: decode (invalid records to the dead-letter topic),
-features as of just before each transaction, one batched model call, rules, decisions
-durable in the prediction log (review and decline published), then the offsets move.
+features as of just before each event, one batched model call, the application's
+policy, predictions durable in the prediction log, then the offsets move.
 
 Features are exact in log order: per view, a batch is cut into rounds in which no key
 appears twice (a key's r-th event of the batch is in round r); each round reads its
-features, then is applied, so every transaction sees all earlier ones of its keys, as
-the offline engine computes them. The online engine's offsets commit with its state, so
-a crash replays the batch onto the same state and the same decisions (stored once: the
-transaction id is the key).
+features, then is applied, so every event sees all earlier ones of its keys, as the
+offline engine computes them. The online engine's offsets commit with its state, so a
+crash replays the batch onto the same state and the same predictions (stored once: the
+request id is the key).
 """
 
 from __future__ import annotations
@@ -20,56 +20,67 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import numpy as np
 
-from loopline.events import (
-    Event,
-    EventLog,
-    TopicPartition,
-    decode_or_dead_letter,
-)
+from loopline.events import Event, EventLog, TopicPartition, decode_or_dead_letter
 from loopline.features import FeatureView
 from loopline.features.worker import FeatureWorker, WorkerStats, late_letters, to_columns
 from loopline.monitoring.quality import Expectations
+from loopline.predictions import PredictionLog
 from loopline.serving.collector import FREEZE_EVERY_S, freeze_survivors, thaw
-from loopline.serving.decisions import DecisionLog, log_row
-from loopline.serving.scorer import Decided, Scorer
+from loopline.serving.endpoint import Prediction
+from loopline.serving.routing import Deployment, Routing
+from loopline.serving.tabular import TabularScorer
 
 _json = msgspec.json.Encoder()
 
 
+class ColumnPipeline(Protocol):
+    """A pipeline that can answer events given as columns with their features."""
+
+    tabular: TabularScorer
+
+    def predict_columns(
+        self,
+        cols: dict[str, np.ndarray],
+        features: dict[str, np.ndarray],
+        trace_ids: Sequence[str],
+        routing: Routing,
+    ) -> list[Prediction[Any]]: ...
+
+
 @dataclass
 class StreamStats(WorkerStats):
-    decisions: dict[str, int] = field(default_factory=dict)
-    # record time -> durable decision, the newest 100,000 (a long run must not grow memory)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    # record time -> durable prediction, the newest 100,000 (a long run must not grow memory)
     latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
 
 
 class StreamScorer(FeatureWorker):
-    """Scores ``partitions`` of ``topic`` with ``scorer``'s features, model and rules (the
-    feature worker's read loop, with scoring where the worker only applies)."""
+    """Answers ``partitions`` of ``topic`` with ``pipeline``, routed by ``deployment``
+    (the feature worker's read loop, with predictions where the worker only applies)."""
 
     stats: StreamStats
 
     def __init__(
         self,
         *,
-        scorer: Scorer,
+        pipeline: ColumnPipeline,
+        deployment: Deployment,
         log: EventLog,
-        decisions: DecisionLog,
+        predictions: PredictionLog,
         topic: str,
         schema: type[Event],
         partitions: Sequence[int] | None = None,
         max_records: int = 2000,
         derive: Callable[[dict[str, np.ndarray]], None] | None = None,
         quality: Expectations | None = None,
-        watch: Callable[[Decided], None] | None = None,
     ) -> None:
         super().__init__(
-            engine=scorer.engine,
+            engine=pipeline.tabular.engine,
             log=log,
             topic=topic,
             schema=schema,
@@ -78,11 +89,10 @@ class StreamScorer(FeatureWorker):
             quality=quality,
             derive=derive,
         )
-        self.scorer = scorer
-        self.decisions = decisions
-        self.watch = watch  # told of each decision (e.g. the service's canary guard)
-        self.fields = list(schema.__struct_fields__)  # all of them: decisions keep ids
-        self.keys = sorted({v.entity.join_key for v in self.engine.views_of(topic)})
+        self.pipeline = pipeline
+        self.deployment = deployment
+        self.predictions = predictions
+        self.fields = list(schema.__struct_fields__)  # all of them: predictions keep ids
         self.stats = StreamStats()
 
     def run(self, *, until: Callable[[], bool] | None = None, idle_sleep_s: float = 0.05) -> None:
@@ -115,7 +125,7 @@ class StreamScorer(FeatureWorker):
             late: dict[str, np.ndarray] = {}
             features = self._features_in_rounds(cols, tp, offsets, late)
             records_ = [r for r, _ in decoded]
-            self._decide(cols, features, records_)  # a late transaction is still decided
+            self._predict(cols, features, records_)  # a late event is still answered
             failures = late_letters(records_, late)  # but not aggregated: dead-lettered
             self.dlq.send_many(failures)
             self.stats.late += len(failures)
@@ -135,7 +145,7 @@ class StreamScorer(FeatureWorker):
         is applied for each key's next event), or, for a set whose features include the
         event itself, the round is applied first and then read. Each key's events stay in
         log order; lateness is judged in log order for the whole batch first."""
-        fs, engine = self.scorer.feature_set, self.engine
+        fs, engine = self.pipeline.tabular.feature_set, self.engine
         times = np.asarray(cols[fs.source.timestamp], dtype=np.int64)
         n = len(offsets)
         out: dict[str, np.ndarray] = {}
@@ -183,23 +193,21 @@ class StreamScorer(FeatureWorker):
             late=late[idx],
         )
 
-    def _decide(
+    def _predict(
         self, cols: dict[str, np.ndarray], features: dict[str, np.ndarray], records: list[Any]
     ) -> None:
         trace_ids = [uuid.uuid4().hex for _ in records]
-        decided = self.scorer.decide_columns(cols, features, trace_ids)
-        now_ms = int(self.scorer.clock() * 1000)
+        routing = self.deployment.routing
+        predicted = self.pipeline.predict_columns(cols, features, trace_ids, routing)
+        now_ms = int(self.pipeline.tabular.clock() * 1000)
         rows = []
-        for record, d in zip(records, decided, strict=True):
+        for record, p in zip(records, predicted, strict=True):
             # the arm (champion / challenger) stays; the fingerprint says it came by stream
             position = f"stream:{record.topic}:{record.partition}:{record.offset}"
-            body = _json.encode(d.response)
-            rows.append(log_row(d, d.response.transaction_id, position, body, now_ms))
-            if self.watch is not None:
-                self.watch(d)
-            decision = d.response.decision
-            self.stats.decisions[decision] = self.stats.decisions.get(decision, 0) + 1
-        self.decisions.write_sync(rows)  # durable before the offsets move
+            rows.append(p.row(p.request_id, position, now_ms, _json.encode(p.response)))
+            self.deployment.observe(p)
+            self.stats.outcomes[p.outcome] = self.stats.outcomes.get(p.outcome, 0) + 1
+        self.predictions.write_many(rows)  # durable before the offsets move
         done = time.time() * 1000
         self.stats.latencies_ms.extend(done - r.timestamp_ms for r in records)
 

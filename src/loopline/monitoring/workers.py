@@ -1,4 +1,4 @@
-"""Prometheus metrics of the stream workers, read when scraped (nothing on the hot path).
+"""Prometheus collectors of the stream workers, read when scraped (nothing on the hot path).
 
 :class:`WorkerCollector` reports a :class:`~loopline.features.worker.FeatureWorker` (or a
 streaming scorer):

@@ -1,0 +1,83 @@
+"""The OpenAPI 3.1 document of a service, built from its endpoints' msgspec types (the
+single source of both validation and schema)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from loopline.serving.endpoint import Endpoint
+from loopline.serving.problems import Problem
+
+ERRORS = (
+    (400, "malformed JSON"),
+    (401, "missing or unknown API key"),
+    (403, "key lacks the scope"),
+    (413, "body too large"),
+    (422, "a field is invalid (named in the body)"),
+    (503, "overloaded: retry after the Retry-After seconds"),
+)
+
+
+def document(title: str, endpoints: Sequence[Endpoint]) -> dict[str, Any]:
+    types = [Problem, *(t for e in endpoints for t in (e.request, e.response))]
+    schemas, components = msgspec.json.schema_components(
+        types, ref_template="#/components/schemas/{name}"
+    )
+    problem, rest = schemas[0], schemas[1:]
+    errors = {
+        str(code): {"description": text, "content": {"application/json": {"schema": problem}}}
+        for code, text in ERRORS
+    }
+    paths: dict[str, Any] = {}
+    for i, e in enumerate(endpoints):
+        request, response = rest[2 * i], rest[2 * i + 1]
+        media = "text/event-stream" if e.stream else "application/json"
+        paths[e.path] = {
+            "post": {
+                "summary": e.summary,
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "maxLength": 128},
+                    }
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": request}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "the answer" + (" (Server-Sent Events)" if e.stream else ""),
+                        "content": {media: {"schema": response}},
+                    },
+                    **errors,
+                },
+                "security": [{"apiKey": []}],
+            }
+        }
+    paths |= {
+        "/livez": {"get": {"responses": {"200": {"description": "the process is up"}}}},
+        "/readyz": {
+            "get": {
+                "responses": {
+                    "200": {"description": "models loaded and warm"},
+                    "503": {"description": "not ready yet"},
+                }
+            }
+        },
+        "/metrics": {"get": {"responses": {"200": {"description": "Prometheus metrics"}}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": "1"},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+        },
+    }

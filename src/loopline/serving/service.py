@@ -1,0 +1,420 @@
+"""The serving kernel: a plain ASGI application (measured: a framework costs more than the
+model, see docs/decisions/0003-serving.md) that knows no application.
+
+An application hands it endpoints (:class:`~loopline.serving.endpoint.Endpoint`: request
+and response types, a pipeline), a :class:`~loopline.serving.routing.Deployment` of
+models and a prediction log; the kernel brings the rest: API keys and scopes, per-route
+body limits, idempotency, dynamic batching, group-committed logging (an answer is
+returned only once it is durable), back-pressure, streamed answers, metrics, tracing,
+admin routes, health, and the background tasks that watch the registry and the data.
+
+Routes: ``POST <endpoint>`` (the endpoint's scope), ``GET /livez``, ``GET /readyz``,
+``GET /metrics``, ``GET /openapi.json``, the pages given (e.g. ``GET /monitor``), and
+``POST /admin/<action>`` (scope ``admin``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from opentelemetry.trace import Span
+
+from loopline.exceptions import ConfigError
+from loopline.monitoring.tracing import CURRENT_TRACE, Tracing
+from loopline.predictions import PredictionLog
+from loopline.serving import openapi
+from loopline.serving.admin import Action, Admin
+from loopline.serving.asgi import (
+    EventStream,
+    Headers,
+    Receive,
+    Scope,
+    Send,
+    disconnected,
+    header,
+    read_body,
+    respond,
+)
+from loopline.serving.auth import KeyRing
+from loopline.serving.batching import Batcher
+from loopline.serving.collector import freeze_survivors, keep_collections_short, thaw
+from loopline.serving.endpoint import Endpoint, Prediction
+from loopline.serving.problems import Problem, RequestError, decode, refuse
+from loopline.serving.routing import Deployment
+from loopline.serving.telemetry import Metrics
+
+log = logging.getLogger("loopline.serving")
+_json = msgspec.json.Encoder()
+Answer = tuple[int, bytes, Headers]
+Page = Callable[[], tuple[bytes, bytes]]  # () -> (content type, body)
+Task = Callable[[], Awaitable[None]]  # a coroutine run while serving
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Back-pressure: beyond ``max_inflight`` requests, 503 + Retry-After instead of
+    queueing; a prediction not durable ``commit_timeout_ms`` after its hand-over to the
+    log is a 503 too (docs/decisions/0003); admin bodies up to ``max_admin_bytes``."""
+
+    max_inflight: int = 256
+    commit_timeout_ms: float = 50.0
+    max_admin_bytes: int = 16 * 1024
+
+    def __post_init__(self) -> None:
+        if self.max_inflight < 1 or self.commit_timeout_ms <= 0:
+            raise ConfigError("Limits: max_inflight must be >= 1 and commit_timeout_ms > 0.")
+
+
+class Service:
+    """An application's endpoints served with the kernel's machinery.
+
+    Args:
+        endpoints: The application's routes.
+        deployment: The models and their routing.
+        log: Where every prediction is committed before it is answered.
+        keys: The API keys and their scopes.
+        title: The OpenAPI document's title.
+        limits: Back-pressure and body limits.
+        admin: The application's own admin actions, by path below ``/admin/``.
+        pages: ``GET`` routes without a key (a monitoring page), by path.
+        tasks: Coroutines to run while serving (registry watch, drift checks, label
+            feeds), cancelled on shutdown.
+        tracing: One span per request (None: trace ids only).
+        clock: Seconds since 1970: when a prediction is logged as decided (a
+            simulation's clock, or the wall clock).
+        metrics: The Prometheus registry and its metrics.
+    """
+
+    def __init__(
+        self,
+        *,
+        endpoints: Sequence[Endpoint],
+        deployment: Deployment,
+        log: PredictionLog,
+        keys: KeyRing,
+        title: str = "loopline service",
+        limits: Limits | None = None,
+        admin: Mapping[str, Action] | None = None,
+        pages: Mapping[str, Page] | None = None,
+        tasks: Sequence[Task] = (),
+        tracing: Tracing | None = None,
+        clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.endpoints = {f"POST {e.path}": e for e in endpoints}
+        self.deployment = deployment
+        self.log = log
+        self.keys = keys
+        self.title = title
+        self.limits = limits or Limits()
+        self.admin = Admin(deployment, admin)
+        self.pages = {f"GET {path}": page for path, page in (pages or {}).items()}
+        self.tasks = list(tasks)
+        self.tracing = tracing
+        self.clock = clock
+        self.metrics = metrics or Metrics()
+        self.metrics.watch(deployment)
+        self.ready = True
+        self.inflight = 0
+        self._batchers = {
+            route: Batcher(e.pipeline, lambda: self.deployment.routing, offload=e.offload)
+            for route, e in self.endpoints.items()
+            if not e.stream
+        }
+        self._pending: dict[str, asyncio.Future[bytes]] = {}
+        self._routes = {
+            *self.endpoints, *self.pages, "GET /livez", "GET /readyz", "GET /metrics",
+            "GET /openapi.json", *(f"POST /admin/{a}" for a in self.admin.actions),
+        }  # fmt: skip
+        self._openapi = _json.encode(openapi.document(title, endpoints))
+        self._degraded_logged, self._degraded_since_log = -math.inf, 0
+
+    def batcher(self, path: str) -> Batcher:
+        return self._batchers[f"POST {path}"]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        started = time.perf_counter()
+        route = f"{scope['method']} {scope['path']}"
+        with self._span(route, scope) as span:
+            answer: Answer | None
+            try:
+                answer = await self._route(scope, receive, send, route)
+            except RequestError as exc:
+                answer = exc.status, _json.encode(exc.problem), []
+            except Exception:
+                log.exception("request failed", extra={"route": route})
+                raise
+            status = 200 if answer is None else answer[0]  # None: streamed, already sent
+            if span is not None and span.is_recording():
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+            label = route if route in self._routes else "other"
+            self.metrics.request(label, status, time.perf_counter() - started)
+            if answer is not None:
+                trace = CURRENT_TRACE.get()
+                headers = (
+                    answer[2] if trace is None else [*answer[2], (b"x-trace-id", trace.encode())]
+                )
+                await respond(send, answer[0], answer[1], headers)
+
+    @contextlib.contextmanager
+    def _span(self, route: str, scope: Scope) -> Iterator[Span | None]:
+        """The request's span (its trace id current meanwhile), or, without tracing, a
+        fresh trace id alone."""
+        if self.tracing is None:
+            token = CURRENT_TRACE.set(uuid.uuid4().hex)
+            try:
+                yield None
+            finally:
+                CURRENT_TRACE.reset(token)
+            return
+        parent = header(scope, b"traceparent")
+        carrier = {} if parent is None else {"traceparent": parent}
+        with self.tracing.request(route, carrier) as span:
+            yield span
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send, route: str) -> Answer | None:
+        endpoint = self.endpoints.get(route)
+        if endpoint is not None:
+            self._require(scope, endpoint.scope)
+            if endpoint.stream:
+                return await self._stream(endpoint, scope, receive, send)
+            return await self._predict(endpoint, scope, receive)
+        if route == "GET /livez":
+            return 200, b'{"status":"live"}', []
+        if route == "GET /readyz":
+            return (
+                (200, b'{"status":"ready"}', [])
+                if self.ready
+                else (503, b'{"status":"loading"}', [])
+            )
+        if route == "GET /metrics":
+            body = self.metrics.exposition(self.inflight, self.deployment)
+            return 200, body, [(b"content-type", self.metrics.content_type.encode())]
+        if route == "GET /openapi.json":
+            return 200, self._openapi, []
+        page = self.pages.get(route)
+        if page is not None:
+            content_type, body = page()
+            return 200, body, [(b"content-type", content_type)]
+        if scope["path"].startswith("/admin/") and scope["method"] == "POST":
+            self._require(scope, "admin")
+            body = await read_body(scope, receive, self.limits.max_admin_bytes)
+            return 200, await self.admin.handle(scope["path"][len("/admin/") :], body), []
+        raise refuse(404, f"No route {route}.", detail="See /openapi.json.")
+
+    def _require(self, scope: Scope, needed: str) -> None:
+        scopes = self.keys.scopes_of(header(scope, b"x-api-key"))
+        if not scopes:
+            raise refuse(401, "Missing or unknown API key.", field="X-API-Key")
+        if needed not in scopes:
+            raise refuse(403, f"This key lacks the '{needed}' scope.", field="X-API-Key")
+
+    def _admit(self) -> None:
+        if self.inflight >= self.limits.max_inflight:
+            self.metrics.shed()
+            raise refuse(503, "Overloaded: retry shortly.", detail="Retry-After: 1")
+
+    async def _request(
+        self, endpoint: Endpoint, scope: Scope, receive: Receive
+    ) -> tuple[Any, str, str]:
+        """The decoded and checked request, its idempotency key and its fingerprint."""
+        request = decode(endpoint.decoder, await read_body(scope, receive, endpoint.max_body_bytes))
+        if endpoint.check is not None:
+            endpoint.check(request)
+        pipeline = endpoint.pipeline
+        key = header(scope, b"idempotency-key") or pipeline.request_id(request)
+        if len(key) > 128:
+            raise refuse(
+                422, "Idempotency-Key is longer than 128 characters.", field="Idempotency-Key"
+            )
+        return request, key, payload_hash(pipeline.fingerprint(request))
+
+    async def _predict(self, endpoint: Endpoint, scope: Scope, receive: Receive) -> Answer:
+        self._admit()
+        self.inflight += 1
+        try:
+            request, key, fingerprint = await self._request(endpoint, scope, receive)
+            replay = await self._replay(key, fingerprint)
+            if replay is not None:
+                return 200, replay, []
+            future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+            self._pending[key] = future
+            try:
+                trace_id = CURRENT_TRACE.get() or uuid.uuid4().hex
+                prediction = await self._batchers[f"POST {endpoint.path}"].predict(
+                    request, trace_id
+                )
+                body = _json.encode(prediction.response)
+                await self._commit(endpoint, prediction, key, fingerprint, body)
+                future.set_result(body)
+            except BaseException as exc:
+                future.set_exception(exc)
+                future.exception()  # retrieved: no "never retrieved" warning
+                raise
+            finally:
+                del self._pending[key]
+            return 200, body, []
+        finally:
+            self.inflight -= 1
+
+    async def _commit(
+        self, endpoint: Endpoint, p: Prediction[Any], key: str, fingerprint: str, body: bytes
+    ) -> None:
+        """Watch the canary, log the prediction durably (or 503), then tell the pipeline."""
+        self._note_degraded(p)
+        self.deployment.observe(p)
+        row = p.row(key, fingerprint, int(self.clock() * 1000), body)
+        timeout = self.limits.commit_timeout_ms / 1000
+        try:
+            await asyncio.wait_for(asyncio.shield(self.log.write(row)), timeout=timeout)
+        except TimeoutError:
+            self.metrics.shed()
+            raise refuse(
+                503,
+                "The answer was not durable in time: the prediction log is slow.",
+                detail="Retry-After: 1; the retry with the same request id returns it.",
+            ) from None
+        endpoint.pipeline.committed(p)
+        self.metrics.predicted(p)
+
+    async def _replay(self, key: str, fingerprint: str) -> bytes | None:
+        pending = self._pending.get(key)
+        if pending is not None:
+            await asyncio.shield(pending)
+        stored = self.log.find(key)
+        if stored is None:
+            return None
+        if stored.payload_sha256 != fingerprint:
+            raise refuse(
+                422,
+                f"Idempotency key {key!r} was already used with a different request.",
+                field="Idempotency-Key",
+                detail="Use a new request id / Idempotency-Key for a new request.",
+            )
+        self.metrics.replayed()
+        response = msgspec.json.decode(stored.response)
+        if isinstance(response, dict):
+            response["replayed"] = True
+        return _json.encode(response)
+
+    async def _stream(
+        self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send
+    ) -> Answer | None:
+        """An answer as Server-Sent Events, logged once whole; cancelled if the caller
+        goes away. Errors after the first event arrive as an ``error`` event."""
+        self._admit()
+        self.inflight += 1
+        try:
+            request, key, fingerprint = await self._request(endpoint, scope, receive)
+            replay = await self._replay(key, fingerprint)
+            events = EventStream(send)
+            trace = CURRENT_TRACE.get() or uuid.uuid4().hex
+            await events.start([(b"x-trace-id", trace.encode())])
+            if replay is not None:
+                await events.send(replay, event="replay")
+            else:
+                await self._stream_answer(
+                    endpoint, request, key, fingerprint, trace, receive, events
+                )
+            await events.close()
+            return None
+        finally:
+            self.inflight -= 1
+
+    async def _stream_answer(
+        self, endpoint: Endpoint, request: Any, key: str, fingerprint: str, trace: str,
+        receive: Receive, events: EventStream,
+    ) -> None:  # fmt: skip
+        async def emit(chunk: Any) -> None:
+            await events.send(_json.encode(chunk))
+
+        routing = self.deployment.routing
+        answer = asyncio.ensure_future(endpoint.pipeline.stream(request, trace, routing, emit))
+        gone = asyncio.ensure_future(disconnected(receive))
+        await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not answer.done():  # the caller went away: stop making its answer
+            answer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await answer
+            self.metrics.cancelled.inc()
+            return
+        gone.cancel()
+        try:
+            prediction = answer.result()
+            body = _json.encode(prediction.response)
+            await self._commit(endpoint, prediction, key, fingerprint, body)
+        except RequestError as exc:
+            await events.send(_json.encode(exc.problem), event="error")
+            return
+        except Exception:
+            log.exception("streamed answer failed", extra={"route": endpoint.path})
+            await events.send(_json.encode(Problem(error="The answer failed.")), event="error")
+            return
+        await events.send(b"[DONE]")
+
+    def _note_degraded(self, p: Prediction[Any]) -> None:
+        if not p.degraded:
+            return
+        self._degraded_since_log += 1
+        now = time.monotonic()
+        if now - self._degraded_logged >= 1.0:  # a line a second, not one per request
+            log.warning(
+                "degraded answer",
+                extra={"degraded": p.degraded, "model_version": p.model_version,
+                       "degraded_answers": self._degraded_since_log},
+            )  # fmt: skip
+            self._degraded_logged, self._degraded_since_log = now, 0
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        running: list[asyncio.Task[None]] = []
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                freeze_survivors()  # the models, libraries and loaded state: never scanned again
+                running = [asyncio.ensure_future(keep_collections_short())]
+                running += [asyncio.ensure_future(task()) for task in self.tasks]
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                for task in running:
+                    task.cancel()
+                thaw()
+                for batcher in self._batchers.values():
+                    batcher.close()
+                for endpoint in self.endpoints.values():
+                    endpoint.pipeline.close()  # e.g. fold what was decided into features
+                with contextlib.suppress(Exception):
+                    await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def every(seconds: float, step: Callable[[], object]) -> None:
+    """Run ``step`` every ``seconds`` on the event loop, forever (a task for
+    :class:`Service`); a step's failure is logged and the next one runs."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            step()
+        except Exception:  # one failed step must not stop the next
+            log.warning("background step failed", exc_info=True)
+
+
+def payload_hash(body: Any) -> str:
+    """The idempotency fingerprint of a request's content (key order does not matter)."""
+    import hashlib
+
+    return hashlib.sha256(msgspec.json.encode(body, order="sorted")).hexdigest()
