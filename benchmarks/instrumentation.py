@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loopline.serving.metrics import Metrics
 from rich.console import Console
 from rich.table import Table
 
@@ -29,7 +30,6 @@ from loopline.apps.fraud.train import TrainOptions, run
 from loopline.monitoring.tracing import Tracing
 from loopline.registry import Registry
 from loopline.serving import KeyRing, Limits, Service, new_key
-from loopline.serving.metrics import Metrics
 
 
 class Silent(Metrics):

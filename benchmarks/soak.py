@@ -23,10 +23,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from loopline.apps.fraud.soak import SoakResult, check, soak
 from rich.console import Console
 from rich.table import Table
-
-from loopline.apps.fraud.soak import SoakResult, check, soak
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serving import champion, free_port, start  # shared with the serving benchmark

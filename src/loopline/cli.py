@@ -1,54 +1,85 @@
-"""The ``loopline`` command: one entry point, a subcommand group per stage and application."""
+"""The ``loopline`` command: one entry point, a group per stage and per verb.
+
+The verbs (``serve``, ``train``, ``demo``, ``simulate``, ``scenario``, ``work``,
+``features``) name no application: each application registers its commands into them
+from an entry point of the ``loopline.applications`` group (``register(verbs)``), so
+``loopline serve fraud`` comes from the fraud application's own module.
+"""
 
 from __future__ import annotations
 
+import json
 import runpy
 import sys
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 import loopline
-from loopline.cli_ml import models_app, serve_app, simulate_app, train_app
+from loopline.cli_models import models_app
 from loopline.exceptions import ConfigError
 
+ENTRY_POINTS = "loopline.applications"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
 app = typer.Typer(help="loopline: an end-to-end real-time ML system.", no_args_is_help=True)
-demo_app = typer.Typer(help="Guided demos on embedded defaults.", no_args_is_help=True)
-bench_app = typer.Typer(
-    help="Benchmarks (scripts under benchmarks/ in a source checkout).", no_args_is_help=True
-)
-features_app = typer.Typer(help="Feature engine: definitions, consistency.", no_args_is_help=True)
 events_app = typer.Typer(help="Event log: inspect topics and records.", no_args_is_help=True)
-scenario_app = typer.Typer(
-    help="Scenario checks: the whole loop on a simulated stream.", no_args_is_help=True
-)
 app.add_typer(events_app, name="events")
-app.add_typer(demo_app, name="demo")
-app.add_typer(features_app, name="features")
-app.add_typer(bench_app, name="bench")
-app.add_typer(simulate_app, name="simulate")
-app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
-app.add_typer(serve_app, name="serve")
-app.add_typer(scenario_app, name="scenario")
-work_app = typer.Typer(help="Stream workers of the scale-out profile.", no_args_is_help=True)
-app.add_typer(work_app, name="work")
 
 
-@work_app.command("fraud")
-def work_fraud(
-    index: Annotated[int, typer.Option(min=0, help="This worker's number, from 0.")],
-    settings: Annotated[
-        Path | None, typer.Option(help="Settings file (loopline.settings).")
-    ] = None,
-) -> None:
-    """A feature worker: the fraud features of its partitions of the transactions and
-    labels topics, into the shared online store, until stopped."""
-    from loopline.apps.fraud.workers import run
-    from loopline.settings import load_settings
+@dataclass(frozen=True)
+class Verbs:
+    """The command groups an application registers its commands into."""
 
-    run(load_settings(settings), index)
+    serve: typer.Typer
+    train: typer.Typer
+    demo: typer.Typer
+    simulate: typer.Typer
+    scenario: typer.Typer
+    work: typer.Typer
+    features: typer.Typer
+    bench: typer.Typer
+
+
+VERBS = Verbs(
+    serve=typer.Typer(help="Serve an application (and make API keys).", no_args_is_help=True),
+    train=typer.Typer(help="Train, evaluate and register a model.", no_args_is_help=True),
+    demo=typer.Typer(help="Guided demos on embedded defaults.", no_args_is_help=True),
+    simulate=typer.Typer(help="Simulated data for the applications.", no_args_is_help=True),
+    scenario=typer.Typer(
+        help="Scenario checks: whole loops on simulated streams.", no_args_is_help=True
+    ),
+    work=typer.Typer(help="Stream workers of the scale-out profile.", no_args_is_help=True),
+    features=typer.Typer(help="Feature engine: definitions, consistency.", no_args_is_help=True),
+    bench=typer.Typer(
+        help="Benchmarks: `loopline bench NAME [ARGS]` runs benchmarks/NAME.py.",
+        no_args_is_help=True,
+    ),
+)
+for _verb in ("serve", "train", "demo", "simulate", "scenario", "work", "features", "bench"):
+    app.add_typer(getattr(VERBS, _verb), name=_verb)
+
+
+def register_applications(verbs: Verbs = VERBS) -> list[str]:
+    """Let every installed application register its commands; return their names."""
+    names = []
+    for entry in sorted(entry_points(group=ENTRY_POINTS), key=lambda e: e.name):
+        entry.load()(verbs)
+        names.append(entry.name)
+    return names
+
+
+def show_record(record: dict[str, Any], *, as_json: bool) -> None:
+    """A command's result: one JSON object, or one ``key: value`` line a field."""
+    if as_json:
+        typer.echo(json.dumps(record))
+        return
+    for k, v in record.items():
+        typer.echo(f"{k}: {json.dumps(v) if isinstance(v, dict | list) else v}")
 
 
 @app.command()
@@ -57,69 +88,20 @@ def version() -> None:
     typer.echo(loopline.__version__)
 
 
-@demo_app.command("events")
-def demo_events(
-    workdir: Annotated[Path, typer.Option(help="Folder for the demo's files (recreated).")] = Path(
-        ".loopline/demo-events"
-    ),
-    transactions: Annotated[int, typer.Option(min=1000, help="How many to produce.")] = 200_000,
+@VERBS.serve.command("key")
+def serve_key(
+    name: Annotated[str, typer.Option(help="Who the key is for.")],
+    scope: Annotated[list[str], typer.Option(help="score and/or admin (repeat).")],
+    keys: Annotated[Path, typer.Option(help="API key file.")] = Path(".loopline/serving/keys.json"),
 ) -> None:
-    """Produce a transaction stream and consume it with a consumer group."""
-    from loopline.apps.fraud.ingest_demo import run_ingest_demo
+    """Make an API key: prints it once, stores only its SHA-256."""
+    from loopline.serving import KeyRing, new_key
 
-    summary = run_ingest_demo(workdir, transactions=transactions)
-    raise typer.Exit(0 if summary.ok else 1)
-
-
-@demo_app.command("fraud")
-def demo_fraud(
-    as_json: Annotated[
-        bool, typer.Option("--json", help="The summary as one JSON object.")
-    ] = False,
-    customers: Annotated[int, typer.Option(min=500, help="Simulated customers.")] = 1500,
-    report: Annotated[Path, typer.Option(help="The HTML report.")] = Path(
-        ".loopline/demo-fraud.html"
-    ),
-    profile: Annotated[
-        str, typer.Option(help="embedded (no server), or scale (after `loopline up`).")
-    ] = "embedded",
-    settings: Annotated[Path, typer.Option(help="The scale profile's settings file.")] = Path(
-        ".loopline/scale/settings.toml"
-    ),
-    hours: Annotated[
-        int, typer.Option(min=2, help="Scale profile: simulated hours replayed over HTTP.")
-    ] = 48,
-) -> None:
-    """The main job end to end on embedded defaults: simulate, ingest, features, train,
-    serve (stream and HTTP), a new fraud pattern, drift, retrain, shadow, promote. With
-    ``--profile scale``: the same system on Kafka, Redis, PostgreSQL and MLflow, several
-    feature workers and scorers."""
-    import json
-
-    if profile == "scale":
-        from loopline.apps.fraud import scale_demo
-
-        summary = scale_demo.run(
-            settings, customers=customers, stream_hours=hours, progress=not as_json
-        )
-        typer.echo(json.dumps(summary) if as_json else scale_demo.show(summary))
-        if not scale_demo.ok(summary):
-            typer.echo("error: a check of the scale demo failed (see the summary).", err=True)
-            raise typer.Exit(1)
-        return
-    if profile != "embedded":
-        raise ConfigError(f"--profile {profile!r}: choose embedded or scale.")
-
-    from loopline.apps.fraud.demo import run, show
-
-    summary = run(customers=customers, report=report, progress=not as_json)
-    if as_json:
-        typer.echo(json.dumps({k: v for k, v in summary.items() if k != "history"}))
-    else:
-        show(summary)
-    if not summary["promoted"]:
-        typer.echo("error: the new pattern's challenger was not promoted.", err=True)
-        raise typer.Exit(1)
+    ring = KeyRing.load(keys) if keys.exists() else KeyRing([])
+    key, stored = new_key(name, scope)
+    ring.keys.append(stored)
+    ring.save(keys)
+    typer.echo(key)
 
 
 UrlArg = Annotated[
@@ -156,122 +138,52 @@ def events_tail(
     log.close()
 
 
-@features_app.command("validate")
-def features_validate(
-    customers: Annotated[int, typer.Option(min=10, help="Simulated customers.")] = 500,
-    days: Annotated[int, typer.Option(min=2, help="Simulated days.")] = 45,
-    sample: Annotated[int, typer.Option(min=1, help="Transactions compared.")] = 1000,
-    seed: Annotated[int, typer.Option(help="Simulation and sampling seed.")] = 0,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-) -> None:
-    """Replay a simulated stream (transactions and late labels) through the online and
-    offline engines; print each fraud feature's mismatch rate."""
-    import json
-
-    from rich.console import Console
-    from rich.table import Table
-
-    from loopline.apps.fraud import data, fraud_feature_set
-    from loopline.apps.fraud.simulator import profile, simulate
-    from loopline.features.validate import validate
-
-    sim = simulate(
-        profile("full", customers=customers, terminals=2 * customers, days=days), seed=seed
+def benchmarks() -> list[str]:
+    """The benchmarks of the source checkout (none in an installed wheel): the scripts
+    whose docstring opens with their command, ``loopline bench NAME``."""
+    if not BENCHMARKS.is_dir():
+        return []
+    return sorted(
+        p.stem for p in BENCHMARKS.glob("*.py") if f"loopline bench {p.stem}" in p.read_text()
     )
-    streams = data.histories(sim.transactions, sim.labels)
-    columns = {
-        name: data.columns(
-            t.drop_columns(["_partition", "_offset"]) if name == "transactions" else t
-        )
-        for name, t in streams.items()
-    }
-    rates = validate(fraud_feature_set(), columns, sample=sample, seed=seed)
-    events = sim.transactions.num_rows
-    if as_json:
-        typer.echo(json.dumps({"events": events, "sample": sample, "mismatch_rates": rates}))
-    else:
-        table = Table(title=f"online vs offline, {sample:,} of {events:,} simulated transactions")
-        table.add_column("feature")
-        table.add_column("mismatch rate", justify="right")
-        for name, rate in rates.items():
-            table.add_row(name, f"{rate:.2%}")
-        Console().print(table)
-    raise typer.Exit(0 if not any(rates.values()) else 1)
 
 
-def _run_benchmark(name: str, args: list[str]) -> None:
+def run_benchmark(name: str, args: list[str]) -> None:
     """Run ``benchmarks/<name>.py`` (it ships with the source checkout) with ``args``."""
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / f"{name}.py"
-    if not script.exists():
+    if name not in benchmarks():
         typer.echo(
-            f"Benchmark script {script} not found: benchmarks ship with the source "
-            "checkout; run this from a clone installed with `pip install -e`.",
+            f"No benchmark {name!r} in {BENCHMARKS} (found: {', '.join(benchmarks()) or 'none'})."
+            " Benchmarks ship with the source checkout; run this from a clone installed with"
+            " `pip install -e`.",
             err=True,
         )
         raise typer.Exit(2)
+    script = BENCHMARKS / f"{name}.py"
     sys.argv = [str(script), *args]
     runpy.run_path(str(script), run_name="__main__")
 
 
-_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+def _bench_command(name: str) -> None:
+    def command(ctx: typer.Context) -> None:
+        run_benchmark(name, ctx.args)
+
+    command.__doc__ = _first_line(BENCHMARKS / f"{name}.py")
+    VERBS.bench.command(
+        name, context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
+    )(command)
 
 
-@bench_app.command("events", context_settings=_PASS_THROUGH)
-def bench_events(ctx: typer.Context) -> None:
-    """Event-log throughput and latency: --backend embedded|kafka|redis [--url URL] [--json]."""
-    _run_benchmark("events", ctx.args)
+def _first_line(script: Path) -> str:
+    """A script's docstring's first line (its help)."""
+    for line in script.read_text().splitlines():
+        text = line.strip().strip('"').strip()
+        if text:
+            return text
+    return script.stem
 
 
-@bench_app.command("features", context_settings=_PASS_THROUGH)
-def bench_features(ctx: typer.Context) -> None:
-    """Feature engine: online updates and reads, point-in-time join vs merge_asof [--json]."""
-    _run_benchmark("features", ctx.args)
-
-
-@bench_app.command("training", context_settings=_PASS_THROUGH)
-def bench_training(ctx: typer.Context) -> None:
-    """Fraud training: simulator speed, 1M-transaction training time [--quality] [--json]."""
-    _run_benchmark("training", ctx.args)
-
-
-@bench_app.command("soak", context_settings=_PASS_THROUGH)
-def bench_soak(ctx: typer.Context) -> None:
-    """The fraud service under sustained load: memory growth and errors (benchmarks/soak.py)."""
-    _run_benchmark("soak", ctx.args)
-
-
-@bench_app.command("serving", context_settings=_PASS_THROUGH)
-def bench_serving(ctx: typer.Context) -> None:
-    """Decision service vs a FastAPI baseline: max rps, p99 at half load [--json]."""
-    _run_benchmark("serving", ctx.args)
-
-
-@scenario_app.command("drift")
-def scenario_drift(
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
-    customers: Annotated[int, typer.Option(min=200, help="Simulated customers.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Simulation seed.")] = 0,
-    share: Annotated[
-        float, typer.Option(min=0.0, help="The new scenario's volume per genuine transaction.")
-    ] = 0.3,
-    report: Annotated[Path, typer.Option(help="The HTML report.")] = Path(
-        ".loopline/scenario-drift.html"
-    ),
-) -> None:
-    """A new fraud pattern starts mid-stream: drift detected, a challenger trained,
-    shadowed, gated, canaried and promoted without a human; and a control stream without
-    the change, whose every alert is a false alarm (simulated, accelerated time)."""
-    import json
-
-    from loopline.apps.fraud.scenario import ScenarioOptions, run
-    from loopline.apps.fraud.scenario_report import show
-
-    options = ScenarioOptions(customers=customers, seed=seed, share=share, progress=not as_json)
-    result = run(options, report=report)
-    if as_json:
-        typer.echo(json.dumps(result))
-    else:
-        show(result)
+for _name in benchmarks():
+    _bench_command(_name)
 
 
 @app.command()
@@ -280,7 +192,7 @@ def up(
     root: Annotated[Path, typer.Option("--dir", help="The servers' data (recreated).")] = Path(
         ".loopline/scale"
     ),
-    partitions: Annotated[int, typer.Option(min=1, help="Transactions topic partitions.")] = 4,
+    partitions: Annotated[int, typer.Option(min=1, help="Event topic partitions.")] = 4,
     processes: Annotated[int, typer.Option(min=1, help="Scorers and feature workers.")] = 2,
 ) -> None:
     """Start the scale-out profile's servers on 127.0.0.1 (noida-db Kafka broker,
@@ -296,7 +208,7 @@ def up(
         processes=processes,
         started=lambda r: typer.echo(f"started {r.name:<13} {r.url}  (pid {r.pid}, log {r.log})"),
     )
-    typer.echo(f"settings: {settings}\nnext: loopline demo fraud --profile scale")
+    typer.echo(f"settings: {settings}\nnext: loopline demo APP --profile scale")
 
 
 @app.command()
@@ -312,6 +224,9 @@ def down(
     typer.echo(f"{count} servers were running" if count else "nothing was running")
 
 
+register_applications()
+
+
 def main() -> None:
     """The ``loopline`` command; loopline's errors print as their message, not a traceback."""
     try:
@@ -319,3 +234,6 @@ def main() -> None:
     except loopline.LooplineError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise SystemExit(1) from None
+
+
+__all__ = ["VERBS", "Verbs", "app", "main", "register_applications", "run_benchmark", "show_record"]

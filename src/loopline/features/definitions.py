@@ -25,17 +25,13 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from loopline.exceptions import ConfigError
+from loopline.units import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS
 
 Function = Literal[
     "count", "sum", "mean", "min", "max", "std", "distinct_count", "last", "time_since_last"
 ]
 FUNCTIONS: tuple[str, ...] = get_args(Function)
 NEEDS_COLUMN = frozenset(FUNCTIONS) - {"count", "time_since_last"}
-
-SECOND_MS = 1000
-MINUTE_MS = 60 * SECOND_MS
-HOUR_MS = 60 * MINUTE_MS
-DAY_MS = 24 * HOUR_MS
 
 
 def seconds(n: int) -> int:

@@ -104,7 +104,10 @@ class Joined:
     """Predictions with the labels known for them, column by column (``labels``: an
     empty mapping where none has arrived; ``segments``: the value segmented by)."""
 
+    request_ids: list[str] = field(default_factory=list)
     decided_ms: list[int] = field(default_factory=list)
+    model_versions: list[str] = field(default_factory=list)
+    arms: list[str] = field(default_factory=list)
     segments: list[str | None] = field(default_factory=list)
     outputs: list[dict[str, Any]] = field(default_factory=list)
     labels: list[dict[str, float]] = field(default_factory=list)

@@ -111,8 +111,8 @@ def recent(model_version: str | None, since_ms: int | None) -> tuple[str, list[A
 
 def joined(segment_sql: str, model_version: str | None) -> str:
     version = " AND p.model_version = ?" if model_version is not None else ""
-    return f"""SELECT p.idempotency_key, p.decided_ms, {segment_sql}, p.outputs, p.inputs,
-                      l.subject, l.value
+    return f"""SELECT p.idempotency_key, p.request_id, p.decided_ms, p.model_version, p.arm,
+                      {segment_sql}, p.outputs, p.inputs, l.subject, l.value
                FROM predictions p LEFT JOIN labels l
                  ON l.request_id = p.request_id AND l.label_time_ms < ?
                WHERE p.decided_ms >= ? AND p.decided_ms < ?{version}
@@ -141,13 +141,16 @@ def group_joined(rows: Sequence[Sequence[Any]], input_name: str | None) -> Joine
     """Rows of :func:`joined` (one per prediction and label) as one entry a prediction."""
     out = Joined()
     last = None
-    for key, decided, segment, outputs, inputs, subject, value in rows:
+    for key, request, decided, version, arm, segment, outputs, inputs, subject, value in rows:
         if key != last:
             last = key
             if input_name is not None:
                 got = _decode.decode(bytes(inputs)).get(input_name)
                 segment = None if got is None else str(got)
+            out.request_ids.append(request)
             out.decided_ms.append(int(decided))
+            out.model_versions.append(version)
+            out.arms.append(arm)
             out.segments.append(None if segment is None else str(segment))
             out.outputs.append(_decode.decode(bytes(outputs)))
             out.labels.append({})

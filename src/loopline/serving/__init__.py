@@ -19,6 +19,7 @@ from loopline.serving.rules import Outcome, RuleBook, RuleSet, parse
 from loopline.serving.service import Limits, Service, every, payload_hash
 from loopline.serving.stream import ColumnPipeline, StreamScorer
 from loopline.serving.tabular import NO_MODEL, Scored, TabularCollector, TabularScorer, lap
+from loopline.serving.telemetry import Metrics
 
 __all__ = [
     "NO_MODEL",
@@ -30,6 +31,7 @@ __all__ = [
     "Endpoint",
     "KeyRing",
     "Limits",
+    "Metrics",
     "Outcome",
     "Pipeline",
     "Prediction",

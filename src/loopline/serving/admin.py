@@ -68,7 +68,7 @@ class Admin:
         if args.get("challenger") is not None:
             self._needs_registry()
         routing = await self.deployment.route(
-            challenger=args["challenger"] if "challenger" in args else False,
+            challenger=args.get("challenger", False),
             canary_percent=percent,
             shadow=bool(args.get("shadow", self.deployment.routing.shadow)),
         )

@@ -119,7 +119,7 @@ class Deployment:
     async def route(
         self,
         *,
-        challenger: str | int | None | bool = False,
+        challenger: str | int | bool | None = False,
         canary_percent: float | None = None,
         shadow: bool | None = None,
     ) -> Routing:

@@ -36,14 +36,12 @@ NO_MODEL = "rules-only"  # the label of an answer no model scored
 @dataclass
 class Scored:
     """A batch scored, row by row: the model routed to and its arm, the score, the label
-    of what answered (``rules-only``: nothing did), why it is degraded, and the
-    challenger's shadow score (NaN where not shadowed or it failed)."""
+    of what answered (``rules-only``: nothing did), and why it is degraded."""
 
     picks: list[tuple[ServingModel, str]]
     scores: F64
     labels: list[str]
     degraded: list[list[str]]
-    shadow: F64 | None
     inputs: dict[int, F64]  # id(model) -> the rows it scored, as its input matrix
     row_in_model: list[int]  # each row's index in its model's input matrix
 
@@ -111,8 +109,7 @@ class TabularScorer:
     def score(
         self, cols: Columns, values: dict[str, F64], routing: Routing, degraded: list[str]
     ) -> Scored:
-        """Route each row by its key, score each model's rows in one call, and shadow the
-        champion's rows with the challenger where the routing says so."""
+        """Route each row by its key and score each model's rows in one call."""
         keys = cols[self.routing_key].tolist()
         n = len(keys)
         picks = [routing.pick(k) for k in keys]
@@ -134,18 +131,13 @@ class TabularScorer:
             scores[rows] = got
             for k, i in enumerate(rows):
                 labels[i], degraded_of[i], row_in_model[i] = label, said, k
-        return Scored(
-            picks, scores, labels, degraded_of, self._shadow(values, routing, picks, unknown),
-            inputs, row_in_model,
-        )  # fmt: skip
+        return Scored(picks, scores, labels, degraded_of, inputs, row_in_model)
 
-    def _shadow(
-        self,
-        values: dict[str, F64],
-        routing: Routing,
-        picks: list[tuple[ServingModel, str]],
-        unknown: F64,
+    def shadow(
+        self, values: dict[str, F64], routing: Routing, picks: list[tuple[ServingModel, str]]
     ) -> F64 | None:
+        """The challenger's scores of the champion's rows where the routing shadows (NaN
+        elsewhere, and where it failed: logged as unscored, never served)."""
         challenger = routing.challenger
         if not routing.shadow or challenger is None:
             return None
@@ -153,10 +145,10 @@ class TabularScorer:
         if not rows:
             return None
         shadow = np.full(len(picks), math.nan)
-        x = _matrix([values.get(f, unknown) for f in challenger.signature.inputs])
+        x = _matrix([values.get(f, shadow) for f in challenger.signature.inputs])
         try:
             shadow[rows] = challenger.predict(x[rows])[0]
-        except Exception:  # a failing shadow is logged as unscored, never served
+        except Exception:  # a failing shadow is unscored
             self.shadow_failures += 1
         return shadow
 

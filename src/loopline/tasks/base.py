@@ -25,7 +25,10 @@ class Metric(Protocol):
     two models' arrays over the same requests can then be paired row by row.
     """
 
-    name: str
+    @property
+    def name(self) -> str:
+        """What the figure is called (in reports, registered metrics, gates)."""
+        ...
 
     def arrays(self, outputs: Sequence[Outputs], labels: Sequence[LabelValues]) -> Arrays:
         """One row per input row: the usable-rows mask first, then the metric's own."""
@@ -44,8 +47,15 @@ class Metric(Protocol):
 class Task(Protocol):
     """What a model is asked to do."""
 
-    name: str  # "binary", "ranking", "multiclass"
-    objective: str  # the training objective (LightGBM's name for it)
+    @property
+    def name(self) -> str:
+        """``binary``, ``ranking``, ``multiclass``."""
+        ...
+
+    @property
+    def objective(self) -> str:
+        """The training objective (LightGBM's name for it)."""
+        ...
 
     @property
     def metric(self) -> Metric:

@@ -106,4 +106,3 @@ def train(
         )
     data = lgb.Dataset(x, label=y, group=group, feature_name=feature_names, free_raw_data=True)
     return lgb.train(config.params(), data, num_boost_round=config.num_boost_round)
-

@@ -111,8 +111,7 @@ def checked_onnx(booster: lgb.Booster, x: npt.NDArray[np.floating]) -> tuple[byt
     diff = max_abs_difference(booster, onnx, x)
     if diff > TOLERANCE:
         raise ConfigError(
-            f"ONNX export differs from LightGBM by {diff:.2e} (> {TOLERANCE}); "
-            "not registering it."
+            f"ONNX export differs from LightGBM by {diff:.2e} (> {TOLERANCE}); not registering it."
         )
     return onnx, diff
 

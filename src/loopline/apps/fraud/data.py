@@ -9,6 +9,7 @@ partition), its labels the ``labels`` source's history.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -68,3 +69,15 @@ def simulated(setting: Profile | str, seed: int) -> dict[str, pa.Table]:
     """Simulate, and return the histories."""
     sim = simulate(setting, seed=seed)
     return histories(sim.transactions, sim.labels)
+
+
+REQUEST_FIELDS = (
+    "transaction_id", "event_time_ms", "card_token", "customer_id", "terminal_id",
+    "merchant_category", "amount", "currency", "channel", "device_id", "latitude", "longitude",
+)  # fmt: skip
+
+
+def request_bodies(transactions: pa.Table) -> list[dict[str, Any]]:
+    """Simulated transactions as ``POST /v1/score`` bodies (missing values left out)."""
+    rows = transactions.select(list(REQUEST_FIELDS)).to_pylist()
+    return [{k: v for k, v in row.items() if v is not None} for row in rows]

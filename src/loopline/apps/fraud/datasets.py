@@ -13,9 +13,10 @@ import pyarrow as pa
 
 from loopline.apps.fraud import data, ulb
 from loopline.apps.fraud.features import fraud_feature_set
-from loopline.apps.fraud.simulator import DAY_MS, START_MS, Profile
+from loopline.apps.fraud.simulator import START_MS, Profile
 from loopline.exceptions import ConfigError
 from loopline.training import TimeSplit
+from loopline.units import DAY_MS
 
 HANDBOOK_TRAIN_DAY = 115  # 2018-07-25 in the handbook's run that starts 2018-04-01
 
@@ -71,7 +72,7 @@ def simulated_dataset(
     parts = split.masks(times)
     if handbook:
         cards = np.asarray(tx["card_token"].to_numpy(zero_copy_only=False), dtype=str)
-        parts["test"] &= split.known_fraud_filter(times, cards, tx["is_fraud"].to_numpy())
+        parts["test"] &= split.known_positive_filter(times, cards, tx["is_fraud"].to_numpy())
     rows = parts["validation"] | parts["train"] | parts["test"]
     spine = tx.filter(pa.array(rows))
     fs = fraud_feature_set()

@@ -12,6 +12,7 @@ ones the model gives live).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -19,25 +20,26 @@ import pyarrow.compute as pc
 
 from loopline.apps.fraud.datasets import Dataset
 from loopline.apps.fraud.features import fraud_feature_set
-from loopline.apps.fraud.simulator import DAY_MS
 from loopline.apps.fraud.train import (
     REVIEW_PRECISION,
     TrainOptions,
-    checked_onnx,
     reference_sample,
     register,
+    serving_meta,
 )
 from loopline.exceptions import ConfigError
+from loopline.monitoring import REFERENCE_FILE
 from loopline.registry import ModelVersion, Registry
 from loopline.training import (
     BoostingConfig,
     TimeSplit,
     at_threshold,
-    model_bytes,
+    bundle,
     ranking,
     threshold_for_precision,
     train,
 )
+from loopline.units import DAY_MS
 
 
 @dataclass(frozen=True)
@@ -116,17 +118,19 @@ def train_at(
     chosen = threshold_for_precision(ds.y[val], p_val, precision_target)
     review = threshold_for_precision(ds.y[val], p_val, REVIEW_PRECISION)
     op = at_threshold(ds.y[val], p_val, chosen.threshold)
-    onnx, diff = checked_onnx(booster, ds.x[val][:2000])
-    result = {
+    result: dict[str, Any] = {
         "train_rows": int(fit.sum()),
         "train_frauds": int(ds.y[fit].sum()),
         "validation_rows": int(val.sum()),
         **ranking(ds.y[val], p_val),
         "threshold": op.threshold,
         "review_threshold": min(review.threshold, op.threshold),
-        "onnx_max_abs_difference": diff,
     }
+    packed, result["onnx_max_abs_difference"] = bundle(
+        booster,
+        ds.x[val][:2000],
+        meta=serving_meta(op, result, precision_target),
+        extra={REFERENCE_FILE: reference_sample(ds, booster)},
+    )
     options = TrainOptions(registry=registry, precision_target=precision_target, progress=False)
-    reference = reference_sample(ds, booster)
-    text = model_bytes(booster)
-    return register(options, ds, config, result, text, onnx, op, reference, at_ms=now_ms)
+    return register(options, ds, config, result, packed, at_ms=now_ms)

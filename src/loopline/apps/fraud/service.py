@@ -1,16 +1,17 @@
-"""``loopline serve fraud``: the fraud decision service on embedded defaults.
+"""``loopline serve fraud``: the fraud decision service, wired from the platform's parts.
 
-It loads the registry's ``champion`` (pinned, checksums verified), keeps the fraud
-features online in an embedded store under ``--state``, writes every decision to the
-prediction log there, and publishes review and decline decisions to the
-``fraud.notifications`` topic of the event log.
+It loads the registry's ``champion`` (pinned, every file checked), keeps the fraud
+features online in an embedded store under ``--state`` (or a shared Redis), writes
+every decision to the prediction log there (or PostgreSQL) with the late labels beside
+it, publishes review and decline decisions to the ``fraud.notifications`` topic, and
+watches the champion's drift and the registry's champion alias.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,25 +19,45 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from loopline.apps.fraud.api import ScoreRequest, ScoreResponse, check
 from loopline.apps.fraud.events import TRANSACTION_QUALITY, Label, Transaction
 from loopline.apps.fraud.features import fraud_feature_set
-from loopline.events import EventLog, Message, TopicPartition, open_log
+from loopline.apps.fraud.pipeline import COLUMNS, FraudPipeline
+from loopline.events import EventLog, Message, Record, open_log
 from loopline.exceptions import TopicNotFoundError
-from loopline.features import EmbeddedStore, OnlineEngine, OnlineStore
-from loopline.features.worker import FeatureWorker
-from loopline.feedback.labels import (
-    DayPerformance,
-    LabelBook,
-    labels_from_json,
-    matured_performance,
+from loopline.features import EmbeddedStore, FeatureWorker, OnlineEngine, OnlineStore
+from loopline.feedback import DayPerformance, LabelFeed, matured_performance
+from loopline.models import ServingModel, load
+from loopline.monitoring import (
+    REFERENCE_FILE,
+    DriftCollector,
+    DriftMonitor,
+    DriftWatch,
+    MonitorPage,
+    Sampler,
+    Tracing,
+    reference_of,
 )
-from loopline.monitoring.monitor import DriftMonitor, reference_of
+from loopline.predictions import Label as KnownLabel
+from loopline.predictions import Log, Row, open_prediction_log
 from loopline.registry import Registry
-from loopline.serving import KeyRing, Limits, Routing, RuleBook, Scorer, Service, load
-from loopline.serving.decisions import open_decision_log
-from loopline.serving.model import ServingModel
-from loopline.serving.stream import StreamScorer
+from loopline.serving import (
+    Deployment,
+    Endpoint,
+    KeyRing,
+    Limits,
+    Metrics,
+    Routing,
+    RuleBook,
+    Service,
+    StreamScorer,
+    TabularCollector,
+    TabularScorer,
+    every,
+)
 from loopline.settings import Settings
+from loopline.tasks import Binary
+from loopline.units import DAY_MS
 
 MODEL = "fraud"
 LABELS = "labels"  # late labels (chargebacks, closed disputes): Label events
@@ -46,6 +67,11 @@ DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
 SWITCH_INTERVAL_S = 0.001
 LABELS_EVERY_S = 1.0
 CALENDAR_FEATURES = frozenset({"is_weekend"})  # a day's window is all weekend or none: not drift
+PAGE_DAYS = 30  # the monitoring page's matured performance: the last month of decisions
+# the task, as the page reports it: the served (rule-adjusted) score, flagged = not approved
+TASK = Binary(score="score", flagged=lambda outputs: outputs["decision"] != "approve")
+# what retraining and the promotion gate compare: the model's own score, before rules
+GATE_TASK = Binary(score="model_score")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +90,7 @@ class ServeOptions:
     # fold decided transactions and labels into the online features here; False where
     # feature workers own a shared store's partitions (the scale-out profile)
     learn: bool = True
+    tracing: bool = True
 
     @classmethod
     def of(cls, settings: Settings, **more: Any) -> ServeOptions:
@@ -80,6 +107,38 @@ class ServeOptions:
         )
 
 
+@dataclass(frozen=True)
+class FraudService:
+    """The service and the parts it was built from."""
+
+    service: Service
+    pipeline: FraudPipeline
+    deployment: Deployment
+    log: Log
+    events: EventLog
+    labels: FraudLabels
+    drift: DriftWatch
+    registry: Registry
+
+    @property
+    def engine(self) -> OnlineEngine:
+        return self.pipeline.tabular.engine
+
+    def performance(self) -> list[DayPerformance]:
+        """Matured precision, recall and AP by decision day (the monitoring page's)."""
+        return performance(self.log, self.pipeline)
+
+    def close(self) -> None:
+        self.pipeline.close()
+        self.log.close()
+        self.engine.store.close()
+
+
+def performance(log: Log, pipeline: FraudPipeline) -> list[DayPerformance]:
+    now_ms = int(pipeline.clock() * 1000)
+    return matured_performance(log, TASK, now_ms=now_ms, since_ms=now_ms - PAGE_DAYS * DAY_MS)
+
+
 def token_key(state: Path) -> bytes:
     """The card-token key: ``$LOOPLINE_TOKEN_KEY`` (hex), else a random one kept in
     ``state/token.key`` (mode 0600)."""
@@ -94,7 +153,7 @@ def token_key(state: Path) -> bytes:
     return bytes.fromhex(path.read_text().strip())
 
 
-def build(options: ServeOptions) -> Service:
+def build(options: ServeOptions) -> FraudService:
     """Everything the service needs, loaded and warmed (ready when this returns)."""
     state = options.state
     state.mkdir(parents=True, exist_ok=True)
@@ -107,95 +166,136 @@ def build(options: ServeOptions) -> Service:
 
     fs = fraud_feature_set()
     engine = OnlineEngine(views=fs.views, store=_store(options))
-    log = open_log(options.events or f"file://{(state / 'events.db').resolve()}")
-    decisions = open_decision_log(
-        options.decisions or state / "decisions.db", notify=_notifier(log)
+    events = open_log(options.events or f"file://{(state / 'events.db').resolve()}")
+    log = open_prediction_log(
+        options.decisions or state / "decisions.db", columns=COLUMNS, notify=_notifier(events)
     )
-    scorer = Scorer(
-        feature_set=fs,
-        engine=engine,
-        routing=Routing(champion=load_model("champion")),
-        rules=RuleBook(options.rules),
-        token_key=token_key(state),
-        learn=options.learn,
+    tabular = TabularScorer(
+        feature_set=fs, engine=engine, routing_key="card_token", learn=options.learn
     )
-    keys = KeyRing.load(options.keys or state / "keys.json")
-    publish_drift = _publisher(log, DRIFT)
+    pipeline = FraudPipeline(
+        tabular=tabular, rules=RuleBook(options.rules), token_key=token_key(state)
+    )
+    champion = load_model("champion")
+    drift = DriftWatch(_drift_for(log, events, pipeline), champion)
 
-    def drift_for(model: ServingModel) -> DriftMonitor | None:
-        path = model.extra.get("reference")
-        if path is None:  # registered before references were: nothing to compare with
-            return None
-        return DriftMonitor(
-            reference=reference_of(path),
-            recent=lambda n, since: decisions.recent(n, model_version=model.label, since_ms=since),
-            model_version=model.label,
-            publish=lambda event: publish_drift(msgspec.json.encode(event), model.label),
-            ignore=CALENDAR_FEATURES,
-            clock=lambda: scorer.clock(),  # the scorer's: a simulation's clock where it runs one
-        )
-
-    def record_canary_rollback(label: str, why: str) -> None:
+    def record_rollback(label: str, why: str) -> None:
         version = int(label.rsplit(":", 1)[1])
         registry.record(
             options.model, version, "roll canary back", trigger="canary guard", why=why,
             passed=False,
         )  # fmt: skip
 
-    book = LabelBook(state / "labels.db")
-    feed = LabelFeed(engine, log, book, features=options.learn)
-    decisions_db = None if options.decisions else state / "decisions.db"
-
-    def performance() -> list[DayPerformance]:
-        if decisions_db is None:  # PostgreSQL: the matured figures are its queries' job
-            return []
-        return matured_performance(decisions_db, book, now_ms=int(scorer.clock() * 1000))
-
-    return Service(
-        scorer=scorer,
-        log=decisions,
-        performance=performance,
-        background=[(LABELS_EVERY_S, feed.run_once)],
-        keys=keys,
-        limits=options.limits,
-        load_model=load_model,
-        champion_version=lambda: registry.get(options.model, "champion").version,
-        watch_s=options.watch_s,
-        drift_for=drift_for,
-        drift_s=options.drift_s,
-        on_canary_rollback=record_canary_rollback,
+    deployment = Deployment(
+        Routing(champion=champion),
+        load=load_model,
+        on_champion=drift.retarget,
+        on_rollback=record_rollback,
     )
+    labels = FraudLabels(engine, events, log, features=options.learn)
+    endpoint = Endpoint(
+        path="/v1/score",
+        request=ScoreRequest,
+        response=ScoreResponse,
+        pipeline=pipeline,
+        check=check,
+        offload=tabular.only_reads_remote,
+        summary="Decide on one transaction",
+    )
+    metrics = Metrics()
+    metrics.registry.register(DriftCollector(drift))
+    metrics.registry.register(TabularCollector(tabular))
+    sampler = Sampler(
+        metrics.registry, lambda: deployment.routing.champion.label, routes={"POST /v1/score"}
+    )
+    page = MonitorPage("fraud decision service", sampler, drift, lambda: performance(log, pipeline))
+    tasks = [sampler.run, lambda: every(LABELS_EVERY_S, labels.run_once)]
+    if options.watch_s > 0:
+        version_of = lambda: registry.get(options.model, "champion").version  # noqa: E731
+        tasks.append(lambda: deployment.follow(version_of, options.watch_s))
+    if options.drift_s > 0:
+        tasks.append(lambda: drift.run(options.drift_s))
+    service = Service(
+        endpoints=[endpoint],
+        deployment=deployment,
+        log=log,
+        keys=KeyRing.load(options.keys or state / "keys.json"),
+        title="loopline fraud decisions",
+        limits=options.limits,
+        admin={"rules/reload": _reload_rules(pipeline.rules)},
+        pages=page.pages(),
+        tasks=tasks,
+        tracing=Tracing() if options.tracing else None,
+        clock=lambda: pipeline.clock(),
+        metrics=metrics,
+    )
+    return FraudService(service, pipeline, deployment, log, events, labels, drift, registry)
 
 
-class LabelFeed:
+def _reload_rules(rules: RuleBook) -> Callable[[dict[str, Any]], Any]:
+    from loopline.exceptions import ConfigError
+    from loopline.serving import refuse
+
+    async def reload(args: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return {"rules_version": rules.reload().version}
+        except (ConfigError, OSError) as exc:  # a broken rule file: the caller's to fix
+            raise refuse(422, str(exc), field="rules") from None
+
+    return reload
+
+
+def _drift_for(
+    log: Log, events: EventLog, pipeline: FraudPipeline
+) -> Callable[[ServingModel], DriftMonitor | None]:
+    publish = _publisher(events, DRIFT)
+
+    def monitor_for(model: ServingModel) -> DriftMonitor | None:
+        pinned = model.pinned
+        if pinned is None or not pinned.has(REFERENCE_FILE):  # nothing to compare with
+            return None
+        return DriftMonitor(
+            reference=reference_of(pinned.read(REFERENCE_FILE)),
+            recent=lambda n, since: log.recent(n, model_version=model.label, since_ms=since),
+            model_version=model.label,
+            publish=lambda event: publish(msgspec.json.encode(event), model.label),
+            ignore=CALENDAR_FEATURES,
+            clock=lambda: pipeline.clock(),  # a simulation's clock where it runs one
+        )
+
+    return monitor_for
+
+
+def decode_labels(records: Sequence[Record]) -> list[KnownLabel]:
+    """The prediction log's labels from the ``labels`` topic's Label events (a
+    chargeback: 1; a closed dispute window: 0)."""
+    out = []
+    for r in records:
+        d = msgspec.json.decode(r.value)
+        value = 1.0 if float(d["is_fraud"]) >= 0.5 else 0.0
+        out.append(KnownLabel(d["transaction_id"], value, int(d["label_time_ms"])))
+    return out
+
+
+class FraudLabels:
     """Late labels from the ``labels`` topic into the online features (terminal risk, by
-    the feature worker, offsets with the features; unless ``features`` is False: feature
-    workers own them) and into the label book (offsets with the labels)."""
+    a feature worker, offsets with the features; unless ``features`` is False: feature
+    workers own them) and into the prediction log's labels (offsets with the labels; a
+    chargeback wins over a closed dispute window)."""
 
     def __init__(
-        self, engine: OnlineEngine, log: EventLog, book: LabelBook, *, features: bool = True
+        self, engine: OnlineEngine, log: EventLog, outcomes: Log, *, features: bool = True
     ) -> None:
-        try:
-            log.partitions(LABELS)
-        except TopicNotFoundError:
-            log.create_topic(LABELS, partitions=1)
+        self.feed = LabelFeed(log, outcomes, topic=LABELS, decode=decode_labels, keep="max")
         self.worker = (
             FeatureWorker(engine=engine, log=log, topic=LABELS, schema=Label) if features else None
         )
-        self.log, self.book = log, book
 
     def run_once(self) -> int:
-        """Take in what has arrived; return how many labels the book read."""
+        """Take in what has arrived; return how many labels the log read."""
         while self.worker is not None and self.worker.run_once():
             pass
-        read = 0
-        for p in range(self.log.partitions(LABELS)):
-            tp = TopicPartition(LABELS, p)
-            while records := self.log.read(tp, self.book.offset(LABELS, p), max_records=5000):
-                position = (LABELS, p, records[-1].offset + 1)
-                self.book.add(labels_from_json(r.value for r in records), position=position)
-                read += len(records)
-        return read
+        return self.feed.run_once()
 
 
 def _store(options: ServeOptions) -> OnlineStore:
@@ -220,38 +320,30 @@ def _publisher(log: EventLog, topic: str) -> Callable[[bytes, str], None]:
     return publish
 
 
-def _notifier(log: EventLog) -> Any:
+def _notifier(log: EventLog) -> Callable[[Sequence[Row]], None]:
+    """Review and decline decisions to the notifications topic, keyed by card token."""
     try:
         log.partitions(NOTIFICATIONS)
     except TopicNotFoundError:
         log.create_topic(NOTIFICATIONS, partitions=1)
 
-    def notify(rows: list[dict[str, Any]]) -> None:
-        flagged = [r for r in rows if r["decision"] != "approve"]
+    def notify(rows: Sequence[Row]) -> None:
+        flagged = [r for r in rows if r.columns["decision"] != "approve"]
         if flagged:
-            log.append_many(
-                NOTIFICATIONS,
-                [
-                    Message(
-                        msgspec.json.encode(
-                            {
-                                k: r[k]
-                                for k in (
-                                    "transaction_id",
-                                    "decision",
-                                    "score",
-                                    "model_version",
-                                    "card_token",
-                                )
-                            }
-                        ),
-                        key=r["card_token"].encode(),
-                    )
-                    for r in flagged
-                ],
-            )
+            log.append_many(NOTIFICATIONS, [_notification(r) for r in flagged])
 
     return notify
+
+
+def _notification(row: Row) -> Message:
+    body = {
+        "transaction_id": row.request_id,
+        "decision": row.columns["decision"],
+        "score": row.columns["score"],
+        "model_version": row.model_version,
+        "card_token": row.routing_key,
+    }
+    return Message(msgspec.json.encode(body), key=row.routing_key.encode())
 
 
 def card_device(cols: dict[str, Any]) -> None:
@@ -264,19 +356,19 @@ def card_device(cols: dict[str, Any]) -> None:
     )
 
 
-def stream_scorer(service: Service, log: EventLog, *, max_records: int = 2000) -> StreamScorer:
+def stream_scorer(built: FraudService, log: EventLog, *, max_records: int = 2000) -> StreamScorer:
     """The streaming path over ``log``'s transactions topic, sharing the service's
-    scorer (features, model, rules) and prediction log."""
+    pipeline (features, models, rules), deployment and prediction log."""
     return StreamScorer(
-        scorer=service.scorer,
+        pipeline=built.pipeline,
+        deployment=built.deployment,
         log=log,
-        decisions=service.log,
+        predictions=built.log,
         topic="transactions",
         schema=Transaction,
         max_records=max_records,
         derive=card_device,
         quality=TRANSACTION_QUALITY,
-        watch=service.watch_canary,
     )
 
 
@@ -286,11 +378,13 @@ def serve(options: ServeOptions, *, host: str = "127.0.0.1", port: int = 8000) -
 
     import uvicorn
 
-    from loopline.monitoring.tracing import json_logging
+    from loopline.monitoring import json_logging
 
     # the event loop takes the GIL back from a background thread (the registry watch
     # loading a new model) within 1 ms instead of Python's default 5 ms
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     json_logging()  # one JSON object a line, each with its request's trace id
-    service = build(options)
-    uvicorn.run(service, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
+    built = build(options)
+    uvicorn.run(
+        built.service, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
+    )

@@ -52,8 +52,8 @@ import pyarrow.compute as pc
 from scipy.spatial import cKDTree
 
 from loopline.exceptions import ConfigError
+from loopline.units import DAY_MS
 
-DAY_MS = 86_400_000
 START_MS = 1_743_465_600_000  # 2025-04-01 00:00 UTC
 SCENARIOS = (
     "genuine",

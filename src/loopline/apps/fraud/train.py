@@ -19,9 +19,9 @@ metrics, parameters and lineage; the first version becomes ``champion``, later o
 
 from __future__ import annotations
 
-import json
+import hashlib
 import subprocess
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,29 +42,24 @@ from loopline.apps.fraud.datasets import (
 )
 from loopline.apps.fraud.simulator import profile
 from loopline.exceptions import ConfigError
-from loopline.registry import ModelVersion, Registry
+from loopline.monitoring import REFERENCE_FILE
+from loopline.registry import Bundle, ModelVersion, Registry
 from loopline.training import (
     BoostingConfig,
+    Operating,
     TimeSplit,
     at_threshold,
+    bundle,
     calibration,
-    card_precision_at_k,
-    max_abs_difference,
-    model_bytes,
+    entity_precision_at_k,
     ranking,
-    session,
-    sha256,
     threshold_for_precision,
-    to_onnx,
     train,
     write_report,
 )
-from loopline.training.metrics import Operating, as_dict
 
 Source = Literal["simulator", "handbook", "ulb"]
 MODEL = {"simulator": "fraud", "handbook": "fraud-handbook", "ulb": "fraud-ulb"}
-ONNX_TOLERANCE = 1e-5
-REFERENCE_FILE = "reference.parquet"  # the drift monitor's training-time sample
 REVIEW_PRECISION = 0.5  # below the decline threshold, scores this likely to be fraud go to review
 HANDBOOK_FEATURES = [  # the handbook's 15 (ch. 3): customer and terminal windows
     "tx_amount",
@@ -135,9 +130,13 @@ def run(options: TrainOptions) -> dict[str, Any]:
         step("evaluating")
         result, test, p_test, op, cal = _evaluate(ds, split, booster, p_val, options, source)
         step("exporting to ONNX and checking parity")
-        onnx, result["onnx_max_abs_difference"] = checked_onnx(booster, ds.x[test])
+        packed, result["onnx_max_abs_difference"] = bundle(
+            booster,
+            ds.x[test],
+            meta=serving_meta(op, result, options.precision_target),
+            extra={REFERENCE_FILE: reference_sample(ds, booster)},
+        )
         step("writing the report and registering the model")
-        text = model_bytes(booster)
         out = options.out / MODEL[source]
         report = write_report(
             out / "report.html",
@@ -151,23 +150,20 @@ def run(options: TrainOptions) -> dict[str, Any]:
             gains=booster.feature_importance(importance_type="gain").astype(np.float64),
             notes=_notes(source),
         )
-        reference = reference_sample(ds, booster)
-        version = register(options, ds, config, result, text, onnx, op, reference)
+        version = register(options, ds, config, result, packed)
     result.update(model_version=version.version, model=MODEL[source], report=str(report))
     return result
 
 
-def checked_onnx(booster: Any, x: npt.NDArray[np.float64]) -> tuple[bytes, float]:
-    """The model in ONNX, and its largest difference from LightGBM on ``x``; refused
-    beyond ``ONNX_TOLERANCE``."""
-    onnx = to_onnx(booster)
-    diff = max_abs_difference(booster, session(onnx), x)
-    if diff > ONNX_TOLERANCE:
-        raise ConfigError(
-            f"ONNX export differs from LightGBM by {diff:.2e} (> {ONNX_TOLERANCE}); "
-            "not registering it."
-        )
-    return onnx, diff
+def serving_meta(op: Operating, result: dict[str, Any], precision_target: float) -> dict[str, Any]:
+    """What serving needs to decide (the bundle signature's ``meta``): the decline and
+    review thresholds and the operating point they were chosen at."""
+    return {
+        "threshold": op.threshold,
+        "review_threshold": result["review_threshold"],
+        "precision_target": precision_target,
+        "operating_point": asdict(op),
+    }
 
 
 def _dataset(options: TrainOptions) -> tuple[Dataset, TimeSplit | None]:
@@ -216,7 +212,9 @@ def _evaluate(
     }
     if split is not None and ds.cards is not None:
         days = split.day(ds.times[test])
-        result["card_precision_at_100"] = card_precision_at_k(days, ds.cards[test], y_test, p_test)
+        result["card_precision_at_100"] = entity_precision_at_k(
+            days, ds.cards[test], y_test, p_test
+        )
     if ds.scenarios is not None:
         result["recall_by_scenario"] = _scenario_recall(ds.scenarios[test], y_test, p_test)
     if source == "handbook":
@@ -260,7 +258,7 @@ def _handbook_logistic(
     p = model.predict_proba(scaler.transform(x[test]))[:, 1]
     out = ranking(ds.y[test], p)
     if split is not None and ds.cards is not None:
-        out["card_precision_at_100"] = card_precision_at_k(
+        out["card_precision_at_100"] = entity_precision_at_k(
             split.day(ds.times[test]), ds.cards[test], ds.y[test], p
         )
     return out
@@ -271,43 +269,24 @@ def register(
     ds: Dataset,
     config: BoostingConfig,
     result: dict[str, Any],
-    text: bytes,
-    onnx: bytes,
-    op: Operating,
-    reference: bytes,
+    packed: Bundle,
     *,
     at_ms: int | None = None,
 ) -> ModelVersion:
-    """Register the model's files, metrics, parameters and lineage; the first version of
+    """Register the model's bundle, metrics, parameters and lineage; the first version of
     the name becomes ``champion``, later ones ``challenger`` (the step recorded at
     ``at_ms``, default now)."""
     registry = options.registry or Registry()
     name = MODEL[options.source]
-    content = sha256(ds.x.tobytes() + ds.y.tobytes())
-    serving = {
-        "features": ds.names,
-        "threshold": op.threshold,
-        "precision_target": options.precision_target,
-        "operating_point": as_dict(op),
-        "review_threshold": result["review_threshold"],
-    }
-    files = {
-        "model.txt": text,
-        "model.onnx": onnx,
-        "serving.json": json.dumps(serving).encode(),
-        REFERENCE_FILE: reference,
-    }
     metrics = {k: float(v) for k, v in result.items() if isinstance(v, int | float)}
     tags = {
         **ds.lineage,
-        "data.sha256": content,
+        "data.sha256": sha256(ds.x.tobytes() + ds.y.tobytes()),
         "code.version": _code_version(),
-        "model.sha256": sha256(text),
-        "onnx.sha256": sha256(onnx),
     }
     version = registry.register(
         name,
-        files=files,
+        bundle=packed,
         metrics=metrics,
         params=vars(config) | {"source": options.source},
         tags=tags,
@@ -336,6 +315,10 @@ def reference_sample(
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink)
     return bytes(sink.getvalue().to_pybytes())
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _code_version() -> str:

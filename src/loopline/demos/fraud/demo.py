@@ -3,7 +3,7 @@
 One simulated world (the drift scenario's: the ``full`` profile, with a card-enumeration
 wave starting mid-stream) goes through every stage:
 1. simulate; compute its features offline; train and register the champion on the
-   matured days (:class:`loopline.apps.fraud.scenario.StreamedWorld`);
+   matured days (:class:`loopline.demos.fraud.scenario.StreamedWorld`);
 2. build the online state, then stream the days hour by hour through the event log and
    the streaming scorer, labels arriving on their own topic; the drift monitor and the
    retraining loop notice the wave, train a challenger, shadow, gate, canary, promote;
@@ -29,9 +29,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from loopline.apps.fraud import scenario_report
-from loopline.apps.fraud.replay import HttpReplay
-from loopline.apps.fraud.scenario import (
+from loopline.apps.fraud.data import request_bodies
+from loopline.apps.fraud.simulator import START_MS, simulate
+from loopline.demos.fraud import scenario_report
+from loopline.demos.fraud.scenario import (
     MODEL,
     NEW_SCENARIO,
     STREAM_DAY,
@@ -40,10 +41,11 @@ from loopline.apps.fraud.scenario import (
     changed_world,
     progress_bar,
 )
-from loopline.apps.fraud.scenario_report import alert_row, steps_of
-from loopline.apps.fraud.simulator import DAY_MS, START_MS, simulate
+from loopline.demos.fraud.scenario_report import alert_row, steps_of
 from loopline.serving import KeyRing, new_key
-from loopline.training import ranking
+from loopline.tasks import average_precision
+from loopline.testing import HttpReplay
+from loopline.units import DAY_MS
 
 HTTP_CONNECTIONS = 4
 
@@ -101,7 +103,7 @@ async def _replay(
     many were shed (503) and asked again; every transaction must end with a 200."""
     import uvicorn
 
-    config = uvicorn.Config(world.service, host="127.0.0.1", port=0, log_level="warning",
+    config = uvicorn.Config(world.built.service, host="127.0.0.1", port=0, log_level="warning",
                             access_log=False, lifespan="on")  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -112,9 +114,12 @@ async def _replay(
             raise RuntimeError("The HTTP service did not start; see the log above.")
         await asyncio.sleep(0.05)
     port = server.servers[0].sockets[0].getsockname()[1]
-    replay = HttpReplay([port], key, connections=HTTP_CONNECTIONS, advance=advance)
+    replay = HttpReplay(
+        [port], key, path="/v1/score", id_field="transaction_id",
+        connections=HTTP_CONNECTIONS, advance=advance,
+    )  # fmt: skip
     try:
-        await replay.post(table)
+        await replay.post(request_bodies(table))
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -136,7 +141,7 @@ def _summary(
     streamed = len(decided) - len(latencies)
     ordered = sorted(latencies)
     return {
-        "average_precision": ranking(y, score)["average_precision"],
+        "average_precision": average_precision(y, score),
         "precision_at_operating_point": tp / max(int(flagged.sum()), 1),
         "recall_at_operating_point": tp / max(int(y.sum()), 1),
         "p50_ms": statistics.median(ordered),

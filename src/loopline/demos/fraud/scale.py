@@ -41,26 +41,27 @@ import numpy as np
 import pyarrow as pa
 
 from loopline.apps.fraud import data
+from loopline.apps.fraud.data import request_bodies
 from loopline.apps.fraud.publish import TOPICS, to_message
-from loopline.apps.fraud.replay import HttpReplay
 from loopline.apps.fraud.retrain import History, train_at
-from loopline.apps.fraud.scale_checks import (
+from loopline.apps.fraud.service import LABELS
+from loopline.apps.fraud.simulator import START_MS, Simulation, profile, simulate
+from loopline.apps.fraud.workers import TRANSACTIONS, create_topics, engine_of, lag
+from loopline.demos.fraud.scale_checks import (
     dead_lettered,
     decisions_check,
     online_offline_mismatches,
 )
-from loopline.apps.fraud.scenario import MODEL, STREAM_DAY, progress_bar
-from loopline.apps.fraud.service import LABELS
-from loopline.apps.fraud.simulator import DAY_MS, START_MS, Simulation, profile, simulate
-from loopline.apps.fraud.workers import TRANSACTIONS, create_topics, engine_of, lag
+from loopline.demos.fraud.scenario import MODEL, STREAM_DAY, progress_bar
 from loopline.events import Codec, EventLog, open_log
 from loopline.exceptions import ConfigError, TopicNotFoundError
 from loopline.registry import ModelVersion, Registry
 from loopline.servers import free_port
 from loopline.serving import KeyRing, new_key
 from loopline.settings import Settings, load_settings
+from loopline.testing import HttpReplay
+from loopline.units import DAY_MS, HOUR_MS
 
-HOUR_MS = 3_600_000
 CONNECTIONS_PER_SCORER = 2
 
 
@@ -155,7 +156,7 @@ class _Stages:
         self.label_end = int(np.searchsorted(self.label_times, self.start_ms))
         self.positions = np.empty((0, 2), dtype=np.int64)
         self.engine = engine_of(settings)
-        self.http = HttpReplay([], "", connections=CONNECTIONS_PER_SCORER)
+        self.http = _replay([], "")
 
     def train_champion(self) -> ModelVersion:
         task = self.bar.add_task("simulated; features offline, train the champion", total=None)
@@ -193,7 +194,7 @@ class _Stages:
             args = ["serve", "fraud", "--port", str(port), "--keys", str(keys)]
             self.processes.append(_spawn(args, env, self.settings.state, f"scorer-{i}"))
         _wait_ready(ports, self.processes)
-        self.http = HttpReplay(ports, key, connections=CONNECTIONS_PER_SCORER)
+        self.http = _replay(ports, key)
 
     def replay(self, hours: int) -> ModelVersion:
         """The stream, hour by hour: over HTTP, then to Kafka; half way, a retrained
@@ -208,7 +209,7 @@ class _Stages:
             hi_tx = int(np.searchsorted(self.tx_times, end))
             hi_label = int(np.searchsorted(self.label_times, end))
             hour = self.sim.transactions.slice(self.tx_end, hi_tx - self.tx_end)
-            asyncio.run(self.http.post(hour))
+            asyncio.run(self.http.post(request_bodies(hour)))
             self.positions = np.concatenate(
                 [self.positions, _publish(self.log, TRANSACTIONS, hour)]
             )
@@ -224,6 +225,13 @@ class _Stages:
                 _wait_swapped(self.http.ports, f"{MODEL}:{promoted.version}", self.processes)
         assert promoted is not None, "at least 2 hours"
         return promoted
+
+
+def _replay(ports: list[int], key: str) -> HttpReplay:
+    return HttpReplay(
+        ports, key, path="/v1/score", id_field="transaction_id",
+        connections=CONNECTIONS_PER_SCORER,
+    )  # fmt: skip
 
 
 def _exists(log: EventLog, topic: str) -> bool:

@@ -4,7 +4,7 @@ notices, retrains and promotes without a human (a simulation, in accelerated tim
 The simulated world (``full`` profile) runs through the real parts: the fraud service's
 streaming path (online features, model, rules, prediction log) reads the transactions
 topic of an embedded event log; labels arrive late on their own topic, feed the terminal
-risk features and the label book; the champion's drift monitor compares the last day of
+risk features and the prediction log's labels; the champion's drift monitor compares the last day of
 decisions with its training reference; :class:`RetrainingLoop` watches the triggers and
 moves challengers through shadow, gate, canary and champion, recording every step in the
 registry. Only the clock is simulated: time advances an hour per step.
@@ -26,7 +26,6 @@ every alert it raises is a false alarm.
 
 from __future__ import annotations
 
-import sqlite3
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -39,12 +38,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loopline.apps.fraud import data, scenario_report
+from loopline.apps.fraud import data
 from loopline.apps.fraud.publish import TOPICS, to_message
 from loopline.apps.fraud.retrain import History, train_at
-from loopline.apps.fraud.service import LabelFeed, ServeOptions, build, stream_scorer
+from loopline.apps.fraud.service import (
+    GATE_TASK,
+    FraudLabels,
+    ServeOptions,
+    build,
+    stream_scorer,
+)
 from loopline.apps.fraud.simulator import (
-    DAY_MS,
     SCENARIOS,
     START_MS,
     Profile,
@@ -52,20 +56,14 @@ from loopline.apps.fraud.simulator import (
     profile,
     simulate,
 )
+from loopline.demos.fraud import scenario_report
 from loopline.events import Codec, open_log
-from loopline.feedback.labels import Label as KnownLabel
-from loopline.feedback.labels import (
-    LabelBook,
-    average_precision,
-    matured_scores,
-)
-from loopline.feedback.promotion import Evidence, paired_p99_ms, shadow_evidence
-from loopline.feedback.retraining import Policy, RetrainingLoop, Trigger
+from loopline.feedback import Policy, RetrainingLoop, Trigger, paired_p99_ms
+from loopline.predictions import Label
 from loopline.registry import Registry
 from loopline.serving import KeyRing
-from loopline.serving.rollout import ServiceRollout
+from loopline.units import DAY_MS, HOUR_MS
 
-HOUR_MS = 3_600_000
 STREAM_DAY = 72
 NEW_SCENARIO = "card_enumeration"
 MODEL = "fraud"
@@ -142,35 +140,35 @@ class StreamedWorld:
         self.now_ms = self.start_ms
         (root / "serving").mkdir(parents=True)
         (keys or KeyRing([])).save(root / "serving" / "keys.json")  # none: the stream only
-        self.service = build(
+        self.built = build(
             ServeOptions(
                 state=root / "serving",
                 registry=self.registry.uri,
                 watch_s=0,
                 drift_s=0,
                 events=f"file://{(root / 'serving' / 'events.db').resolve()}",
+                tracing=False,
             )
         )
-        self.service.scorer.clock = lambda: self.now_ms / 1000
-        self.service.watch_drift_of(self.service.scorer.routing.champion)  # on this clock
+        built = self.built
+        built.pipeline.clock = lambda: self.now_ms / 1000
+        built.drift.retarget(built.deployment.routing.champion)  # on this clock
         self.log = open_log(f"file://{(root / 'stream.db').resolve()}")
         for topic in ("transactions", "labels"):
             self.log.create_topic(topic, partitions=1)
-        self.scorer = stream_scorer(self.service, self.log)
-        self.book = LabelBook(root / "serving" / "labels.db")
-        self.labels = LabelFeed(self.service.scorer.engine, self.log, self.book)
+        self.scorer = stream_scorer(built, self.log)
+        self.labels = FraudLabels(built.engine, self.log, built.log)
         self.scoring_s = 0.0  # time spent in the streaming scorer
-        self.decisions_db = root / "serving" / "decisions.db"
         self.loop = RetrainingLoop(
             policy=self.policy,
             registry=self.registry,
             model=MODEL,
-            deployment=ServiceRollout(self.service),
+            rollout=built.deployment,
             train=self._train,
-            check_drift=lambda: self.service.drift.check() if self.service.drift else None,
-            matured_ap=self._matured_ap,
-            evidence=self._evidence,
-            baseline_ap=lambda v: self.registry.get(MODEL, v).metrics["average_precision"],
+            outcomes=built.log,
+            metric=GATE_TASK.metric,
+            check_drift=built.drift.check,
+            latency=self._latency,
         )
         self._codecs: dict[str, Codec[Any]] = {t: Codec(e) for t, e in TOPICS.items()}
         self._tx_times = sim.transactions["event_time_ms"].to_numpy()
@@ -178,23 +176,26 @@ class StreamedWorld:
         self._warm_up()
 
     def _warm_up(self) -> None:
-        """The online state and the label book from the days before the stream, as a
+        """The online state and the labels from the days before the stream, as a
         backfill: transactions and labels applied to the online views directly."""
-        engine = self.service.scorer.engine
+        engine = self.built.engine
         n = int(np.searchsorted(self._tx_times, self.start_ms))
         tx = data.histories(self.sim.transactions.slice(0, n), self.sim.labels)["transactions"]
         engine.update_many(data.columns(tx), topic="transactions")
         m = int(np.searchsorted(self._label_times, self.start_ms))
         labels = self.sim.labels.slice(0, m)
         engine.update_many(data.columns(labels), topic="labels")
-        self.book.add(
-            KnownLabel(t, f >= 0.5, at)
-            for t, f, at in zip(
-                labels["transaction_id"].to_pylist(),
-                labels["is_fraud"].to_pylist(),
-                labels["label_time_ms"].to_pylist(),
-                strict=True,
-            )
+        self.built.log.add_labels(
+            (
+                Label(t, 1.0 if f >= 0.5 else 0.0, at)
+                for t, f, at in zip(
+                    labels["transaction_id"].to_pylist(),
+                    labels["is_fraud"].to_pylist(),
+                    labels["label_time_ms"].to_pylist(),
+                    strict=True,
+                )
+            ),
+            keep="max",
         )
 
     def stream(self, until_day: int) -> None:
@@ -214,7 +215,7 @@ class StreamedWorld:
             if (hour + 1) % self.options.check_hours == 0:
                 self.loop.tick(self.now_ms)
             self.progress.advance(task)
-        self.service.scorer.flush()
+        self.built.pipeline.close()
 
     def _drain(self) -> None:
         self.labels.run_once()
@@ -238,64 +239,37 @@ class StreamedWorld:
     def _train(self, now_ms: int, trigger: Trigger) -> int:
         return train_at(self.history, now_ms, registry=self.registry, seed=self.sim.seed).version
 
-    def _matured_ap(self, now_ms: int, days: int) -> tuple[float, int] | None:
-        until = now_ms - int(self.policy.maturity_days * DAY_MS)
-        y, scores = matured_scores(
-            self.decisions_db,
-            self.book,
-            model_version=self.service.scorer.routing.champion.label,
-            decided_from_ms=until - days * DAY_MS,
-            decided_until_ms=until,
-            labelled_before_ms=now_ms + 1,
-        )
-        return (average_precision(y, scores), int(y.sum())) if y.any() else None
-
-    def _evidence(self, label: str, now_ms: int) -> Evidence:
-        matured = now_ms - int(self.policy.maturity_days * DAY_MS)
-        evidence = shadow_evidence(
-            self.decisions_db,
-            self.root / "serving" / "labels.db",
-            label,
-            labelled_before_ms=now_ms + 1,
-            decided_before_ms=matured,
-        )
-        routing = self.service.scorer.routing
+    def _latency(self) -> tuple[float, float]:
+        """The champion's and the challenger's p99 time to score one of the last 1,000
+        decisions' features, timed in turns."""
+        routing = self.built.deployment.routing
         assert routing.challenger is not None
-        rows = self._recent_features(1000)
-        champion_ms, challenger_ms = paired_p99_ms(
-            routing.champion.score,
-            routing.challenger.score,
-            _matrix(rows, routing.champion.features),
-            _matrix(rows, routing.challenger.features),
+        rows = [msgspec.json.decode(r.inputs) for r in self.built.log.recent(1000)]
+        return paired_p99_ms(
+            routing.champion.predict,
+            routing.challenger.predict,
+            _matrix(rows, list(routing.champion.signature.inputs)),
+            _matrix(rows, list(routing.challenger.signature.inputs)),
         )
-        return replace(evidence, champion_p99_ms=champion_ms, challenger_p99_ms=challenger_ms)
-
-    def _recent_features(self, n: int) -> list[dict[str, float]]:
-        return [msgspec.json.decode(f) for _, f in self.service.log.recent(n)]
 
     def decisions(self) -> pa.Table:
         """Every decision with the simulation's ground truth (scenario) joined."""
-        with sqlite3.connect(self.decisions_db) as conn:
-            rows = conn.execute(
-                """SELECT transaction_id, decided_ms, decision, model_version, arm, score
-                   FROM decisions"""
-            ).fetchall()
+        joined = self.built.log.joined()
         table = pa.table(
-            dict(
-                zip(
-                    ["transaction_id", "decided_ms", "decision", "model_version", "arm", "score"],
-                    map(list, zip(*rows, strict=True)),
-                    strict=True,
-                )
-            )
+            {
+                "transaction_id": joined.request_ids,
+                "decided_ms": joined.decided_ms,
+                "decision": [o["decision"] for o in joined.outputs],
+                "model_version": joined.model_versions,
+                "arm": joined.arms,
+                "score": [o["score"] for o in joined.outputs],
+            }
         )
         truth = self.sim.transactions.select(["transaction_id", "scenario", "is_fraud"])
         return table.join(truth, "transaction_id")
 
     def close(self) -> None:
-        self.service.scorer.engine.store.close()
-        self.service.log.close()
-        self.book.close()
+        self.built.close()
         self.log.close()
 
 

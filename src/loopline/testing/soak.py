@@ -1,12 +1,11 @@
-"""A soak: sustained load on a running fraud service for minutes, watching its memory.
+"""A soak: sustained load on a running service for minutes, watching its memory.
 
-Simulated transactions are POSTed open loop at a fixed rate (each at its scheduled time,
-whatever the service does, so a slow service shows as latency, not as a lower rate).
-A 503 (shed: the decision was not durable in time) is asked again after its
-Retry-After, as a payment switch would, and counted as shed; a transaction that never
-gets its 200 (another status, a failed or timed-out request, five 503s in a row) is an
-error. The service process's resident memory (``/proc/PID/status`` VmRSS) is sampled
-every second.
+Requests are POSTed open loop at a fixed rate (each at its scheduled time, whatever the
+service does, so a slow service shows as latency, not as a lower rate). A 503 (shed:
+the answer was not durable in time) is asked again after its Retry-After, as a payment
+switch would, and counted as shed; a request that never gets its 200 (another status,
+a failed or timed-out request, five 503s in a row) is an error. The service process's
+resident memory (``/proc/PID/status`` VmRSS) is sampled every second.
 
 Memory growth compares the median over the last ``window_s`` with the median over the
 ``window_s`` right after warm-up: caches, the interpreter's arenas and the features of
@@ -24,10 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pyarrow as pa
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from loopline.apps.fraud.replay import FIELDS
 from loopline.exceptions import ConfigError
 
 
@@ -118,8 +115,9 @@ async def soak(
     port: int,
     key: str,
     pid: int,
-    transactions: pa.Table,
+    bodies: list[dict[str, Any]],
     *,
+    path: str,
     seconds: float,
     rate: float,
     warmup_s: float = 30.0,
@@ -127,17 +125,15 @@ async def soak(
     connections: int = 8,
     progress: bool = True,
 ) -> SoakResult:
-    """POST ``transactions`` (in order, from the first) to the service on ``port`` at
-    ``rate`` per second for ``seconds``, sampling the memory of process ``pid``."""
+    """POST ``bodies`` (in order, from the first) to ``path`` of the service on ``port``
+    at ``rate`` per second for ``seconds``, sampling the memory of process ``pid``."""
     check(seconds, warmup_s, window_s)
     needed = int(seconds * rate)
-    if transactions.num_rows < needed:
+    if len(bodies) < needed:
         raise ConfigError(
-            f"soak: {transactions.num_rows} transactions for {needed} requests "
-            f"({seconds:g} s at {rate:g}/s); simulate more days or customers."
+            f"soak: {len(bodies)} request bodies for {needed} requests "
+            f"({seconds:g} s at {rate:g}/s); give more."
         )
-    rows = transactions.slice(0, needed).select(list(FIELDS)).to_pylist()
-    bodies = [{k: v for k, v in row.items() if v is not None} for row in rows]
     result = SoakResult(seconds=seconds, rate=rate, warmup_s=warmup_s, window_s=window_s)
     started = time.perf_counter() + 0.1
 
@@ -150,14 +146,14 @@ async def soak(
                 await asyncio.sleep(max(0.0, due - time.perf_counter()))
                 result.sent += 1
                 try:
-                    r = await client.post("/v1/score", json=bodies[i])
+                    r = await client.post(path, json=bodies[i])
                     result.latencies_ms.append((time.perf_counter() - due) * 1000)
                     for _ in range(5):
                         if r.status_code != 503:
                             break
                         result.shed += 1
                         await asyncio.sleep(float(r.headers.get("retry-after", 1)))
-                        r = await client.post("/v1/score", json=bodies[i])
+                        r = await client.post(path, json=bodies[i])
                 except httpx.HTTPError as e:
                     result.statuses[type(e).__name__] += 1
                     continue

@@ -14,13 +14,14 @@ import pyarrow.compute as pc
 
 from loopline.apps.fraud import data
 from loopline.apps.fraud.features import fraud_feature_set, with_card_device
+from loopline.apps.fraud.pipeline import COLUMNS
 from loopline.apps.fraud.simulator import Simulation
 from loopline.apps.fraud.workers import TRANSACTIONS
 from loopline.events import EventLog, TopicPartition
 from loopline.exceptions import TopicNotFoundError
-from loopline.features import OnlineEngine
-from loopline.features.validate import mismatch_rates
-from loopline.training import ranking
+from loopline.features import OnlineEngine, mismatch_rates
+from loopline.predictions import open_prediction_log
+from loopline.tasks import average_precision
 
 PROBES = 300
 
@@ -28,24 +29,24 @@ PROBES = 300
 def decisions_check(decisions_url: str, sim: Simulation, answered: list[str]) -> dict[str, Any]:
     """Exactly one decision per answered transaction in the prediction log, and the
     quality of those decisions on the simulation's ground truth."""
-    import psycopg
-
-    with psycopg.connect(decisions_url) as conn:
-        rows = conn.execute(
-            "SELECT transaction_id, score, model_version, model_score IS NULL FROM decisions"
-        ).fetchall()
-    ids = [r[0] for r in rows]
+    log = open_prediction_log(decisions_url, columns=COLUMNS)
+    try:
+        joined = log.joined()
+    finally:
+        log.close()
+    ids = joined.request_ids
     counts = Counter(ids)
     truth = sim.transactions.select(["transaction_id", "is_fraud"])
-    scores = pa.table({"transaction_id": ids, "score": [r[1] for r in rows]})
+    scores = pa.table({"transaction_id": ids, "score": [o["score"] for o in joined.outputs]})
     decided = scores.join(truth, "transaction_id")
     y = decided["is_fraud"].to_numpy().astype(np.int8)
     return {
-        "decisions": len(rows),
-        "rules_only_decisions": sum(bool(r[3]) for r in rows),  # no model score: degraded
+        "decisions": len(ids),
+        # no model score: degraded to the rules alone
+        "rules_only_decisions": sum(o["model_score"] is None for o in joined.outputs),
         "exactly_one_decision_each": set(counts) == set(answered) and max(counts.values()) == 1,
-        "average_precision": ranking(y, decided["score"].to_numpy())["average_precision"],
-        "versions": [r[2] for r in rows],
+        "average_precision": average_precision(y, decided["score"].to_numpy()),
+        "versions": joined.model_versions,
     }
 
 

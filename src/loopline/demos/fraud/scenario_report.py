@@ -17,11 +17,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pyarrow as pa
 
-from loopline.apps.fraud.simulator import DAY_MS, START_MS
+from loopline.apps.fraud.simulator import START_MS
 from loopline.registry.store import Step
 from loopline.training.report import svg
+from loopline.units import DAY_MS, HOUR_MS
 
-HOUR_MS = 3_600_000
 MARKS = {  # step action -> line colour on the timeline
     "request retraining": "tab:orange",
     "train challenger": "tab:purple",
