@@ -10,7 +10,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from loopline.apps.fraud.scenario import ScenarioOptions, run
+from loopline.demos.fraud.scenario import ScenarioOptions, run
 from loopline.cli import app
 
 

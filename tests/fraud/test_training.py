@@ -20,10 +20,9 @@ from loopline.registry import Registry, RegistryError
 from loopline.training import (
     BoostingConfig,
     TimeSplit,
-    card_precision_at_k,
+    entity_precision_at_k,
     max_abs_difference,
     model_bytes,
-    session,
     threshold_for_precision,
     to_onnx,
     train,
@@ -57,7 +56,7 @@ def test_training_is_deterministic(trained: list[dict[str, object]], registry: R
     a, b = (registry.get("fraud", int(r["model_version"])) for r in trained)  # type: ignore[call-overload]
     assert (a.path / "model.txt").read_bytes() == (b.path / "model.txt").read_bytes()
     assert (a.path / "model.onnx").read_bytes() == (b.path / "model.onnx").read_bytes()
-    assert a.tags["model.sha256"] == b.tags["model.sha256"]
+    assert a.checksums["model.txt"] == b.checksums["model.txt"]
     assert a.tags["data.sha256"] == b.tags["data.sha256"]
 
 
@@ -76,12 +75,12 @@ def test_the_run_reports_metrics_and_lineage(
     assert v.metrics["roc_auc"] == result["roc_auc"]
     assert {"features.card", "features.terminal_risk", "data.sha256", "code.version"} <= set(v.tags)
     assert v.params["num_leaves"] == "31"
-    serving = json.loads((v.path / "serving.json").read_text())
-    assert serving["threshold"] == result["threshold"]
-    assert len(serving["features"]) == 44
-    assert set(v.checksums) == {"model.txt", "model.onnx", "serving.json", "reference.parquet"}
+    signature = registry.resolve("fraud", v.version).signature
+    assert signature.meta["threshold"] == result["threshold"]
+    assert len(signature.inputs) == 44
+    assert set(v.checksums) == {"model.txt", "model.onnx", "signature.json", "reference.parquet"}
     reference = pq.read_table(v.path / "reference.parquet")
-    assert reference.column_names == [*serving["features"], "score"]
+    assert reference.column_names == [*signature.inputs, "score"]
     assert 0 < reference.num_rows <= 5000
 
 
@@ -110,7 +109,7 @@ def test_a_changed_artifact_fails_its_checksum(
     trained: list[dict[str, object]], registry: Registry
 ) -> None:
     v = registry.get("fraud", "champion")
-    path = v.path / "serving.json"
+    path = v.path / "signature.json"
     original = path.read_bytes()
     path.write_bytes(original + b" ")
     try:
@@ -159,17 +158,17 @@ def booster() -> lgb.Booster:
     )
 )
 def test_onnx_matches_lightgbm(booster: lgb.Booster, x: np.ndarray) -> None:
-    assert max_abs_difference(booster, _session(booster), x) <= 1e-5
+    assert max_abs_difference(booster, _onnx(booster), x) <= 1e-5
 
 
-_SESSIONS: dict[int, object] = {}
+_ONNX: dict[int, bytes] = {}
 
 
-def _session(booster: lgb.Booster):  # type: ignore[no-untyped-def]
+def _onnx(booster: lgb.Booster) -> bytes:
     key = id(booster)
-    if key not in _SESSIONS:
-        _SESSIONS[key] = session(to_onnx(booster))
-    return _SESSIONS[key]
+    if key not in _ONNX:
+        _ONNX[key] = to_onnx(booster)
+    return _ONNX[key]
 
 
 def test_same_data_same_model_bytes() -> None:
@@ -196,7 +195,7 @@ def test_card_precision_drops_cards_already_found() -> None:
     y = np.array([1, 0, 0, 1, 0])
     p = np.array([0.9, 0.8, 0.1, 0.9, 0.2])
     # day 0: top-2 {a (fraud), b} -> 0.5; day 1: a is known, left out -> b only -> 0.0
-    assert card_precision_at_k(days, cards, y, p, k=2) == pytest.approx(0.25)
+    assert entity_precision_at_k(days, cards, y, p, k=2) == pytest.approx(0.25)
 
 
 def test_split_leaves_a_gap_for_the_label_delay() -> None:

@@ -6,15 +6,20 @@ from __future__ import annotations
 import msgspec
 import numpy as np
 
-from loopline.monitoring.monitor import DriftCollector, DriftEvent, DriftMonitor
+from loopline.monitoring import DriftCollector, DriftEvent, DriftMonitor, DriftWatch
+from loopline.predictions import Recent
 
 
-def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[tuple[float, bytes]]:
+def _recent(inputs: dict[str, float], score: float) -> Recent:
+    return Recent(msgspec.json.encode(inputs), msgspec.json.encode({"score": score}))
+
+
+def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[Recent]:
     amount = rng.lognormal(3.0 + shift, 1.0, n)
     flag = (rng.random(n) < 0.3).astype(float)
     score = rng.beta(1, 20, n)
     return [
-        (float(s), msgspec.json.encode({"amount": float(a), "new_device": float(f)}))
+        _recent({"amount": float(a), "new_device": float(f)}, float(s))
         for a, f, s in zip(amount, flag, score, strict=True)
     ]
 
@@ -23,11 +28,11 @@ def test_quiet_on_the_same_distribution_then_flags_only_the_shifted_feature() ->
     rng = np.random.default_rng(0)
     ref = _rows(rng, 5000)
     reference = {
-        "amount": np.array([msgspec.json.decode(f)["amount"] for _, f in ref]),
-        "new_device": np.array([msgspec.json.decode(f)["new_device"] for _, f in ref]),
-        "score": np.array([s for s, _ in ref]),
+        "amount": np.array([msgspec.json.decode(r.inputs)["amount"] for r in ref]),
+        "new_device": np.array([msgspec.json.decode(r.inputs)["new_device"] for r in ref]),
+        "score": np.array([msgspec.json.decode(r.outputs)["score"] for r in ref]),
     }
-    window: list[list[tuple[float, bytes]]] = [_rows(rng, 3000)]
+    window: list[list[Recent]] = [_rows(rng, 3000)]
     events: list[DriftEvent] = []
     monitor = DriftMonitor(
         reference=reference,
@@ -53,7 +58,7 @@ def test_quiet_on_the_same_distribution_then_flags_only_the_shifted_feature() ->
     assert [(e.feature, e.drifting) for e in events] == [("amount", True)]
     gauges = {
         (m.name, s.labels["feature"]): s.value
-        for m in DriftCollector(type("Owner", (), {"drift": monitor})()).collect()
+        for m in DriftCollector(DriftWatch(lambda model: monitor, champion=None)).collect()
         for s in m.samples
     }
     assert gauges[("loopline_drift_detected", "amount")] == 1.0
@@ -84,12 +89,12 @@ def test_the_window_is_the_last_day_and_calendar_features_are_not_compared() -> 
         "score": rng.random(2000),
     }
     saturday = [  # a weekend day: all weekend, which is the calendar, not drift
-        (float(s), msgspec.json.encode({"amount": float(a), "is_weekend": 1.0}))
+        _recent({"amount": float(a), "is_weekend": 1.0}, float(s))
         for s, a in zip(rng.random(1000), rng.normal(size=1000), strict=True)
     ]
     asked: list[tuple[int, int | None]] = []
 
-    def recent(n: int, since: int | None) -> list[tuple[float, bytes]]:
+    def recent(n: int, since: int | None) -> list[Recent]:
         asked.append((n, since))
         return saturday
 

@@ -1,3 +1,3 @@
-from tests.serving.conftest import fraud_registry
+from tests.fraud.conftest import fraud_registry
 
 __all__ = ["fraud_registry"]

@@ -20,9 +20,9 @@ import pytest
 from loopline.registry import Registry
 from loopline.servers import redis_server
 from loopline.serving import KeyRing
-from tests.serving.conftest import SCORE, SCORE_KEY
-from tests.serving.test_durability import _close, _port, _start
-from tests.serving.test_service import tx
+from tests.fraud.conftest import SCORE, SCORE_KEY
+from tests.fraud.test_service_durability import _close, _port, _start
+from tests.fraud.test_service import tx
 
 pytestmark = pytest.mark.redis
 
@@ -121,8 +121,8 @@ def test_decisions_go_on_through_a_redis_outage_and_recover(
     assert 'loopline_degraded_total{cause="rules_only"}' in metrics
 
     with sqlite3.connect(tmp_path / "state" / "decisions.db") as db:
-        rows = dict(db.execute("SELECT transaction_id, decision FROM decisions").fetchall())
-        count = db.execute("SELECT count(*) FROM decisions").fetchone()[0]
+        rows = dict(db.execute("SELECT request_id, decision FROM predictions").fetchall())
+        count = db.execute("SELECT count(*) FROM predictions").fetchone()[0]
     assert count == len(rows) == len(answers) + 1, "exactly one decision per answered one"
     assert all(rows[t] == b["decision"] for _, t, _, b in answers)
 

@@ -20,9 +20,9 @@ import httpx
 
 from loopline.registry import Registry
 from loopline.serving import KeyRing
-from tests.serving.conftest import SCORE, SCORE_KEY
-from tests.serving.test_durability import _close, _port, _start
-from tests.serving.test_service import tx
+from tests.fraud.conftest import SCORE, SCORE_KEY
+from tests.fraud.test_service_durability import _close, _port, _start
+from tests.fraud.test_service import tx
 
 ROUNDS = 10
 CLIENTS = 4
@@ -91,7 +91,7 @@ def test_every_acknowledged_transaction_has_one_decision_after_10_kills(  # noqa
         _close(proc)
 
     with sqlite3.connect(state / "decisions.db") as db:
-        rows = db.execute("SELECT transaction_id, decision FROM decisions").fetchall()
+        rows = db.execute("SELECT request_id, decision FROM predictions").fetchall()
     counts = Counter(t for t, _ in rows)
     assert max(counts.values()) == 1, "a transaction was decided twice"
     stored = dict(rows)

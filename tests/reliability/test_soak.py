@@ -14,12 +14,13 @@ import asyncio
 import math
 from pathlib import Path
 
+from loopline.apps.fraud.data import request_bodies
 from loopline.apps.fraud.simulator import profile, simulate
-from loopline.apps.fraud.soak import soak
+from loopline.testing.soak import soak
 from loopline.registry import Registry
 from loopline.serving import KeyRing
-from tests.serving.conftest import SCORE, SCORE_KEY
-from tests.serving.test_durability import _close, _port, _start
+from tests.fraud.conftest import SCORE, SCORE_KEY
+from tests.fraud.test_service_durability import _close, _port, _start
 
 SECONDS, RATE, WARMUP_S = 180.0, 250.0, 90.0
 CUSTOMERS = 150
@@ -41,7 +42,8 @@ def test_memory_is_flat_and_nothing_fails_under_sustained_load(
                 port,
                 SCORE_KEY,
                 proc.pid,
-                transactions,
+                request_bodies(transactions),
+                path="/v1/score",
                 seconds=SECONDS,
                 rate=RATE,
                 warmup_s=WARMUP_S,
@@ -61,7 +63,7 @@ def test_memory_is_flat_and_nothing_fails_under_sustained_load(
 
 
 def test_growth_compares_the_window_after_warm_up_with_the_last() -> None:
-    from loopline.apps.fraud.soak import SoakResult
+    from loopline.testing.soak import SoakResult
 
     r = SoakResult(seconds=60, rate=1, warmup_s=20, window_s=10)
     r.rss_mb = [(t, 100.0 if t < 20 else 200.0 + (10 if t >= 50 else 0)) for t in range(61)]
@@ -72,7 +74,7 @@ def test_growth_compares_the_window_after_warm_up_with_the_last() -> None:
 def test_a_soak_too_short_to_compare_is_refused() -> None:
     import pytest
 
-    from loopline.apps.fraud.soak import check
+    from loopline.testing.soak import check
     from loopline.exceptions import ConfigError
 
     with pytest.raises(ConfigError, match="soak seconds=30"):

@@ -12,6 +12,7 @@ package imports no ML library; models load through :mod:`loopline.models`.
 from loopline.serving.auth import ApiKey, KeyRing, new_key
 from loopline.serving.canary import CanaryGuard
 from loopline.serving.endpoint import Endpoint, Pipeline, Prediction, StreamingPipeline
+from loopline.serving.openapi import openapi_document
 from loopline.serving.problems import Problem, RequestError, refuse
 from loopline.serving.resilience import CircuitBreaker
 from loopline.serving.routing import Deployment, Routing
@@ -49,6 +50,7 @@ __all__ = [
     "every",
     "lap",
     "new_key",
+    "openapi_document",
     "parse",
     "payload_hash",
     "refuse",

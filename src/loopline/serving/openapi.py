@@ -21,7 +21,7 @@ ERRORS = (
 )
 
 
-def document(title: str, endpoints: Sequence[Endpoint]) -> dict[str, Any]:
+def openapi_document(title: str, endpoints: Sequence[Endpoint]) -> dict[str, Any]:
     types = [Problem, *(t for e in endpoints for t in (e.request, e.response))]
     schemas, components = msgspec.json.schema_components(
         types, ref_template="#/components/schemas/{name}"

@@ -31,7 +31,7 @@ from opentelemetry.trace import Span
 from loopline.exceptions import ConfigError
 from loopline.monitoring.tracing import CURRENT_TRACE, Tracing
 from loopline.predictions import PredictionLog
-from loopline.serving import openapi
+from loopline.serving.openapi import openapi_document
 from loopline.serving.admin import Action, Admin
 from loopline.serving.asgi import (
     EventStream,
@@ -70,8 +70,8 @@ class Limits:
     max_admin_bytes: int = 16 * 1024
 
     def __post_init__(self) -> None:
-        if self.max_inflight < 1 or self.commit_timeout_ms <= 0:
-            raise ConfigError("Limits: max_inflight must be >= 1 and commit_timeout_ms > 0.")
+        if self.max_inflight < 0 or self.commit_timeout_ms <= 0:
+            raise ConfigError("Limits: max_inflight must be >= 0 and commit_timeout_ms > 0.")
 
 
 class Service:
@@ -135,7 +135,7 @@ class Service:
             *self.endpoints, *self.pages, "GET /livez", "GET /readyz", "GET /metrics",
             "GET /openapi.json", *(f"POST /admin/{a}" for a in self.admin.actions),
         }  # fmt: skip
-        self._openapi = _json.encode(openapi.document(title, endpoints))
+        self._openapi = _json.encode(openapi_document(title, endpoints))
         self._degraded_logged, self._degraded_since_log = -math.inf, 0
 
     def batcher(self, path: str) -> Batcher:

@@ -54,12 +54,14 @@ from loopline.serving import (
     TabularCollector,
     TabularScorer,
     every,
+    openapi_document,
 )
 from loopline.settings import Settings
 from loopline.tasks import Binary
 from loopline.units import DAY_MS
 
 MODEL = "fraud"
+TITLE = "loopline fraud decisions"
 LABELS = "labels"  # late labels (chargebacks, closed disputes): Label events
 NOTIFICATIONS = "fraud.notifications"
 DRIFT = "fraud.drift"  # a feature starting or stopping to drift (DriftEvent)
@@ -118,6 +120,7 @@ class FraudService:
     events: EventLog
     labels: FraudLabels
     drift: DriftWatch
+    page: MonitorPage
     registry: Registry
 
     @property
@@ -132,6 +135,24 @@ class FraudService:
         self.pipeline.close()
         self.log.close()
         self.engine.store.close()
+
+
+def score_endpoint(pipeline: FraudPipeline | None, *, offload: bool = False) -> Endpoint:
+    """``POST /v1/score`` (without a pipeline: for its OpenAPI document alone)."""
+    return Endpoint(
+        path="/v1/score",
+        request=ScoreRequest,
+        response=ScoreResponse,
+        pipeline=pipeline,
+        check=check,
+        offload=offload,
+        summary="Decide on one transaction",
+    )
+
+
+def openapi() -> dict[str, Any]:
+    """The service's OpenAPI document, without building the service."""
+    return openapi_document(TITLE, [score_endpoint(None)])
 
 
 def performance(log: Log, pipeline: FraudPipeline) -> list[DayPerformance]:
@@ -193,15 +214,7 @@ def build(options: ServeOptions) -> FraudService:
         on_rollback=record_rollback,
     )
     labels = FraudLabels(engine, events, log, features=options.learn)
-    endpoint = Endpoint(
-        path="/v1/score",
-        request=ScoreRequest,
-        response=ScoreResponse,
-        pipeline=pipeline,
-        check=check,
-        offload=tabular.only_reads_remote,
-        summary="Decide on one transaction",
-    )
+    endpoint = score_endpoint(pipeline, offload=tabular.only_reads_remote)
     metrics = Metrics()
     metrics.registry.register(DriftCollector(drift))
     metrics.registry.register(TabularCollector(tabular))
@@ -220,7 +233,7 @@ def build(options: ServeOptions) -> FraudService:
         deployment=deployment,
         log=log,
         keys=KeyRing.load(options.keys or state / "keys.json"),
-        title="loopline fraud decisions",
+        title=TITLE,
         limits=options.limits,
         admin={"rules/reload": _reload_rules(pipeline.rules)},
         pages=page.pages(),
@@ -229,7 +242,7 @@ def build(options: ServeOptions) -> FraudService:
         clock=lambda: pipeline.clock(),
         metrics=metrics,
     )
-    return FraudService(service, pipeline, deployment, log, events, labels, drift, registry)
+    return FraudService(service, pipeline, deployment, log, events, labels, drift, page, registry)
 
 
 def _reload_rules(rules: RuleBook) -> Callable[[dict[str, Any]], Any]:

@@ -15,10 +15,10 @@ from schemathesis import GenerationMode
 
 from loopline.registry import Registry
 from loopline.serving import KeyRing
-from loopline.serving.api import openapi
+from loopline.apps.fraud.service import openapi
 
 from .conftest import SCORE, SCORE_KEY
-from .test_durability import _close, _port, _start
+from .test_service_durability import _close, _port, _start
 
 schema = schemathesis.openapi.from_dict(openapi())
 schema.config.generation.update(

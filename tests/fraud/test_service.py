@@ -4,6 +4,7 @@ rules, routing, blue-green, back-pressure, PAN handling."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
+from loopline.apps.fraud.privacy import find_pans, tokenize
+from loopline.apps.fraud.service import FraudService
 from loopline.events import EmbeddedLog, TopicPartition
 from loopline.registry import Registry
-from loopline.serving import Limits, Service
-from loopline.serving.pan import find_pans, tokenize
+from loopline.serving import Limits
 
 from .conftest import ADMIN_KEY, SCORE_KEY, make_service
 
@@ -46,8 +48,10 @@ def tx(i: int = 1, **over: Any) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 
-def client(service: Service) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=service), base_url="http://svc")
+def client(service: FraudService) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=service.service), base_url="http://svc"
+    )
 
 
 async def score(
@@ -56,7 +60,7 @@ async def score(
     return await c.post("/v1/score", json=body, headers={"X-API-Key": key, **headers})
 
 
-async def test_a_transaction_gets_a_decision(service: Service) -> None:
+async def test_a_transaction_gets_a_decision(service: FraudService) -> None:
     async with client(service) as c:
         r = await score(c, tx())
     assert r.status_code == 200, r.text
@@ -86,7 +90,7 @@ async def test_a_transaction_gets_a_decision(service: Service) -> None:
     ],
 )
 async def test_bad_requests_get_a_4xx_naming_the_field(
-    service: Service, change: dict[str, Any], status: int, field: str | None
+    service: FraudService, change: dict[str, Any], status: int, field: str | None
 ) -> None:
     body = tx()
     body.update(change)
@@ -102,7 +106,7 @@ async def test_bad_requests_get_a_4xx_naming_the_field(
     assert service.log.count() == 0
 
 
-async def test_malformed_and_oversized_bodies(service: Service) -> None:
+async def test_malformed_and_oversized_bodies(service: FraudService) -> None:
     async with client(service) as c:
         r = await c.post("/v1/score", content=b"{not json", headers={"X-API-Key": SCORE_KEY})
         assert r.status_code == 400
@@ -111,7 +115,7 @@ async def test_malformed_and_oversized_bodies(service: Service) -> None:
         assert r.status_code == 413
 
 
-async def test_api_keys_and_scopes(service: Service) -> None:
+async def test_api_keys_and_scopes(service: FraudService) -> None:
     async with client(service) as c:
         assert (await c.post("/v1/score", json=tx())).status_code == 401
         assert (await score(c, tx(), key="ll_wrong")).status_code == 401
@@ -119,11 +123,11 @@ async def test_api_keys_and_scopes(service: Service) -> None:
         assert r.status_code == 403
         r = await c.post("/admin/rules/reload", headers={"X-API-Key": ADMIN_KEY})
         assert r.status_code == 200
-    stored = Path(service.scorer.engine.store.path).parent.parent / "keys.json"  # type: ignore[attr-defined]
+    stored = Path(service.engine.store.path).parent.parent / "keys.json"  # type: ignore[attr-defined]
     assert SCORE_KEY not in stored.read_text(), "keys are stored hashed"
 
 
-async def test_the_same_transaction_twice_is_decided_once(service: Service) -> None:
+async def test_the_same_transaction_twice_is_decided_once(service: FraudService) -> None:
     async with client(service) as c:
         first = (await score(c, tx(3))).json()
         again = await score(c, tx(3))
@@ -142,14 +146,14 @@ async def test_the_same_transaction_twice_is_decided_once(service: Service) -> N
     assert service.log.count() == 2
 
 
-async def test_block_rules_and_hot_reload(service: Service, rules_file: Path) -> None:
+async def test_block_rules_and_hot_reload(service: FraudService, rules_file: Path) -> None:
     async with client(service) as c:
         r = (await score(c, tx(10, card_token="tok_blocked"))).json()
         assert r["decision"] == "decline"
         assert {"kind": "rule", "name": "blocked-card", "value": None} in r["reasons"]
         before = r["rules_version"]
         rules_file.write_text(rules_file.read_text().replace("[tok_blocked]", "[tok_other]"))
-        await asyncio.sleep(service.scorer.rules.check_every_s)  # the next look at the file
+        await asyncio.sleep(service.pipeline.rules.check_every_s)  # the next look at the file
         r = (await score(c, tx(11, card_token="tok_blocked"))).json()
         assert r["rules_version"] != before
         assert "blocked-card" not in [x["name"] for x in r["reasons"]]
@@ -161,7 +165,7 @@ async def test_block_rules_and_hot_reload(service: Service, rules_file: Path) ->
         assert ok.status_code == 200, "a broken rule file keeps the last good rules"
 
 
-async def test_canary_is_sticky_per_card_and_shadow_never_answers(service: Service) -> None:
+async def test_canary_is_sticky_per_card_and_shadow_never_answers(service: FraudService) -> None:
     admin = {"X-API-Key": ADMIN_KEY}
     async with client(service) as c:
         r = await c.post(
@@ -186,26 +190,26 @@ async def test_canary_is_sticky_per_card_and_shadow_never_answers(service: Servi
         assert body["model_version"] == "fraud:1"
     with sqlite3.connect(service.log.path) as db:
         shadow = db.execute(
-            "SELECT shadow_model, shadow_score FROM decisions WHERE transaction_id = 't-200'"
+            "SELECT shadow_model, shadow_outputs FROM predictions WHERE request_id = 't-200'"
         ).fetchone()
     assert shadow[0] == "fraud:2"
-    assert 0.0 <= shadow[1] <= 1.0
+    assert 0.0 <= json.loads(shadow[1])["model_score"] <= 1.0
 
 
 async def test_blue_green_reload_and_instant_rollback(
-    service: Service, fraud_registry: Registry
+    service: FraudService, fraud_registry: Registry
 ) -> None:
     admin = {"X-API-Key": ADMIN_KEY}
     async with client(service) as c:
         r = await c.post("/admin/model/reload", json={"version": 2}, headers=admin)
         assert r.json() == {"champion": "fraud:2"}
         assert (await score(c, tx(300))).json()["model_version"] == "fraud:2"
-        assert service.drift is not None
-        assert service.drift.model_version == "fraud:2", "drift follows the champion"
+        assert service.drift.monitor is not None
+        assert service.drift.monitor.model_version == "fraud:2", "drift follows the champion"
         r = await c.post("/admin/model/rollback", headers=admin)
         assert r.json() == {"champion": "fraud:1"}
         assert (await score(c, tx(301))).json()["model_version"] == "fraud:1"
-        assert service.drift.model_version == "fraud:1"
+        assert service.drift.monitor.model_version == "fraud:1"
 
 
 async def test_overload_gets_503_with_retry_after(
@@ -218,16 +222,15 @@ async def test_overload_gets_503_with_retry_after(
         assert r.status_code == 503
         assert r.headers["retry-after"] == "1"
     finally:
-        svc.log.close()
-        svc.scorer.engine.store.close()
+        svc.close()
 
 
 async def test_a_slow_prediction_log_sheds_with_503_and_the_retry_gets_the_decision(
-    service: Service,
+    service: FraudService,
 ) -> None:
     write = service.log.write
 
-    async def slow(row: dict[str, object]) -> None:  # a disk or database that lags
+    async def slow(row: Any) -> None:  # a disk or database that lags
         await asyncio.sleep(0.3)
         await write(row)
 
@@ -244,7 +247,7 @@ async def test_a_slow_prediction_log_sheds_with_503_and_the_retry_gets_the_decis
         assert service.log.count() == 1
 
 
-async def test_a_card_number_is_tokenized_and_never_kept(service: Service, tmp_path: Path) -> None:
+async def test_a_card_number_is_tokenized_and_never_kept(service: FraudService, tmp_path: Path) -> None:
     async with client(service) as c:
         body = tx(400, card_token=None, card_number=PAN, amount=5000.0)
         r = await score(c, body)
@@ -253,10 +256,10 @@ async def test_a_card_number_is_tokenized_and_never_kept(service: Service, tmp_p
         for i in range(20):
             await score(c, tx(401 + i, card_token=None, card_number=PAN, amount=900.0 + i))
     service.log.close()
-    service.scorer.engine.store.snapshot()  # the feature state on disk, scanned below
-    token = tokenize(PAN, service.scorer.token_key)
+    service.engine.store.snapshot()  # the feature state on disk, scanned below
+    token = tokenize(PAN, service.pipeline.token_key)
     with sqlite3.connect(service.log.path) as db:
-        cards = {row[0] for row in db.execute("SELECT card_token FROM decisions")}
+        cards = {row[0] for row in db.execute("SELECT routing_key FROM predictions")}
     assert cards == {token}
     state = tmp_path / "state"
     for path in state.rglob("*"):
@@ -269,7 +272,7 @@ async def test_a_card_number_is_tokenized_and_never_kept(service: Service, tmp_p
     log.close()
 
 
-async def test_health_metrics_and_schema(service: Service) -> None:
+async def test_health_metrics_and_schema(service: FraudService) -> None:
     async with client(service) as c:
         assert (await c.get("/livez")).status_code == 200
         assert (await c.get("/readyz")).json() == {"status": "ready"}
@@ -284,7 +287,7 @@ async def test_health_metrics_and_schema(service: Service) -> None:
 
 
 async def test_blue_green_swap_under_load_fails_no_request(
-    service: Service, fraud_registry: Registry
+    service: FraudService, fraud_registry: Registry
 ) -> None:
     """The champion alias moves in the registry while requests flow: the watcher loads and
     warms the new version off the event loop, swaps, and not one request fails."""
@@ -292,16 +295,16 @@ async def test_blue_green_swap_under_load_fails_no_request(
 
     from loopline.apps.fraud.service import SWITCH_INTERVAL_S
 
-    service.watch_s = 0.05
     # This test is about the swap: on a shared 2-core CI machine a group commit can outlast
     # its 50 ms and be shed with a 503 (tested on its own), which is not a swap failure.
-    service.limits = Limits(commit_timeout_ms=5_000)
+    service.service.limits = Limits(commit_timeout_ms=5_000)
     interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)  # as `loopline serve fraud` runs
     fraud_registry.promote("fraud", 2)
     try:
         async with client(service) as c:
-            watcher = asyncio.create_task(service._watch_champion())
+            champion = lambda: fraud_registry.get("fraud", "champion").version  # noqa: E731
+            watcher = asyncio.create_task(service.deployment.follow(champion, 0.05))
             results: list[httpx.Response] = []
             for wave in range(200):  # until the swap has happened and traffic ran on it
                 batch = [score(c, tx(1000 + wave * 10 + i)) for i in range(10)]
@@ -315,8 +318,8 @@ async def test_blue_green_swap_under_load_fails_no_request(
         versions = [r.json()["model_version"] for r in results]
         assert versions[0] == "fraud:1"
         assert versions[-1] == "fraud:2"
-        assert service.scorer.routing.previous is not None
-        assert service.scorer.routing.previous.label == "fraud:1", "kept for instant rollback"
+        assert service.deployment.routing.previous is not None
+        assert service.deployment.routing.previous.label == "fraud:1", "kept for instant rollback"
     finally:
         fraud_registry.promote("fraud", 1)
         sys.setswitchinterval(interval)
@@ -331,7 +334,7 @@ def test_the_pan_scanner_finds_card_numbers_and_not_ids_or_decimals() -> None:
     assert find_pans("41111111111111111111") == [], "20 digits: too long"
 
 
-async def test_bad_admin_requests_get_a_4xx(service: Service) -> None:
+async def test_bad_admin_requests_get_a_4xx(service: FraudService) -> None:
     admin = {"X-API-Key": ADMIN_KEY}
     async with client(service) as c:
         assert (await c.post("/admin/routing", content=b"{nope", headers=admin)).status_code == 400

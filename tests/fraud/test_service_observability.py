@@ -3,6 +3,7 @@ and reading only metrics that the service and its stream workers really expose."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -15,10 +16,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from loopline.apps.fraud.events import Transaction
-from loopline.apps.fraud.service import stream_scorer
+from loopline.apps.fraud.service import FraudService, stream_scorer
 from loopline.events import Codec, EmbeddedLog, Message
-from loopline.monitoring.metrics import WorkerCollector
-from loopline.serving import Service
+from loopline.monitoring import WorkerCollector
 
 from .test_service import client, score, tx
 
@@ -67,7 +67,7 @@ def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
 
 
 async def test_dashboard_and_alerts_read_only_exposed_metrics(
-    service: Service, tmp_path: Path
+    service: FraudService, tmp_path: Path
 ) -> None:
     log = EmbeddedLog(tmp_path / "events.db")
     log.create_topic("transactions", partitions=1)
@@ -84,15 +84,16 @@ async def test_dashboard_and_alerts_read_only_exposed_metrics(
     )
     worker = stream_scorer(service, log)  # a feature worker that also decides
     worker.run_once()
-    service.metrics.registry.register(WorkerCollector(worker))
-    assert service.drift is not None, "the champion was registered with its reference"
-    service.drift.min_rows = 1
-    service.drift.window_ms = None  # the newest rows, however recent
+    service.service.metrics.registry.register(WorkerCollector(worker))
+    monitor = service.drift.monitor
+    assert monitor is not None, "the champion was registered with its reference"
+    monitor.min_rows = 1
+    monitor.window_ms = None  # the newest rows, however recent
     async with client(service) as c:
         await score(c, tx(1))
-        report = await service.check_drift()
+        report = await asyncio.to_thread(service.drift.check)
         assert report is not None
-        compared = {*service.scorer.feature_set.names, "score"} - service.drift.ignore
+        compared = {*service.pipeline.tabular.feature_set.names, "score"} - monitor.ignore
         assert {r.feature for r in report.results} == compared
         await c.post("/v1/score", json={"nope": 1}, headers={"X-API-Key": "wrong"})
         exposition = (await c.get("/metrics")).text

@@ -1,23 +1,9 @@
-"""A canary that degrades is rolled back on its own, and the step is recorded."""
+"""The canary guard: a challenger serving a share of traffic is judged against the
+champion on errors, its flag rate and latency, and only with enough decisions."""
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
-
-from loopline.registry import Registry
-from loopline.serving import Service
-from loopline.serving.canary import CanaryGuard
-
-from .conftest import ADMIN_KEY
-from .test_service import client, score, tx
-
-pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+from loopline.serving import CanaryGuard
 
 
 def _guard(champion: tuple[int, int, int], challenger: tuple[int, int, int]) -> CanaryGuard:
@@ -56,37 +42,3 @@ def test_the_guard_judges_errors_flag_rates_and_waits_for_enough_decisions() -> 
         jittery.record("champion", flagged=False, error=False, model_ms=0.02)
         jittery.record("challenger", flagged=False, error=False, model_ms=0.06)
     assert jittery.verdict() is None
-
-
-async def test_a_canary_that_declines_everything_is_rolled_back_and_recorded(
-    service: Service, fraud_registry: Registry
-) -> None:
-    service.canary.min_decisions = 40
-    async with client(service) as c:
-        r = await c.post(
-            "/admin/routing",
-            json={"challenger": 2, "canary_percent": 50},
-            headers={"X-API-Key": ADMIN_KEY},
-        )
-        assert r.status_code == 200, r.text
-        bad = service.scorer.routing.challenger
-        assert bad is not None
-        bad.score = lambda x: (np.full(len(x), 0.999), False)  # type: ignore[method-assign]
-        arms = []
-        for i in range(400):
-            body = (await score(c, tx(5000 + i, card_token=f"tok_canary{i}"))).json()
-            arms.append(body["model_version"])
-            if service.scorer.routing.challenger is None:
-                break
-        assert service.scorer.routing.challenger is None, "rolled back"
-        assert service.scorer.routing.canary_percent == 0
-        assert "fraud:2" in arms, "the canary took traffic before"
-        after = (await score(c, tx(9999, card_token="tok_canary_after"))).json()
-        assert after["model_version"] == "fraud:1"
-        metrics = (await c.get("/metrics")).text
-    assert "loopline_canary_rollbacks_total 1.0" in metrics
-    step = fraud_registry.history("fraud")[-1]
-    assert (step.version, step.action, step.trigger, step.passed) == (
-        2, "roll canary back", "canary guard", False,
-    )  # fmt: skip
-    assert "challenger flags" in step.why

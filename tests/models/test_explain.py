@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from loopline.exceptions import ConfigError
-from loopline.serving.explain import PathExplainer
+from loopline.models.explain import PathExplainer
 
 
 def _data(seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from loopline.monitoring.tracing import JsonLogFormatter, Tracing
-from loopline.serving import Service
+from loopline.apps.fraud.service import FraudService
 
 from .test_service import client, score, tx
 
@@ -26,10 +26,10 @@ def anyio_backend() -> str:
 
 
 async def test_every_response_carries_its_trace_id_and_a_caller_trace_is_continued(
-    service: Service,
+    service: FraudService,
 ) -> None:
     spans = InMemorySpanExporter()
-    service.tracing = Tracing(sample_ratio=1.0, exporter=spans)
+    service.service.tracing = Tracing(sample_ratio=1.0, exporter=spans)
     async with client(service) as c:
         r = await score(c, tx(1))
         assert r.json()["trace_id"] == r.headers["x-trace-id"]
@@ -40,7 +40,7 @@ async def test_every_response_carries_its_trace_id_and_a_caller_trace_is_continu
         parent = f"00-{CALLER_TRACE}-00f067aa0ba902b7-01"
         continued = await score(c, tx(2), traceparent=parent)
         assert continued.json()["trace_id"] == CALLER_TRACE
-    service.tracing.provider.force_flush()
+    service.service.tracing.provider.force_flush()  # type: ignore[union-attr]
     done = spans.get_finished_spans()
     assert len(done) == 3, "one span per request"
     by_trace = {f"{s.context.trace_id:032x}": s for s in done}
@@ -51,25 +51,25 @@ async def test_every_response_carries_its_trace_id_and_a_caller_trace_is_continu
 
 
 async def test_unsampled_requests_export_nothing_but_still_have_trace_ids(
-    service: Service,
+    service: FraudService,
 ) -> None:
     spans = InMemorySpanExporter()
-    service.tracing = Tracing(sample_ratio=0.0, exporter=spans)
+    service.service.tracing = Tracing(sample_ratio=0.0, exporter=spans)
     async with client(service) as c:
         ids = {(await score(c, tx(i))).json()["trace_id"] for i in range(5)}
-    service.tracing.provider.force_flush()
+    service.service.tracing.provider.force_flush()  # type: ignore[union-attr]
     assert spans.get_finished_spans() == ()
     assert len(ids) == 5
 
 
-async def test_log_lines_are_json_with_the_trace_id_of_their_request(service: Service) -> None:
+async def test_log_lines_are_json_with_the_trace_id_of_their_request(service: FraudService) -> None:
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(JsonLogFormatter())
     logger = logging.getLogger("loopline.serving")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
-    breaker = service.scorer.store_breaker
+    breaker = service.pipeline.tabular.store_breaker
     breaker.state, breaker.opened_at = "open", time.monotonic()  # the store is "down"
     try:
         async with client(service) as c:

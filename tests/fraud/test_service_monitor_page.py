@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from loopline.feedback.labels import Label, LabelBook, matured_performance
-from loopline.serving import Service
+from loopline.apps.fraud.service import FraudService
+from loopline.predictions import Label
 
 from .conftest import SCORE_KEY
 from .test_service import tx
@@ -29,23 +29,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_the_monitoring_page_renders_in_chromium(service: Service, tmp_path: Path) -> None:
+def test_the_monitoring_page_renders_in_chromium(service: FraudService, tmp_path: Path) -> None:
     chromium = shutil.which("chromium")
     assert chromium, "chromium (Debian package) is installed by make test"
-    labels = tmp_path / "labels.db"
-
-    def performance() -> list:  # type: ignore[type-arg]
-        book = LabelBook(labels)  # a connection of the serving thread's own
-        try:
-            return matured_performance(service.log.path, book, now_ms=10**15)
-        finally:
-            book.close()
-
-    service.performance = performance
-    service.sampler.every_s = 0.2
+    service.page.sampler.every_s = 0.2
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(service, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(service.service, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -58,12 +48,13 @@ def test_the_monitoring_page_renders_in_chromium(service: Service, tmp_path: Pat
                 r = c.post("/v1/score", json=tx(100 + i), headers={"X-API-Key": SCORE_KEY})
                 assert r.status_code == 200, r.text
                 time.sleep(0.02)
-            book = LabelBook(labels)
-            book.add([Label(f"t-{100 + i}", i % 10 == 0, DAY) for i in range(60)])
-            book.close()
-            assert service.drift is not None
-            service.drift.min_rows = 1
-            service.drift.window_ms = None  # the newest rows, however recent
+            service.log.add_labels(
+                [Label(f"t-{100 + i}", float(i % 10 == 0), DAY) for i in range(60)], keep="max"
+            )
+            monitor = service.drift.monitor
+            assert monitor is not None
+            monitor.min_rows = 1
+            monitor.window_ms = None  # the newest rows, however recent
             assert service.drift.check() is not None
             time.sleep(0.5)
             data = c.get("/monitor/data").json()

@@ -1,14 +1,14 @@
 """Late labels reach the running fraud service on their topic: into the terminal-risk
-features and the label book, whose matured figures the monitoring page shows."""
+features and the prediction log's labels, whose matured figures the monitoring page
+shows."""
 
 from __future__ import annotations
 
 import pytest
 
 from loopline.apps.fraud.events import Label
-from loopline.apps.fraud.service import LABELS
+from loopline.apps.fraud.service import LABELS, FraudService
 from loopline.events import Codec, Message, open_log
-from loopline.serving import Service
 
 from .test_service import client, score, tx
 
@@ -20,14 +20,14 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def test_labels_on_their_topic_feed_features_book_and_page(service: Service) -> None:
+async def test_labels_on_their_topic_feed_features_book_and_page(service: FraudService) -> None:
     async with client(service) as c:
         decided = [(await score(c, tx(i))).json() for i in (1, 2)]
     assert all(d["decision"] for d in decided)
     state = service.log.path.parent
     events = open_log(f"file://{(state / 'events.db').resolve()}")
     codec = Codec(Label)
-    now = int(service.scorer.clock() * 1000)
+    now = int(service.pipeline.clock() * 1000)
     labels = [
         Label(transaction_id="t-1", label_time_ms=now, event_time_ms=now - 10,
               card_token="tok_card1", terminal_id="term-0000001", is_fraud=1.0),
@@ -41,20 +41,17 @@ async def test_labels_on_their_topic_feed_features_book_and_page(service: Servic
     )
     events.close()
 
-    for _, step in service.background:  # what the service runs every second while serving
-        step()
+    service.labels.run_once()  # what the service runs every second while serving
 
-    engine = service.scorer.engine
+    engine = service.engine
     risk = next(v for v in engine.views_of(LABELS) if v.name == "terminal_risk")
     read = engine.read_many(risk, ["term-0000001"], [now + 1000])
     assert read["count_30d"][0] == 3, "every label event counts toward the terminal's risk"
-    assert service.performance is not None
     days = service.performance()
-    assert [(d.decisions, d.labelled, d.frauds) for d in days] == [(2, 2, 1)]
+    assert [(d.predictions, d.labelled, d.metrics["positives"]) for d in days] == [(2, 2, 1)]
     assert days[0].provisional, "today's labels have not matured"
     async with client(service) as c:
         page = (await c.get("/monitor/data")).json()
     assert page["performance"][0]["labelled"] == 2
-    for _, step in service.background:
-        step()  # nothing new: nothing read twice
-    assert [(d.labelled, d.frauds) for d in service.performance()] == [(2, 1)]
+    service.labels.run_once()  # nothing new: nothing read twice
+    assert [(d.labelled, d.metrics["positives"]) for d in service.performance()] == [(2, 1)]

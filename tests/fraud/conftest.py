@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from loopline.apps.fraud.service import ServeOptions, build
+from loopline.apps.fraud.service import FraudService, ServeOptions, build
 from loopline.apps.fraud.train import TrainOptions, run
 from loopline.registry import Registry
-from loopline.serving import KeyRing, Limits, Service, new_key
+from loopline.serving import KeyRing, Limits, new_key
 
 SCORE_KEY, SCORE = new_key("scorer", ["score"])
 ADMIN_KEY, ADMIN = new_key("ops", ["score", "admin"])
@@ -49,7 +49,7 @@ def rules_file(tmp_path: Path) -> Path:
 
 def make_service(
     tmp_path: Path, registry: Registry, rules: Path, limits: Limits | None = None
-) -> Service:
+) -> FraudService:
     keys = tmp_path / "keys.json"
     KeyRing([SCORE, ADMIN]).save(keys)
     options = ServeOptions(
@@ -63,8 +63,7 @@ def make_service(
 
 
 @pytest.fixture
-def service(tmp_path: Path, fraud_registry: Registry, rules_file: Path) -> Iterator[Service]:
+def service(tmp_path: Path, fraud_registry: Registry, rules_file: Path) -> Iterator[FraudService]:
     svc = make_service(tmp_path, fraud_registry, rules_file)
     yield svc
-    svc.log.close()
-    svc.scorer.engine.store.close()
+    svc.close()

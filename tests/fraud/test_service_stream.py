@@ -13,18 +13,17 @@ import pytest
 
 from loopline.apps.fraud import data, fraud_feature_set
 from loopline.apps.fraud.publish import publish
-from loopline.apps.fraud.service import stream_scorer
+from loopline.apps.fraud.service import FraudService, stream_scorer
 from loopline.apps.fraud.simulator import profile, simulate
 from loopline.events import EmbeddedLog, Message, TopicPartition
-from loopline.serving import Service
 
 
 @pytest.mark.parametrize("include_event", [False, True])
 def test_stream_decides_every_transaction_with_offline_equal_features(
-    service: Service, tmp_path, include_event: bool
+    service: FraudService, tmp_path, include_event: bool
 ) -> None:  # type: ignore[no-untyped-def]
     fs = replace(fraud_feature_set(), include_event=include_event)
-    service.scorer.feature_set = fs  # the served set, or one counting each event itself
+    service.pipeline.tabular.feature_set = fs  # the served set, or one counting each event
     sim = simulate(profile("full", customers=150, terminals=300, days=6), seed=9)
     log = EmbeddedLog(tmp_path / "events.db")
     publish(log, sim.transactions, sim.labels.slice(0, 0), partitions=1)
@@ -37,7 +36,7 @@ def test_stream_decides_every_transaction_with_offline_equal_features(
     assert stream.stats.invalid == 1
     assert log.end_offset(TopicPartition("transactions.dlq", 0)) == 1
     with sqlite3.connect(service.log.path) as db:
-        rows = db.execute("SELECT transaction_id, features FROM decisions").fetchall()
+        rows = db.execute("SELECT request_id, inputs FROM predictions").fetchall()
     assert len(rows) == n
     assert stream.run_once() == 0, "caught up: nothing is scored twice"
 
@@ -69,7 +68,7 @@ def test_stream_decides_every_transaction_with_offline_equal_features(
 
 
 def test_a_late_transaction_is_decided_and_dead_lettered_not_aggregated(
-    service: Service, tmp_path
+    service: FraudService, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     from loopline.apps.fraud.events import Transaction
     from loopline.events import Codec
@@ -93,7 +92,7 @@ def test_a_late_transaction_is_decided_and_dead_lettered_not_aggregated(
     while stream.run_once():
         pass
     with sqlite3.connect(service.log.path) as db:
-        decided = {r[0] for r in db.execute("SELECT transaction_id FROM decisions")}
+        decided = {r[0] for r in db.execute("SELECT request_id FROM predictions")}
     assert decided == {"late-0", "late-1", "late-2"}, "every transaction gets a decision"
     assert stream.stats.late == 1
     letters = log.read(TopicPartition("transactions.dlq", 0), 0, max_records=10)

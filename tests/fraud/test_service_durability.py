@@ -19,7 +19,7 @@ import httpx
 
 from loopline.registry import Registry
 from loopline.serving import KeyRing
-from loopline.serving.pan import find_pans
+from loopline.apps.fraud.privacy import find_pans
 
 from .conftest import SCORE, SCORE_KEY
 from .test_service import PAN, tx
@@ -88,7 +88,7 @@ def test_returned_decisions_survive_kill_9(tmp_path: Path, fraud_registry: Regis
         t.join()
     assert len(answered) > 50, "the service answered too little to test anything"
     with sqlite3.connect(state / "decisions.db") as db:
-        stored = dict(db.execute("SELECT transaction_id, decision FROM decisions").fetchall())
+        stored = dict(db.execute("SELECT request_id, decision FROM predictions").fetchall())
     missing = [k for k in answered if k not in stored]
     assert missing == [], f"{len(missing)} answered decisions were lost"
     assert all(stored[k] == v for k, v in answered.items())

@@ -10,10 +10,10 @@ import msgspec
 import numpy as np
 import pytest
 
-from loopline.serving import Service
-from loopline.serving.api import decode_request
-from loopline.serving.resilience import CircuitBreaker
-from loopline.serving.scorer import CATCH_UP, LEARN_EVERY_S
+from loopline.apps.fraud.api import ScoreRequest
+from loopline.apps.fraud.service import FraudService
+from loopline.serving import CircuitBreaker
+from loopline.serving.learning import CATCH_UP, EVERY_S
 
 from .test_service import client, score, tx
 
@@ -25,16 +25,17 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def test_a_broken_model_falls_back_to_lightgbm_then_previous(service: Service) -> None:
+async def test_a_broken_model_falls_back_to_lightgbm_then_previous(service: FraudService) -> None:
     async with client(service) as c:
-        champion = service.scorer.routing.champion
-        champion.onnx = None  # ONNX Runtime fails: LightGBM native, same version
+        deployment = service.deployment
+        champion = deployment.routing.champion
+        champion.onnx = None  # type: ignore[attr-defined]  # ONNX fails: LightGBM, same version
         r = (await score(c, tx(1))).json()
         assert r["degraded"] == ["model_fallback"]
         assert r["model_version"] == "fraud:1"
-        service.scorer.routing.previous = champion
-        fresh = service.scorer.routing.champion = type(champion)(**vars(champion))
-        fresh.version, fresh.booster = 9, None  # both engines of "v9" fail: previous answers
+        fresh = type(champion)(**vars(champion))
+        fresh.version, fresh.booster = 9, None  # type: ignore[attr-defined]  # "v9" fails whole
+        deployment.routing = deployment.routing.replace(champion=fresh, previous=champion)
         r = (await score(c, tx(2))).json()
         assert r["model_version"] == "fraud:1"
         assert "model_error:fraud:9" in r["degraded"]
@@ -64,28 +65,33 @@ def test_breaker_opens_on_failures_and_slow_calls_and_half_opens() -> None:
 
 
 def test_a_store_outage_backlog_is_caught_up_oldest_first_in_bounded_chunks(
-    service: Service,
+    service: FraudService,
 ) -> None:
-    scorer = service.scorer
+    pipeline = service.pipeline
+    learner = pipeline.tabular.learner
     applied: list[list[str]] = []
-    apply_many = scorer.engine.apply_many
+    apply_many = service.engine.apply_many
 
     def recording(batch: dict[str, np.ndarray], **kw: object) -> None:
         applied.append(batch["transaction_id"].tolist())
         apply_many(batch, **kw)  # type: ignore[arg-type]
 
-    scorer.engine.apply_many = recording  # type: ignore[method-assign]
-    breaker = scorer.store_breaker
+    service.engine.apply_many = recording  # type: ignore[method-assign]
+    breaker = pipeline.tabular.store_breaker
     breaker.state, breaker.opened_at = "open", time.monotonic()  # the store is away
-    decided = [scorer.decide(decode_request(msgspec.json.encode(tx(i)))) for i in range(400)]
+    routing = service.deployment.routing
+    decided = [
+        pipeline.decide(msgspec.json.decode(msgspec.json.encode(tx(i)), type=ScoreRequest), routing)
+        for i in range(400)
+    ]
     for d in decided:
-        scorer.learn(d)
-    assert scorer.pending == 400
+        pipeline.committed(d)
+    assert learner.pending == 400
     assert not applied
     breaker.state = "closed"  # the store is back: each due flush applies one chunk
-    while scorer.pending:
-        time.sleep(LEARN_EVERY_S)
-        scorer.flush(CATCH_UP)
+    while learner.pending:
+        time.sleep(EVERY_S)
+        learner.flush(CATCH_UP)
     assert [len(a) for a in applied] == [CATCH_UP, CATCH_UP, CATCH_UP, 400 - 3 * CATCH_UP]
     assert [t for a in applied for t in a] == [d.response.transaction_id for d in decided]
-    assert scorer.learn_lag_s() == 0.0
+    assert learner.lag_s() == 0.0
