@@ -31,7 +31,6 @@ from opentelemetry.trace import Span
 from loopline.exceptions import ConfigError
 from loopline.monitoring.tracing import CURRENT_TRACE, Tracing
 from loopline.predictions import PredictionLog
-from loopline.serving.openapi import openapi_document
 from loopline.serving.admin import Action, Admin
 from loopline.serving.asgi import (
     EventStream,
@@ -48,6 +47,7 @@ from loopline.serving.auth import KeyRing
 from loopline.serving.batching import Batcher
 from loopline.serving.collector import freeze_survivors, keep_collections_short, thaw
 from loopline.serving.endpoint import Endpoint, Prediction
+from loopline.serving.openapi import openapi_document
 from loopline.serving.problems import Problem, RequestError, decode, refuse
 from loopline.serving.routing import Deployment
 from loopline.serving.telemetry import Metrics

@@ -4,9 +4,9 @@ shadow model, with the kernel's ordered fallbacks.
 
 :class:`TabularScorer` does the generic part of a batch and returns :class:`Scored`;
 the application then applies its rules and policy to the scores and builds its
-answers. Its fallbacks, in order: the model's own fallback engine (same version), the
-previous version, and, with no stored features or no model left, no score at all
-(``rules-only``: the application's rules decide alone). Every degraded answer says so.
+answers, with the kernel's ordered fallbacks (:mod:`loopline.serving.fallbacks`); with
+no stored features, no score at all (``rules-only``: the application's rules decide
+alone). Every degraded answer says so.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from prometheus_client.registry import Collector
 
 from loopline.features import FeatureSet, OnlineEngine
 from loopline.models import ServingModel
+from loopline.serving.fallbacks import predict_ordered
 from loopline.serving.learning import Learner
 from loopline.serving.resilience import CircuitBreaker
 from loopline.serving.routing import Routing
 
 F64 = npt.NDArray[np.float64]
 Columns = dict[str, np.ndarray]
-NO_MODEL = "rules-only"  # the label of an answer no model scored
 
 
 @dataclass
@@ -127,7 +127,7 @@ class TabularScorer:
                 x = x[rows]
             inputs[id(model)] = x
             said = list(degraded)
-            got, label = self._ordered(model, routing.previous, x, said)
+            got, label = predict_ordered(model, routing.previous, x, said)
             scores[rows] = got
             for k, i in enumerate(rows):
                 labels[i], degraded_of[i], row_in_model[i] = label, said, k
@@ -151,30 +151,6 @@ class TabularScorer:
         except Exception:  # a failing shadow is unscored
             self.shadow_failures += 1
         return shadow
-
-    @staticmethod
-    def _ordered(
-        model: ServingModel, previous: ServingModel | None, x: F64, degraded: list[str]
-    ) -> tuple[F64, str]:
-        """The ordered fallbacks (see the module docstring)."""
-        if "features_unavailable" in degraded:
-            degraded.append("rules_only")
-            return np.zeros(len(x)), NO_MODEL
-        for candidate in (model, previous):
-            if candidate is None:
-                continue
-            try:
-                scores, fell_back = candidate.predict(x)
-            except Exception:  # both engines failed: try the next version
-                degraded.append(f"model_error:{candidate.label}")
-                continue
-            if fell_back:
-                degraded.append("model_fallback")
-            if candidate is not model:
-                degraded.append("previous_model")
-            return np.asarray(scores, dtype=np.float64), candidate.label
-        degraded.append("rules_only")
-        return np.zeros(len(x)), NO_MODEL
 
     def learn(self, columns: Columns) -> None:
         """Fold a predicted event into the online features (in micro-batches)."""
