@@ -1,4 +1,5 @@
-"""Real servers for the suite, started once per session on 127.0.0.1 and free ports."""
+"""Real servers for the suite, started once per session on 127.0.0.1 and free ports; the
+toy application's world and registry."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from loopline.registry import Registry
 from loopline.servers import LocalServer, noida_broker, postgres_server, redis_server, tansu_broker
+from tests.toyapp import World, train_version
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +51,18 @@ def tansu_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """
     with tansu_broker(tmp_path_factory.mktemp("tansu")) as server:
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def world() -> World:
+    """The toy ranking application's simulated users and items (tests/toyapp.py)."""
+    return World.make()
+
+
+@pytest.fixture(scope="session")
+def toy_registry(tmp_path_factory: pytest.TempPathFactory, world: World) -> Registry:
+    """The toy ranker: version 1 (weak) the champion, version 2 (strong) the challenger."""
+    registry = Registry(root=tmp_path_factory.mktemp("toy-registry"))
+    train_version(world, registry, strong=False, alias="champion")
+    train_version(world, registry, strong=True)
+    return registry

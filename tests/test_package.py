@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,36 +43,82 @@ def test_the_command_line_starts_without_the_ml_stack() -> None:
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize(
-    "module",
-    [
-        "loopline",
-        "loopline.events",
-        "loopline.features",
-        "loopline.servers",
-        "loopline.training",
-        "loopline.registry",
-        "loopline.serving",
-        "loopline.monitoring",
-        "loopline.feedback",
-    ],
-)
-def test_public_names_are_sorted_and_importable(module: str) -> None:
-    mod = importlib.import_module(module)
-    assert list(mod.__all__) == sorted(mod.__all__)
-    for name in mod.__all__:
-        assert hasattr(mod, name), f"{module}.__all__ names {name}, which is missing"
-
-
-def test_events_public_surface_is_pinned() -> None:
-    import loopline.events
-
-    assert loopline.events.__all__ == [
+# Each stage's public surface, pinned: a change here is a change of loopline's API.
+PUBLIC = {
+    "events": [
         "Codec", "Consumer", "DeadLetter", "DeadLetterQueue", "EmbeddedLog", "Event",
-        "EventLog", "Message", "OffsetReset", "Record", "TopicPartition",
-        "assign_round_robin", "dead_letter_topic", "decode_or_dead_letter", "open_log",
-        "partition_for",
-    ]  # fmt: skip
+        "EventLog", "Message", "OffsetReset", "Record", "TopicPartition", "assign_round_robin",
+        "dead_letter_topic", "decode_or_dead_letter", "open_log", "partition_for"
+    ],
+    "features": [
+        "Aggregation", "BatchReads", "Checkpoint", "Distance", "EmbeddedStore", "Entity",
+        "Feature", "FeatureSet", "FeatureValues", "FeatureView", "FeatureWorker", "Filter",
+        "OnlineEngine", "OnlineStore", "Ratio", "RedisStore", "RequestFeature", "Source",
+        "Speed", "Table", "WorkerStats", "ZScore", "days", "hours", "minutes", "mismatch_rates",
+        "seconds", "training_set", "validate"
+    ],
+    "training": [
+        "BoostingConfig", "Calibration", "Objective", "Operating", "TimeSplit", "at_threshold",
+        "bundle", "calibration", "checked_onnx", "entity_precision_at_k", "max_abs_difference",
+        "model_bytes", "ranking", "svg", "task_of", "threshold_for_precision", "to_onnx",
+        "train", "write_report"
+    ],
+    "registry": [
+        "Bundle", "ModelVersion", "Pinned", "Registry", "RegistryError", "Signature", "Step"
+    ],
+    "serving": [
+        "NO_MODEL", "ApiKey", "CanaryGuard", "CircuitBreaker", "ColumnPipeline", "Deployment",
+        "Endpoint", "KeyRing", "Limits", "Metrics", "Outcome", "Pipeline", "Prediction",
+        "Problem", "RequestError", "Routing", "RuleBook", "RuleSet", "Scored", "Service",
+        "StreamScorer", "StreamingPipeline", "TabularCollector", "TabularScorer", "every",
+        "lap", "new_key", "openapi_document", "parse", "payload_hash", "predict_ordered",
+        "refuse"
+    ],
+    "monitoring": [
+        "REFERENCE_FILE", "BatchQuality", "DataQualityError", "Drift", "DriftCollector",
+        "DriftEvent", "DriftMonitor", "DriftReport", "DriftWatch", "Expectations", "FixedBins",
+        "MonitorPage", "Sampler", "Tracing", "WorkerCollector", "categorical", "compare",
+        "json_logging", "numeric", "psi", "reference_of"
+    ],
+    "feedback": [
+        "DayPerformance", "Evidence", "GateResult", "LabelFeed", "Policy", "RetrainingLoop",
+        "Rollout", "Stage", "Trigger", "gate", "matured_performance", "paired_p99_ms",
+        "shadow_evidence"
+    ],
+    "predictions": [
+        "Column", "Joined", "Keep", "Label", "Log", "Notify", "Outcomes", "PredictionLog",
+        "Recent", "Row", "ShadowPairs", "SqliteLog", "Stored", "open_prediction_log"
+    ],
+    "tasks": [
+        "NDCG", "Accuracy", "AveragePrecision", "Binary", "LabelValues", "MacroF1", "Metric",
+        "Multiclass", "Outputs", "Ranking", "RecallAtK", "Task", "average_precision", "dcg",
+        "ndcg_at_k"
+    ],
+    "models": [
+        "FLAVOURS", "Explains", "Loader", "ServingModel", "load"
+    ],
+    "testing": [
+        "HttpReplay", "SoakResult", "check", "rss_mb", "soak"
+    ],
+    "servers": [
+        "LocalServer", "free_port", "noida_broker", "postgres_server", "redis_server",
+        "tansu_broker"
+    ],
+}  # fmt: skip
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    """ruff's order of ``__all__`` (RUF022): CONSTANTS, then Classes, then functions."""
+    return (0 if name.isupper() else 1 if name[:1].isupper() else 2, name)
+
+
+@pytest.mark.parametrize("stage", sorted(PUBLIC))
+def test_each_stage_has_a_sorted_importable_pinned_surface(stage: str) -> None:
+    mod = importlib.import_module(f"loopline.{stage}")
+    assert list(mod.__all__) == sorted(mod.__all__, key=_isort_key)
+    for name in mod.__all__:
+        assert getattr(mod, name, None) is not None, f"loopline.{stage}.__all__ names {name}"
+    assert list(mod.__all__) == PUBLIC[stage]
 
 
 def test_no_module_is_oversized() -> None:
@@ -79,14 +126,99 @@ def test_no_module_is_oversized() -> None:
     assert {p: n for p, n in sizes.items() if n > 800} == {}
 
 
-def test_apps_import_only_public_names() -> None:
+def _imports(root: Path) -> list[tuple[Path, str, list[str]]]:
+    return [
+        (path, node.module, [a.name for a in node.names])
+        for path in root.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("loopline")
+    ]
+
+
+@pytest.mark.parametrize("root", ["apps", "demos"])
+def test_applications_and_demos_import_only_public_names(root: str) -> None:
+    """From a stage (or a top-level module), only what its ``__all__`` lists; never a
+    stage's inner module. An application's own modules are its own."""
     offenders = []
-    for path in (SRC / "apps").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("loopline"):
-                assert node.module is not None
-                private_module = any(part.startswith("_") for part in node.module.split("."))
-                private_names = [a.name for a in node.names if a.name.startswith("_")]
-                if private_module or private_names:
-                    offenders.append(f"{path.name}: from {node.module} import {private_names}")
+    for path, module, names in _imports(SRC / root):
+        if module.startswith(("loopline.apps", "loopline.demos")):
+            continue
+        if module.count(".") > 1:
+            offenders.append(f"{path.name}: from {module} (an inner module)")
+            continue
+        public = getattr(importlib.import_module(module), "__all__", None)
+        hidden = [n for n in names if n.startswith("_") or (public is not None and n not in public)]
+        if hidden:
+            offenders.append(f"{path.name}: from {module} import {hidden}")
     assert offenders == []
+
+
+# the fraud application's words, which no platform stage may use in its code (an
+# identifier, a SQL statement, a string); docstrings and comments may say them
+APPLICATION_WORDS = re.compile(r"(?<![a-z])(fraud|card(?!inal)|approve|review|decline)", re.I)
+PLATFORM = ["events", "features", "training", "registry", "serving", "monitoring", "feedback",
+            "predictions", "tasks", "models", "testing"]  # fmt: skip
+
+
+def _names(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Name):
+        return [node.id]
+    if isinstance(node, ast.Attribute):
+        return [node.attr]
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return [node.name]
+    if isinstance(node, ast.arg):
+        return [node.arg]
+    if isinstance(node, ast.keyword) and node.arg:
+        return [node.arg]
+    if isinstance(node, ast.alias):
+        return [node.name, node.asname or ""]
+    return []
+
+
+def _docstrings(tree: ast.AST) -> set[int]:
+    found = set()
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = body[0] if body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                found.add(id(first.value))
+    return found
+
+
+def _application_words(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    docs = _docstrings(tree)
+    found = []
+    for node in ast.walk(tree):
+        for name in _names(node):
+            if any(APPLICATION_WORDS.match(w) for w in re.findall(r"[a-z]+|[A-Z][a-z]*", name)):
+                found.append(f"{path.name}:{node.lineno}: {name}")  # type: ignore[attr-defined]
+        text = node.value if isinstance(node, ast.Constant) else None
+        if isinstance(text, str) and id(node) not in docs and APPLICATION_WORDS.search(text):
+            found.append(f"{path.name}:{node.lineno}: {text[:60]!r}")
+    return found
+
+
+@pytest.mark.parametrize("stage", PLATFORM)
+def test_no_application_vocabulary_in_the_platform(stage: str) -> None:
+    assert [w for p in sorted((SRC / stage).rglob("*.py")) for w in _application_words(p)] == []
+
+
+PROBE = '''"""A docstring may say fraud."""
+def score_card(review_threshold: float) -> str:
+    return "SELECT decision FROM t WHERE decision = 'decline'"
+cardinality = 1
+'''
+
+
+def test_the_vocabulary_check_catches_what_it_should(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.py"
+    probe.write_text(PROBE)
+    found = [f.split(": ", 1)[1] for f in _application_words(probe)]
+    assert found == [
+        "score_card",
+        "review_threshold",
+        "\"SELECT decision FROM t WHERE decision = 'decline'\"",
+    ]

@@ -167,7 +167,11 @@ class RankPipeline:
         if routing.shadow and challenger is not None and arm == "champion":
             shadow_model = challenger.label
             try:
-                shadow = {"items": _top(r.candidates, challenger.predict(_x(challenger, features))[0], r.k)}
+                shadow = {
+                    "items": _top(
+                        r.candidates, challenger.predict(_x(challenger, features))[0], r.k
+                    )
+                }
             except Exception:  # a failing shadow is logged as unscored
                 shadow = None
         return Prediction(
@@ -230,10 +234,14 @@ class UploadPipeline:
         return [
             Prediction(
                 response=Stored(request_id=r.request_id, size=len(r.blob)),
-                request_id=r.request_id, routing_key=r.request_id,
-                model_version=routing.champion.label, arm="champion",
-                inputs={"size": len(r.blob)}, outputs={"size": len(r.blob)}, outcome="stored",
-            )  # fmt: skip
+                request_id=r.request_id,
+                routing_key=r.request_id,
+                model_version=routing.champion.label,
+                arm="champion",
+                inputs={"size": len(r.blob)},
+                outputs={"size": len(r.blob)},
+                outcome="stored",
+            )
             for r in requests
         ]
 

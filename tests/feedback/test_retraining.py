@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from loopline.feedback.promotion import Evidence
-from loopline.feedback.retraining import DAY_MS, Policy, RetrainingLoop, Stage, Trigger
-from loopline.monitoring.drift import Drift
-from loopline.monitoring.monitor import DriftReport
-from loopline.registry import Registry
+from loopline.feedback import Policy, RetrainingLoop, Stage, Trigger
+from loopline.monitoring import Drift, DriftReport
+from loopline.predictions import Joined, ShadowPairs
+from loopline.registry import Bundle, Registry, Signature
+from loopline.tasks import AveragePrecision
+from loopline.units import DAY_MS
 
 T0 = 1_750_000_000_000
 HOUR = 3_600_000
@@ -61,17 +62,36 @@ class FakeDeployment:
         self.challenger, self.percent = None, 0.0
 
 
-def _evidence(gain: float, n: int = 3000) -> Evidence:
-    rng = np.random.default_rng(0)
-    y = (rng.random(n) < 0.05).astype(np.int8)
-    return Evidence(y, rng.normal(size=n) + y, rng.normal(size=n) + (1 + gain) * y)
+@dataclass
+class ShadowedLabels:
+    """The prediction log's answers, as the loop asks them: each challenger's shadow run
+    separates positives ``gains[i]`` better than the champion (the i-th one trained)."""
+
+    gains: list[float]
+    trained: list[tuple[int, Trigger]]
+
+    def shadow_pairs(self, challenger: str, **_: int) -> ShadowPairs:
+        gain = self.gains[len(self.trained) - 1]
+        rng = np.random.default_rng(0)
+        n = 3000
+        y = (rng.random(n) < 0.05).astype(float)
+        champion, shadow = rng.normal(size=n) + y, rng.normal(size=n) + (1 + gain) * y
+        return ShadowPairs(
+            [{"score": s} for s in champion], [{"score": s} for s in shadow],
+            [{"": v} for v in y], calls=n, errors=0,
+        )  # fmt: skip
+
+    def joined(self, **_: object) -> Joined:
+        return Joined()  # no matured performance: the alerts here are drift and schedule
 
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
     registry = Registry(root=tmp_path / "registry")
+    packed = Bundle(Signature(task="binary", flavour="onnx-trees", inputs=("x",)),
+                    {"model.txt": b"x"})  # fmt: skip
     for _ in range(4):
-        registry.register("m", files={"model.txt": b"x"}, metrics={"average_precision": 0.8},
+        registry.register("m", bundle=packed, metrics={"average_precision": 0.8},
                           params={}, tags={})  # fmt: skip
     return registry
 
@@ -94,12 +114,11 @@ def _loop(
         policy=Policy(),
         registry=registry,
         model="m",
-        deployment=deployment,
+        rollout=deployment,
         train=train,
+        outcomes=ShadowedLabels(gains, trained),  # type: ignore[arg-type]
+        metric=AveragePrecision(),
         check_drift=check,
-        matured_ap=lambda now, days: None,
-        evidence=lambda label, now: _evidence(gains[len(trained) - 1]),
-        baseline_ap=lambda version: 0.8,
     )
     return loop, trained
 

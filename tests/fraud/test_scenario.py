@@ -10,8 +10,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from loopline.demos.fraud.scenario import ScenarioOptions, run
 from loopline.cli import app
+from loopline.demos.fraud.scenario import ScenarioOptions, run
 
 
 def test_drift_scenario_detects_retrains_promotes_and_stays_quiet_without_change(

@@ -247,7 +247,9 @@ async def test_a_slow_prediction_log_sheds_with_503_and_the_retry_gets_the_decis
         assert service.log.count() == 1
 
 
-async def test_a_card_number_is_tokenized_and_never_kept(service: FraudService, tmp_path: Path) -> None:
+async def test_a_card_number_is_tokenized_and_never_kept(
+    service: FraudService, tmp_path: Path
+) -> None:
     async with client(service) as c:
         body = tx(400, card_token=None, card_number=PAN, amount=5000.0)
         r = await score(c, body)

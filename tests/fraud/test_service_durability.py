@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 
+from loopline.apps.fraud.privacy import find_pans
 from loopline.registry import Registry
 from loopline.serving import KeyRing
-from loopline.apps.fraud.privacy import find_pans
 
 from .conftest import SCORE, SCORE_KEY
 from .test_service import PAN, tx

@@ -13,9 +13,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis import GenerationMode
 
+from loopline.apps.fraud.service import openapi
 from loopline.registry import Registry
 from loopline.serving import KeyRing
-from loopline.apps.fraud.service import openapi
 
 from .conftest import SCORE, SCORE_KEY
 from .test_service_durability import _close, _port, _start

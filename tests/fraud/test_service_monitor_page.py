@@ -35,7 +35,9 @@ def test_the_monitoring_page_renders_in_chromium(service: FraudService, tmp_path
     service.page.sampler.every_s = 0.2
     port = _free_port()
     server = uvicorn.Server(
-        uvicorn.Config(service.service, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            service.service, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -11,8 +11,8 @@ import time
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from loopline.monitoring.tracing import JsonLogFormatter, Tracing
 from loopline.apps.fraud.service import FraudService
+from loopline.monitoring.tracing import JsonLogFormatter, Tracing
 
 from .test_service import client, score, tx
 

@@ -13,8 +13,8 @@ from loopline.apps.fraud.events import TRANSACTION_QUALITY, Transaction
 from loopline.events import Codec, EmbeddedLog, Message, TopicPartition
 from loopline.features import EmbeddedStore, OnlineEngine
 from loopline.features.worker import FeatureWorker
-from loopline.monitoring.workers import WorkerCollector
 from loopline.monitoring.quality import Expectations
+from loopline.monitoring.workers import WorkerCollector
 
 RULES = Expectations(
     required=("id",),

@@ -21,8 +21,8 @@ from loopline.registry import Registry
 from loopline.servers import redis_server
 from loopline.serving import KeyRing
 from tests.fraud.conftest import SCORE, SCORE_KEY
-from tests.fraud.test_service_durability import _close, _port, _start
 from tests.fraud.test_service import tx
+from tests.fraud.test_service_durability import _close, _port, _start
 
 pytestmark = pytest.mark.redis
 

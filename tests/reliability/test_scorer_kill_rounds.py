@@ -21,8 +21,8 @@ import httpx
 from loopline.registry import Registry
 from loopline.serving import KeyRing
 from tests.fraud.conftest import SCORE, SCORE_KEY
-from tests.fraud.test_service_durability import _close, _port, _start
 from tests.fraud.test_service import tx
+from tests.fraud.test_service_durability import _close, _port, _start
 
 ROUNDS = 10
 CLIENTS = 4

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from loopline.apps.fraud.data import request_bodies
 from loopline.apps.fraud.simulator import profile, simulate
-from loopline.testing.soak import soak
 from loopline.registry import Registry
 from loopline.serving import KeyRing
+from loopline.testing.soak import soak
 from tests.fraud.conftest import SCORE, SCORE_KEY
 from tests.fraud.test_service_durability import _close, _port, _start
 
@@ -74,8 +74,8 @@ def test_growth_compares_the_window_after_warm_up_with_the_last() -> None:
 def test_a_soak_too_short_to_compare_is_refused() -> None:
     import pytest
 
-    from loopline.testing.soak import check
     from loopline.exceptions import ConfigError
+    from loopline.testing.soak import check
 
     with pytest.raises(ConfigError, match="soak seconds=30"):
         check(30, 20, 10)

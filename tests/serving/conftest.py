@@ -9,21 +9,7 @@ import httpx
 import pytest
 
 from loopline.registry import Registry
-from tests.toyapp import Toy, World, build, train_version
-
-
-@pytest.fixture(scope="session")
-def world() -> World:
-    return World.make()
-
-
-@pytest.fixture(scope="session")
-def toy_registry(tmp_path_factory: pytest.TempPathFactory, world: World) -> Registry:
-    """Version 1 (weak) the champion, version 2 (strong) the challenger."""
-    registry = Registry(root=tmp_path_factory.mktemp("toy-registry"))
-    train_version(world, registry, strong=False, alias="champion")
-    train_version(world, registry, strong=True)
-    return registry
+from tests.toyapp import Toy, World, build
 
 
 @pytest.fixture

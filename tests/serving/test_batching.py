@@ -85,7 +85,9 @@ async def test_an_awaiting_pipeline_overlaps_its_batches(
 
         async def one(i: int) -> int:
             await asyncio.sleep(0.003 * (i % 5))  # arrivals spread over several loop turns
-            r = await c.post("/v1/rank", json=world.request(i, rng), headers={"X-API-Key": SCORE_KEY})
+            r = await c.post(
+                "/v1/rank", json=world.request(i, rng), headers={"X-API-Key": SCORE_KEY}
+            )
             return r.status_code
 
         codes = await asyncio.gather(*(one(i) for i in range(40)))

@@ -90,16 +90,13 @@ def gate(
     wins = _bootstrap_wins(metric, champion, challenger, resamples, seed)
     name = metric.name
     figures |= {f"{name}_champion": theirs, f"{name}_challenger": ours, "p_challenger_better": wins}
-    ahead = f"ahead in {wins:.1%} of {resamples} paired resamples"
+    quality = f"quality: {name} {ours:.3f} against {theirs:.3f}, ahead in"
+    ahead = f"{wins:.1%} of {resamples} paired resamples"
     if wins >= confidence:
-        reasons.append(
-            f"quality: {name} {ours:.3f} against {theirs:.3f}, {ahead} (>= {confidence:.0%})"
-        )
+        reasons.append(f"{quality} {ahead} (>= {confidence:.0%})")
     else:
         passed = False
-        reasons.append(
-            f"quality: {name} {ours:.3f} against {theirs:.3f}, only {ahead} (< {confidence:.0%})"
-        )
+        reasons.append(f"{quality} only {ahead} (< {confidence:.0%})")
     if e.champion_p99_ms > 0:
         ratio = e.challenger_p99_ms / e.champion_p99_ms
         figures["latency_ratio"] = ratio

@@ -23,7 +23,7 @@ from loopline.training.export import (
     task_of,
     to_onnx,
 )
-from loopline.training.report import write_report
+from loopline.training.report import svg, write_report
 from loopline.training.split import TimeSplit
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "max_abs_difference",
     "model_bytes",
     "ranking",
+    "svg",
     "task_of",
     "threshold_for_precision",
     "to_onnx",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from loopline.events import Event
-from loopline.monitoring.quality import Expectations
+from loopline.monitoring import Expectations
 
 
 class Transaction(Event, frozen=True, kw_only=True):

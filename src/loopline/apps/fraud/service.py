@@ -314,7 +314,7 @@ class FraudLabels:
 def _store(options: ServeOptions) -> OnlineStore:
     if options.features is None:
         return EmbeddedStore(options.state / "features.db")
-    from loopline.features.redis import RedisStore
+    from loopline.features import RedisStore
 
     # a deadline inside the request budget: a hung Redis trips the breaker, not the caller
     return RedisStore(options.features, timeout_s=0.05)

@@ -19,8 +19,7 @@ from loopline.apps.fraud.features import fraud_feature_set
 from loopline.apps.fraud.service import LABELS, card_device
 from loopline.events import EventLog, TopicPartition, open_log
 from loopline.exceptions import ConfigError
-from loopline.features import OnlineEngine
-from loopline.features.worker import FeatureWorker
+from loopline.features import FeatureWorker, OnlineEngine
 from loopline.settings import Settings
 
 TRANSACTIONS = "transactions"
@@ -46,7 +45,7 @@ def engine_of(settings: Settings, *, timeout_s: float = 5.0) -> OnlineEngine:
             "Feature workers need a shared online store: set features = redis://... "
             "(LOOPLINE_FEATURES), or run the embedded service, which learns by itself."
         )
-    from loopline.features.redis import RedisStore
+    from loopline.features import RedisStore
 
     return OnlineEngine(
         views=fraud_feature_set().views, store=RedisStore(settings.features, timeout_s=timeout_s)

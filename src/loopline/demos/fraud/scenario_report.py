@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 
 from loopline.apps.fraud.simulator import START_MS
-from loopline.registry.store import Step
-from loopline.training.report import svg
+from loopline.registry import Step
+from loopline.training import svg
 from loopline.units import DAY_MS, HOUR_MS
 
 MARKS = {  # step action -> line colour on the timeline
