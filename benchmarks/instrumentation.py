@@ -21,15 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loopline.serving.metrics import Metrics
 from rich.console import Console
 from rich.table import Table
 
 from loopline.apps.fraud.service import ServeOptions, build
 from loopline.apps.fraud.train import TrainOptions, run
-from loopline.monitoring.tracing import Tracing
+from loopline.monitoring import Tracing
 from loopline.registry import Registry
-from loopline.serving import KeyRing, Limits, Service, new_key
+from loopline.serving import KeyRing, Limits, Metrics, Service, new_key
 
 
 class Silent(Metrics):
@@ -38,7 +37,7 @@ class Silent(Metrics):
     def request(self, route: str, status: int, seconds: float) -> None:
         pass
 
-    def decided(self, decided: Any) -> None:
+    def predicted(self, prediction: Any) -> None:
         pass
 
 
@@ -90,25 +89,26 @@ def main() -> None:
                                    keys=root / "keys.json", watch_s=0,
                                    limits=Limits(commit_timeout_ms=10_000))  # fmt: skip
             services[name] = build(options)
-        services["instrumented"].tracing = Tracing(sample_ratio=0.01)
-        services["bare"].tracing = None
-        services["bare"].metrics = Silent()
+        services["instrumented"].service.tracing = Tracing(sample_ratio=0.01)
+        services["bare"].service.tracing = None
+        services["bare"].service.metrics = Silent()
         per: dict[str, list[float]] = {name: [] for name in services}
 
         async def rounds() -> None:
             start = 0
             for svc in services.values():  # warm-up
-                await drive(svc, key, start, args.requests)
+                await drive(svc.service, key, start, args.requests)
             order = list(services)
             for _ in range(args.rounds):
                 start += args.requests
                 for name in order:
-                    per[name].append(await drive(services[name], key, start, args.requests))
+                    served = services[name].service
+                    per[name].append(await drive(served, key, start, args.requests))
                 order.reverse()  # neither always runs second, on caches the other warmed
 
         asyncio.run(rounds())
         for svc in services.values():
-            svc.log.close()
+            svc.close()
     ours = statistics.median(per["instrumented"]) * 1e6
     bare = statistics.median(per["bare"]) * 1e6
     result = {

@@ -8,7 +8,6 @@ DataFrame, LightGBM's native predict. Same model, same features, same decisions.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
@@ -41,8 +40,9 @@ class Transaction(BaseModel):
 
 def make_app(registry: str, state: Path) -> FastAPI:
     pinned = Registry(registry).resolve("fraud", "champion")
-    meta = json.loads((pinned.path / "serving.json").read_text())
-    booster = lgb.Booster(model_str=(pinned.path / "model.txt").read_text())
+    signature = pinned.signature
+    meta = {**signature.meta, "features": list(signature.inputs)}
+    booster = lgb.Booster(model_str=pinned.read("model.txt").decode())
     fs = fraud_feature_set()
     engine = OnlineEngine(views=fs.views, store=EmbeddedStore(state / "baseline-features.db"))
     app = FastAPI()

@@ -23,9 +23,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from loopline.apps.fraud.soak import SoakResult, check, soak
 from rich.console import Console
 from rich.table import Table
+
+from loopline.testing import SoakResult, check, soak
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from serving import champion, free_port, start  # shared with the serving benchmark
@@ -40,7 +41,7 @@ def report(result: SoakResult, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from loopline.training.report import svg
+    from loopline.training import svg
 
     fig, (mem, lat) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
     t, mb = zip(*result.rss_mb, strict=True)
@@ -79,6 +80,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     check(args.seconds, args.warmup, 15.0)
+    from loopline.apps.fraud.data import request_bodies
     from loopline.apps.fraud.simulator import profile, simulate
 
     customers = args.customers
@@ -102,7 +104,8 @@ def main() -> None:
                     port,
                     key,
                     proc.pid,
-                    sim.transactions,
+                    request_bodies(sim.transactions),
+                    path="/v1/score",
                     seconds=args.seconds,
                     rate=args.rate,
                     warmup_s=args.warmup,
