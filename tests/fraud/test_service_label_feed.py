@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from loopline.apps.fraud.events import Label
-from loopline.apps.fraud.service import LABELS, FraudService
+from loopline.apps.fraud.labels import LABELS
+from loopline.apps.fraud.service import FraudService
 from loopline.events import Codec, Message, open_log
 
 from .test_service import client, score, tx

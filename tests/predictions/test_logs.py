@@ -188,3 +188,26 @@ def test_sqlite_checkpoints_run_off_the_commit_path_and_bound_the_wal(tmp_path: 
 
 def _fields(r: Row) -> dict[str, Any]:
     return {f: getattr(r, f) for f in Row.__slots__}  # type: ignore[attr-defined]
+
+
+def test_labels_of_every_kind_join_by_request_id(log: Log) -> None:
+    """A binary outcome, graded relevance per item, a reviewer's verdict (one subject a
+    class) and a preference between two outputs (the subject names the pair, the value
+    which one won) are all ``(request, subject) -> value``."""
+    log.write_many([row(i) for i in range(4)])
+    log.add_labels(
+        [
+            Label("r0", 1.0, 5),  # the outcome: positive
+            Label("r1", 3.0, 5, subject="item-7"),  # clicked and bought
+            Label("r1", 1.0, 5, subject="item-2"),  # clicked
+            Label("r2", 1.0, 5, subject="harassment"),  # the reviewer's verdict
+            Label("r3", 1.0, 5, subject="preferred:a|b"),  # answer b preferred over a
+        ]
+    )
+    assert log.joined().labels == [
+        {"": 1.0},
+        {"item-7": 3.0, "item-2": 1.0},
+        {"harassment": 1.0},
+        {"preferred:a|b": 1.0},
+    ]
+    log.close()

@@ -212,10 +212,9 @@ def _columns(rows: list[Recent], names: list[str]) -> dict[str, F64]:
     outputs = msgspec.json.decode(b"[" + b",".join(r.outputs for r in rows) + b"]")
     first = inputs[0] if inputs else {}
     wanted = [n for n in names if n in first]
-    out = {n: _matrix(inputs, wanted)[:, i] for i, n in enumerate(wanted)}
-    rest = [n for n in names if n not in out]
-    out |= {n: _matrix(outputs, rest)[:, i] for i, n in enumerate(rest)}
-    return out
+    rest = [n for n in names if n not in first]
+    matrices = ((wanted, _matrix(inputs, wanted)), (rest, _matrix(outputs, rest)))
+    return {n: m[:, i] for names_, m in matrices for i, n in enumerate(names_)}
 
 
 def _matrix(decoded: list[dict[str, Any]], wanted: list[str]) -> F64:

@@ -47,6 +47,7 @@ from loopline.serving.auth import KeyRing
 from loopline.serving.batching import Batcher
 from loopline.serving.collector import freeze_survivors, keep_collections_short, thaw
 from loopline.serving.endpoint import Endpoint, Prediction
+from loopline.serving.idempotency import Idempotency, payload_hash
 from loopline.serving.openapi import openapi_document
 from loopline.serving.problems import Problem, RequestError, decode, refuse
 from loopline.serving.routing import Deployment
@@ -130,7 +131,7 @@ class Service:
             for route, e in self.endpoints.items()
             if not e.stream
         }
-        self._pending: dict[str, asyncio.Future[bytes]] = {}
+        self.idempotency = Idempotency(log)
         self._routes = {
             *self.endpoints, *self.pages, "GET /livez", "GET /readyz", "GET /metrics",
             "GET /openapi.json", *(f"POST /admin/{a}" for a in self.admin.actions),
@@ -252,22 +253,13 @@ class Service:
             replay = await self._replay(key, fingerprint)
             if replay is not None:
                 return 200, replay, []
-            future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-            self._pending[key] = future
-            try:
+            async with self.idempotency.claim(key) as answered:
                 trace_id = CURRENT_TRACE.get() or uuid.uuid4().hex
-                prediction = await self._batchers[f"POST {endpoint.path}"].predict(
-                    request, trace_id
-                )
+                batcher = self._batchers[f"POST {endpoint.path}"]
+                prediction = await batcher.predict(request, trace_id)
                 body = _json.encode(prediction.response)
                 await self._commit(endpoint, prediction, key, fingerprint, body)
-                future.set_result(body)
-            except BaseException as exc:
-                future.set_exception(exc)
-                future.exception()  # retrieved: no "never retrieved" warning
-                raise
-            finally:
-                del self._pending[key]
+                answered.set_result(body)
             return 200, body, []
         finally:
             self.inflight -= 1
@@ -293,24 +285,10 @@ class Service:
         self.metrics.predicted(p)
 
     async def _replay(self, key: str, fingerprint: str) -> bytes | None:
-        pending = self._pending.get(key)
-        if pending is not None:
-            await asyncio.shield(pending)
-        stored = self.log.find(key)
-        if stored is None:
-            return None
-        if stored.payload_sha256 != fingerprint:
-            raise refuse(
-                422,
-                f"Idempotency key {key!r} was already used with a different request.",
-                field="Idempotency-Key",
-                detail="Use a new request id / Idempotency-Key for a new request.",
-            )
-        self.metrics.replayed()
-        response = msgspec.json.decode(stored.response)
-        if isinstance(response, dict):
-            response["replayed"] = True
-        return _json.encode(response)
+        replay = await self.idempotency.replay(key, fingerprint)
+        if replay is not None:
+            self.metrics.replayed()
+        return replay
 
     async def _stream(
         self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send
@@ -411,10 +389,3 @@ async def every(seconds: float, step: Callable[[], object]) -> None:
             step()
         except Exception:  # one failed step must not stop the next
             log.warning("background step failed", exc_info=True)
-
-
-def payload_hash(body: Any) -> str:
-    """The idempotency fingerprint of a request's content (key order does not matter)."""
-    import hashlib
-
-    return hashlib.sha256(msgspec.json.encode(body, order="sorted")).hexdigest()

@@ -20,13 +20,14 @@ import msgspec
 import numpy as np
 
 from loopline.apps.fraud.api import ScoreRequest, ScoreResponse, check
-from loopline.apps.fraud.events import TRANSACTION_QUALITY, Label, Transaction
+from loopline.apps.fraud.events import TRANSACTION_QUALITY, Transaction
 from loopline.apps.fraud.features import fraud_feature_set
+from loopline.apps.fraud.labels import FraudLabels
 from loopline.apps.fraud.pipeline import COLUMNS, FraudPipeline
-from loopline.events import EventLog, Message, Record, open_log
+from loopline.events import EventLog, Message, open_log
 from loopline.exceptions import TopicNotFoundError
-from loopline.features import EmbeddedStore, FeatureWorker, OnlineEngine, OnlineStore
-from loopline.feedback import DayPerformance, LabelFeed, matured_performance
+from loopline.features import EmbeddedStore, OnlineEngine, OnlineStore
+from loopline.feedback import DayPerformance, matured_performance
 from loopline.models import ServingModel, load
 from loopline.monitoring import (
     REFERENCE_FILE,
@@ -38,7 +39,6 @@ from loopline.monitoring import (
     Tracing,
     reference_of,
 )
-from loopline.predictions import Label as KnownLabel
 from loopline.predictions import Log, Row, open_prediction_log
 from loopline.registry import Registry
 from loopline.serving import (
@@ -62,7 +62,6 @@ from loopline.units import DAY_MS
 
 MODEL = "fraud"
 TITLE = "loopline fraud decisions"
-LABELS = "labels"  # late labels (chargebacks, closed disputes): Label events
 NOTIFICATIONS = "fraud.notifications"
 DRIFT = "fraud.drift"  # a feature starting or stopping to drift (DriftEvent)
 DEFAULT_RULES = Path(__file__).with_name("rules.yaml")
@@ -277,38 +276,6 @@ def _drift_for(
         )
 
     return monitor_for
-
-
-def decode_labels(records: Sequence[Record]) -> list[KnownLabel]:
-    """The prediction log's labels from the ``labels`` topic's Label events (a
-    chargeback: 1; a closed dispute window: 0)."""
-    out = []
-    for r in records:
-        d = msgspec.json.decode(r.value)
-        value = 1.0 if float(d["is_fraud"]) >= 0.5 else 0.0
-        out.append(KnownLabel(d["transaction_id"], value, int(d["label_time_ms"])))
-    return out
-
-
-class FraudLabels:
-    """Late labels from the ``labels`` topic into the online features (terminal risk, by
-    a feature worker, offsets with the features; unless ``features`` is False: feature
-    workers own them) and into the prediction log's labels (offsets with the labels; a
-    chargeback wins over a closed dispute window)."""
-
-    def __init__(
-        self, engine: OnlineEngine, log: EventLog, outcomes: Log, *, features: bool = True
-    ) -> None:
-        self.feed = LabelFeed(log, outcomes, topic=LABELS, decode=decode_labels, keep="max")
-        self.worker = (
-            FeatureWorker(engine=engine, log=log, topic=LABELS, schema=Label) if features else None
-        )
-
-    def run_once(self) -> int:
-        """Take in what has arrived; return how many labels the log read."""
-        while self.worker is not None and self.worker.run_once():
-            pass
-        return self.feed.run_once()
 
 
 def _store(options: ServeOptions) -> OnlineStore:

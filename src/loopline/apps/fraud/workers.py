@@ -16,7 +16,8 @@ from types import FrameType
 
 from loopline.apps.fraud.events import TRANSACTION_QUALITY, Label, Transaction
 from loopline.apps.fraud.features import fraud_feature_set
-from loopline.apps.fraud.service import LABELS, card_device
+from loopline.apps.fraud.labels import LABELS
+from loopline.apps.fraud.service import card_device
 from loopline.events import EventLog, TopicPartition, open_log
 from loopline.exceptions import ConfigError
 from loopline.features import FeatureWorker, OnlineEngine

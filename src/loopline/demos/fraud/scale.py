@@ -42,9 +42,9 @@ import pyarrow as pa
 
 from loopline.apps.fraud import data
 from loopline.apps.fraud.data import request_bodies
+from loopline.apps.fraud.labels import LABELS
 from loopline.apps.fraud.publish import TOPICS, to_message
 from loopline.apps.fraud.retrain import History, train_at
-from loopline.apps.fraud.service import LABELS
 from loopline.apps.fraud.simulator import START_MS, Simulation, profile, simulate
 from loopline.apps.fraud.workers import TRANSACTIONS, create_topics, engine_of, lag
 from loopline.demos.fraud.scale_checks import (

@@ -39,11 +39,11 @@ import pyarrow.compute as pc
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from loopline.apps.fraud import data
+from loopline.apps.fraud.labels import FraudLabels
 from loopline.apps.fraud.publish import TOPICS, to_message
 from loopline.apps.fraud.retrain import History, train_at
 from loopline.apps.fraud.service import (
     GATE_TASK,
-    FraudLabels,
     ServeOptions,
     build,
     stream_scorer,

@@ -1,0 +1,69 @@
+"""Idempotency: a request whose key was answered before gets the stored answer again,
+marked ``replayed``; the key reused with other content is refused; a duplicate that
+arrives while the first is still being answered waits for it (Stripe's idempotency
+keys, kept in the prediction log itself)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+
+from loopline.predictions import PredictionLog
+from loopline.serving.problems import refuse
+
+_json = msgspec.json.Encoder()
+
+
+def payload_hash(body: Any) -> str:
+    """The fingerprint of a request's content (key order does not matter)."""
+    return hashlib.sha256(msgspec.json.encode(body, order="sorted")).hexdigest()
+
+
+class Idempotency:
+    """Replays from ``log``, and the keys being answered now."""
+
+    def __init__(self, log: PredictionLog) -> None:
+        self.log = log
+        self._pending: dict[str, asyncio.Future[bytes]] = {}
+
+    async def replay(self, key: str, fingerprint: str) -> bytes | None:
+        """The stored answer of ``key`` (None: a new request); a 422 if ``key`` was
+        used with another request's content."""
+        pending = self._pending.get(key)
+        if pending is not None:
+            await asyncio.shield(pending)
+        stored = self.log.find(key)
+        if stored is None:
+            return None
+        if stored.payload_sha256 != fingerprint:
+            raise refuse(
+                422,
+                f"Idempotency key {key!r} was already used with a different request.",
+                field="Idempotency-Key",
+                detail="Use a new request id / Idempotency-Key for a new request.",
+            )
+        response = msgspec.json.decode(stored.response)
+        if isinstance(response, dict):
+            response["replayed"] = True
+        return _json.encode(response)
+
+    @contextlib.asynccontextmanager
+    async def claim(self, key: str) -> AsyncIterator[asyncio.Future[bytes]]:
+        """Hold ``key`` while its answer is made: set the yielded future's result to the
+        answer; a duplicate meanwhile waits for it (and shares an error)."""
+        future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            yield future
+        except BaseException as exc:
+            if not future.done():
+                future.set_exception(exc)
+                future.exception()  # retrieved: no "never retrieved" warning
+            raise
+        finally:
+            del self._pending[key]
