@@ -42,7 +42,7 @@ def test_drift_scenario_detects_retrains_promotes_and_stays_quiet_without_change
     positions = [steps.index(step) for step in rollout]
     assert positions == sorted(positions), steps
     gate = next(s for s in result["history"] if s["action"] == "gate")
-    assert gate["why"].startswith("quality: AP")
+    assert gate["why"].startswith("quality: average_precision")
 
     page = report.read_text()
     assert "<svg" in page
