@@ -5,6 +5,7 @@ and promotes it; a weaker one is refused."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +93,7 @@ async def test_serve_label_judge_and_promote_a_better_ranker(
         train=retrain,
         outcomes=toy.log,
         metric=TASK.metric,
-        gate_options={"min_support": 30},
+        gate=partial(gate, min_support=30),
     )
     loop.tick(T0)
     assert loop.stage is Stage.IDLE

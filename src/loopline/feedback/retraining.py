@@ -37,9 +37,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Protocol
 
-from loopline.feedback.promotion import GateResult, gate, shadow_evidence
+from loopline.feedback.promotion import Evidence, GateResult, shadow_evidence
+from loopline.feedback.promotion import gate as default_gate
 from loopline.monitoring import DriftReport
 from loopline.predictions import Outcomes
 from loopline.registry import Registry
@@ -57,6 +58,7 @@ class Policy:
     on_drift: bool = True
     min_metric_ratio: float = 0.8
     performance_days: int = 7
+    min_support: int = 30  # matured rows with signal the performance trigger needs
     maturity_days: float = 7.0
     drift_data_days: float = 1.0
     min_shadow_days: float = 1.0
@@ -129,7 +131,8 @@ class RetrainingLoop:
         metric: What matured performance and the gate compare (the task's headline).
         check_drift: One drift check of the champion (None: no verdict).
         latency: Both models' p99 time now, (champion, challenger), for the gate.
-        gate_options: :func:`loopline.feedback.promotion.gate`'s keyword arguments.
+        gate: Judges a challenger's evidence (:func:`loopline.feedback.promotion.gate`
+            with the application's options, or its own).
     """
 
     policy: Policy
@@ -141,7 +144,7 @@ class RetrainingLoop:
     metric: Metric
     check_drift: Callable[[], DriftReport | None] = lambda: None
     latency: Callable[[], tuple[float, float]] | None = None
-    gate_options: dict[str, Any] = field(default_factory=dict)
+    gate: Callable[[Evidence], GateResult] = default_gate
     stage: Stage = Stage.IDLE
     alerts: list[tuple[int, str, str]] = field(default_factory=list)  # (at, kind, why)
     drift_checks: int = 0  # checks that gave a verdict
@@ -222,7 +225,7 @@ class RetrainingLoop:
         if got is not None:
             value, support = got
             floor = p.min_metric_ratio * self.baseline(self.rollout.champion())
-            low = support >= self.gate_options.get("min_support", 30) and value < floor
+            low = support >= p.min_support and value < floor
             if low and not self._performance_alert:
                 name = self.metric.name
                 why = (
@@ -304,7 +307,7 @@ class RetrainingLoop:
             decided_before_ms=now_ms - int(self.policy.maturity_days * DAY_MS),
             latency=self.latency,
         )
-        return gate(evidence, **self.gate_options)
+        return self.gate(evidence)
 
     def _canary(self, now_ms: int) -> None:
         p = self.policy

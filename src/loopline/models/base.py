@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
+from loopline.registry.bundle import Bundle, Signature
+
 if TYPE_CHECKING:
-    from loopline.registry.bundle import Pinned, Signature
+    from loopline.registry.bundle import Pinned
 
 F64 = npt.NDArray[np.float64]
 
@@ -43,3 +46,21 @@ class Explains(Protocol):
     def contributions(self, x: F64, top: int = 3) -> list[tuple[str, float]]:
         """The ``top`` inputs with the largest positive contribution to row ``x[0]``."""
         ...
+
+
+def packed(
+    flavour: str,
+    files: Mapping[str, bytes],
+    *,
+    task: str,
+    inputs: Sequence[str],
+    outputs: Sequence[str] = ("score",),
+    meta: Mapping[str, Any] | None = None,
+    extra: Mapping[str, bytes] | None = None,
+) -> Bundle:
+    """A flavour's files as a bundle, with ``extra`` files (a drift reference, say)."""
+    signature = Signature(
+        task=task, flavour=flavour, inputs=tuple(inputs), outputs=tuple(outputs),
+        meta=dict(meta or {}),
+    )  # fmt: skip
+    return Bundle(signature, {**files, **(extra or {})})

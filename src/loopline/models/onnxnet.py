@@ -4,13 +4,14 @@ inputs (float32) and whose first output gives one output per row, or a row of th
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from loopline.models.base import packed
 from loopline.models.onnx import session
 from loopline.registry.bundle import Bundle, Pinned, Signature
 
@@ -19,20 +20,10 @@ FLAVOUR = "onnx-net"
 ONNX_FILE = "model.onnx"
 
 
-def pack(
-    *,
-    onnx: bytes,
-    task: str,
-    inputs: Sequence[str],
-    outputs: Sequence[str] = ("score",),
-    meta: Mapping[str, Any] | None = None,
-    extra: Mapping[str, bytes] | None = None,
-) -> Bundle:
-    signature = Signature(
-        task=task, flavour=FLAVOUR, inputs=tuple(inputs), outputs=tuple(outputs),
-        meta=dict(meta or {}),
-    )  # fmt: skip
-    return Bundle(signature, {ONNX_FILE: onnx, **(extra or {})})
+def pack(*, onnx: bytes, task: str, inputs: Sequence[str], **more: Any) -> Bundle:
+    """The bundle of a network (``more``: outputs, meta, extra files, as
+    :func:`loopline.models.base.packed` takes them)."""
+    return packed(FLAVOUR, {ONNX_FILE: onnx}, task=task, inputs=inputs, **more)
 
 
 @dataclass

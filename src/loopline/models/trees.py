@@ -12,13 +12,14 @@ Outputs by task: ``binary``, the probability of the positive class (one per row)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from loopline.models.base import packed
 from loopline.models.explain import PathExplainer
 from loopline.models.onnx import session
 from loopline.registry.bundle import Bundle, Pinned, Signature
@@ -31,23 +32,10 @@ INPUT = "features"  # the ONNX graph's input name
 PROBABILITIES = ("binary", "multiclass")  # tasks whose ONNX graph outputs class probabilities
 
 
-def pack(
-    *,
-    onnx: bytes,
-    native: bytes,
-    task: str,
-    inputs: Sequence[str],
-    outputs: Sequence[str] = ("score",),
-    meta: Mapping[str, Any] | None = None,
-    extra: Mapping[str, bytes] | None = None,
-) -> Bundle:
-    """The bundle of a tree model: its ONNX and LightGBM forms, and ``extra`` files (a
-    drift reference, say)."""
-    signature = Signature(
-        task=task, flavour=FLAVOUR, inputs=tuple(inputs), outputs=tuple(outputs),
-        meta=dict(meta or {}),
-    )  # fmt: skip
-    return Bundle(signature, {ONNX_FILE: onnx, NATIVE_FILE: native, **(extra or {})})
+def pack(*, onnx: bytes, native: bytes, task: str, inputs: Sequence[str], **more: Any) -> Bundle:
+    """The bundle of a tree model: its ONNX and LightGBM forms (``more``: outputs, meta,
+    extra files, as :func:`loopline.models.base.packed` takes them)."""
+    return packed(FLAVOUR, {ONNX_FILE: onnx, NATIVE_FILE: native}, task=task, inputs=inputs, **more)
 
 
 def predict_onnx(sess: Any, x: npt.NDArray[np.floating], task: str) -> F64:

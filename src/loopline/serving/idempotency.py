@@ -6,9 +6,7 @@ keys, kept in the prediction log itself)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
@@ -52,18 +50,16 @@ class Idempotency:
             response["replayed"] = True
         return _json.encode(response)
 
-    @contextlib.asynccontextmanager
-    async def claim(self, key: str) -> AsyncIterator[asyncio.Future[bytes]]:
-        """Hold ``key`` while its answer is made: set the yielded future's result to the
-        answer; a duplicate meanwhile waits for it (and shares an error)."""
+    def claim(self, key: str) -> asyncio.Future[bytes]:
+        """Hold ``key`` while its answer is made: a duplicate meanwhile waits for the
+        returned future (set its result, or :meth:`release` with the error)."""
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
-        try:
-            yield future
-        except BaseException as exc:
-            if not future.done():
-                future.set_exception(exc)
-                future.exception()  # retrieved: no "never retrieved" warning
-            raise
-        finally:
-            del self._pending[key]
+        return future
+
+    def release(self, key: str, error: BaseException | None = None) -> None:
+        """``key`` answered (or failed with ``error``): duplicates go on."""
+        future = self._pending.pop(key)
+        if error is not None and not future.done():
+            future.set_exception(error)
+            future.exception()  # retrieved: no "never retrieved" warning

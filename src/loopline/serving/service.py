@@ -194,7 +194,7 @@ class Service:
             self._require(scope, endpoint.scope)
             if endpoint.stream:
                 return await self._stream(endpoint, scope, receive, send)
-            return await self._predict(endpoint, scope, receive)
+            return await self._predict(endpoint, route, scope, receive)
         if route == "GET /livez":
             return 200, b'{"status":"live"}', []
         if route == "GET /readyz":
@@ -245,7 +245,9 @@ class Service:
             )
         return request, key, payload_hash(pipeline.fingerprint(request))
 
-    async def _predict(self, endpoint: Endpoint, scope: Scope, receive: Receive) -> Answer:
+    async def _predict(
+        self, endpoint: Endpoint, route: str, scope: Scope, receive: Receive
+    ) -> Answer:
         self._admit()
         self.inflight += 1
         try:
@@ -253,13 +255,17 @@ class Service:
             replay = await self._replay(key, fingerprint)
             if replay is not None:
                 return 200, replay, []
-            async with self.idempotency.claim(key) as answered:
+            answered = self.idempotency.claim(key)
+            try:
                 trace_id = CURRENT_TRACE.get() or uuid.uuid4().hex
-                batcher = self._batchers[f"POST {endpoint.path}"]
-                prediction = await batcher.predict(request, trace_id)
+                prediction = await self._batchers[route].predict(request, trace_id)
                 body = _json.encode(prediction.response)
                 await self._commit(endpoint, prediction, key, fingerprint, body)
                 answered.set_result(body)
+            except BaseException as exc:
+                self.idempotency.release(key, exc)
+                raise
+            self.idempotency.release(key)
             return 200, body, []
         finally:
             self.inflight -= 1

@@ -52,6 +52,8 @@ class FraudPipeline:
         self.tabular = tabular
         self.rules = rules
         self.token_key = token_key
+        self._explains: dict[int, bool] = {}
+        self._models: dict[int, ServingModel] = {}
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -153,8 +155,9 @@ class FraudPipeline:
             outcome = rules.apply(float(scored.scores[i]), {f: c[i] for f, c in needed.items()})
             decision = decide(model, outcome.score, blocked=outcome.blocked_by is not None)
             reasons = [Reason("rule", r) for r in outcome.fired]
-            if decision != "approve" and label == model.label and isinstance(model, Explains):
-                contributions = model.contributions(scored.x(i))
+            explainer = self._explainer(model)
+            if decision != "approve" and label == model.label and explainer is not None:
+                contributions = explainer.contributions(scored.x(i))
                 reasons += [Reason("feature", f, round(v, 4)) for f, v in contributions]
             score = round(outcome.score, 6)
             response = ScoreResponse(
@@ -191,6 +194,18 @@ class FraudPipeline:
         lap(timings, "rules", mark)
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)
         return out
+
+    def _explainer(self, model: ServingModel) -> Explains | None:
+        """``model`` if it explains its scores (asked once a model: a protocol check costs
+        ~100 us, more than the explanation)."""
+        key = id(model)
+        if key not in self._explains:
+            if len(self._explains) >= 8:  # models come and go (blue-green): stay bounded
+                self._explains.clear()
+                self._models.clear()
+            self._explains[key] = isinstance(model, Explains)
+            self._models[key] = model  # kept alive while cached: its id stays its own
+        return model if self._explains[key] else None  # type: ignore[return-value]
 
     def committed(self, prediction: Prediction[ScoreResponse]) -> None:
         """Fold the decided transaction into the online features (micro-batched)."""
