@@ -70,8 +70,8 @@ PUBLIC = {
         "NO_MODEL", "ApiKey", "CanaryGuard", "CircuitBreaker", "ColumnPipeline", "Deployment",
         "Endpoint", "KeyRing", "Limits", "Metrics", "Outcome", "Pipeline", "Prediction",
         "Problem", "RequestError", "Routing", "RuleBook", "RuleSet", "Scored", "Service",
-        "StreamScorer", "StreamingPipeline", "TabularCollector", "TabularScorer", "every",
-        "lap", "new_key", "openapi_document", "parse", "payload_hash", "predict_ordered",
+        "StreamScorer", "StreamingPipeline", "TabularCollector", "TabularScorer", "as_rows",
+        "every", "lap", "new_key", "openapi_document", "parse", "payload_hash", "predict_ordered",
         "refuse"
     ],
     "monitoring": [

@@ -21,7 +21,7 @@ from loopline.serving.routing import Deployment, Routing
 from loopline.serving.rules import Outcome, RuleBook, RuleSet, parse
 from loopline.serving.service import Limits, Service, every
 from loopline.serving.stream import ColumnPipeline, StreamScorer
-from loopline.serving.tabular import Scored, TabularCollector, TabularScorer, lap
+from loopline.serving.tabular import Scored, TabularCollector, TabularScorer, as_rows, lap
 from loopline.serving.telemetry import Metrics
 
 __all__ = [
@@ -49,6 +49,7 @@ __all__ = [
     "StreamingPipeline",
     "TabularCollector",
     "TabularScorer",
+    "as_rows",
     "every",
     "lap",
     "new_key",

@@ -23,7 +23,15 @@ from loopline.apps.fraud.api import Decision, Reason, ScoreRequest, ScoreRespons
 from loopline.apps.fraud.privacy import tokenize
 from loopline.models import Explains, ServingModel
 from loopline.predictions import Column
-from loopline.serving import NO_MODEL, Prediction, Routing, RuleBook, TabularScorer, lap
+from loopline.serving import (
+    NO_MODEL,
+    Prediction,
+    Routing,
+    RuleBook,
+    TabularScorer,
+    as_rows,
+    lap,
+)
 
 F64 = npt.NDArray[np.float64]
 # the prediction log's fraud columns (beside its generic ones: the card token is the
@@ -143,9 +151,7 @@ class FraudPipeline:
         needed = {f: values[f] if f in values else cols[f] for f in rules.fields_in(values, cols)}
         names = list(values)
         n = len(trace_ids)
-        matrix = (
-            np.array([values[k] for k in names], dtype=np.float64).T.tolist() if names else [[]] * n
-        )
+        matrix = as_rows([values[k] for k in names]).tolist() if names else [[]] * n
         ids, tokens = cols["transaction_id"].tolist(), cols["card_token"].tolist()
         challenger = routing.challenger
         out: list[Prediction[ScoreResponse]] = []
