@@ -168,10 +168,7 @@ class RetrainingLoop:
             labelled_before_ms=now_ms + 1,
             model_version=f"{self.model}:{self.rollout.champion()}",
         )
-        labelled = [i for i, labels in enumerate(joined.labels) if labels]
-        arrays = self.metric.arrays(
-            [joined.outputs[i] for i in labelled], [joined.labels[i] for i in labelled]
-        )
+        arrays = self.metric.arrays(joined.outputs, joined.labels)  # unlabelled: not usable
         support = self.metric.support(arrays)
         return (self.metric.value(arrays), support) if support else None
 

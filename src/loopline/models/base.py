@@ -48,6 +48,17 @@ class Explains(Protocol):
         ...
 
 
+def warm_up(model: ServingModel) -> None:
+    """Call ``model`` a few times before traffic arrives (first calls allocate), one row
+    and a batch, and its explanations if it gives any."""
+    x = np.zeros((8, len(model.signature.inputs)))
+    for _ in range(3):
+        model.predict(x[:1])
+        model.predict(x)
+        if isinstance(model, Explains):
+            model.contributions(x[:1])
+
+
 def packed(
     flavour: str,
     files: Mapping[str, bytes],

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from loopline.models.base import packed
+from loopline.models.base import packed, warm_up
 from loopline.models.onnx import session
 from loopline.registry.bundle import Bundle, Pinned, Signature
 
@@ -60,8 +60,5 @@ def load(pinned: Pinned, *, threads: int = 1) -> OnnxNet:
         session=session(pinned.read(ONNX_FILE), threads=threads),
         pinned=pinned,
     )
-    warm = np.zeros((8, len(signature.inputs)))
-    for _ in range(3):
-        model.predict(warm[:1])
-        model.predict(warm)
+    warm_up(model)
     return model

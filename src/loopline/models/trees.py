@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from loopline.models.base import packed
+from loopline.models.base import packed, warm_up
 from loopline.models.explain import PathExplainer
 from loopline.models.onnx import session
 from loopline.registry.bundle import Bundle, Pinned, Signature
@@ -102,9 +102,5 @@ def load(pinned: Pinned, *, threads: int = 1) -> OnnxTrees:
         explainer=PathExplainer.from_booster(booster) if single else None,
         pinned=pinned,
     )
-    warm = np.zeros((8, len(signature.inputs)))
-    for _ in range(3):  # first calls allocate; do them before traffic arrives
-        model.predict(warm[:1])
-        model.predict(warm)
-        model.contributions(warm[:1])
+    warm_up(model)
     return model

@@ -98,7 +98,10 @@ class PostgresLog(GroupCommit):
         args: list[Any] = [labelled_before_ms, decided_from_ms, decided_until_ms]
         if model_version is not None:
             args.append(model_version)
-        return sql.group_joined(self._read(sql.joined(by, model_version), args), input_name)
+        return sql.group_joined(
+            self._read(sql.joined(by, model_version, inputs=input_name is not None), args),
+            input_name,
+        )
 
     def shadow_pairs(
         self, challenger: str, *, labelled_before_ms: int, decided_before_ms: int = 2**62

@@ -109,10 +109,12 @@ def recent(model_version: str | None, since_ms: int | None) -> tuple[str, list[A
     return sql, args
 
 
-def joined(segment_sql: str, model_version: str | None) -> str:
+def joined(segment_sql: str, model_version: str | None, *, inputs: bool) -> str:
+    """``inputs``: select each row's inputs (only an input segment needs them)."""
     version = " AND p.model_version = ?" if model_version is not None else ""
     return f"""SELECT p.idempotency_key, p.request_id, p.decided_ms, p.model_version, p.arm,
-                      {segment_sql}, p.outputs, p.inputs, l.subject, l.value
+                      {segment_sql}, p.outputs, {"p.inputs" if inputs else "NULL"},
+                      l.subject, l.value
                FROM predictions p LEFT JOIN labels l
                  ON l.request_id = p.request_id AND l.label_time_ms < ?
                WHERE p.decided_ms >= ? AND p.decided_ms < ?{version}

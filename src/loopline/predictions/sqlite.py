@@ -114,7 +114,9 @@ class SqliteLog(GroupCommit):
         if model_version is not None:
             args.append(model_version)
         with self._reader() as conn:
-            rows = conn.execute(sql.joined(by, model_version), args).fetchall()
+            rows = conn.execute(
+                sql.joined(by, model_version, inputs=input_name is not None), args
+            ).fetchall()
         return sql.group_joined(rows, input_name)
 
     def shadow_pairs(

@@ -15,7 +15,6 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -144,8 +143,9 @@ class TabularScorer:
         rows = [i for i, (_, arm) in enumerate(picks) if arm == "champion"]
         if not rows:
             return None
+        unknown = np.full(len(picks), math.nan)
+        x = as_rows([values.get(f, unknown) for f in challenger.signature.inputs])
         shadow = np.full(len(picks), math.nan)
-        x = as_rows([values.get(f, shadow) for f in challenger.signature.inputs])
         try:
             shadow[rows] = challenger.predict(x[rows])[0]
         except Exception:  # a failing shadow is unscored
@@ -177,11 +177,6 @@ def lap(timings: dict[str, float], name: str, mark: float) -> float:
     now = time.perf_counter()
     timings[name] = round((now - mark) * 1000, 3)
     return now
-
-
-def row_of(cols: Columns, i: int) -> dict[str, Any]:
-    """Row ``i`` of ``cols``, each value kept as a one-element column."""
-    return {c: v[i : i + 1] for c, v in cols.items()}
 
 
 class TabularCollector(Collector):

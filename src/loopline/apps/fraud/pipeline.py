@@ -9,6 +9,7 @@ The same second half answers the streaming scorer's micro-batches
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import uuid
@@ -60,8 +61,6 @@ class FraudPipeline:
         self.tabular = tabular
         self.rules = rules
         self.token_key = token_key
-        self._explains: dict[int, bool] = {}
-        self._models: dict[int, ServingModel] = {}
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -161,9 +160,8 @@ class FraudPipeline:
             outcome = rules.apply(float(scored.scores[i]), {f: c[i] for f, c in needed.items()})
             decision = decide(model, outcome.score, blocked=outcome.blocked_by is not None)
             reasons = [Reason("rule", r) for r in outcome.fired]
-            explainer = self._explainer(model)
-            if decision != "approve" and label == model.label and explainer is not None:
-                contributions = explainer.contributions(scored.x(i))
+            if decision != "approve" and label == model.label and _explains(type(model)):
+                contributions = model.contributions(scored.x(i))  # type: ignore[attr-defined]
                 reasons += [Reason("feature", f, round(v, 4)) for f, v in contributions]
             score = round(outcome.score, 6)
             response = ScoreResponse(
@@ -201,18 +199,6 @@ class FraudPipeline:
         timings["total"] = round((time.perf_counter() - started) * 1000, 3)
         return out
 
-    def _explainer(self, model: ServingModel) -> Explains | None:
-        """``model`` if it explains its scores (asked once a model: a protocol check costs
-        ~100 us, more than the explanation)."""
-        key = id(model)
-        if key not in self._explains:
-            if len(self._explains) >= 8:  # models come and go (blue-green): stay bounded
-                self._explains.clear()
-                self._models.clear()
-            self._explains[key] = isinstance(model, Explains)
-            self._models[key] = model  # kept alive while cached: its id stays its own
-        return model if self._explains[key] else None  # type: ignore[return-value]
-
     def committed(self, prediction: Prediction[ScoreResponse]) -> None:
         """Fold the decided transaction into the online features (micro-batched)."""
         self.tabular.learn(prediction.state)
@@ -220,6 +206,13 @@ class FraudPipeline:
     def close(self) -> None:
         """Decided transactions into the features before the service exits."""
         self.tabular.learner.flush()
+
+
+@functools.cache
+def _explains(kind: type) -> bool:
+    """Whether models of ``kind`` explain their scores (asked once a class: a runtime
+    protocol check costs ~100 us, more than the explanation itself)."""
+    return issubclass(kind, Explains)
 
 
 def _num(value: float | None) -> float:
