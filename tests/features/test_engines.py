@@ -73,6 +73,22 @@ def test_late_events_are_dropped_and_reported(tmp_path: Path) -> None:
     assert values.freshness_lag_ms == 0
 
 
+def test_an_event_from_the_future_is_refused_and_freezes_nothing(tmp_path: Path) -> None:
+    # one event a day ahead of the clock once moved the watermark there and made every
+    # real event late (issue 14, defect 2)
+    now = 1_000_000
+    engine = OnlineEngine(
+        views=[VIEW], store=EmbeddedStore(tmp_path / "s.db"), clock=lambda: now / 1000
+    )
+    engine.update_many(batch([now - 50]))
+    (refused,) = engine.update_many(batch([now + 86_400_000], card="attacker")).values()
+    assert refused.tolist() == [True]
+    (late,) = engine.update_many(batch([now, now + 10])).values()
+    assert late.tolist() == [False, False]
+    (online,) = engine.read("v", ["a"], as_of_ms=now + 10)
+    assert online.values["count_300ms"] == 3
+
+
 def test_a_restart_resumes_state_and_offsets(tmp_path: Path) -> None:
     tp = TopicPartition("tx", 0)
     engine = OnlineEngine(views=[VIEW], store=EmbeddedStore(tmp_path / "s.db"))

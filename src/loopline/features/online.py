@@ -10,7 +10,8 @@ checkpoint (next offsets, watermarks) to the store in one atomic step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 import numpy as np
@@ -23,6 +24,7 @@ from loopline.features.base import BatchReads, OnlineStore, RingReads, Runs, Tab
 from loopline.features.definitions import FeatureView
 from loopline.features.kernel import layouts, partials
 from loopline.features.reads import Columns, FeatureValues, OnlineReads, read_groups
+from loopline.units import MINUTE_MS
 
 _NO_WATERMARK = -(2**62)
 __all__ = ["Checkpoint", "Columns", "FeatureValues", "OnlineEngine"]
@@ -45,6 +47,10 @@ class OnlineEngine(OnlineReads):
     Args:
         views: The feature views to maintain.
         store: Where tiles and checkpoints live.
+        clock: Seconds since 1970 (a simulation's clock, or the wall clock).
+        max_ahead_ms: How far an event's time may be ahead of ``clock``: one further
+            ahead is refused like a late one (and dead-lettered by the caller), so it
+            cannot move the watermark into the future and make every real event late.
     """
 
     def __init__(
@@ -53,6 +59,8 @@ class OnlineEngine(OnlineReads):
         views: Sequence[FeatureView],
         store: OnlineStore,
         serving: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+        max_ahead_ms: int = 5 * MINUTE_MS,
     ) -> None:
         versions = [v.version for v in views]
         if len(set(versions)) != len(versions):
@@ -62,6 +70,8 @@ class OnlineEngine(OnlineReads):
         for name, version in (serving or {}).items():
             self.point(name, version)
         self.store = store
+        self.clock = clock
+        self.max_ahead_ms = max_ahead_ms
         self._batches = store if isinstance(store, BatchReads) else None
         self._rings = store if isinstance(store, RingReads) else None
         self._layouts = {v.version: layouts(v) for v in views}
@@ -188,13 +198,15 @@ class OnlineEngine(OnlineReads):
     def late_mask(
         self, view: FeatureView, times_ms: npt.NDArray[np.int64], partition: int = 0
     ) -> npt.NDArray[np.bool_]:
-        """Which of these events, in log order, ``view`` would find late: older than the
-        newest event before them (this partition's watermark included) by more than its
-        allowed lateness."""
+        """Which of these events, in log order, ``view`` refuses: older than the newest
+        accepted event before them (this partition's watermark included) by more than
+        its allowed lateness, or ahead of the clock by more than ``max_ahead_ms``."""
         ts = np.asarray(times_ms, dtype=np.int64)
+        ahead = ts > int(self.clock() * 1000) + self.max_ahead_ms
         wm0 = self.checkpoint(partition).watermarks.get(view.version, _NO_WATERMARK)
-        before = np.maximum.accumulate(np.r_[wm0, ts[:-1]]) if len(ts) else ts
-        return np.asarray(ts < before - view.allowed_lateness_ms)
+        seen = np.where(ahead, _NO_WATERMARK, ts)  # a refused event moves no watermark
+        before = np.maximum.accumulate(np.r_[wm0, seen[:-1]]) if len(ts) else ts
+        return np.asarray((ts < before - view.allowed_lateness_ms) | ahead)
 
     def commit(
         self, partition: int, *, offsets: Mapping[TopicPartition, int] | None = None
@@ -222,10 +234,12 @@ class OnlineEngine(OnlineReads):
             return np.zeros(0, dtype=bool)
         if late is None:
             late = self.late_mask(view, ts, partition)
-        wm0 = checkpoint.watermarks.get(view.version, _NO_WATERMARK)
-        checkpoint.watermarks[view.version] = int(max(wm0, ts.max()))
+        keep = ~late
+        if keep.any():
+            wm0 = checkpoint.watermarks.get(view.version, _NO_WATERMARK)
+            checkpoint.watermarks[view.version] = int(max(wm0, ts[keep].max()))
         keys = np.asarray(columns[view.entity.join_key])
-        keep = ~late & (keys != "")  # an event without the entity's key belongs to none
+        keep &= keys != ""  # an event without the entity's key belongs to none
         if not keep.any():
             return late
         keys = keys[keep]

@@ -210,8 +210,9 @@ def late_letters(
         if views:
             error = LateEventError(
                 f"Event at {record.timestamp_ms} ms ({record.topic}[{record.partition}] offset "
-                f"{record.offset}) is older than the watermark minus the allowed lateness of "
-                f"views {views}: sent here instead of being aggregated."
+                f"{record.offset}) is older than the watermark minus the allowed lateness, or "
+                f"further ahead of the clock than allowed, for views {views}: sent here "
+                "instead of being aggregated."
             )
             out.append((record, error))
     return out
