@@ -62,6 +62,20 @@ async def test_unsampled_requests_export_nothing_but_still_have_trace_ids(
     assert len(ids) == 5
 
 
+async def test_a_callers_sampled_flag_or_chosen_trace_id_does_not_force_sampling(
+    service: FraudService,
+) -> None:
+    # a client once had every request traced by sending "-01" (issue 14, defect 13)
+    spans = InMemorySpanExporter()
+    service.service.tracing = Tracing(sample_ratio=0.0, exporter=spans)
+    async with client(service) as c:
+        for i, trace in enumerate((CALLER_TRACE, "0" * 31 + "1")):
+            r = await score(c, tx(10 + i), traceparent=f"00-{trace}-00f067aa0ba902b7-01")
+            assert r.json()["trace_id"] == trace  # still continued, for correlation
+    service.service.tracing.provider.force_flush()  # type: ignore[union-attr]
+    assert spans.get_finished_spans() == ()
+
+
 async def test_log_lines_are_json_with_the_trace_id_of_their_request(service: FraudService) -> None:
     out = io.StringIO()
     handler = logging.StreamHandler(out)

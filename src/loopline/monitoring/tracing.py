@@ -1,7 +1,8 @@
 """Tracing: one OpenTelemetry span per request, and JSON log lines that carry its trace id.
 
-The sampling decision is made when the span starts (parent-based: a caller's sampled
-``traceparent`` is followed, otherwise a ratio of new traces is kept). Every request
+The sampling decision is made when the span starts: a caller's ``traceparent`` gives the
+trace id (so its spans and ours join), never the decision, which is the service's own
+ratio (a client could otherwise have all its requests traced). Every request
 gets a trace id either way. It is in the response and in every log line written while the
 request is handled, so an answer, its log lines and, when sampled, its spans are found by
 one id. A span that is not sampled records nothing; only the sampled ones set attributes
@@ -17,6 +18,7 @@ import contextvars
 import json
 import logging
 import os
+import random
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -25,7 +27,13 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 CURRENT_TRACE: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -46,7 +54,17 @@ class Tracing:
     ) -> None:
         if not 0.0 <= sample_ratio <= 1.0:
             raise ValueError(f"sample_ratio must be within 0-1, got {sample_ratio}.")
-        self.provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(sample_ratio)))
+        # a caller's sampled flag and trace id are its own choice: trusting either would
+        # let any client have every one of its requests traced (the trace-id ratio keeps
+        # ids whose low bits are small), so a remote parent is sampled by a fresh draw
+        untrusted = _RandomRatio(sample_ratio)
+        self.provider = TracerProvider(
+            sampler=ParentBased(
+                TraceIdRatioBased(sample_ratio),
+                remote_parent_sampled=untrusted,
+                remote_parent_not_sampled=untrusted,
+            )
+        )
         if exporter is None and os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -70,6 +88,20 @@ class Tracing:
 
     def shutdown(self) -> None:
         self.provider.shutdown()
+
+
+class _RandomRatio(Sampler):
+    """Keeps ``ratio`` of spans by a random draw, whatever their trace id."""
+
+    def __init__(self, ratio: float) -> None:
+        self.ratio = ratio
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        keep = random.random() < self.ratio
+        return SamplingResult(Decision.RECORD_AND_SAMPLE if keep else Decision.DROP)
+
+    def get_description(self) -> str:
+        return f"RandomRatio{{{self.ratio}}}"
 
 
 def trace_id(span: trace.Span) -> str:
