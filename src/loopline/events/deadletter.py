@@ -2,7 +2,12 @@
 
 Nothing is dropped silently. A dead letter keeps the original bytes and key, where they
 came from (topic, partition, offset) and why they failed, so that a fixed consumer can
-replay them.
+replay them. The one exception to "original": card numbers. A producer that sends a raw
+card number (PAN) where a token belongs would otherwise have it stored in clear on the
+dead-letter topic (PCI DSS 3.3-3.5), so every Luhn-valid 13-19 digit run in the value,
+the key and the reason is masked before the letter is stored
+(:func:`loopline.privacy.redact_pans`), and the letter says how many were
+(``masked_pans``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import msgspec
 from loopline.events.base import EventLog, Message, Record
 from loopline.events.schema import Codec, Event
 from loopline.exceptions import SchemaError
+from loopline.privacy.scan import redact_pans
 
 E = TypeVar("E", bound=Event)
 
@@ -32,6 +38,7 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     reason: str
     error: str
     failed_at_ms: int
+    masked_pans: int = 0  # card-number runs masked in value, key and reason before storing
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -61,32 +68,33 @@ class DeadLetterQueue:
         if not failures:
             return
         now = int(time.time() * 1000)
-        messages = [
-            Message(
-                value=_encoder.encode(
-                    DeadLetter(
-                        source_topic=record.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        timestamp_ms=record.timestamp_ms,
-                        key=record.key,
-                        value=record.value,
-                        reason=str(error),
-                        error=type(error).__name__,
-                        failed_at_ms=now,
-                    )
-                ),
-                key=record.key,
-                timestamp_ms=record.timestamp_ms,
-            )
-            for record, error in failures
-        ]
-        self.log.append_many(self.topic, messages)
+        self.log.append_many(self.topic, [_message(r, e, now) for r, e in failures])
 
     @staticmethod
     def parse(record: Record) -> DeadLetter:
         """The dead letter stored in ``record`` (a record of a ``.dlq`` topic)."""
         return _decoder.decode(record.value)
+
+
+def _message(record: Record, error: Exception, now_ms: int) -> Message:
+    """The dead letter of ``record``, card numbers masked (a SchemaError's reason quotes
+    the value it refused, so the reason is masked too)."""
+    value, in_value = redact_pans(record.value)
+    key, in_key = redact_pans(record.key) if record.key is not None else (None, 0)
+    reason, in_reason = redact_pans(str(error).encode())
+    letter = DeadLetter(
+        source_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        timestamp_ms=record.timestamp_ms,
+        key=key,
+        value=value,
+        reason=reason.decode(errors="replace"),
+        error=type(error).__name__,
+        failed_at_ms=now_ms,
+        masked_pans=in_value + in_key + in_reason,
+    )
+    return Message(_encoder.encode(letter), key=key, timestamp_ms=record.timestamp_ms)
 
 
 def decode_or_dead_letter(

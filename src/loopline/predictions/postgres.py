@@ -1,14 +1,21 @@
 """The prediction log in PostgreSQL (the scale-out part), labels in the same database:
 the same tables, group commit and guarantee as SQLite (a returned prediction is
 committed: with PostgreSQL's default ``synchronous_commit=on``, durable on the
-server's disk). Needs the ``postgres`` extra."""
+server's disk). Needs the ``postgres`` extra.
+
+Every connection has deadlines: ``connect_timeout`` (a server that accepts the TCP
+connection but never answers would otherwise hold the caller for as long as the kernel
+keeps the socket) and ``statement_timeout`` (a statement waiting on a lock or a slow
+disk fails with ``QueryCanceled`` instead of holding a scorer's event loop)."""
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from loopline.exceptions import BackendUnavailableError, ConfigError
 from loopline.predictions import sql
 from loopline.predictions.base import (
     Column,
@@ -25,6 +32,9 @@ from loopline.predictions.base import (
 )
 from loopline.predictions.commit import GroupCommit
 
+if TYPE_CHECKING:
+    import psycopg
+
 SCHEMA_LOCK = 0x6C6F6F70  # advisory lock key ("loop") held while creating the schema
 
 
@@ -33,21 +43,42 @@ def _pg(query: str) -> str:
 
 
 class PostgresLog(GroupCommit):
-    """Predictions and their labels in PostgreSQL (``url``: ``postgresql://...``)."""
+    """Predictions and their labels in PostgreSQL.
+
+    Args:
+        url: ``postgresql://...``.
+        columns: The application's own columns.
+        notify: Called after each commit with its rows (see :class:`GroupCommit`).
+        connect_timeout_s: Deadline for opening a connection (libpq rounds it up to
+            whole seconds, at least 2).
+        statement_timeout_s: Deadline for each statement on the server.
+    """
 
     errors = (Exception,)  # psycopg.Error and connection failures alike fail the batch
 
     def __init__(
-        self, url: str, *, columns: Sequence[Column] = (), notify: Notify | None = None
+        self,
+        url: str,
+        *,
+        columns: Sequence[Column] = (),
+        notify: Notify | None = None,
+        connect_timeout_s: float = 5.0,
+        statement_timeout_s: float = 2.0,
     ) -> None:
-        import psycopg
-
+        for name, value in (
+            ("connect_timeout_s", connect_timeout_s),
+            ("statement_timeout_s", statement_timeout_s),
+        ):
+            if not value > 0:
+                raise ConfigError(f"PostgresLog {name!r} must be > 0 seconds. Got {value!r}.")
         super().__init__(notify)
         self.url = url
         self.columns = check_columns(columns)
-        self._pg = psycopg.connect(url, autocommit=True)
+        self.connect_timeout_s = connect_timeout_s
+        self.statement_timeout_s = statement_timeout_s
+        self._pg = self.connect()
         # queries from side workers' threads get a connection of their own
-        self._reads = psycopg.connect(url, autocommit=True)
+        self._reads = self.connect()
         self._reads_lock = threading.Lock()
         # CREATE ... IF NOT EXISTS is not safe against itself: two scorers starting at
         # once both create, and one fails on pg_type's unique index. A transaction-scoped
@@ -56,6 +87,28 @@ class PostgresLog(GroupCommit):
             self._pg.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
             self._pg.execute(sql.schema(self.columns, postgres=True))
         self._insert_sql = sql.insert(self.columns, postgres=True)
+
+    def connect(
+        self, *, statement_timeout_s: float | None = None
+    ) -> psycopg.Connection[tuple[Any, ...]]:
+        """A new autocommit connection with this log's deadlines
+        (``statement_timeout_s``: another one, e.g. for maintenance that deletes much)."""
+        import psycopg
+
+        timeout_ms = round(1000 * (statement_timeout_s or self.statement_timeout_s))
+        try:
+            return psycopg.connect(
+                self.url,
+                autocommit=True,
+                connect_timeout=max(2, math.ceil(self.connect_timeout_s)),
+                options=f"-c statement_timeout={timeout_ms}",
+            )
+        except psycopg.OperationalError as exc:
+            raise BackendUnavailableError(
+                f"Cannot connect to the PostgreSQL prediction log within "
+                f"{self.connect_timeout_s:g}s: {str(exc).strip()}. Check that the server "
+                "runs and that the URL (host, port, user, password, database) is right."
+            ) from None
 
     def find(self, key: str) -> Stored | None:
         row = self._pg.execute(_pg(sql.FIND), (key,)).fetchone()
