@@ -68,11 +68,11 @@ PUBLIC = {
     ],
     "serving": [
         "NO_MODEL", "ApiKey", "CanaryGuard", "CircuitBreaker", "ColumnPipeline", "Deployment",
-        "Endpoint", "KeyRing", "Limits", "Metrics", "Outcome", "Pipeline", "Prediction",
-        "Problem", "RequestError", "Routing", "RuleBook", "RuleSet", "Scored", "Service",
-        "StreamScorer", "StreamingPipeline", "TabularCollector", "TabularScorer", "as_rows",
-        "every", "lap", "new_key", "openapi_document", "parse", "payload_hash", "predict_ordered",
-        "refuse"
+        "Endpoint", "KeyRing", "Limits", "Metrics", "Outbox", "OutboxCollector", "Outcome",
+        "Pipeline", "Prediction", "Problem", "RequestError", "Routing", "RuleBook", "RuleSet",
+        "Scored", "Service", "StreamScorer", "StreamingPipeline", "TabularCollector",
+        "TabularScorer", "as_rows", "every", "lap", "new_key", "openapi_document", "parse",
+        "payload_hash", "predict_ordered", "refuse", "write_private"
     ],
     "monitoring": [
         "REFERENCE_FILE", "BatchQuality", "DataQualityError", "Drift", "DriftCollector",

@@ -12,7 +12,7 @@ from loopline.apps.fraud.train import TrainOptions, run
 from loopline.registry import Registry
 from loopline.serving import KeyRing, Limits, new_key
 
-SCORE_KEY, SCORE = new_key("scorer", ["score"])
+SCORE_KEY, SCORE = new_key("scorer", ["score", "detail"])
 ADMIN_KEY, ADMIN = new_key("ops", ["score", "admin"])
 
 

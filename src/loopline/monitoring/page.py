@@ -11,6 +11,7 @@ every 5 s (``monitor.html``, next to this module).
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections import deque
@@ -25,6 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from loopline.monitoring.monitor import DriftWatch
 
+log = logging.getLogger("loopline.monitoring")
 PAGE = (Path(__file__).with_name("monitor.html")).read_bytes()  # self-contained: no CDN
 _json = msgspec.json.Encoder()
 
@@ -119,16 +121,36 @@ def _quantile(cumulative: list[tuple[float, float]], q: float) -> float | None:
 class MonitorPage:
     """What ``/monitor`` draws: the sampler's series, the champion, the drift watch's
     last report and ``performance()`` (matured performance by day: dataclasses, e.g.
-    :class:`loopline.feedback.DayPerformance`)."""
+    :class:`loopline.feedback.DayPerformance`).
+
+    ``performance()`` reads the prediction log (a scan of its last weeks), so it runs
+    on a thread every ``performance_every_s`` (:meth:`run`), never per page view and
+    never on the event loop; the page shows the last result."""
 
     title: str
     sampler: Sampler
     drift: DriftWatch | None = None
     performance: Callable[[], list[Any]] | None = None
+    performance_every_s: float = 60.0
+    last_performance: list[Any] = field(default_factory=list)
+
+    def refresh(self) -> None:
+        """Compute the matured performance now (on the caller's thread)."""
+        if self.performance is not None:
+            self.last_performance = self.performance()
+
+    async def run(self) -> None:
+        """Refresh the matured performance every ``performance_every_s``, forever."""
+        while True:
+            try:
+                await asyncio.to_thread(self.refresh)
+            except Exception:  # a slow or broken log must not stop the page
+                log.warning("matured performance not refreshed", exc_info=True)
+            await asyncio.sleep(self.performance_every_s)
 
     def data(self) -> dict[str, Any]:
         last = self.drift.last if self.drift is not None else None
-        rows = self.performance() if self.performance is not None else []
+        rows = self.last_performance
         return {
             "title": self.title,
             "series": series(list(self.sampler.samples)),
@@ -141,8 +163,9 @@ class MonitorPage:
         }
 
     def pages(self) -> dict[str, Callable[[], tuple[bytes, bytes]]]:
-        """The service's ``GET`` routes of the page."""
-        return {
-            "/monitor": lambda: (b"text/html; charset=utf-8", PAGE),
-            "/monitor/data": lambda: (b"application/json", _json.encode(self.data())),
-        }
+        """The page's HTML (no data in it: served without a key)."""
+        return {"/monitor": lambda: (b"text/html; charset=utf-8", PAGE)}
+
+    def reports(self) -> dict[str, Callable[[], tuple[bytes, bytes]]]:
+        """What the page draws (served to keys with the ``monitor`` scope)."""
+        return {"/monitor/data": lambda: (b"application/json", _json.encode(self.data()))}

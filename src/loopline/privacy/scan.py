@@ -16,9 +16,10 @@ _PAN = re.compile(r"^[0-9]{13,19}$")
 # number (0.8035052576083381) and not inside a word such as a hex trace id
 # (...7f4551879113593a...): what a PAN scan looks for
 PAN_IN_TEXT = re.compile(r"(?<![0-9A-Za-z.])[0-9]{13,19}(?![0-9A-Za-z])")
-# a maximal digit run, even inside a word or with single spaces or dashes between digits
-# (4111-1111-1111-1111, id_4111111111111111): 13-19 digits of it that pass Luhn are a PAN
-_DIGIT_RUN = re.compile(rb"[0-9](?:[ -]?[0-9])*")
+# a digit run standing alone (not inside a word, so not in a hex token or trace id), with
+# single spaces or dashes allowed between digits (4111-1111-1111-1111, id_4111111111111111,
+# "4111 1111 1111 1111"): 13-19 digits of it that pass Luhn are a PAN
+_DIGIT_RUN = re.compile(rb"(?<![0-9A-Za-z])[0-9](?:[ -]?[0-9])*(?![0-9A-Za-z])")
 
 
 def luhn_ok(digits: str) -> bool:

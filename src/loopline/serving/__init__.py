@@ -9,12 +9,13 @@ a model on online features, for applications whose requests are events. Importin
 package imports no ML library; models load through :mod:`loopline.models`.
 """
 
-from loopline.serving.auth import ApiKey, KeyRing, new_key
+from loopline.serving.auth import ApiKey, KeyRing, new_key, write_private
 from loopline.serving.canary import CanaryGuard
 from loopline.serving.endpoint import Endpoint, Pipeline, Prediction, StreamingPipeline
 from loopline.serving.fallbacks import NO_MODEL, predict_ordered
 from loopline.serving.idempotency import payload_hash
 from loopline.serving.openapi import openapi_document
+from loopline.serving.outbox import Outbox, OutboxCollector
 from loopline.serving.problems import Problem, RequestError, refuse
 from loopline.serving.resilience import CircuitBreaker
 from loopline.serving.routing import Deployment, Routing
@@ -35,6 +36,8 @@ __all__ = [
     "KeyRing",
     "Limits",
     "Metrics",
+    "Outbox",
+    "OutboxCollector",
     "Outcome",
     "Pipeline",
     "Prediction",
@@ -58,4 +61,5 @@ __all__ = [
     "payload_hash",
     "predict_ordered",
     "refuse",
+    "write_private",
 ]

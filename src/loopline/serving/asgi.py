@@ -3,6 +3,7 @@ streamed as Server-Sent Events."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,12 +22,26 @@ def header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-async def read_body(scope: Scope, receive: Receive, max_bytes: int) -> bytes:
+async def read_body(
+    scope: Scope, receive: Receive, max_bytes: int, timeout_s: float = 10.0
+) -> bytes:
     """The request body, refused with a 413 as soon as it is known to exceed
-    ``max_bytes`` (from its Content-Length, before reading it, or while reading)."""
+    ``max_bytes`` (from its Content-Length, before reading it, or while reading), and
+    with a 408 if it has not all arrived ``timeout_s`` after the headers: a sender
+    dribbling a byte at a time must not hold an in-flight slot for ever."""
     declared = header(scope, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise _too_large(max_bytes)
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await _read(receive, max_bytes)
+    except TimeoutError:
+        raise refuse(
+            408, f"The body did not arrive within {timeout_s:g} s.", detail="Send it at once."
+        ) from None
+
+
+async def _read(receive: Receive, max_bytes: int) -> bytes:
     chunks, size = [], 0
     while True:
         message = await receive()

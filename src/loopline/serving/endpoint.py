@@ -154,6 +154,11 @@ class Endpoint:
         offload: Decide batches on a thread of their own, one at a time (for a
             pipeline that only reads a remote store: the event loop goes on meanwhile).
         summary: One line for the OpenAPI document.
+        detail_fields: Fields of the answer that only callers with the ``detail``
+            scope see (exact scores, attributions); others get them as null.
+        pan_fields: Request fields allowed to hold a primary account number (the
+            pipeline tokenizes them at once); any other string field, and the
+            Idempotency-Key, holding one is refused (PCI DSS 3.3-3.5: none is stored).
     """
 
     path: str
@@ -166,6 +171,8 @@ class Endpoint:
     check: Callable[[Any], None] | None = None
     offload: bool = False
     summary: str = ""
+    detail_fields: tuple[str, ...] = ()
+    pan_fields: tuple[str, ...] = ()
     decoder: msgspec.json.Decoder[Any] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

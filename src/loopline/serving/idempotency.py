@@ -33,9 +33,12 @@ class Idempotency:
         """The stored answer of ``key`` (None: a new request); a 422 if ``key`` was
         used with another request's content."""
         pending = self._pending.get(key)
-        if pending is not None:
-            await asyncio.shield(pending)
-        stored = self.log.find(key)
+        if pending is not None:  # answered (or failed) first: then the log says which
+            await asyncio.wait([pending])
+        if getattr(self.log, "remote", False):  # a network round trip: off the event loop
+            stored = await asyncio.to_thread(self.log.find, key)
+        else:
+            stored = self.log.find(key)
         if stored is None:
             return None
         if stored.payload_sha256 != fingerprint:

@@ -85,6 +85,7 @@ class Deployment:
         self.on_champion = on_champion
         self.on_rollback = on_rollback
         self.swaps = 0  # new champions taken from the registry
+        self.rolled_back: int | None = None  # the version a rollback moved away from
         self.rollbacks = 0  # canaries the guard rolled back
         self.follow_failures = 0  # failed reads of the registry's champion
 
@@ -104,16 +105,20 @@ class Deployment:
         """Blue-green: load and warm ``ref`` off the event loop, then swap it in as the
         champion; the old one stays loaded for an instant rollback."""
         fresh = await asyncio.to_thread(self._loader(), ref)
+        self.rolled_back = None  # an explicit reload ends a rollback's hold
         current = self.routing
         if fresh.label == current.champion.label:
             return current
         return self._swap(current.replace(champion=fresh, previous=current.champion))
 
     def rollback(self) -> Routing:
-        """Back to the previous champion (the current one becomes the previous)."""
+        """Back to the previous champion (the current one becomes the previous). It
+        sticks: the registry watch does not bring the rolled-back version back while
+        the registry still names it champion; a new champion or a reload ends that."""
         r = self.routing
         if r.previous is None:
             raise ConfigError("No previous model is loaded to roll back to.")
+        self.rolled_back = r.champion.version
         return self._swap(r.replace(champion=r.previous, previous=r.champion))
 
     async def route(
@@ -146,7 +151,7 @@ class Deployment:
             await asyncio.sleep(every_s)
             try:
                 version = await asyncio.to_thread(version_of)
-                if version != self.routing.champion.version:
+                if version not in (self.routing.champion.version, self.rolled_back):
                     await self.reload(version)
                     self.swaps += 1
                     log.info("champion swapped", extra={"champion": self.routing.champion.label})

@@ -23,9 +23,9 @@ SHA-256 of its text; :meth:`RuleBook.current` re-reads the file when it changes 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
+import logging
 import math
 import operator
 import os
@@ -38,6 +38,8 @@ from typing import Any
 import yaml
 
 from loopline.exceptions import ConfigError
+
+log = logging.getLogger("loopline.serving")
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">": operator.gt,
@@ -66,7 +68,10 @@ class Rule:
         if self.in_list is not None:
             return str(got) in self.in_list
         assert self.op is not None
-        return bool(_OPS[self.op](got, self.value))
+        try:
+            return bool(_OPS[self.op](got, self.value))
+        except TypeError:  # a string field against a number: no match, never a 5xx
+            return False
 
 
 @dataclass(frozen=True)
@@ -114,9 +119,21 @@ def parse(text: str, source: str = "<rules>") -> RuleSet:
         raise ConfigError(f"{source}: not valid YAML ({exc}).") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: expected a mapping with 'rules' (and 'lists').")
-    lists = {str(k): frozenset(map(str, v or ())) for k, v in (doc.get("lists") or {}).items()}
+    raw_lists = doc.get("lists") or {}
+    if not isinstance(raw_lists, dict) or not all(
+        isinstance(v, list | None) and all(isinstance(x, str | int) for x in v or ())
+        for v in raw_lists.values()
+    ):
+        raise ConfigError(
+            f"{source}: 'lists' must map each name to a list of strings, e.g. "
+            "'lists: {blocked: [a, b]}'."
+        )
+    lists = {str(k): frozenset(map(str, v or ())) for k, v in raw_lists.items()}
+    raw_rules = doc.get("rules") or []
+    if not isinstance(raw_rules, list):
+        raise ConfigError(f"{source}: 'rules' must be a list of rules.")
     rules, seen = [], set()
-    for i, raw in enumerate(doc.get("rules") or []):
+    for i, raw in enumerate(raw_rules):
         rules.append(_rule(raw, i, lists, source))
         if rules[-1].id in seen:
             raise ConfigError(f"{source}: rule id {rules[-1].id!r} is used twice.")
@@ -143,10 +160,17 @@ def _rule(raw: Any, i: int, lists: dict[str, frozenset[str]], source: str) -> Ru
     op = when.get("op")
     if op not in _OPS:
         raise ConfigError(f"{where}: 'op' must be one of {sorted(_OPS)}, got {op!r}.")
-    score = float(raw.get("score", 0.0))
-    if action == "adjust" and not -1.0 <= score <= 1.0:
-        raise ConfigError(f"{where}: 'score' must be within [-1, 1], got {score}.")
-    return Rule(str(raw["id"]), action, str(when["field"]), op, when.get("value"), score=score)
+    value = when.get("value")
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (number or (op in ("==", "!=") and isinstance(value, str | bool))):
+        raise ConfigError(
+            f"{where}: 'value' must be a number (a string or true/false only with == or "
+            f"!=), got {value!r}."
+        )
+    score = raw.get("score", 0.0)
+    if isinstance(score, bool) or not isinstance(score, int | float) or not -1.0 <= score <= 1.0:
+        raise ConfigError(f"{where}: 'score' must be a number within [-1, 1], got {score!r}.")
+    return Rule(str(raw["id"]), action, str(when["field"]), op, value, score=float(score))
 
 
 class RuleBook:
@@ -159,6 +183,8 @@ class RuleBook:
         self._checked = time.monotonic()
         self._stamp: tuple[int, int] | None = None
         self._rules = RuleSet("none", ())
+        self.failures = 0  # reloads that kept the last good rules
+        self._last_error: str | None = None
         self.reload()
 
     def reload(self) -> RuleSet:
@@ -175,9 +201,21 @@ class RuleBook:
         now = time.monotonic()
         if self.path is not None and now - self._checked >= self.check_every_s:
             self._checked = now
-            stat = os.stat(self.path)
-            if (stat.st_mtime_ns, stat.st_size) != self._stamp:
-                # a broken edit keeps the last good rules; /admin/rules/reload reports it
-                with contextlib.suppress(ConfigError):
+            # a broken edit or a deleted file keeps the last good rules (and is logged
+            # once); /admin/rules/reload reports it to whoever made it
+            try:
+                stat = os.stat(self.path)
+                if (stat.st_mtime_ns, stat.st_size) != self._stamp:
+                    self._stamp = (stat.st_mtime_ns, stat.st_size)
                     self.reload()
+            except (ConfigError, OSError) as exc:
+                self.failures += 1
+                if str(exc) != self._last_error:  # once per new error, not every check
+                    self._last_error = str(exc)
+                    log.warning(
+                        "rule file not reloaded: the last good rules stay",
+                        extra={"rules": str(self.path), "error": str(exc)},
+                    )
+            else:
+                self._last_error = None
         return self._rules

@@ -9,7 +9,8 @@ returned only once it is durable), back-pressure, streamed answers, metrics, tra
 admin routes, health, and the background tasks that watch the registry and the data.
 
 Routes: ``POST <endpoint>`` (the endpoint's scope), ``GET /livez``, ``GET /readyz``,
-``GET /metrics``, ``GET /openapi.json``, the pages given (e.g. ``GET /monitor``), and
+``GET /metrics``, ``GET /openapi.json``, the pages given (e.g. ``GET /monitor``: no key,
+no data), the reports given (``GET /monitor/data``: scope ``monitor``), and
 ``POST /admin/<action>`` (scope ``admin``).
 """
 
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -31,6 +33,7 @@ from opentelemetry.trace import Span
 from loopline.exceptions import ConfigError
 from loopline.monitoring.tracing import CURRENT_TRACE, Tracing
 from loopline.predictions import PredictionLog
+from loopline.privacy import looks_like_pan
 from loopline.serving.admin import Action, Admin
 from loopline.serving.asgi import (
     EventStream,
@@ -43,7 +46,7 @@ from loopline.serving.asgi import (
     read_body,
     respond,
 )
-from loopline.serving.auth import KeyRing
+from loopline.serving.auth import ApiKey, KeyRing
 from loopline.serving.batching import Batcher
 from loopline.serving.collector import freeze_survivors, keep_collections_short, thaw
 from loopline.serving.endpoint import Endpoint, Prediction
@@ -58,21 +61,27 @@ _json = msgspec.json.Encoder()
 Answer = tuple[int, bytes, Headers]
 Page = Callable[[], tuple[bytes, bytes]]  # () -> (content type, body)
 Task = Callable[[], Awaitable[None]]  # a coroutine run while serving
+_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:|-]{1,128}$")
+KEYS_EVERY_S = 2.0  # how often the API key file is checked for changes (revoked keys)
 
 
 @dataclass(frozen=True, kw_only=True)
 class Limits:
     """Back-pressure: beyond ``max_inflight`` requests, 503 + Retry-After instead of
     queueing; a prediction not durable ``commit_timeout_ms`` after its hand-over to the
-    log is a 503 too (docs/decisions/0003); admin bodies up to ``max_admin_bytes``."""
+    log is a 503 too (docs/decisions/0003); a body not all there ``body_timeout_s``
+    after the headers is a 408; admin bodies up to ``max_admin_bytes``."""
 
     max_inflight: int = 256
     commit_timeout_ms: float = 50.0
+    body_timeout_s: float = 10.0
     max_admin_bytes: int = 16 * 1024
 
     def __post_init__(self) -> None:
-        if self.max_inflight < 0 or self.commit_timeout_ms <= 0:
-            raise ConfigError("Limits: max_inflight must be >= 0 and commit_timeout_ms > 0.")
+        if self.max_inflight < 0 or self.commit_timeout_ms <= 0 or self.body_timeout_s <= 0:
+            raise ConfigError(
+                "Limits: max_inflight must be >= 0, commit_timeout_ms and body_timeout_s > 0."
+            )
 
 
 class Service:
@@ -86,7 +95,8 @@ class Service:
         title: The OpenAPI document's title.
         limits: Back-pressure and body limits.
         admin: The application's own admin actions, by path below ``/admin/``.
-        pages: ``GET`` routes without a key (a monitoring page), by path.
+        pages: ``GET`` routes without a key (a monitoring page's HTML), by path.
+        reports: ``GET`` routes of data, scope ``monitor`` (what a page draws), by path.
         tasks: Coroutines to run while serving (registry watch, drift checks, label
             feeds), cancelled on shutdown.
         tracing: One span per request (None: trace ids only).
@@ -106,6 +116,7 @@ class Service:
         limits: Limits | None = None,
         admin: Mapping[str, Action] | None = None,
         pages: Mapping[str, Page] | None = None,
+        reports: Mapping[str, Page] | None = None,
         tasks: Sequence[Task] = (),
         tracing: Tracing | None = None,
         clock: Callable[[], float] = time.time,
@@ -119,7 +130,8 @@ class Service:
         self.limits = limits or Limits()
         self.admin = Admin(deployment, admin)
         self.pages = {f"GET {path}": page for path, page in (pages or {}).items()}
-        self.tasks = list(tasks)
+        self.reports = {f"GET {path}": page for path, page in (reports or {}).items()}
+        self.tasks: list[Task] = [*tasks, self._watch_keys]
         self.tracing = tracing
         self.clock = clock
         self.metrics = metrics or Metrics()
@@ -133,11 +145,15 @@ class Service:
         }
         self.idempotency = Idempotency(log)
         self._routes = {
-            *self.endpoints, *self.pages, "GET /livez", "GET /readyz", "GET /metrics",
-            "GET /openapi.json", *(f"POST /admin/{a}" for a in self.admin.actions),
+            *self.endpoints, *self.pages, *self.reports, "GET /livez", "GET /readyz",
+            "GET /metrics", "GET /openapi.json", *(f"POST /admin/{a}" for a in self.admin.actions),
         }  # fmt: skip
         self._openapi = _json.encode(openapi_document(title, endpoints))
         self._degraded_logged, self._degraded_since_log = -math.inf, 0
+
+    async def _watch_keys(self) -> None:
+        """Read the key file again when it changes: revoked keys stop working at once."""
+        await every(KEYS_EVERY_S, self.keys.refresh)
 
     def batcher(self, path: str) -> Batcher:
         return self._batchers[f"POST {path}"]
@@ -191,10 +207,10 @@ class Service:
     async def _route(self, scope: Scope, receive: Receive, send: Send, route: str) -> Answer | None:
         endpoint = self.endpoints.get(route)
         if endpoint is not None:
-            self._require(scope, endpoint.scope)
+            caller = self._require(scope, endpoint.scope)
             if endpoint.stream:
-                return await self._stream(endpoint, scope, receive, send)
-            return await self._predict(endpoint, route, scope, receive)
+                return await self._stream(endpoint, caller, scope, receive, send)
+            return await self._predict(endpoint, route, caller, scope, receive)
         if route == "GET /livez":
             return 200, b'{"status":"live"}', []
         if route == "GET /readyz":
@@ -209,21 +225,28 @@ class Service:
         if route == "GET /openapi.json":
             return 200, self._openapi, []
         page = self.pages.get(route)
+        report = self.reports.get(route)
+        if report is not None:
+            self._require(scope, "monitor")
+            page = report
         if page is not None:
             content_type, body = page()
             return 200, body, [(b"content-type", content_type)]
         if scope["path"].startswith("/admin/") and scope["method"] == "POST":
             self._require(scope, "admin")
-            body = await read_body(scope, receive, self.limits.max_admin_bytes)
+            body = await read_body(
+                scope, receive, self.limits.max_admin_bytes, self.limits.body_timeout_s
+            )
             return 200, await self.admin.handle(scope["path"][len("/admin/") :], body), []
         raise refuse(404, f"No route {route}.", detail="See /openapi.json.")
 
-    def _require(self, scope: Scope, needed: str) -> None:
-        scopes = self.keys.scopes_of(header(scope, b"x-api-key"))
-        if not scopes:
-            raise refuse(401, "Missing or unknown API key.", field="X-API-Key")
-        if needed not in scopes:
+    def _require(self, scope: Scope, needed: str) -> ApiKey:
+        caller = self.keys.identify(header(scope, b"x-api-key"))
+        if caller is None:
+            raise refuse(401, "Missing, unknown, expired or revoked API key.", field="X-API-Key")
+        if not caller.allows(needed):
             raise refuse(403, f"This key lacks the '{needed}' scope.", field="X-API-Key")
+        return caller
 
     def _admit(self) -> None:
         if self.inflight >= self.limits.max_inflight:
@@ -231,64 +254,111 @@ class Service:
             raise refuse(503, "Overloaded: retry shortly.", detail="Retry-After: 1")
 
     async def _request(
-        self, endpoint: Endpoint, scope: Scope, receive: Receive
+        self, endpoint: Endpoint, caller: ApiKey, scope: Scope, receive: Receive
     ) -> tuple[Any, str, str]:
-        """The decoded and checked request, its idempotency key and its fingerprint."""
-        request = decode(endpoint.decoder, await read_body(scope, receive, endpoint.max_body_bytes))
+        """The decoded and checked request, its idempotency key and its fingerprint (of
+        the caller and the content: another caller's key is not replayed to this one)."""
+        body = await read_body(scope, receive, endpoint.max_body_bytes, self.limits.body_timeout_s)
+        request = decode(endpoint.decoder, body)
+        _screen(request, endpoint.pan_fields)
         if endpoint.check is not None:
             endpoint.check(request)
         pipeline = endpoint.pipeline
-        key = header(scope, b"idempotency-key") or pipeline.request_id(request)
+        given = header(scope, b"idempotency-key")
+        if given is not None and not _IDEMPOTENCY_KEY.match(given):
+            raise refuse(
+                422, "Idempotency-Key must be 1-128 of A-Z a-z 0-9 _ . : | -.",
+                field="Idempotency-Key",
+            )  # fmt: skip
+        key = given or pipeline.request_id(request)
         if len(key) > 128:
             raise refuse(
                 422, "Idempotency-Key is longer than 128 characters.", field="Idempotency-Key"
             )
-        return request, key, payload_hash(pipeline.fingerprint(request))
+        if given is not None and looks_like_pan(given):
+            raise _holds_pan("Idempotency-Key")
+        return request, key, payload_hash([caller.name, pipeline.fingerprint(request)])
+
+    def _visible(self, endpoint: Endpoint, caller: ApiKey, response: Any, body: bytes) -> bytes:
+        """The answer as ``caller`` may see it: without the ``detail`` scope, the
+        endpoint's detail fields are null."""
+        if not endpoint.detail_fields or caller.allows("detail"):
+            return body
+        hidden = dict.fromkeys(endpoint.detail_fields)
+        if isinstance(response, msgspec.Struct):
+            return _json.encode(msgspec.structs.replace(response, **hidden))
+        answer = msgspec.json.decode(body)  # a replayed answer, as stored
+        return _json.encode({**answer, **hidden} if isinstance(answer, dict) else answer)
 
     async def _predict(
-        self, endpoint: Endpoint, route: str, scope: Scope, receive: Receive
+        self, endpoint: Endpoint, route: str, caller: ApiKey, scope: Scope, receive: Receive
     ) -> Answer:
         self._admit()
         self.inflight += 1
         try:
-            request, key, fingerprint = await self._request(endpoint, scope, receive)
+            request, key, fingerprint = await self._request(endpoint, caller, scope, receive)
             replay = await self._replay(key, fingerprint)
             if replay is not None:
-                return 200, replay, []
+                return 200, self._visible(endpoint, caller, None, replay), []
             answered = self.idempotency.claim(key)
             try:
                 trace_id = CURRENT_TRACE.get() or uuid.uuid4().hex
                 prediction = await self._batchers[route].predict(request, trace_id)
                 body = _json.encode(prediction.response)
-                await self._commit(endpoint, prediction, key, fingerprint, body)
-                answered.set_result(body)
+                await self._commit(endpoint, prediction, key, fingerprint, body, answered)
             except BaseException as exc:
-                self.idempotency.release(key, exc)
+                if not answered.done() and not isinstance(exc, _LateError):
+                    self.idempotency.release(key, exc)
                 raise
-            self.idempotency.release(key)
-            return 200, body, []
+            return 200, self._visible(endpoint, caller, prediction.response, body), []
         finally:
             self.inflight -= 1
 
     async def _commit(
-        self, endpoint: Endpoint, p: Prediction[Any], key: str, fingerprint: str, body: bytes
-    ) -> None:
-        """Watch the canary, log the prediction durably (or 503), then tell the pipeline."""
+        self, endpoint: Endpoint, p: Prediction[Any], key: str, fingerprint: str, body: bytes,
+        answered: asyncio.Future[bytes] | None = None,
+    ) -> None:  # fmt: skip
+        """Watch the canary, log the prediction durably, then tell the pipeline and the
+        duplicates waiting on ``answered``.
+
+        A write that outlives the commit timeout is a 503 to the caller, but it goes on:
+        once it is durable the pipeline is told (it learns and publishes once), and a
+        retry meanwhile waits for it and gets this answer, not a second decision."""
         self._note_degraded(p)
         self.deployment.observe(p)
         row = p.row(key, fingerprint, int(self.clock() * 1000), body)
-        timeout = self.limits.commit_timeout_ms / 1000
+        write = asyncio.ensure_future(self.log.write(row))
         try:
-            await asyncio.wait_for(asyncio.shield(self.log.write(row)), timeout=timeout)
+            await asyncio.wait_for(asyncio.shield(write), self.limits.commit_timeout_ms / 1000)
         except TimeoutError:
             self.metrics.shed()
-            raise refuse(
+            write.add_done_callback(
+                lambda _: self._durable(endpoint, p, key, body, write, answered)
+            )
+            raise _LateError(
                 503,
-                "The answer was not durable in time: the prediction log is slow.",
-                detail="Retry-After: 1; the retry with the same request id returns it.",
+                Problem(
+                    error="The answer was not durable in time: the prediction log is slow.",
+                    detail="Retry-After: 1; the retry with the same request id returns it.",
+                ),
             ) from None
+        self._durable(endpoint, p, key, body, write, answered)
+
+    def _durable(
+        self, endpoint: Endpoint, p: Prediction[Any], key: str, body: bytes,
+        write: asyncio.Future[None], answered: asyncio.Future[bytes] | None,
+    ) -> None:  # fmt: skip
+        error = write.exception() if not write.cancelled() else asyncio.CancelledError()
+        if error is not None:  # only a late write gets here failed: its caller had a 503
+            log.warning("a late prediction-log write failed", exc_info=error)
+            if answered is not None:
+                self.idempotency.release(key, error)
+            return
         endpoint.pipeline.committed(p)
         self.metrics.predicted(p)
+        if answered is not None:
+            answered.set_result(body)
+            self.idempotency.release(key)
 
     async def _replay(self, key: str, fingerprint: str) -> bytes | None:
         replay = await self.idempotency.replay(key, fingerprint)
@@ -297,14 +367,14 @@ class Service:
         return replay
 
     async def _stream(
-        self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send
+        self, endpoint: Endpoint, caller: ApiKey, scope: Scope, receive: Receive, send: Send
     ) -> Answer | None:
         """An answer as Server-Sent Events, logged once whole; cancelled if the caller
         goes away. Errors after the first event arrive as an ``error`` event."""
         self._admit()
         self.inflight += 1
         try:
-            request, key, fingerprint = await self._request(endpoint, scope, receive)
+            request, key, fingerprint = await self._request(endpoint, caller, scope, receive)
             replay = await self._replay(key, fingerprint)
             events = EventStream(send)
             trace = CURRENT_TRACE.get() or uuid.uuid4().hex
@@ -395,3 +465,31 @@ async def every(seconds: float, step: Callable[[], object]) -> None:
             step()
         except Exception:  # one failed step must not stop the next
             log.warning("background step failed", exc_info=True)
+
+
+class _LateError(RequestError):
+    """A 503 whose prediction is still being written: its key stays claimed until then."""
+
+
+def _holds_pan(field: str) -> RequestError:
+    return refuse(
+        422,
+        f"'{field}' holds what looks like a primary account number (13-19 digits that "
+        "pass the Luhn check); none may be stored.",
+        field=field,
+        detail="Send an opaque id or a token instead.",
+    )
+
+
+def _screen(request: Any, allowed: Sequence[str]) -> None:
+    """Refuse a request with a primary account number in any string field but
+    ``allowed`` (PCI DSS 3.3-3.5: it would be logged, published and stored)."""
+    if not isinstance(request, msgspec.Struct):
+        return
+    for name in request.__struct_fields__:
+        if name in allowed:
+            continue
+        value = getattr(request, name)
+        values = value if isinstance(value, list) else (value,)
+        if any(isinstance(v, str) and looks_like_pan(v) for v in values):
+            raise _holds_pan(name)

@@ -3,12 +3,14 @@ validation and the OpenAPI schema), and the checks a schema cannot express."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
 from loopline.serving import refuse
+from loopline.units import MINUTE_MS
 
 Money = Annotated[float, Meta(gt=0, le=1_000_000, description="Amount in major units.")]
 Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:|-]+$")]
@@ -48,16 +50,41 @@ class Reason(msgspec.Struct, frozen=True):
 
 
 class ScoreResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """The decision. ``score`` and ``reasons`` are null for keys without the ``detail``
+    scope: exact scores and attributions help an attacker probe the model."""
+
     transaction_id: str
     decision: Decision
-    score: float
-    reasons: list[Reason]
+    score: float | None
+    reasons: list[Reason] | None
     model_version: str
     rules_version: str
     trace_id: str
     timings_ms: dict[str, float]
     degraded: list[str] = []
     replayed: bool = False
+
+
+MAX_AHEAD_MS = 5 * MINUTE_MS  # how far ahead of the service's clock an event time may be
+
+
+def checks(clock: Callable[[], float]) -> Callable[[ScoreRequest], None]:
+    """:func:`check`, and an event time no further ahead of ``clock`` than
+    :data:`MAX_AHEAD_MS` (one far in the future would be learned into the features)."""
+
+    def checked(request: ScoreRequest) -> None:
+        check(request)
+        at = request.event_time_ms
+        if at is not None and at > clock() * 1000 + MAX_AHEAD_MS:
+            raise refuse(
+                422,
+                f"'event_time_ms' is {at} ms, more than {MAX_AHEAD_MS // MINUTE_MS} minutes "
+                "ahead of the service's clock.",
+                field="event_time_ms",
+                detail="Send the transaction's own time (ms since 1970), or leave it out.",
+            )
+
+    return checked
 
 
 def check(request: ScoreRequest) -> None:

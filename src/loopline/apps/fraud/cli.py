@@ -49,16 +49,23 @@ def serve(
             "unless the settings name a shared store that feature workers write)."
         ),
     ] = None,
+    body_timeout_s: Annotated[
+        float, typer.Option(min=0.01, help="A body not all arrived by then is a 408.")
+    ] = 10.0,
 ) -> None:
     """Serve fraud decisions from the registry's champion (POST /v1/score)."""
     from dataclasses import replace
 
     from loopline.apps.fraud.service import DEFAULT_RULES, ServeOptions
     from loopline.apps.fraud.service import serve as run
+    from loopline.serving import Limits
     from loopline.settings import load_settings
 
+    limits = Limits(body_timeout_s=body_timeout_s)
     if settings is not None or os.environ.get("LOOPLINE_SETTINGS"):
-        options = ServeOptions.of(load_settings(settings), rules=rules or DEFAULT_RULES, keys=keys)
+        options = ServeOptions.of(
+            load_settings(settings), rules=rules or DEFAULT_RULES, keys=keys, limits=limits
+        )
     else:
         options = ServeOptions(
             state=state,
@@ -67,6 +74,7 @@ def serve(
             keys=keys,
             features=features,
             decisions=decisions,
+            limits=limits,
         )
     run(options if learn is None else replace(options, learn=learn), host=host, port=port)
 

@@ -19,13 +19,13 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from loopline.apps.fraud.api import ScoreRequest, ScoreResponse, check
+from loopline.apps.fraud.api import ScoreRequest, ScoreResponse, check, checks
 from loopline.apps.fraud.events import TRANSACTION_QUALITY, Transaction
 from loopline.apps.fraud.features import fraud_feature_set
 from loopline.apps.fraud.labels import FraudLabels
 from loopline.apps.fraud.pipeline import COLUMNS, FraudPipeline
 from loopline.events import EventLog, Message, open_log
-from loopline.exceptions import TopicNotFoundError
+from loopline.exceptions import ConfigError, TopicNotFoundError
 from loopline.features import EmbeddedStore, OnlineEngine, OnlineStore
 from loopline.feedback import DayPerformance, matured_performance
 from loopline.models import ServingModel, load
@@ -47,6 +47,8 @@ from loopline.serving import (
     KeyRing,
     Limits,
     Metrics,
+    Outbox,
+    OutboxCollector,
     Routing,
     RuleBook,
     Service,
@@ -55,6 +57,7 @@ from loopline.serving import (
     TabularScorer,
     every,
     openapi_document,
+    write_private,
 )
 from loopline.settings import Settings
 from loopline.tasks import Binary
@@ -92,6 +95,7 @@ class ServeOptions:
     # feature workers own a shared store's partitions (the scale-out profile)
     learn: bool = True
     tracing: bool = True
+    secrets: Path | None = None  # the card-token key's folder (default: state/../secrets)
 
     @classmethod
     def of(cls, settings: Settings, **more: Any) -> ServeOptions:
@@ -121,6 +125,7 @@ class FraudService:
     drift: DriftWatch
     page: MonitorPage
     registry: Registry
+    outbox: Outbox[Row]
 
     @property
     def engine(self) -> OnlineEngine:
@@ -133,6 +138,7 @@ class FraudService:
     def close(self) -> None:
         self.pipeline.close()
         self.log.close()
+        self.outbox.close()
         self.engine.store.close()
 
 
@@ -143,9 +149,11 @@ def score_endpoint(pipeline: FraudPipeline | None, *, offload: bool = False) -> 
         request=ScoreRequest,
         response=ScoreResponse,
         pipeline=pipeline,
-        check=check,
+        check=check if pipeline is None else checks(lambda: pipeline.clock()),
         offload=offload,
         summary="Decide on one transaction",
+        detail_fields=("score", "reasons"),
+        pan_fields=("card_number",),  # tokenized at once, never stored
     )
 
 
@@ -159,18 +167,35 @@ def performance(log: Log, pipeline: FraudPipeline) -> list[DayPerformance]:
     return matured_performance(log, TASK, now_ms=now_ms, since_ms=now_ms - PAGE_DAYS * DAY_MS)
 
 
-def token_key(state: Path) -> bytes:
+MIN_KEY_BYTES = 32
+
+
+def token_key(secrets_dir: Path, state: Path | None = None) -> bytes:
     """The card-token key: ``$LOOPLINE_TOKEN_KEY`` (hex), else a random one kept in
-    ``state/token.key`` (mode 0600)."""
+    ``secrets_dir/token.key``, apart from the tokens it protects (the state), readable
+    by its owner alone. One left in ``state`` by an older version is moved there.
+    A key shorter than 32 bytes is refused."""
     env = os.environ.get("LOOPLINE_TOKEN_KEY")
-    if env:
-        return bytes.fromhex(env)
-    path = state / "token.key"
-    if not path.exists():
-        state.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-    return bytes.fromhex(path.read_text().strip())
+    path = secrets_dir / "token.key"
+    old = state / "token.key" if state is not None else None
+    if not env and not path.exists() and old is not None and old.exists():
+        write_private(path, old.read_bytes())  # tokens made before stay the same
+        old.unlink()
+    if not env and not path.exists():
+        secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        write_private(path, secrets.token_hex(MIN_KEY_BYTES).encode())
+    text = env or path.read_text().strip()
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) < MIN_KEY_BYTES:
+        where = "$LOOPLINE_TOKEN_KEY" if env else str(path)
+        raise ConfigError(
+            f"The card-token key in {where} must be at least {MIN_KEY_BYTES} bytes as hex "
+            f"({2 * MIN_KEY_BYTES} hex digits); make one with `openssl rand -hex 32`."
+        )
+    return key
 
 
 def build(options: ServeOptions) -> FraudService:
@@ -187,14 +212,21 @@ def build(options: ServeOptions) -> FraudService:
     fs = fraud_feature_set()
     engine = OnlineEngine(views=fs.views, store=_store(options))
     events = open_log(options.events or f"file://{(state / 'events.db').resolve()}")
+    outbox = _notifications(events)
     log = open_prediction_log(
-        options.decisions or state / "decisions.db", columns=COLUMNS, notify=_notifier(events)
+        options.decisions or state / "decisions.db",
+        columns=COLUMNS,
+        notify=lambda rows: outbox.put_many(
+            [r for r in rows if r.columns["decision"] != "approve"]
+        ),
     )
     tabular = TabularScorer(
         feature_set=fs, engine=engine, routing_key="card_token", learn=options.learn
     )
     pipeline = FraudPipeline(
-        tabular=tabular, rules=RuleBook(options.rules), token_key=token_key(state)
+        tabular=tabular,
+        rules=RuleBook(options.rules),
+        token_key=token_key(options.secrets or state.parent / "secrets", state),
     )
     champion = load_model("champion")
     drift = DriftWatch(_drift_for(log, events, pipeline), champion)
@@ -217,11 +249,12 @@ def build(options: ServeOptions) -> FraudService:
     metrics = Metrics()
     metrics.registry.register(DriftCollector(drift))
     metrics.registry.register(TabularCollector(tabular))
+    metrics.registry.register(OutboxCollector(outbox))
     sampler = Sampler(
         metrics.registry, lambda: deployment.routing.champion.label, routes={"POST /v1/score"}
     )
     page = MonitorPage("fraud decision service", sampler, drift, lambda: performance(log, pipeline))
-    tasks = [sampler.run, lambda: every(LABELS_EVERY_S, labels.run_once)]
+    tasks = [sampler.run, page.run, lambda: every(LABELS_EVERY_S, labels.run_once)]
     if options.watch_s > 0:
         version_of = lambda: registry.get(options.model, "champion").version  # noqa: E731
         tasks.append(lambda: deployment.follow(version_of, options.watch_s))
@@ -236,16 +269,18 @@ def build(options: ServeOptions) -> FraudService:
         limits=options.limits,
         admin={"rules/reload": _reload_rules(pipeline.rules)},
         pages=page.pages(),
+        reports=page.reports(),
         tasks=tasks,
         tracing=Tracing() if options.tracing else None,
         clock=lambda: pipeline.clock(),
         metrics=metrics,
     )
-    return FraudService(service, pipeline, deployment, log, events, labels, drift, page, registry)
+    return FraudService(
+        service, pipeline, deployment, log, events, labels, drift, page, registry, outbox
+    )
 
 
 def _reload_rules(rules: RuleBook) -> Callable[[dict[str, Any]], Any]:
-    from loopline.exceptions import ConfigError
     from loopline.serving import refuse
 
     async def reload(args: dict[str, Any]) -> dict[str, Any]:
@@ -300,19 +335,18 @@ def _publisher(log: EventLog, topic: str) -> Callable[[bytes, str], None]:
     return publish
 
 
-def _notifier(log: EventLog) -> Callable[[Sequence[Row]], None]:
-    """Review and decline decisions to the notifications topic, keyed by card token."""
+def _notifications(log: EventLog) -> Outbox[Row]:
+    """Review and decline decisions to the notifications topic, keyed by card token,
+    published by a thread of their own (a slow broker never holds the event loop)."""
     try:
         log.partitions(NOTIFICATIONS)
     except TopicNotFoundError:
         log.create_topic(NOTIFICATIONS, partitions=1)
 
-    def notify(rows: Sequence[Row]) -> None:
-        flagged = [r for r in rows if r.columns["decision"] != "approve"]
-        if flagged:
-            log.append_many(NOTIFICATIONS, [_notification(r) for r in flagged])
+    def publish(rows: Sequence[Row]) -> None:
+        log.append_many(NOTIFICATIONS, [_notification(r) for r in rows])
 
-    return notify
+    return Outbox(publish, name="notifications")
 
 
 def _notification(row: Row) -> Message:
