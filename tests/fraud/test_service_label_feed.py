@@ -11,6 +11,7 @@ from loopline.apps.fraud.labels import LABELS
 from loopline.apps.fraud.service import FraudService
 from loopline.events import Codec, Message, open_log
 
+from .conftest import ADMIN_KEY
 from .test_service import client, score, tx
 
 pytestmark = pytest.mark.anyio
@@ -51,8 +52,9 @@ async def test_labels_on_their_topic_feed_features_book_and_page(service: FraudS
     days = service.performance()
     assert [(d.predictions, d.labelled, d.metrics["positives"]) for d in days] == [(2, 2, 1)]
     assert days[0].provisional, "today's labels have not matured"
+    service.page.refresh()  # what the page's task does every minute, off the event loop
     async with client(service) as c:
-        page = (await c.get("/monitor/data")).json()
+        page = (await c.get("/monitor/data", headers={"X-API-Key": ADMIN_KEY})).json()
     assert page["performance"][0]["labelled"] == 2
     service.labels.run_once()  # nothing new: nothing read twice
     assert [(d.labelled, d.metrics["positives"]) for d in service.performance()] == [(2, 1)]

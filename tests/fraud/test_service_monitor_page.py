@@ -17,7 +17,7 @@ import uvicorn
 from loopline.apps.fraud.service import FraudService
 from loopline.predictions import Label
 
-from .conftest import SCORE_KEY
+from .conftest import ADMIN_KEY, SCORE_KEY
 from .test_service import tx
 
 DAY = 86_400_000
@@ -59,7 +59,9 @@ def test_the_monitoring_page_renders_in_chromium(service: FraudService, tmp_path
             monitor.window_ms = None  # the newest rows, however recent
             assert service.drift.check() is not None
             time.sleep(0.5)
-            data = c.get("/monitor/data").json()
+            service.page.refresh()  # what the page's task does every minute
+            assert c.get("/monitor/data").status_code == 401, "the data needs a key"
+            data = c.get("/monitor/data", headers={"X-API-Key": ADMIN_KEY}).json()
             assert len(data["series"]["t"]) >= 2
             assert data["drift"]
             assert data["performance"]
@@ -67,7 +69,7 @@ def test_the_monitoring_page_renders_in_chromium(service: FraudService, tmp_path
         flags = [chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
                  "--disable-dev-shm-usage", "--enable-logging=stderr", "--v=0",
                  "--virtual-time-budget=4000", "--window-size=1280,1500"]  # fmt: skip
-        url = f"http://127.0.0.1:{port}/monitor"
+        url = f"http://127.0.0.1:{port}/monitor#key={ADMIN_KEY}"
         dom = subprocess.run([*flags, "--dump-dom", url], capture_output=True, text=True,
                              timeout=120)  # fmt: skip
         subprocess.run([*flags, f"--screenshot={shot}", url], capture_output=True, timeout=120)
