@@ -10,7 +10,7 @@ partition's committed offset is where a member that takes it over resumes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -131,4 +131,25 @@ class EventLog(Protocol):
 
     def close(self) -> None:
         """Release connections; appended records stay."""
+        ...
+
+
+@runtime_checkable
+class Erasable(Protocol):
+    """An event log that can delete records: erasure (GDPR art. 17) and retention.
+
+    The embedded and Redis logs delete records one by one, keeping every other record's
+    offset. Kafka cannot (a topic is an append-only sequence of segments), so
+    ``KafkaLog`` sets a retention on the topics and erases by crypto-shredding instead:
+    see docs/decisions/0008-erasure-and-retention.md.
+    """
+
+    def erase(self, matches: Callable[[Record], bool], *, topics: Sequence[str] = ()) -> int:
+        """Delete the records of ``topics`` (every topic when empty) that ``matches``;
+        return how many."""
+        ...
+
+    def expire(self, older_than_ms: int, *, topics: Sequence[str] = (), limit: int = 10_000) -> int:
+        """Delete up to ``limit`` records older than ``older_than_ms`` (by the running
+        maximum of record times, so always a prefix of a partition); return how many."""
         ...

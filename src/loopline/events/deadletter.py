@@ -13,14 +13,14 @@ the key and the reason is masked before the letter is stored
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import msgspec
 
-from loopline.events.base import EventLog, Message, Record
+from loopline.events.base import Erasable, EventLog, Message, Record
 from loopline.events.schema import Codec, Event
-from loopline.exceptions import SchemaError
+from loopline.exceptions import ConfigError, SchemaError
 from loopline.privacy.scan import redact_pans
 
 E = TypeVar("E", bound=Event)
@@ -75,6 +75,30 @@ class DeadLetterQueue:
         """The dead letter stored in ``record`` (a record of a ``.dlq`` topic)."""
         return _decoder.decode(record.value)
 
+    def erase(self, matches: Callable[[bytes | None, bytes], bool]) -> int:
+        """Delete the dead letters whose failed record ``matches`` (its key and bytes);
+        return how many. A letter's bytes are base64 in its JSON, so a scan of the
+        topic's raw bytes would miss what only a parse finds."""
+
+        def letter_matches(record: Record) -> bool:
+            letter = self.parse(record)
+            return matches(letter.key, letter.value) or matches(None, letter.reason.encode())
+
+        return self._log().erase(letter_matches, topics=[self.topic])
+
+    def expire(self, older_than_ms: int, *, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` dead letters that failed before ``older_than_ms`` (a
+        letter's record time is when it failed); return how many."""
+        return self._log().expire(older_than_ms, topics=[self.topic], limit=limit)
+
+    def _log(self) -> Erasable:
+        if not isinstance(self.log, Erasable):
+            raise ConfigError(
+                f"The event log at {self.log.url} cannot delete records; its dead letters "
+                "are kept for the topic's retention (see docs/privacy.md)."
+            )
+        return self.log
+
 
 def _message(record: Record, error: Exception, now_ms: int) -> Message:
     """The dead letter of ``record``, card numbers masked (a SchemaError's reason quotes
@@ -94,7 +118,8 @@ def _message(record: Record, error: Exception, now_ms: int) -> Message:
         failed_at_ms=now_ms,
         masked_pans=in_value + in_key + in_reason,
     )
-    return Message(_encoder.encode(letter), key=key, timestamp_ms=record.timestamp_ms)
+    # the record time is when it failed: retention counts from there, not the event time
+    return Message(_encoder.encode(letter), key=key, timestamp_ms=now_ms)
 
 
 def decode_or_dead_letter(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from loopline.events.base import Consumer, Message, OffsetReset, Record, TopicPartition
@@ -32,6 +32,8 @@ from loopline.events.topics import check_same_layout, check_topic
 from loopline.exceptions import ConfigError
 
 __all__ = ["Durability", "EmbeddedLog"]
+
+_SCAN_BATCH = 5000  # records read at a time while erasure looks for a subject's
 
 
 class EmbeddedLog:
@@ -124,9 +126,9 @@ class EmbeddedLog:
                 for p, indices in by_partition.items():
                     table = f"p{topic_id}_{p}"
                     last = conn.execute(
-                        f"SELECT offset, max_ts FROM {table} ORDER BY offset DESC LIMIT 1"
+                        f"SELECT max_ts FROM {table} ORDER BY offset DESC LIMIT 1"
                     ).fetchone()
-                    offset, max_ts = (last[0] + 1, last[1]) if last else (0, 0)
+                    offset, max_ts = self._file.next_offset(table), last[0] if last else 0
                     rows = []
                     for i in indices:
                         m = messages[i]
@@ -152,15 +154,84 @@ class EmbeddedLog:
 
     def offset_for_time(self, tp: TopicPartition, timestamp_ms: int) -> int:
         with self._file.lock:
-            table = self._file.table(tp)
-            lo, hi = 0, self._file.end_offset(tp)
-            while lo < hi:  # first offset whose running-max timestamp reaches timestamp_ms
-                mid = (lo + hi) // 2
-                (max_ts,) = self._file.conn.execute(
-                    f"SELECT max_ts FROM {table} WHERE offset = ?", (mid,)
-                ).fetchone()
-                lo, hi = (mid + 1, hi) if max_ts < timestamp_ms else (lo, mid)
-            return lo
+            return self._offset_for_time(tp, timestamp_ms)
+
+    def _offset_for_time(self, tp: TopicPartition, timestamp_ms: int) -> int:
+        table = self._file.table(tp)
+        lo, hi = 0, self._file.end_offset(tp)
+        while lo < hi:  # first offset whose running-max timestamp reaches timestamp_ms
+            mid = (lo + hi) // 2
+            # the first record at or after mid: erasure and retention leave gaps
+            row = self._file.conn.execute(
+                f"SELECT max_ts FROM {table} WHERE offset >= ? ORDER BY offset LIMIT 1", (mid,)
+            ).fetchone()
+            lo, hi = (mid + 1, hi) if row is not None and row[0] < timestamp_ms else (lo, mid)
+        return lo
+
+    # -- erasure and retention -----------------------------------------------------------
+
+    def erase(self, matches: Callable[[Record], bool], *, topics: Sequence[str] = ()) -> int:
+        """Delete every record of ``topics`` (all topics when empty) that ``matches``;
+        return how many.
+
+        The rows are deleted with SQLite's ``secure_delete`` (their bytes zeroed in the
+        file) and the WAL truncated after, so no copy is left on disk. Offsets stay where
+        they were: the others keep theirs, the gap is never filled, and a consumer whose
+        stored offset falls in it reads on from the next record (as on a compacted
+        Kafka topic).
+        """
+        erased = 0
+        with self._file.lock:
+            for tp, table in self._file.tables():
+                if topics and tp.topic not in topics:
+                    continue
+                found, offset = [], 0
+                while batch := self._file.read(tp, offset, _SCAN_BATCH):
+                    found += [r.offset for r in batch if matches(r)]
+                    offset = batch[-1].offset + 1
+                erased += self._delete(table, found)
+            self._file.purge()
+        return erased
+
+    def expire(self, older_than_ms: int, *, topics: Sequence[str] = (), limit: int = 10_000) -> int:
+        """Delete up to ``limit`` records of ``topics`` (all when empty) older than
+        ``older_than_ms``, oldest first; return how many (``limit``: bounded work per
+        call; call again while it returns ``limit``).
+
+        "Older" is by the running maximum of record times, as Kafka's time-based
+        retention deletes a segment whose newest record is old: the deleted records are
+        always a prefix of the partition, so readers never see a hole open behind them.
+        """
+        expired = 0
+        with self._file.lock:
+            for tp, table in self._file.tables():
+                if (topics and tp.topic not in topics) or expired >= limit:
+                    continue
+                cutoff = self._offset_for_time(tp, older_than_ms)
+                rows = self._file.conn.execute(
+                    f"SELECT offset FROM {table} WHERE offset < ? ORDER BY offset LIMIT ?",
+                    (cutoff, limit - expired),
+                ).fetchall()
+                expired += self._delete(table, [o for (o,) in rows])
+            if expired:
+                self._file.purge()
+        return expired
+
+    def _delete(self, table: str, offsets: list[int]) -> int:
+        if not offsets:
+            return 0
+        conn = self._file.conn
+        conn.execute("PRAGMA secure_delete=ON")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._file.delete(table, offsets)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.execute("PRAGMA secure_delete=OFF")
+        return len(offsets)
 
     def consumer(
         self,

@@ -35,6 +35,7 @@ CREATE TABLE IF NOT EXISTS group_offsets (
     grp TEXT NOT NULL, topic TEXT NOT NULL, partition INTEGER NOT NULL, offset INTEGER NOT NULL,
     PRIMARY KEY (grp, topic, partition)
 );
+CREATE TABLE IF NOT EXISTS partition_ends (tbl TEXT PRIMARY KEY, next_offset INTEGER NOT NULL);
 """
 
 
@@ -98,10 +99,37 @@ class LogFile:
 
     def end_offset(self, tp: TopicPartition) -> int:
         """The offset the next record of ``tp`` will get."""
+        return self.next_offset(self.table(tp))
+
+    def next_offset(self, table: str) -> int:
+        """The offset after the partition's last record, or after the last one deleted
+        (erasure, retention) if that was later: offsets are never given out twice."""
         row = self.conn.execute(
-            f"SELECT offset FROM {self.table(tp)} ORDER BY offset DESC LIMIT 1"
+            f"SELECT offset FROM {table} ORDER BY offset DESC LIMIT 1"
         ).fetchone()
-        return 0 if row is None else int(row[0]) + 1
+        end = self.conn.execute(
+            "SELECT next_offset FROM partition_ends WHERE tbl = ?", (table,)
+        ).fetchone()
+        return max(0 if row is None else int(row[0]) + 1, 0 if end is None else int(end[0]))
+
+    def delete(self, table: str, offsets: list[int]) -> None:
+        """Delete records by offset, their bytes overwritten (``secure_delete``), keeping
+        the partition's next offset; inside the caller's transaction."""
+        self.conn.execute(
+            "INSERT OR REPLACE INTO partition_ends VALUES (?, ?)", (table, self.next_offset(table))
+        )
+        self.conn.executemany(f"DELETE FROM {table} WHERE offset = ?", [(o,) for o in offsets])
+
+    def tables(self) -> list[tuple[TopicPartition, str]]:
+        """Every partition of every topic, with its table."""
+        rows = self.conn.execute("SELECT name, id, partitions FROM topics ORDER BY name")
+        return [(TopicPartition(n, p), f"p{i}_{p}") for n, i, ps in rows for p in range(ps)]
+
+    def purge(self) -> bool:
+        """Checkpoint the WAL into the database and truncate it, so that the page images
+        of deleted records in the WAL are gone too. False when a reader held it back."""
+        (busy, _, _) = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
 
     def close(self) -> None:
         with self.lock:

@@ -22,7 +22,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ import pyarrow as pa
 from loopline.features import compiled
 from loopline.features.base import ManyRead, ManyValues, ManyWindows, Runs, Window, WindowValue
 from loopline.features.kernel import F64, Layout
-from loopline.features.ring import SlotMap, TileRing, combine, windows_of
+from loopline.features.ring import NO_TILE, SlotMap, TileRing, combine, windows_of
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS slot_maps (
@@ -231,6 +231,59 @@ class EmbeddedStore:
                     ring.clear(slots)
                 released += len(slots)
         return released
+
+    def erase(self, matches: Callable[[str], bool]) -> int:
+        """Forget every entity whose key ``matches`` (erasure, GDPR art. 17): its slots
+        are emptied in every ring, in memory and in the snapshot, and its key leaves the
+        slot maps. Then the file is rewritten (``VACUUM``) and its WAL truncated, so no
+        earlier snapshot's copy of the key is left in free pages. Returns how many
+        (view version, partition, key) entries were erased.
+
+        Distinct-value sets of *other* entities are not searched: a set that counts a
+        subject's identifier under another entity keeps it until its window passes.
+        """
+        self._join()
+        erased = 0
+        for (version, partition), slot_map in self._slot_maps.items():
+            found = [s for k, s in slot_map.slots.items() if matches(k)]
+            if not found:
+                continue
+            slots = np.array(found, dtype=np.int64)
+            for (v, _, p), ring in self._rings.items():
+                if (v, p) == (version, partition):
+                    ring.ensure(len(slot_map.keys))
+                    ring.clear(slots)
+                    ring.data[slots] = 0.0
+            self._clear_stored(version, partition, slots)
+            slot_map.release(slots)
+            erased += len(found)
+        if erased:
+            self.snapshot(wait=True)
+            self._conn.execute("VACUUM")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return erased
+
+    def _clear_stored(self, version: str, partition: int, slots: npt.NDArray[np.int64]) -> None:
+        """Empty ``slots`` in the stored rings of (version, partition) not loaded in this
+        process (their layout is unknown here, but a ring's arrays need none)."""
+        rows = self._conn.execute(
+            "SELECT hop, ring, tiles, data, sets FROM rings WHERE version = ? AND partition = ?",
+            (version, partition),
+        ).fetchall()
+        for hop, size, tiles, data, sets in rows:
+            if (version, hop) in self._loaded:
+                continue
+            ids = _unpack(tiles, np.int64).reshape(-1, size).copy()
+            values = _unpack(data, np.float64).reshape(len(ids), size, -1).copy()
+            inside = slots[slots < len(ids)]
+            ids[inside], values[inside] = NO_TILE, 0.0
+            gone = set(inside.tolist())
+            kept = [(s, p, v) for s, p, v in _sets_codec[1].decode(sets) if s not in gone]
+            self._conn.execute(
+                "UPDATE rings SET tiles = ?, data = ?, sets = ? "
+                "WHERE version = ? AND hop = ? AND partition = ?",
+                (_pack(ids), _pack(values), _sets_codec[0].encode(kept), version, hop, partition),
+            )
 
     def _capture(self) -> tuple[list[Any], list[Any], list[Any]]:
         """A consistent copy of the state: the slots changed since the last capture are

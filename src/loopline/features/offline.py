@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
+from collections.abc import Collection, Sequence
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -181,3 +183,34 @@ def training_set(
 
 def spine_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [c[0] for c in con.execute("DESCRIBE spine_in").fetchall()]
+
+
+def erase_rows(root: Path, columns: Sequence[str], values: Collection[str]) -> int:
+    """Rewrite every Parquet file under ``root`` without the rows whose ``columns`` (those
+    a file has) hold one of ``values`` (erasure: a subject's history); return how many
+    rows went. A file is written beside the old one and renamed over it, with the old
+    one's compression, so a reader sees the old file or the new one, never half of one.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    wanted = pa.array(sorted(values), type=pa.string())
+    removed = 0
+    for path in sorted(root.rglob("*.parquet")) if root.exists() else []:
+        table = pq.read_table(path)
+        present = [c for c in columns if c in table.column_names]
+        if not present or not len(wanted):
+            continue
+        hit = pc.is_in(table[present[0]].cast(pa.string()), value_set=wanted)
+        for name in present[1:]:
+            hit = pc.or_(hit, pc.is_in(table[name].cast(pa.string()), value_set=wanted))
+        hit = pc.fill_null(hit, False)
+        n = pc.sum(hit).as_py() or 0
+        if n:
+            meta = pq.ParquetFile(path).metadata
+            codec = meta.row_group(0).column(0).compression.lower() if meta.num_row_groups else None
+            tmp = path.with_name(path.name + ".erasing")
+            pq.write_table(table.filter(pc.invert(hit)), tmp, compression=codec or "snappy")
+            tmp.replace(path)
+            removed += n
+    return removed

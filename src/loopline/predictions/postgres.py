@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from loopline.exceptions import BackendUnavailableError, ConfigError
@@ -35,6 +35,7 @@ from loopline.predictions.commit import GroupCommit
 if TYPE_CHECKING:
     import psycopg
 
+MAINTENANCE_TIMEOUT_S = 60.0  # erasure and retention delete many rows: a longer deadline
 SCHEMA_LOCK = 0x6C6F6F70  # advisory lock key ("loop") held while creating the schema
 
 
@@ -162,6 +163,36 @@ class PostgresLog(GroupCommit):
         rows = self._read(sql.SHADOW_PAIRS, (labelled_before_ms, challenger, decided_before_ms))
         ((calls, errors),) = self._read(sql.SHADOW_CALLS, (challenger, decided_before_ms))
         return sql.group_pairs(rows, calls, errors)
+
+    def erase(self, values: Collection[str]) -> int:
+        """Delete the predictions whose routing key or request id is one of ``values``
+        and their labels (erasure), then ``VACUUM`` both tables so the dead rows' space
+        is marked free at once; return how many rows. PostgreSQL does not zero freed
+        space: bytes can stay in data files and WAL until overwritten (see
+        docs/privacy.md)."""
+        if not values:
+            return 0
+        array = sorted(values)
+        labels, predictions = sql.erase(postgres=True)
+        with self.connect(statement_timeout_s=MAINTENANCE_TIMEOUT_S) as conn:
+            with conn.transaction(), conn.cursor() as cur:
+                removed = cur.execute(_pg(labels), (array,) * 3).rowcount
+                removed += cur.execute(_pg(predictions), (array,) * 2).rowcount
+            conn.execute("VACUUM predictions, labels")
+        return removed
+
+    def expire(self, older_than_ms: int, *, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` predictions decided before ``older_than_ms``, oldest
+        first (retention); return how many."""
+        return self._expire(sql.EXPIRE_PREDICTIONS, older_than_ms, limit)
+
+    def expire_labels(self, older_than_ms: int, *, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` labels that arrived before ``older_than_ms``."""
+        return self._expire(sql.EXPIRE_LABELS, older_than_ms, limit)
+
+    def _expire(self, query: str, older_than_ms: int, limit: int) -> int:
+        with self.connect(statement_timeout_s=MAINTENANCE_TIMEOUT_S) as conn:
+            return conn.execute(_pg(query), (older_than_ms, limit)).rowcount
 
     def _read(self, query: str, args: Sequence[Any]) -> list[tuple[Any, ...]]:
         with self._reads_lock:

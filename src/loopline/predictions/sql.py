@@ -103,6 +103,26 @@ FIND = "SELECT payload_sha256, response FROM predictions WHERE idempotency_key =
 COUNT = "SELECT count(*) FROM predictions"
 
 
+def erase(*, postgres: bool = False) -> tuple[str, str]:
+    """Deleting a subject's labels, then its predictions: the rows whose routing key or
+    request id is one of the values (one parameter per mark: a JSON array on SQLite, a
+    list on PostgreSQL), and the labels of those requests."""
+    among = "= ANY(?)" if postgres else "IN (SELECT value FROM json_each(?))"
+    rows = f"routing_key {among} OR request_id {among}"
+    labels = (
+        f"DELETE FROM labels WHERE request_id {among} "
+        f"OR request_id IN (SELECT request_id FROM predictions WHERE {rows})"
+    )
+    return labels, f"DELETE FROM predictions WHERE {rows}"
+
+
+# retention: the oldest rows first, at most LIMIT of them per statement (bounded work)
+EXPIRE_PREDICTIONS = """DELETE FROM predictions WHERE idempotency_key IN (
+   SELECT idempotency_key FROM predictions WHERE decided_ms < ? ORDER BY decided_ms LIMIT ?)"""
+EXPIRE_LABELS = """DELETE FROM labels WHERE (request_id, subject) IN (
+   SELECT request_id, subject FROM labels WHERE label_time_ms < ? ORDER BY label_time_ms LIMIT ?)"""
+
+
 def recent(model_version: str | None, since_ms: int | None) -> tuple[str, list[Any]]:
     where, args = _where(("model_version = ?", model_version), ("decided_ms >= ?", since_ms))
     sql = f"SELECT inputs, outputs FROM predictions {where} ORDER BY decided_ms DESC LIMIT ?"

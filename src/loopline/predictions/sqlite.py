@@ -12,9 +12,10 @@ workers' threads while the event loop writes.
 from __future__ import annotations
 
 import contextlib
+import json
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 from loopline.predictions import sql
@@ -130,6 +131,38 @@ class SqliteLog(GroupCommit):
                 sql.SHADOW_CALLS, (challenger, decided_before_ms)
             ).fetchone()
         return sql.group_pairs(rows, calls, errors)
+
+    def erase(self, values: Collection[str]) -> int:
+        """Delete the predictions whose routing key or request id is one of ``values``
+        and their labels (erasure); return how many rows. Deleted with
+        ``secure_delete`` (bytes zeroed) and the WAL truncated after, so no copy stays
+        on disk."""
+        if not values:
+            return 0
+        array = json.dumps(sorted(values))
+        labels, predictions = sql.erase()
+        with self._labels_lock, self._reader(timeout=30.0) as conn:
+            conn.execute("PRAGMA secure_delete=ON")
+            conn.execute("BEGIN IMMEDIATE")
+            removed = conn.execute(labels, (array,) * 3).rowcount
+            removed += conn.execute(predictions, (array,) * 2).rowcount
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return removed
+
+    def expire(self, older_than_ms: int, *, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` predictions decided before ``older_than_ms``, oldest
+        first (retention); return how many."""
+        return self._expire(sql.EXPIRE_PREDICTIONS, older_than_ms, limit)
+
+    def expire_labels(self, older_than_ms: int, *, limit: int = 10_000) -> int:
+        """Delete up to ``limit`` labels that arrived before ``older_than_ms``."""
+        return self._expire(sql.EXPIRE_LABELS, older_than_ms, limit)
+
+    def _expire(self, query: str, older_than_ms: int, limit: int) -> int:
+        with self._labels_lock, self._reader(timeout=30.0) as conn:
+            conn.execute("PRAGMA secure_delete=ON")
+            return conn.execute(query, (older_than_ms, limit)).rowcount
 
     @contextlib.contextmanager
     def _reader(self, timeout: float = 5.0) -> Iterator[sqlite3.Connection]:

@@ -1,6 +1,42 @@
 """Personal and payment data: finding it where it must not be, erasing a subject's data
 from every store, and keeping each store's data no longer than its retention."""
 
+from loopline.privacy.erasure import (
+    ErasureLog,
+    ErasureReport,
+    Identifiers,
+    Subject,
+    Target,
+    dead_letters_target,
+    erase,
+    event_log_target,
+    find_identifiers,
+    offline_store_target,
+    online_store_target,
+    prediction_log_target,
+    redact_reports,
+    reports_target,
+)
 from loopline.privacy.scan import PAN_IN_TEXT, find_pans, looks_like_pan, luhn_ok, redact_pans
 
-__all__ = ["PAN_IN_TEXT", "find_pans", "looks_like_pan", "luhn_ok", "redact_pans"]
+__all__ = [
+    "PAN_IN_TEXT",
+    "ErasureLog",
+    "ErasureReport",
+    "Identifiers",
+    "Subject",
+    "Target",
+    "dead_letters_target",
+    "erase",
+    "event_log_target",
+    "find_identifiers",
+    "find_pans",
+    "looks_like_pan",
+    "luhn_ok",
+    "offline_store_target",
+    "online_store_target",
+    "prediction_log_target",
+    "redact_pans",
+    "redact_reports",
+    "reports_target",
+]
