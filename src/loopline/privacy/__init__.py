@@ -17,18 +17,23 @@ from loopline.privacy.erasure import (
     redact_reports,
     reports_target,
 )
+from loopline.privacy.retention import Expiry, Retention, RetentionJob, expiries
 from loopline.privacy.scan import PAN_IN_TEXT, find_pans, looks_like_pan, luhn_ok, redact_pans
 
 __all__ = [
     "PAN_IN_TEXT",
     "ErasureLog",
     "ErasureReport",
+    "Expiry",
     "Identifiers",
+    "Retention",
+    "RetentionJob",
     "Subject",
     "Target",
     "dead_letters_target",
     "erase",
     "event_log_target",
+    "expiries",
     "find_identifiers",
     "find_pans",
     "looks_like_pan",
