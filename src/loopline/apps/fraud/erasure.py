@@ -9,6 +9,7 @@ are not the customer's and stay.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,10 +88,13 @@ def erase_customer(customer_id: str, stores: Stores) -> ErasureReport:
     )
 
 
-def erase_with_settings(customer_id: str, settings: Settings) -> ErasureReport:
+def erase_with_settings(
+    customer_id: str, settings: Settings, *, reports: Sequence[Path] = ()
+) -> ErasureReport:
     """:func:`erase_customer` over the stores ``settings`` name (the embedded ones under
-    ``settings.state`` where no server is named): what ``loopline erase`` and the
-    service's admin endpoint call."""
+    ``settings.state`` where no server is named; Parquet under ``state/data``; reports
+    anywhere under ``state`` and ``reports``): what ``loopline erase`` and the service's
+    admin endpoint call."""
     state = settings.state
     events = open_log(settings.events or f"file://{(state / 'events.db').resolve()}")
     predictions = open_prediction_log(settings.decisions or state / "decisions.db", columns=COLUMNS)
@@ -101,7 +105,7 @@ def erase_with_settings(customer_id: str, settings: Settings) -> ErasureReport:
             predictions=predictions,
             features=features,
             data=(state / "data",),
-            reports=(state.parent, state / "reports"),
+            reports=(state, *reports),
             audit=ErasureLog(state / ERASURE_LOG),
         )
         return erase_customer(customer_id, stores)
