@@ -18,7 +18,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -164,9 +164,45 @@ class RedisLog:
         stream = _stream(tp)
         while lo < hi:  # first offset whose running-max timestamp reaches timestamp_ms
             mid = (lo + hi) // 2
-            ((_, fields),) = self._call(self._redis.xrange, stream, f"0-{mid + 1}", f"0-{mid + 1}")
-            lo, hi = (mid + 1, hi) if int(fields[b"m"]) < timestamp_ms else (lo, mid)
+            # the first entry at or after mid: erasure and retention leave gaps
+            found = self._call(self._redis.xrange, stream, f"0-{mid + 1}", "+", 1)
+            older = bool(found) and int(found[0][1][b"m"]) < timestamp_ms
+            lo, hi = (mid + 1, hi) if older else (lo, mid)
         return lo
+
+    def erase(self, matches: Callable[[Record], bool], *, topics: Sequence[str] = ()) -> int:
+        """Delete the records of ``topics`` (all when empty) that ``matches`` (``XDEL``);
+        return how many. Offsets stay: the next one is kept in the stream's metadata.
+        Redis's own persistence (RDB, AOF) holds the deleted entries until its next
+        rewrite (``BGREWRITEAOF``): see docs/privacy.md."""
+        erased = 0
+        for tp in self._partitions_of(topics):
+            offset = 0
+            while batch := self.read(tp, offset, max_records=5000):
+                ids = [f"0-{r.offset + 1}" for r in batch if matches(r)]
+                if ids:
+                    erased += int(self._call(self._redis.xdel, _stream(tp), *ids))
+                offset = batch[-1].offset + 1
+        return erased
+
+    def expire(self, older_than_ms: int, *, topics: Sequence[str] = (), limit: int = 10_000) -> int:
+        """Delete up to ``limit`` records older than ``older_than_ms`` by the running
+        maximum of record times (``XTRIM MINID``: always a prefix); return how many."""
+        expired = 0
+        for tp in self._partitions_of(topics):
+            if expired >= limit:
+                break
+            cutoff = self.offset_for_time(tp, older_than_ms)
+            old = [r.offset for r in self.read(tp, 0, max_records=limit - expired)]
+            old = [o for o in old if o < cutoff]
+            if old:
+                minid = f"0-{old[-1] + 2}"  # entries below the id of the offset after
+                expired += int(self._call(self._redis.xtrim, _stream(tp), minid=minid))
+        return expired
+
+    def _partitions_of(self, topics: Sequence[str]) -> list[TopicPartition]:
+        names = list(topics) or sorted(t.decode() for t in self._call(self._redis.hkeys, _TOPICS))
+        return [TopicPartition(t, p) for t in names for p in range(self.partitions(t))]
 
     def consumer(
         self,

@@ -20,7 +20,7 @@ being replayed far behind the present.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import msgspec
 import numpy as np
@@ -195,6 +195,20 @@ class RedisStore:
             at += len(asked)
             out.append([windows_of(w, rings.get(w.hop_ms, ()), len(keys)) for w in windows])
         return out
+
+    def erase(self, matches: Callable[[str], bool]) -> int:
+        """Delete the rings of every entity whose key ``matches`` (erasure), in every
+        view version, hop and partition; return how many keys. A ``SCAN`` of the
+        store's keys: slow on a big store, but erasure is rare and runs off the
+        request path."""
+        doomed = []
+        for name in self._redis.scan_iter(match="ll:f:{p*}:*", count=1000):
+            parts = name.decode().split(":", 5)  # ll, f, {p<n>}, version, hop, entity key
+            if len(parts) == 6 and matches(parts[5]):
+                doomed.append(name)
+        for i in range(0, len(doomed), 500):
+            self._call(self._redis.delete, *doomed[i : i + 500])
+        return len(doomed)
 
     def close(self) -> None:
         self._redis.close()
