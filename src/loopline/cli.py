@@ -196,7 +196,9 @@ def up(
     processes: Annotated[int, typer.Option(min=1, help="Scorers and feature workers.")] = 2,
 ) -> None:
     """Start the scale-out profile's servers on 127.0.0.1 (noida-db Kafka broker,
-    redis-server, PostgreSQL, MLflow tracking server) and write their settings file."""
+    redis-server, PostgreSQL, MLflow tracking server) with this run's passwords, and
+    write their settings file (mode 0600). Passwords are never printed."""
+    from loopline.servers.credentials import masked
     from loopline.servers.profile import PROFILES
     from loopline.servers.profile import up as start
 
@@ -206,9 +208,14 @@ def up(
         root,
         partitions=partitions,
         processes=processes,
-        started=lambda r: typer.echo(f"started {r.name:<13} {r.url}  (pid {r.pid}, log {r.log})"),
+        started=lambda r: typer.echo(
+            f"started {r.name:<13} {masked(r.url)}  (pid {r.pid}, log {r.log})"
+        ),
     )
-    typer.echo(f"settings: {settings}\nnext: loopline demo APP --profile scale")
+    typer.echo(
+        f"settings: {settings} (mode 0600: its URLs carry the passwords)\n"
+        "next: loopline demo APP --profile scale"
+    )
 
 
 @app.command()

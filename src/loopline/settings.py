@@ -15,11 +15,15 @@ An environment variable overrides the file: ``LOOPLINE_EVENTS``, ``LOOPLINE_FEAT
 ``LOOPLINE_DECISIONS``, ``LOOPLINE_REGISTRY``, ``LOOPLINE_PARTITIONS``, ... (the field's
 name in capitals after ``LOOPLINE_``). ``loopline up --profile scale`` writes the file
 for the local servers it starts.
+
+A URL may carry a password (``redis://:PASSWORD@redis:6379/0``); the settings' ``repr``
+and error messages show it masked (``redis://:***@redis:6379/0``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +36,7 @@ from pydantic_settings import (
 )
 
 from loopline.exceptions import ConfigError
+from loopline.servers.credentials import masked
 
 DEFAULT_FILE = Path("loopline.toml")
 
@@ -61,6 +66,11 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # explicit arguments, then the environment, then the file (model_config's toml_file)
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    def __repr_args__(self) -> Iterable[tuple[str | None, Any]]:
+        """Its fields for ``repr`` and ``str``, URLs with their passwords masked."""
+        for name, value in super().__repr_args__():
+            yield name, masked(value) if isinstance(value, str) else value
 
     @property
     def scale_out(self) -> bool:
@@ -97,7 +107,9 @@ def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
+        got = first.get("input")
+        shown = masked(got) if isinstance(got, str) else got
         raise ConfigError(
-            f"Setting {where!r} = {first.get('input')!r}: {first['msg']} "
+            f"Setting {where!r} = {shown!r}: {first['msg']} "
             f"(in {file or 'the environment'}; see loopline.settings)."
         ) from None

