@@ -1,9 +1,10 @@
 """Real servers for the suite, started once per session on 127.0.0.1 and free ports; the
-toy application's world and registry."""
+toy application's world and registry; the suite's own model-signing keys."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +52,21 @@ def tansu_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """
     with tansu_broker(tmp_path_factory.mktemp("tansu")) as server:
         yield server.url
+
+
+@pytest.fixture(scope="session", autouse=True)
+def signing_keys(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One key pair for the whole suite, in a temporary folder: every registry of a test
+    signs with it and trusts it, and no test ever reads or writes a developer's keys
+    (``$LOOPLINE_SIGNING_KEY``, ``.loopline/keys``). Tests of keys set their own."""
+    from loopline.registry.signing import SIGNING_KEY_ENV, TRUSTED_KEYS_ENV, create_key
+
+    folder = tmp_path_factory.mktemp("keys")
+    create_key(folder / "signing.key")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(SIGNING_KEY_ENV, str(folder / "signing.key"))
+        env.setenv(TRUSTED_KEYS_ENV, str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

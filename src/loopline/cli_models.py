@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -128,6 +129,72 @@ def models_history(
             "yes" if step.passed else "no", step.why,
         )  # fmt: skip
     Console(width=200).print(table)
+
+
+@models_app.command("keygen")
+def models_keygen(
+    folder: Annotated[Path, typer.Option("--dir", help="Where to write the pair.")] = Path(
+        ".loopline/keys"
+    ),
+    name: Annotated[str, typer.Option(help="The files: NAME.key and NAME.pub.")] = "signing",
+) -> None:
+    """Make an ed25519 key pair for signing model versions: NAME.key (private, mode 0600;
+    registration signs with it) and NAME.pub (give it to every server that loads them)."""
+    from loopline.exceptions import ConfigError
+    from loopline.registry.signing import create_key
+
+    path = folder / f"{name}.key"
+    try:
+        key_id = create_key(path)
+    except FileExistsError:
+        raise ConfigError(
+            f"{path} exists; a key is never overwritten. Pick another --name."
+        ) from None
+    typer.echo(f"key {key_id}\nprivate {path} (keep it secret)")
+    typer.echo(f"public  {path.with_suffix('.pub')}")
+
+
+@models_app.command("sign")
+def models_sign(
+    name: str,
+    version: int,
+    key: Annotated[
+        Path | None,
+        typer.Option(help="Private key (default: $LOOPLINE_SIGNING_KEY, else the keys folder)."),
+    ] = None,
+    from_files: Annotated[
+        bool,
+        typer.Option(
+            "--from-files",
+            help="Sign the files as they are now (a version no trusted key signed); "
+            "you vouch for them.",
+        ),
+    ] = False,
+    registry: RegistryOpt = None,
+) -> None:
+    """Add a signature to a version: to rotate keys (it must verify with a trusted key
+    first), or, with --from-files, to adopt one registered before signing."""
+    from loopline.registry import Registry
+
+    reg = Registry(registry) if registry else Registry()
+    key_id = reg.sign(name, version, key=key, from_files=from_files)
+    typer.echo(f"{name}:{version} signed by key {key_id}")
+
+
+@models_app.command("verify")
+def models_verify(
+    name: str,
+    ref: Annotated[str, typer.Argument(help="Version number or alias.")] = "champion",
+    registry: RegistryOpt = None,
+) -> None:
+    """Check a version as serving does before loading it: its location, a trusted
+    signature, every file's checksum. Exits 1 if serving would refuse it."""
+    from loopline.registry import Registry
+
+    pinned = (Registry(registry) if registry else Registry()).resolve(name, ref)
+    typer.echo(
+        f"{pinned.label}: signed by key {pinned.key_id}, {len(pinned.checksums)} files verified"
+    )
 
 
 HEADLINES = ("average_precision", "roc_auc", "ndcg_at_10", "recall_at_10", "macro_f1", "accuracy")

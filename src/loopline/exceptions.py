@@ -7,12 +7,15 @@ built-in too, so ``except KeyError`` keeps working::
     ├── ConfigError (ValueError)            a component was configured wrongly
     ├── SchemaError (ValueError)            an event does not match its schema
     ├── LateEventError (ValueError)         an event came later than the allowed lateness
-    └── EventLogError
-        ├── TopicNotFoundError (KeyError)   the topic does not exist
-        ├── TopicExistsError                create_topic on an existing topic, other layout
-        ├── BackendUnavailableError (ConnectionError)
-        │                                   the server cannot be reached in time
-        └── CommitError                     offsets could not be committed
+    ├── EventLogError
+    │   ├── TopicNotFoundError (KeyError)   the topic does not exist
+    │   ├── TopicExistsError                create_topic on an existing topic, other layout
+    │   ├── BackendUnavailableError (ConnectionError)
+    │   │                                   the server cannot be reached in time
+    │   └── CommitError                     offsets could not be committed
+    └── RegistryError                       (loopline.registry) unknown model, version, alias
+        └── UntrustedModelError             a version serving must not load: unsigned, an
+                                            untrusted key, files unlike its signed manifest
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ PostgreSQL and an object store (docs/registry.md). The registry is the control p
 only: serving resolves an alias once to a pinned version, path and checksums
 (:meth:`Registry.resolve`) and never calls MLflow on the request path. ``import
 loopline`` does not import MLflow; this module does, when it is used.
+
+Nothing MLflow says is trusted on its own: a version is signed when it is registered
+and :meth:`Registry.resolve` checks the signature with this process's public keys
+(:mod:`loopline.registry.signing`).
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities.model_registry import ModelVersion as ModelVersionEntity
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from loopline.registry.bundle import Bundle, Pinned, RegistryError, sha256
+from loopline.registry import location
+from loopline.registry.bundle import DOWNLOADED, Bundle, Pinned, RegistryError, sha256, untrusted
+from loopline.registry.signing import Keys, Manifest, SigningKey, signed_tags, verify
 
 DEFAULT_ROOT = Path(".loopline/registry")
 HISTORY_TAG = "loopline.history."  # + alias: the versions it pointed at before, newest last
@@ -41,6 +48,7 @@ class ModelVersion:
     aliases: tuple[str, ...]
     run_id: str
     path: Path  # the local folder of its artifacts
+    source: str  # where MLflow says they are
     metrics: dict[str, float]
     params: dict[str, str]
     tags: dict[str, str]
@@ -72,25 +80,39 @@ class Registry:
 
     Args:
         uri: An MLflow tracking URI (``sqlite:///...``, ``postgresql://...``,
-            ``http://mlflow:5000``); default: SQLite under ``root``.
-        root: The embedded default's folder (database and artifacts).
+            ``http://mlflow:5000``); default: SQLite under ``root``. A tracking
+            server's URI may carry ``user:password@``: they go to MLflow through
+            ``MLFLOW_TRACKING_USERNAME`` and ``MLFLOW_TRACKING_PASSWORD`` and are
+            dropped from :attr:`uri`, so they never reach a log line or a message.
+        root: The embedded default's folder (database and artifacts), and where a
+            tracking server's artifacts are downloaded to.
+        keys: The signing key and trusted public keys (default:
+            :meth:`Keys.from_env` on a ``keys`` folder beside the registry's folder,
+            the signing key created on first use with SQLite only).
     """
 
-    def __init__(self, uri: str | None = None, *, root: Path = DEFAULT_ROOT) -> None:
+    def __init__(
+        self, uri: str | None = None, *, root: Path = DEFAULT_ROOT, keys: Keys | None = None
+    ) -> None:
         if uri is None:
             root.mkdir(parents=True, exist_ok=True)
             uri = f"sqlite:///{root.resolve() / 'mlflow.db'}"
-        self.uri = uri
+        self.uri = location.credentials_to_env(uri)
         self.root = root
-        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        # SQLite: the artifacts sit beside the database, wherever this process's root is
+        home = location.sqlite_folder(self.uri)
+        remote = location.is_remote(self.uri)
+        self.store = None if remote else (home or root.resolve()) / "artifacts"
+        folder = (home.parent if home else root.resolve().parent) / "keys"
+        self.keys = keys if keys is not None else Keys.from_env(folder, create=home is not None)
+        location.check_outside(self.keys.trusted, home)
+        self.client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
 
     def _experiment(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
         if found is not None:
             return str(found.experiment_id)
-        location = None
-        if self.uri.startswith("sqlite:"):
-            location = (self.root.resolve() / "artifacts").as_uri()
+        location = None if self.store is None else self.store.as_uri()
         return str(self.client.create_experiment(name, artifact_location=location))
 
     def register(
@@ -103,7 +125,9 @@ class Registry:
         tags: Mapping[str, str],
     ) -> ModelVersion:
         """Log a training run (metrics, parameters, lineage tags, the bundle's files) and
-        register it as the next version of ``name``; every file's checksum goes with it."""
+        register it as the next version of ``name``, signed: every file's checksum goes
+        with it in a manifest signed with this process's key."""
+        key = self.keys.signing_key()  # before anything is written: no unsigned leftovers
         files = bundle.contents()
         run = self.client.create_run(self._experiment(name), tags={"loopline.model": name})
         run_id = run.info.run_id
@@ -127,7 +151,40 @@ class Registry:
         mv = self.client.create_model_version(
             name, source=run.info.artifact_uri, run_id=run_id, tags={**tags, **checksums}
         )
-        return self.get(name, int(mv.version))
+        version = int(mv.version)
+        self._sign(Manifest.of(name, version, bundle.signature, files), key)
+        return self.get(name, version)
+
+    def sign(
+        self, name: str, version: int, *, key: Path | None = None, from_files: bool = False
+    ) -> str:
+        """Add a signature by this process's signing key (or ``key``) to a version, and
+        return the key's id.
+
+        For key rotation: the manifest must already carry a signature by a key this
+        process trusts, and is signed as it is. ``from_files``: for a version no trusted
+        key signed (registered before signing, or its key lost), the manifest is made
+        from its files as they are now, checked against the checksums MLflow recorded;
+        whoever runs this vouches for those files.
+        """
+        signer = SigningKey.load(key) if key is not None else self.keys.signing_key()
+        if from_files:
+            mv = self.get(name, version)
+            self._check_location(name, mv.version, mv.source)
+            recorded = Pinned(name, mv.version, mv.path, mv.checksums)
+            recorded.verify()
+            files = {f: recorded.read(f) for f in mv.checksums}
+            manifest = Manifest.of(name, mv.version, recorded.signature, files)
+        else:
+            manifest, _ = self._verified(self._version(name, version))
+        self._sign(manifest, signer)
+        return signer.key_id
+
+    def _sign(self, manifest: Manifest, key: SigningKey) -> None:
+        name, version = manifest.name, str(manifest.version)
+        tags = self.client.get_model_version(name, version).tags
+        for tag, value in signed_tags(manifest, key, tags).items():
+            self.client.set_model_version_tag(name, version, tag, value)
 
     def names(self) -> list[str]:
         return sorted(m.name for m in self.client.search_registered_models())
@@ -140,17 +197,7 @@ class Registry:
 
     def get(self, name: str, ref: int | str) -> ModelVersion:
         """A version by number, or by alias (``champion``, ``challenger``)."""
-        self._model(name)
-        try:
-            if isinstance(ref, int) or str(ref).isdigit():
-                mv = self.client.get_model_version(name, str(ref))
-            else:
-                mv = self.client.get_model_version_by_alias(name, str(ref))
-        except MlflowException:
-            raise RegistryError(
-                f"Model {name!r} has no version or alias {ref!r}; "
-                f"see `loopline models list {name}`."
-            ) from None
+        mv = self._version(name, ref)
         run_id = str(mv.run_id)
         run = self.client.get_run(run_id)
         return ModelVersion(
@@ -159,6 +206,7 @@ class Registry:
             aliases=tuple(sorted(mv.aliases)),
             run_id=run_id,
             path=self._local(str(mv.source), run_id),
+            source=str(mv.source),
             metrics=dict(run.data.metrics),
             params=dict(run.data.params),
             tags=dict(mv.tags),
@@ -233,13 +281,49 @@ class Registry:
         return [Step(**json.loads(v)) for k, v in sorted(tags.items()) if k.startswith(STEP_TAG)]
 
     def resolve(self, name: str, ref: str | int = "champion") -> Pinned:
-        """Pin ``ref`` (an alias: its current version; or a version number), checking its
-        files against their registered checksums (serving loads this once, off the
-        request path; each file is checked again when it is read)."""
-        mv = self.get(name, ref)
-        pinned = Pinned(name, mv.version, mv.path, mv.checksums)
+        """Pin ``ref`` (an alias: its current version; or a version number) for serving,
+        which loads this once, off the request path.
+
+        Refused with :class:`UntrustedModelError` (and an alert logged) unless its files
+        are in this registry's artifact store, a trusted key signed its manifest, and
+        every file matches the manifest with no file beside them; each file is checked
+        again when it is read.
+        """
+        mv = self._version(name, ref)
+        manifest, key_id = self._verified(mv)
+        path = self._local(str(mv.source), str(mv.run_id))
+        pinned = Pinned(name, manifest.version, path, manifest.checksums, key_id)
         pinned.verify()
         return pinned
+
+    def _verified(self, mv: ModelVersionEntity) -> tuple[Manifest, str]:
+        """The version's signed manifest and its signer's key id."""
+        name, version = str(mv.name), int(mv.version)
+        self._check_location(name, version, str(mv.source))
+        return verify(dict(mv.tags), self.keys, name=name, version=version)
+
+    def _check_location(self, name: str, version: int, source: str) -> None:
+        """Refuse files outside the artifact store: MLflow lets a version's source be
+        any path, such as one on the serving machine that its owner never vetted."""
+        if not location.in_store(source, self.store):
+            where = "the tracking server's" if self.store is None else str(self.store)
+            raise untrusted(
+                "location", f"{name}:{version}'s files are at {source}, outside the "
+                f"registry's artifact store ({where}): refusing to load them. Register "
+                "the model again through the registry.", name, version,
+            )  # fmt: skip
+
+    def _version(self, name: str, ref: int | str) -> ModelVersionEntity:
+        self._model(name)
+        try:
+            if isinstance(ref, int) or str(ref).isdigit():
+                return self.client.get_model_version(name, str(ref))
+            return self.client.get_model_version_by_alias(name, str(ref))
+        except MlflowException:
+            raise RegistryError(
+                f"Model {name!r} has no version or alias {ref!r}; "
+                f"see `loopline models list {name}`."
+            ) from None
 
     def _model(self, name: str) -> None:
         try:
@@ -270,7 +354,7 @@ class Registry:
         if parsed.scheme in ("", "file"):
             return Path(unquote(parsed.path) if parsed.scheme else os.fspath(uri))
         folder = self.root.resolve() / "downloads" / run_id
-        if not (folder / ".complete").exists():
+        if not (folder / DOWNLOADED).exists():
             import mlflow.artifacts
 
             partial = folder.with_suffix(f".{os.getpid()}.partial")
@@ -279,7 +363,7 @@ class Registry:
             got = mlflow.artifacts.download_artifacts(
                 artifact_uri=uri, dst_path=str(partial), tracking_uri=self.uri
             )  # partial/<the artifact folder's name>
-            (Path(got) / ".complete").touch()
+            (Path(got) / DOWNLOADED).touch()
             shutil.rmtree(folder, ignore_errors=True)
             Path(got).rename(folder)
             shutil.rmtree(partial)
