@@ -143,7 +143,7 @@ def test_a_source_outside_the_artifact_store_is_refused(
     source = {
         "path": str(elsewhere),
         "file-uri": elsewhere.as_uri(),
-        "dot-dot": f"{registry.store}/../../elsewhere",
+        "dot-dot": f"{registry.store}/{os.path.relpath(elsewhere, registry.store)}",
     }[form]
     planted = registry.client.create_model_version(m, source=source, run_id=v.run_id)
     files = {f: (elsewhere / f).read_bytes() for f in v.checksums}

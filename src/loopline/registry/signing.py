@@ -108,7 +108,7 @@ class SigningKey:
         return base64.b64encode(self.private.sign(DOMAIN + manifest)).decode()
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Keys:
     """Where this process finds its signing key and the public keys it trusts.
 
@@ -174,7 +174,7 @@ class Keys:
         return found
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Manifest:
     """What a signature covers: a version's identity and every file's digest and size.
 
