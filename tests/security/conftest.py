@@ -15,7 +15,7 @@ import pytest
 
 from loopline.registry import Registry
 from loopline.serving import KeyRing, new_key
-from tests.fraud.conftest import fraud_registry  # noqa: F401  (a fixture)
+from tests.fraud.conftest import fraud_registry, rules_file, service  # noqa: F401 (fixtures)
 from tests.fraud.test_service_durability import _port
 
 SCORE_KEY, SCORE = new_key("scorer", ["score"])
@@ -35,7 +35,10 @@ class Live:
 
 
 @pytest.fixture(scope="package")
-def live(tmp_path_factory: pytest.TempPathFactory, fraud_registry: Registry) -> Iterator[Live]:  # noqa: F811
+def live(
+    tmp_path_factory: pytest.TempPathFactory,
+    fraud_registry: Registry,  # noqa: F811
+) -> Iterator[Live]:
     root = tmp_path_factory.mktemp("live")
     keys = root / "keys.json"
     KeyRing([SCORE, DETAIL, MONITOR, ADMIN]).save(keys)
