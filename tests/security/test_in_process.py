@@ -19,7 +19,6 @@ from loopline.serving import KeyRing
 from tests.fraud.conftest import ADMIN_KEY
 from tests.fraud.test_service import client, score, tx
 
-
 pytestmark = pytest.mark.anyio
 
 
@@ -35,7 +34,12 @@ async def test_a_retry_during_a_slow_commit_gets_the_first_answer_learned_once(
     write = service.log.write
     learned: list[str] = []
     committed = service.pipeline.committed
-    service.pipeline.committed = lambda p: (learned.append(p.request_id), committed(p))[1]  # type: ignore[method-assign]
+
+    def counted(p: Any) -> None:
+        learned.append(p.request_id)
+        committed(p)
+
+    service.pipeline.committed = counted  # type: ignore[method-assign]
 
     async def slow(row: Any) -> None:
         await asyncio.sleep(0.3)
@@ -56,7 +60,8 @@ async def test_a_retry_during_a_slow_commit_gets_the_first_answer_learned_once(
 @pytest.mark.parametrize(
     "text",
     [
-        "rules:\n  - id: r\n    action: adjust\n    score: abc\n    when: {field: amount, op: '>', value: 1}\n",
+        "rules:\n  - id: r\n    action: adjust\n    score: abc\n"
+        "    when: {field: amount, op: '>', value: 1}\n",
         "lists: [a]\nrules: []\n",
         "rules:\n  - id: r\n    action: block\n    when: {field: amount, op: '>', value: [1]}\n",
         "rules: {id: r}\n",

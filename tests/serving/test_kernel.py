@@ -166,6 +166,9 @@ async def test_blue_green_reload_rollback_and_registry_watch(
         watch = asyncio.ensure_future(
             toy.deployment.follow(lambda: toy_registry.get("toy", "champion").version, 0.01)
         )
+        await asyncio.sleep(0.3)
+        assert toy.deployment.routing.champion.label == "toy:1", "the rollback sticks"
+        await toy.deployment.reload(1)  # an explicit reload ends the rollback's hold
         for _ in range(200):
             await asyncio.sleep(0.01)
             if toy.deployment.routing.champion.label == "toy:2":
