@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import runpy
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +21,7 @@ import typer
 import loopline
 from loopline.cli_models import models_app
 from loopline.exceptions import ConfigError
+from loopline.privacy.cli import register as register_erase
 
 ENTRY_POINTS = "loopline.applications"
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
@@ -33,7 +34,9 @@ app.add_typer(models_app, name="models")
 
 @dataclass(frozen=True)
 class Verbs:
-    """The command groups an application registers its commands into."""
+    """The command groups an application registers its commands into, and its eraser
+    of a data subject (``erasers``: application name -> ``"module:function"``, see
+    :mod:`loopline.privacy.cli`)."""
 
     serve: typer.Typer
     train: typer.Typer
@@ -43,6 +46,7 @@ class Verbs:
     work: typer.Typer
     features: typer.Typer
     bench: typer.Typer
+    erasers: dict[str, str] = field(default_factory=dict)
 
 
 VERBS = Verbs(
@@ -232,6 +236,7 @@ def down(
 
 
 register_applications()
+register_erase(app, VERBS.erasers)
 
 
 def main() -> None:

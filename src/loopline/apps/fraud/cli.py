@@ -234,3 +234,4 @@ def register(verbs: Verbs) -> None:
     verbs.simulate.command("fraud")(simulate)
     verbs.work.command("fraud")(work)
     verbs.features.command("validate")(validate)
+    verbs.erasers["fraud"] = "loopline.apps.fraud.erasure:erase_with_settings"
