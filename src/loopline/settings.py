@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     partitions: int = Field(1, ge=1, description="partitions of the transactions topic")
     scorers: int = Field(1, ge=1, description="scoring processes")
     workers: int = Field(1, ge=1, description="feature worker processes (<= partitions)")
+    # retention, in days per store (None: kept for ever); loopline.privacy.Retention
+    retention_events_days: float | None = Field(None, gt=0, description="event-log topics")
+    retention_predictions_days: float | None = Field(None, gt=0, description="prediction log")
+    retention_labels_days: float | None = Field(None, gt=0, description="labels")
+    retention_dead_letters_days: float | None = Field(None, gt=0, description="dead letters")
+    retention_period_s: float = Field(3600.0, gt=0, description="how often retention runs")
 
     @classmethod
     def settings_customise_sources(

@@ -15,6 +15,7 @@ import pytest
 
 from loopline.apps.fraud.service import FraudService, token_key
 from loopline.exceptions import ConfigError
+from loopline.registry import UntrustedModelError
 from loopline.serving import KeyRing
 from tests.fraud.conftest import ADMIN_KEY
 from tests.fraud.test_service import client, score, tx
@@ -158,3 +159,31 @@ def test_secrets_are_private_from_creation_apart_from_the_state_and_long_enough(
     monkeypatch.setenv("LOOPLINE_TOKEN_KEY", "00" * 8)
     with pytest.raises(ConfigError, match="at least 32 bytes"):
         token_key(secrets, state)
+
+
+async def test_an_untrusted_champion_is_refused_counted_once_and_serving_goes_on(
+    service: FraudService,
+) -> None:
+    # the registry refuses it (tests/registry/test_signing.py); serving keeps its model
+    tried: list[object] = []
+
+    def untrusted(ref: object) -> Any:
+        tried.append(ref)
+        raise UntrustedModelError("unsigned", reason="unsigned", model="fraud", version=7)
+
+    deployment = service.deployment
+    deployment.load = untrusted
+    watch = asyncio.ensure_future(deployment.follow(lambda: 7, every_s=0.02))
+    await asyncio.sleep(0.3)
+    watch.cancel()
+    assert tried == [7], "tried once, not at every tick"
+    assert deployment.routing.champion.version == 1
+    async with client(service) as c:
+        r = await c.post(
+            "/admin/model/reload", json={"version": 7}, headers={"X-API-Key": ADMIN_KEY}
+        )
+        assert r.status_code == 422
+        assert "unsigned" in r.json()["error"]
+        metrics = (await c.get("/metrics")).text
+        assert 'loopline_models_refused_total{reason="unsigned"} 2.0' in metrics
+        assert (await score(c, tx(960))).status_code == 200

@@ -19,6 +19,7 @@ from typing import Any
 
 from loopline.exceptions import ConfigError
 from loopline.models import ServingModel
+from loopline.registry.bundle import UntrustedModelError
 from loopline.serving.canary import CanaryGuard
 from loopline.serving.endpoint import Prediction
 
@@ -86,6 +87,7 @@ class Deployment:
         self.on_rollback = on_rollback
         self.swaps = 0  # new champions taken from the registry
         self.rolled_back: int | None = None  # the version a rollback moved away from
+        self.refused: dict[str, int] = {}  # models refused as untrusted, by reason
         self.rollbacks = 0  # canaries the guard rolled back
         self.follow_failures = 0  # failed reads of the registry's champion
 
@@ -104,7 +106,11 @@ class Deployment:
     async def reload(self, ref: str | int = "champion") -> Routing:
         """Blue-green: load and warm ``ref`` off the event loop, then swap it in as the
         champion; the old one stays loaded for an instant rollback."""
-        fresh = await asyncio.to_thread(self._loader(), ref)
+        try:
+            fresh = await asyncio.to_thread(self._loader(), ref)
+        except UntrustedModelError as exc:  # alerted by the registry; counted here
+            self.refused[exc.reason] = self.refused.get(exc.reason, 0) + 1
+            raise
         self.rolled_back = None  # an explicit reload ends a rollback's hold
         current = self.routing
         if fresh.label == current.champion.label:
@@ -146,15 +152,20 @@ class Deployment:
 
     async def follow(self, version_of: Callable[[], int], every_s: float) -> None:
         """Blue-green on the registry: every ``every_s``, read the champion alias's
-        version (off the event loop); when it moved, load and swap. Forever."""
+        version (off the event loop); when it moved, load and swap. Forever. A version
+        refused as untrusted is not tried again (an admin reload does, once re-signed)."""
+        untrusted: int | None = None
         while True:
             await asyncio.sleep(every_s)
             try:
                 version = await asyncio.to_thread(version_of)
-                if version not in (self.routing.champion.version, self.rolled_back):
+                if version not in (self.routing.champion.version, self.rolled_back, untrusted):
                     await self.reload(version)
                     self.swaps += 1
                     log.info("champion swapped", extra={"champion": self.routing.champion.label})
+            except UntrustedModelError as exc:  # alerted by the registry: once, not each tick
+                self.follow_failures += 1
+                untrusted = exc.version
             except Exception:  # a registry hiccup must not stop the watch
                 self.follow_failures += 1
                 log.warning("registry watch failed", exc_info=True)

@@ -127,3 +127,11 @@ class _DeploymentCollector(Collector):
             family = CounterMetricFamily(name, text)
             family.add_metric([], value)
             yield family
+        refused = CounterMetricFamily(
+            "loopline_models_refused",
+            "Model versions refused as untrusted (unsigned, bad signature, changed files)",
+            labels=["reason"],
+        )
+        for reason, count in sorted(d.refused.items()):
+            refused.add_metric([reason], count)
+        yield refused

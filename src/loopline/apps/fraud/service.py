@@ -24,7 +24,7 @@ from loopline.apps.fraud.events import TRANSACTION_QUALITY, Transaction
 from loopline.apps.fraud.features import fraud_feature_set
 from loopline.apps.fraud.labels import FraudLabels
 from loopline.apps.fraud.pipeline import COLUMNS, FraudPipeline
-from loopline.events import EventLog, Message, open_log
+from loopline.events import DeadLetterQueue, EventLog, Message, open_log
 from loopline.exceptions import ConfigError, TopicNotFoundError
 from loopline.features import EmbeddedStore, OnlineEngine, OnlineStore
 from loopline.feedback import DayPerformance, matured_performance
@@ -40,6 +40,7 @@ from loopline.monitoring import (
     reference_of,
 )
 from loopline.predictions import Log, Row, open_prediction_log
+from loopline.privacy import Retention, RetentionJob, expiries
 from loopline.registry import Registry
 from loopline.serving import (
     Deployment,
@@ -96,6 +97,8 @@ class ServeOptions:
     learn: bool = True
     tracing: bool = True
     secrets: Path | None = None  # the card-token key's folder (default: state/../secrets)
+    retention: Retention = field(default_factory=Retention)  # days per store (None: ever)
+    retention_period_s: float = 3600.0
 
     @classmethod
     def of(cls, settings: Settings, **more: Any) -> ServeOptions:
@@ -108,6 +111,13 @@ class ServeOptions:
             features=settings.features,
             decisions=settings.decisions,
             learn=settings.features is None,
+            retention=Retention(
+                events_days=settings.retention_events_days,
+                predictions_days=settings.retention_predictions_days,
+                labels_days=settings.retention_labels_days,
+                dead_letters_days=settings.retention_dead_letters_days,
+            ),
+            retention_period_s=settings.retention_period_s,
             **more,
         )
 
@@ -260,6 +270,19 @@ def build(options: ServeOptions) -> FraudService:
         tasks.append(lambda: deployment.follow(version_of, options.watch_s))
     if options.drift_s > 0:
         tasks.append(lambda: drift.run(options.drift_s))
+    retention = RetentionJob(
+        expiries(
+            options.retention,
+            log=events,
+            dead_letters=[DeadLetterQueue(events, fs.source.topic)]
+            if options.retention.dead_letters_days
+            else [],
+            predictions=log,
+        ),
+        period_s=options.retention_period_s,
+    )
+    if retention.expiries:
+        tasks.append(retention.run)
     service = Service(
         endpoints=[endpoint],
         deployment=deployment,
@@ -267,7 +290,10 @@ def build(options: ServeOptions) -> FraudService:
         keys=KeyRing.load(options.keys or state / "keys.json"),
         title=TITLE,
         limits=options.limits,
-        admin={"rules/reload": _reload_rules(pipeline.rules)},
+        admin={
+            "rules/reload": _reload_rules(pipeline.rules),
+            "erase": _erase(events, log, engine.store, state),
+        },
         pages=page.pages(),
         reports=page.reports(),
         tasks=tasks,
@@ -290,6 +316,30 @@ def _reload_rules(rules: RuleBook) -> Callable[[dict[str, Any]], Any]:
             raise refuse(422, str(exc), field="rules") from None
 
     return reload
+
+
+def _erase(
+    events: EventLog, log: Log, store: OnlineStore, state: Path
+) -> Callable[[dict[str, Any]], Any]:
+    """``POST /admin/erase {"subject": CUSTOMER_ID}``: erase one customer from every store
+    (GDPR art. 17). It runs on the event loop, which owns the embedded stores; the
+    answer and the audit line count what each store removed and never name the
+    customer."""
+    from loopline.apps.fraud.erasure import ERASURE_LOG, Stores, erase_customer
+    from loopline.privacy import ErasureLog
+    from loopline.serving import refuse
+
+    async def erase(args: dict[str, Any]) -> dict[str, Any]:
+        subject = args.get("subject")
+        if not isinstance(subject, str) or not 0 < len(subject) <= 128:
+            raise refuse(422, "'subject' must be a customer id (1-128 chars).", field="subject")
+        stores = Stores(
+            events=events, predictions=log, features=store, data=(state / "data",),
+            reports=(state,), audit=ErasureLog(state / ERASURE_LOG),
+        )  # fmt: skip
+        return dict(msgspec.to_builtins(erase_customer(subject, stores)))
+
+    return erase
 
 
 def _drift_for(
