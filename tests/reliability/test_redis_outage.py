@@ -20,6 +20,7 @@ import pytest
 from loopline.registry import Registry
 from loopline.servers import redis_server
 from loopline.serving import KeyRing
+from loopline.units import now_ms
 from tests.fraud.conftest import SCORE, SCORE_KEY
 from tests.fraud.test_service import tx
 from tests.fraud.test_service_durability import _close, _port, _start
@@ -72,7 +73,7 @@ def test_decisions_go_on_through_a_redis_outage_and_recover(
             time.sleep(3)
             blocked = httpx.post(
                 f"http://127.0.0.1:{port}/v1/score",
-                json=tx(10_000_000, card_token="tok_blocked"),
+                json=tx(10_000_000, card_token="tok_blocked", event_time_ms=now_ms()),
                 headers={"X-API-Key": SCORE_KEY},
                 timeout=10,
             )

@@ -187,3 +187,32 @@ async def test_an_untrusted_champion_is_refused_counted_once_and_serving_goes_on
         metrics = (await c.get("/metrics")).text
         assert 'loopline_models_refused_total{reason="unsigned"} 2.0' in metrics
         assert (await score(c, tx(960))).status_code == 200
+
+
+async def test_the_admin_erasure_leaves_nothing_of_the_customer(
+    service: FraudService, tmp_path: Path
+) -> None:
+    mine = {"customer_id": "cust-erase", "card_token": "tok_erase", "device_id": "dev-erase"}
+    async with client(service) as c:
+        for i in range(5):
+            assert (await score(c, tx(970 + i, **mine))).status_code == 200
+            assert (await score(c, tx(980 + i))).status_code == 200  # someone else's
+        refused = await c.post("/admin/erase", json={"subject": "cust-erase"})
+        assert refused.status_code == 401
+        r = await c.post(
+            "/admin/erase", json={"subject": "cust-erase"}, headers={"X-API-Key": ADMIN_KEY}
+        )
+        assert r.status_code == 200, r.text
+        assert "cust-erase" not in r.text, "the answer names the customer by a hash only"
+        counts = r.json()["counts"]
+    assert sum(counts.values()) >= 5, counts
+    service.engine.store.snapshot()
+    state = tmp_path / "state"
+    for path in state.rglob("*"):
+        if path.is_file():
+            data = path.read_bytes()
+            for value in mine.values():
+                assert value.encode() not in data, (path.name, value)
+            for i in range(5):
+                assert f"t-{970 + i}".encode() not in data, path.name
+    assert service.log.count() == 5, "the other customer's decisions stay"

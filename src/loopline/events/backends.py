@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from loopline.events.base import EventLog
 from loopline.exceptions import ConfigError
+from loopline.servers.credentials import masked
 
 
 def open_log(url: str, *, timeout_s: float = 10.0) -> EventLog:
@@ -34,6 +35,6 @@ def open_log(url: str, *, timeout_s: float = 10.0) -> EventLog:
 
         return RedisLog(url, timeout_s=timeout_s)
     raise ConfigError(
-        f"Event log URL {url!r} has unknown scheme {scheme!r}: use file:///path/log.db, "
+        f"Event log URL {masked(url)!r} has unknown scheme {scheme!r}: use file:///path/log.db, "
         "kafka://host:port or redis://host:port/db."
     )

@@ -39,6 +39,7 @@ from loopline.exceptions import (
     ConfigError,
     EventLogError,
 )
+from loopline.servers.credentials import masked
 
 _TOPICS = "ll:topics"
 
@@ -82,7 +83,7 @@ class RedisLog:
     """
 
     def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
-        self.url = url
+        self.url = masked(url)  # for messages: the password stays out of them
         self.timeout_s = timeout_s
         self._redis = redis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s

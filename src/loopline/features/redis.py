@@ -33,6 +33,7 @@ from loopline.exceptions import BackendUnavailableError
 from loopline.features.base import ManyRead, ManyValues, ManyWindows, Runs, Window, WindowValue
 from loopline.features.kernel import Layout
 from loopline.features.ring import TileRing, combine, window_of, windows_of
+from loopline.servers.credentials import masked
 
 _PARTITIONS_TTL_S = 1.0
 
@@ -85,7 +86,7 @@ class RedisStore:
     remote = True
 
     def __init__(self, url: str, *, timeout_s: float = 5.0) -> None:
-        self.url = url
+        self.url = masked(url)  # for messages: the password stays out of them
         self.timeout_s = timeout_s
         self._redis = redis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s

@@ -56,6 +56,7 @@ class PostgresLog(GroupCommit):
     """
 
     errors = (Exception,)  # psycopg.Error and connection failures alike fail the batch
+    remote = True  # a network round trip a call: the kernel looks things up off its event loop
 
     def __init__(
         self,
@@ -118,6 +119,12 @@ class PostgresLog(GroupCommit):
     def count(self) -> int:
         row = self._read(sql.COUNT, ())
         return int(row[0][0]) if row else 0
+
+    def keys_of(self, column: str, value: str) -> list[tuple[str, str]]:
+        """(request id, routing key) of the rows whose declared ``column`` is ``value``."""
+        return [
+            (str(a), str(b)) for a, b in self._read(sql.keys_of(column, self.columns), (value,))
+        ]
 
     def recent(
         self, limit: int, *, model_version: str | None = None, since_ms: int | None = None

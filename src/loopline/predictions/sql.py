@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from loopline.exceptions import ConfigError
 from loopline.predictions.base import GENERIC, Column, Joined, Keep, Row, ShadowPairs
 
 _types = {"TEXT": "TEXT", "REAL": "REAL", "INTEGER": "INTEGER", "BLOB": "BLOB"}
@@ -101,6 +102,13 @@ UPSERT_POSITION = """INSERT INTO label_positions VALUES (?, ?, ?) ON CONFLICT (t
 POSITION = "SELECT next_offset FROM label_positions WHERE topic = ? AND partition = ?"
 FIND = "SELECT payload_sha256, response FROM predictions WHERE idempotency_key = ?"
 COUNT = "SELECT count(*) FROM predictions"
+
+
+def keys_of(column: str, columns: Sequence[Column]) -> str:
+    """The request ids and routing keys of the rows whose declared ``column`` is ``?``."""
+    if column not in {c.name for c in columns}:
+        raise ConfigError(f"No declared column {column!r}; declared: {[c.name for c in columns]}.")
+    return f"SELECT request_id, routing_key FROM predictions WHERE {column} = ?"
 
 
 def erase(*, postgres: bool = False) -> tuple[str, str]:

@@ -77,6 +77,12 @@ class SqliteLog(GroupCommit):
     def count(self) -> int:
         return int(self._conn.execute(sql.COUNT).fetchone()[0])
 
+    def keys_of(self, column: str, value: str) -> list[tuple[str, str]]:
+        """(request id, routing key) of the rows whose declared ``column`` is ``value``."""
+        query = sql.keys_of(column, self.columns)
+        with self._reader() as conn:
+            return [(str(a), str(b)) for a, b in conn.execute(query, (value,)).fetchall()]
+
     def recent(
         self, limit: int, *, model_version: str | None = None, since_ms: int | None = None
     ) -> list[Recent]:

@@ -70,12 +70,16 @@ class Subject:
             ids of the subject's requests (a transaction id).
         key_separator: Entity keys joined from several identifiers with this separator
             (a card-and-device pair key) are the subject's when any part is.
+        column: The prediction log's declared column that names the subject, where a
+            service logs predictions without keeping their events (the embedded
+            profile): the request ids and routing keys of its rows are linked too.
     """
 
     field: str
     topics: tuple[str, ...]
     linked: tuple[str, ...] = ()
     key_separator: str | None = None
+    column: str | None = None
 
     def __post_init__(self) -> None:
         if not self.field or not self.topics:
@@ -139,13 +143,25 @@ class Identifiers:
         return self.names_bytes(value)
 
 
-def find_identifiers(subject: Subject, subject_id: str, log: EventLog) -> Identifiers:
-    """Read the subject's topics on ``log`` for its events; collect the linked values."""
+def find_identifiers(
+    subject: Subject, subject_id: str, log: EventLog, predictions: Any = None
+) -> Identifiers:
+    """Read the subject's topics on ``log`` for its events, and the rows of
+    ``predictions`` (a prediction log) naming it in ``subject.column``; collect the
+    linked values."""
     from loopline.events.base import TopicPartition
+    from loopline.exceptions import TopicNotFoundError
 
     linked: set[str] = set()
+    if predictions is not None and subject.column is not None:
+        for request_id, routing_key in predictions.keys_of(subject.column, subject_id):
+            linked |= {request_id, routing_key}
     for topic in subject.topics:
-        for p in range(log.partitions(topic)):
+        try:
+            partitions = log.partitions(topic)
+        except TopicNotFoundError:  # this profile keeps no such topic
+            continue
+        for p in range(partitions):
             offset, end = 0, log.end_offset(TopicPartition(topic, p))
             while offset < end:
                 batch = log.read(TopicPartition(topic, p), offset, max_records=5000)
@@ -309,17 +325,19 @@ def erase(
     log: EventLog,
     targets: Sequence[Target],
     audit: ErasureLog,
+    predictions: Any = None,
 ) -> ErasureReport:
     """Erase ``subject_id``'s data from every target; log and return what was done.
 
-    The linked values are found first (in ``log``'s subject topics), then each target
+    The linked values are found first (in ``log``'s subject topics and, with a subject
+    column, in ``predictions``), then each target
     erases in the order given: put the event log last, so that an erasure that fails
     half-way can be run again and still find the linked values.
     """
     if not subject_id:
         raise ConfigError("erase() needs a non-empty subject id.")
     started = time.perf_counter()
-    ids = find_identifiers(subject, subject_id, log)
+    ids = find_identifiers(subject, subject_id, log, predictions)
     counts: dict[str, int] = {}
     for target in targets:
         counts[target.name] = target.erase(ids)

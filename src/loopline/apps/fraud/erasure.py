@@ -40,6 +40,7 @@ CUSTOMER_SUBJECT = Subject(
     topics=(TRANSACTIONS,),
     linked=(CARD.join_key, DEVICE.join_key, "transaction_id"),
     key_separator="|",  # the card|device pair key of the device-novelty view
+    column="customer_id",  # the service's decisions name their customer
 )
 ERASURE_LOG = "erasures.jsonl"
 
@@ -85,6 +86,7 @@ def erase_customer(customer_id: str, stores: Stores) -> ErasureReport:
         log=stores.events,
         targets=targets(stores),
         audit=stores.audit,
+        predictions=stores.predictions,
     )
 
 

@@ -37,7 +37,12 @@ from loopline.serving import (
 F64 = npt.NDArray[np.float64]
 # the prediction log's fraud columns (beside its generic ones: the card token is the
 # routing key, the transaction id the request id)
-COLUMNS = (Column("decision", "TEXT", index=True), Column("score", "REAL"), Column("rules_version"))
+COLUMNS = (
+    Column("decision", "TEXT", index=True),
+    Column("score", "REAL"),
+    Column("rules_version"),
+    Column("customer_id", index=True),  # the data subject: what an erasure looks for
+)
 
 
 def decide(model: ServingModel, score: float, *, blocked: bool) -> Decision:
@@ -152,6 +157,7 @@ class FraudPipeline:
         n = len(trace_ids)
         matrix = as_rows([values[k] for k in names]).tolist() if names else [[]] * n
         ids, tokens = cols["transaction_id"].tolist(), cols["card_token"].tolist()
+        customers = cols["customer_id"].tolist()
         challenger = routing.challenger
         out: list[Prediction[ScoreResponse]] = []
         for i, (model, arm) in enumerate(scored.picks):
@@ -191,7 +197,12 @@ class FraudPipeline:
                         if watched is None or model_score is None
                         else (flags(model, model_score), flags(challenger, watched))  # type: ignore[arg-type]
                     ),
-                    columns={"decision": decision, "score": score, "rules_version": rules.version},
+                    columns={
+                        "decision": decision,
+                        "score": score,
+                        "rules_version": rules.version,
+                        "customer_id": customers[i],
+                    },
                     state={c: v[i : i + 1] for c, v in cols.items()},
                 )
             )

@@ -57,6 +57,7 @@ from loopline.events import Codec, EventLog, open_log
 from loopline.exceptions import ConfigError, TopicNotFoundError
 from loopline.registry import ModelVersion, Registry
 from loopline.servers import free_port
+from loopline.servers.credentials import masked
 from loopline.serving import KeyRing, new_key
 from loopline.settings import Settings, load_settings
 from loopline.testing import HttpReplay
@@ -130,7 +131,7 @@ def run(
         "champion_at_start": first.version,
         **check,
         "servers": {
-            k: getattr(settings, k) for k in ("events", "features", "decisions", "registry")
+            k: masked(getattr(settings, k)) for k in ("events", "features", "decisions", "registry")
         },
     }
 
