@@ -94,6 +94,11 @@ def up(
         f"scorers = {processes}\n"
         f"workers = {processes}\n",
     )
+    # the cluster's model-signing key: what its trainers register is signed with it, and
+    # its scorers trust its public half (docs/registry.md, "Signed bundles")
+    from loopline.registry.signing import create_key
+
+    create_key(root / "serving" / "keys" / "signing.key")
     (root / "servers.json").write_text(
         json.dumps({"servers": [asdict(r) for r in running], **cluster}, indent=2)
     )
