@@ -88,3 +88,26 @@ def test_bench_events_prints_the_required_json_keys() -> None:
     report = json.loads(result.output.strip().splitlines()[-1])
     assert {"append_events_per_s", "consume_events_per_s", "append_p99_ms"} <= report.keys()
     assert report["events"] == 2000
+
+
+def test_serve_key_makes_expiring_keys_and_revokes_them(tmp_path: Path) -> None:
+    from loopline.serving import KeyRing
+
+    keys = tmp_path / "keys.json"
+    made = CliRunner().invoke(
+        app, ["serve", "key", "--name", "ci", "--scope", "score", "--scope", "detail",
+              "--keys", str(keys), "--expires-days", "1"],
+    )  # fmt: skip
+    assert made.exit_code == 0, made.output
+    key = made.output.strip()
+    assert key.startswith("ll_")
+    assert key not in keys.read_text(), "only the digest is stored"
+    found = KeyRing.load(keys).identify(key)
+    assert found is not None
+    assert found.scopes == {"score", "detail"}
+    assert found.expires_ms is not None
+    revoked = CliRunner().invoke(
+        app, ["serve", "key", "--name", "ci", "--revoke", "--keys", str(keys)]
+    )
+    assert revoked.exit_code == 0, revoked.output
+    assert KeyRing.load(keys).identify(key) is None

@@ -95,14 +95,33 @@ def version() -> None:
 @VERBS.serve.command("key")
 def serve_key(
     name: Annotated[str, typer.Option(help="Who the key is for.")],
-    scope: Annotated[list[str], typer.Option(help="score and/or admin (repeat).")],
+    scope: Annotated[
+        list[str] | None, typer.Option(help="score, detail, monitor and/or admin (repeat).")
+    ] = None,
     keys: Annotated[Path, typer.Option(help="API key file.")] = Path(".loopline/serving/keys.json"),
+    expires_days: Annotated[
+        float | None, typer.Option(min=0.001, help="The key stops working after this.")
+    ] = None,
+    revoke: Annotated[bool, typer.Option(help="Revoke the keys named NAME instead.")] = False,
 ) -> None:
-    """Make an API key: prints it once, stores only its SHA-256."""
+    """Make an API key (printed once; only its SHA-256 is stored), or revoke one. A
+    running service reads the key file again within seconds: no restart."""
+    import time
+
     from loopline.serving import KeyRing, new_key
 
     ring = KeyRing.load(keys) if keys.exists() else KeyRing([])
-    key, stored = new_key(name, scope)
+    if revoke:
+        count = ring.revoke(name)
+        if not count:
+            raise ConfigError(f"No valid key named {name!r} in {keys}.")
+        ring.save(keys)
+        typer.echo(f"revoked {count} key(s) named {name!r}")
+        return
+    if not scope:
+        raise typer.BadParameter("Give at least one --scope.", param_hint="--scope")
+    expires = None if expires_days is None else int((time.time() + expires_days * 86400) * 1000)
+    key, stored = new_key(name, scope, expires_ms=expires)
     ring.keys.append(stored)
     ring.save(keys)
     typer.echo(key)
