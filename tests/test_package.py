@@ -80,7 +80,7 @@ PUBLIC = {
         "Pipeline", "Prediction", "Problem", "RequestError", "Routing", "RuleBook", "RuleSet",
         "Scored", "Service", "StreamScorer", "StreamingPipeline", "TabularCollector",
         "TabularScorer", "as_rows", "every", "lap", "new_key", "openapi_document", "parse",
-        "payload_hash", "predict_ordered", "refuse", "write_private"
+        "payload_hash", "predict_ordered", "refuse"
     ],
     "monitoring": [
         "REFERENCE_FILE", "BatchQuality", "DataQualityError", "Drift", "DriftCollector",
@@ -109,8 +109,8 @@ PUBLIC = {
         "HttpReplay", "SoakResult", "check", "rss_mb", "soak"
     ],
     "servers": [
-        "LocalServer", "free_port", "noida_broker", "postgres_server", "redis_server",
-        "tansu_broker"
+        "LocalServer", "free_port", "masked", "noida_broker", "postgres_server",
+        "redis_server", "tansu_broker"
     ],
 }  # fmt: skip
 

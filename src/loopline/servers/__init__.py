@@ -9,6 +9,7 @@ connections, and stops it afterwards::
 """
 
 from loopline.servers.base import LocalServer, free_port
+from loopline.servers.credentials import masked
 from loopline.servers.kafka import noida_broker, tansu_broker
 from loopline.servers.postgres import postgres_server
 from loopline.servers.redis import redis_server
@@ -16,6 +17,7 @@ from loopline.servers.redis import redis_server
 __all__ = [
     "LocalServer",
     "free_port",
+    "masked",
     "noida_broker",
     "postgres_server",
     "redis_server",

@@ -7,28 +7,17 @@ its user can read), never on its command line, which every user of the machine c
 
 from __future__ import annotations
 
-import os
 import secrets
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+
+from loopline.files import write_private
+
+__all__ = ["masked", "new_password", "write_private"]
 
 
 def new_password() -> str:
     """A random password of 32 URL-safe characters (usable in a URL as it is)."""
     return secrets.token_urlsafe(24)
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to a new file at ``path`` that only its owner can read or write.
-
-    The file is created with mode 0600 (never readable by others, not even for a moment)
-    and exclusively: what was at ``path`` is removed first, and a link planted there
-    between the two steps makes this fail instead of writing through it.
-    """
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(text)
 
 
 def masked(url: str) -> str:

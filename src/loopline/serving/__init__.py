@@ -9,7 +9,7 @@ a model on online features, for applications whose requests are events. Importin
 package imports no ML library; models load through :mod:`loopline.models`.
 """
 
-from loopline.serving.auth import ApiKey, KeyRing, new_key, write_private
+from loopline.serving.auth import ApiKey, KeyRing, new_key
 from loopline.serving.canary import CanaryGuard
 from loopline.serving.endpoint import Endpoint, Pipeline, Prediction, StreamingPipeline
 from loopline.serving.fallbacks import NO_MODEL, predict_ordered
@@ -61,5 +61,4 @@ __all__ = [
     "payload_hash",
     "predict_ordered",
     "refuse",
-    "write_private",
 ]

@@ -16,13 +16,13 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from loopline.exceptions import ConfigError
+from loopline.files import write_private
 
 log = logging.getLogger("loopline.serving")
 SCOPES = ("score", "detail", "monitor", "admin")
@@ -54,24 +54,6 @@ def new_key(name: str, scopes: list[str], *, expires_ms: int | None = None) -> t
         raise ConfigError(f"Scopes must be among {list(SCOPES)}; got {scopes}.")
     key = f"ll_{secrets.token_urlsafe(32)}"
     return key, ApiKey(name, digest(key), frozenset(scopes), expires_ms)
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` readable by its owner alone from the first byte (a
-    file made and then chmod-ed is readable by anyone in between), replacing it
-    atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class KeyRing:

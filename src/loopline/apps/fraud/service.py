@@ -28,6 +28,7 @@ from loopline.events import DeadLetterQueue, EventLog, Message, open_log
 from loopline.exceptions import ConfigError, TopicNotFoundError
 from loopline.features import EmbeddedStore, OnlineEngine, OnlineStore
 from loopline.feedback import DayPerformance, matured_performance
+from loopline.files import write_private
 from loopline.models import ServingModel, load
 from loopline.monitoring import (
     REFERENCE_FILE,
@@ -58,7 +59,6 @@ from loopline.serving import (
     TabularScorer,
     every,
     openapi_document,
-    write_private,
 )
 from loopline.settings import Settings
 from loopline.tasks import Binary

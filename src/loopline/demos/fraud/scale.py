@@ -56,8 +56,7 @@ from loopline.demos.fraud.scenario import MODEL, STREAM_DAY, progress_bar
 from loopline.events import Codec, EventLog, open_log
 from loopline.exceptions import ConfigError, TopicNotFoundError
 from loopline.registry import ModelVersion, Registry
-from loopline.servers import free_port
-from loopline.servers.credentials import masked
+from loopline.servers import free_port, masked
 from loopline.serving import KeyRing, new_key
 from loopline.settings import Settings, load_settings
 from loopline.testing import HttpReplay
