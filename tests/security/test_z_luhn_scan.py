@@ -18,7 +18,8 @@ def test_no_card_number_is_left_anywhere_after_the_run(live: Live) -> None:
     for field in ("customer_id", "device_id"):  # refused, so written nowhere either
         assert httpx.post(url, json=transaction(5001, **{field: PAN}), headers=key).is_error
     live.proc.terminate()
-    assert live.proc.wait(timeout=30) == 0, "a clean shutdown writes what it holds"
+    # uvicorn shuts down cleanly (writing what the service holds), then re-raises SIGTERM
+    assert live.proc.wait(timeout=30) in (0, -15)
     scanned, found = 0, []
     for path in [*sorted(live.state.rglob("*")), live.log]:
         if path.is_file():
