@@ -173,7 +173,8 @@ class KafkaLog:
         return self._reader
 
     def read(self, tp: TopicPartition, offset: int, *, max_records: int = 1000) -> list[Record]:
-        end = self.end_offset(tp)
+        low, end = self._watermarks(tp)
+        offset = max(offset, low)  # below it: deleted by retention (expire)
         want = min(max_records, end - offset)
         if want <= 0:
             return []
@@ -194,14 +195,64 @@ class KafkaLog:
         return out
 
     def end_offset(self, tp: TopicPartition) -> int:
+        return self._watermarks(tp)[1]
+
+    def _watermarks(self, tp: TopicPartition) -> tuple[int, int]:
+        """The partition's first kept offset and its end offset."""
         self._check_partition(tp)
         try:
-            _, high = self._reader_consumer().get_watermark_offsets(
+            low, high = self._reader_consumer().get_watermark_offsets(
                 _KafkaTP(tp.topic, tp.partition), timeout=self.timeout_s
             )
         except KafkaException as exc:
             raise self._unavailable(exc) from None
-        return int(high)
+        return int(low), int(high)
+
+    def expire(self, older_than_ms: int, *, topics: Sequence[str] = (), limit: int = 10_000) -> int:
+        """Delete up to ``limit`` records of ``topics`` (every topic but the broker's
+        internal ones when empty) older than ``older_than_ms``; return how many.
+
+        Each partition loses a prefix, up to the first offset whose record time (the
+        running maximum, the broker's time index) is at or after the cutoff, with the
+        admin API's DeleteRecords: the broker moves the partition's start past it and
+        frees the segments behind. Offsets of the records kept do not change; a consumer
+        whose position was deleted resumes at the new start (``earliest``). Topics keep
+        ``retention.ms=-1``: retention is this call, bounded per pass, like the other
+        stores'. Counts are offsets (a transaction marker counts as a record).
+        """
+        names = list(topics) or [t for t in self._topic_metadata() if not t.startswith("__")]
+        cuts: list[Any] = []
+        expired = 0
+        for topic in names:
+            try:
+                partitions = self.partitions(topic)
+            except TopicNotFoundError:  # this profile keeps no such topic
+                continue
+            for p in range(partitions):
+                tp = TopicPartition(topic, p)
+                low, _ = self._watermarks(tp)
+                cut = min(self.offset_for_time(tp, older_than_ms), low + limit - expired)
+                if cut > low:
+                    cuts.append(_KafkaTP(topic, p, cut))
+                    expired += cut - low
+        if cuts:
+            self._delete_records(cuts)
+        return expired
+
+    def _delete_records(self, cuts: list[Any]) -> None:
+        futures = self._admin.delete_records(
+            cuts, request_timeout=self.timeout_s, operation_timeout=self.timeout_s
+        )
+        for tp, future in futures.items():
+            try:
+                future.result(timeout=self.timeout_s)
+            except KafkaException as exc:
+                raise EventLogError(
+                    f"Deleting records of {tp.topic}[{tp.partition}] before offset {tp.offset} "
+                    f"on {self.url} failed: {exc}"
+                ) from None
+            except TimeoutError as exc:
+                raise self._unavailable(exc) from None
 
     def offset_for_time(self, tp: TopicPartition, timestamp_ms: int) -> int:
         self._check_partition(tp)
