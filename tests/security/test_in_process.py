@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
-from loopline.apps.fraud.service import FraudService, token_key
+from loopline.apps.fraud.service import FraudService, ServeOptions, build, token_key
 from loopline.exceptions import ConfigError
-from loopline.registry import UntrustedModelError
+from loopline.predictions import Row
+from loopline.privacy import Retention, RetentionJob
+from loopline.registry import Registry, UntrustedModelError
 from loopline.serving import KeyRing
-from tests.fraud.conftest import ADMIN_KEY
+from tests.fraud.conftest import ADMIN_KEY, SCORE
 from tests.fraud.test_service import client, score, tx
 
 pytestmark = pytest.mark.anyio
@@ -216,3 +218,45 @@ async def test_the_admin_erasure_leaves_nothing_of_the_customer(
             for i in range(5):
                 assert f"t-{970 + i}".encode() not in data, path.name
     assert service.log.count() == 5, "the other customer's decisions stay"
+
+
+async def test_the_service_runs_retention_per_store(
+    tmp_path: Path, fraud_registry: Registry, rules_file: Path
+) -> None:
+    options = ServeOptions(
+        state=tmp_path / "state",
+        registry=fraud_registry.uri,
+        rules=rules_file,
+        keys=tmp_path / "keys.json",
+        retention=Retention(predictions_days=30, labels_days=30),
+    )
+    KeyRing([SCORE]).save(options.keys)  # type: ignore[arg-type]
+    built = build(options)
+    try:
+        owners = [getattr(t, "__self__", None) for t in built.service.tasks]
+        (job,) = [o for o in owners if isinstance(o, RetentionJob)]
+        async with client(built) as c:
+            for i in range(3):
+                assert (await score(c, tx(990 + i))).status_code == 200
+        old = [
+            Row(
+                f"old-{i}",
+                f"old-{i}",
+                "x",
+                1_000 + i,
+                "tok_old",
+                "fraud:1",
+                "champion",
+                b"{}",
+                b"{}",
+                b"{}",
+                columns={"decision": "approve"},
+            )
+            for i in range(4)
+        ]
+        built.log.write_many(old)
+        assert built.log.count() == 7
+        assert job.run_once()["prediction log"] == 4, "decided in 1970: past 30 days"
+        assert built.log.count() == 3, "this month's decisions stay"
+    finally:
+        built.close()
