@@ -64,11 +64,12 @@ PUBLIC = {
         "train", "write_report"
     ],
     "privacy": [
-        "PAN_IN_TEXT", "ErasureLog", "ErasureReport", "Expiry", "Identifiers", "Retention",
-        "RetentionJob", "Subject", "Target", "dead_letters_target", "erase", "event_log_target",
-        "expiries", "find_identifiers", "find_pans", "looks_like_pan", "luhn_ok",
-        "offline_store_target", "online_store_target", "prediction_log_target", "redact_pans",
-        "redact_reports", "reports_target"
+        "PAN_IN_TEXT", "ErasureLog", "ErasureReport", "Expiry", "Identifiers", "KeyStore",
+        "Retention", "RetentionJob", "ShreddedLog", "Subject", "Target", "dead_letters_target",
+        "erase", "event_log_target", "expiries", "find_identifiers", "find_pans",
+        "looks_like_pan", "luhn_ok", "offline_store_target", "online_store_target",
+        "prediction_log_target", "redact_pans", "redact_reports", "reports_target",
+        "shredded_log_target"
     ],
     "registry": [
         "Bundle", "Keys", "ModelVersion", "Pinned", "Registry", "RegistryError", "Signature",

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     features: str | None = Field(None, description="online store: redis://host:port/db")
     decisions: str | None = Field(None, description="prediction log: postgresql://...")
     registry: str | None = Field(None, description="model registry: http://mlflow:5000")
+    subject_keys: str | None = Field(
+        None, description="per-subject keys of crypto-shredding (default: the decisions db)"
+    )
     state: Path = Field(Path(".loopline/serving"), description="local files of a service")
     partitions: int = Field(1, ge=1, description="partitions of the transactions topic")
     scorers: int = Field(1, ge=1, description="scoring processes")

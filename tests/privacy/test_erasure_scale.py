@@ -84,3 +84,70 @@ def test_a_customer_erased_from_redis_and_postgres(
     predictions.close()
     store.close()
     log.close()
+
+
+@pytest.mark.kafka
+def test_a_customer_erased_from_kafka_by_shredding_their_key(
+    kafka_url: str, postgres_url: str, tmp_path: Path
+) -> None:
+    import contextlib
+    import uuid
+
+    import msgspec
+
+    from loopline.apps.fraud.erasure import SHREDDED_TOPICS, open_events
+    from loopline.apps.fraud.events import Label, Transaction
+    from loopline.events import Codec, Message, TopicPartition
+    from loopline.exceptions import TopicExistsError
+    from loopline.privacy import ShreddedLog
+
+    keys = fresh_database(postgres_url, f"keys_{uuid.uuid4().hex[:6]}")
+    log = open_events(kafka_url, keys=keys)
+    assert isinstance(log, ShreddedLog)
+    tx_codec, label_codec = Codec(Transaction), Codec(Label)
+    for topic in SHREDDED_TOPICS:
+        with contextlib.suppress(TopicExistsError):  # a broker the session shares
+            log.create_topic(topic, partitions=1)
+    for c in (A, B):  # what the service, the simulator and the notifier now write
+        log.append_many(
+            SHREDDED_TOPICS[0],
+            [Message(tx_codec.encode(t), key=c.card.encode()) for t in seed.transactions(c)],
+        )
+        label = Label(
+            transaction_id=c.transactions[0], label_time_ms=seed.NOW_MS, event_time_ms=0,
+            card_token=c.card, terminal_id=seed.TERMINAL, is_fraud=1.0, customer_id=c.id,
+        )  # fmt: skip
+        log.append_many(
+            SHREDDED_TOPICS[1], [Message(label_codec.encode(label), key=c.card.encode())]
+        )
+        note = {"transaction_id": c.transactions[1], "card_token": c.card, "customer_id": c.id}
+        log.append_many(
+            SHREDDED_TOPICS[2], [Message(msgspec.json.encode(note), key=c.card.encode())]
+        )
+    predictions = open_prediction_log(fresh_database(postgres_url, "shred"), columns=seed.COLUMNS)
+    seed.seed_predictions(predictions)
+
+    def everything(of: object) -> bytes:
+        out = b""
+        for topic in SHREDDED_TOPICS:
+            tp = TopicPartition(topic, 0)
+            for r in of.read(tp, 0, max_records=10_000):  # type: ignore[attr-defined]
+                out += (r.key or b"") + r.value
+        return out
+
+    raw = everything(log.log)
+    assert [v for v in (*A.identifiers, *B.identifiers) if v.encode() in raw] == []
+    assert A.card.encode() in everything(log), "read back decrypted while the key exists"
+
+    report = erase_customer(
+        A.id, Stores(events=log, predictions=predictions, audit=ErasureLog(tmp_path / "e.jsonl"))
+    )
+
+    assert report.counts["event log keys"] == 1
+    assert report.counts["prediction log and labels"] == 3
+    readable = everything(log)
+    assert [v for v in A.identifiers if v.encode() in readable] == []
+    assert all(v.encode() in readable for v in (B.id, B.card)), "the other customer stays"
+    assert [v for v in A.identifiers if v in postgres_text(predictions.url)] == []  # type: ignore[attr-defined]
+    predictions.close()
+    log.close()

@@ -19,6 +19,7 @@ from loopline.privacy.erasure import (
 )
 from loopline.privacy.retention import Expiry, Retention, RetentionJob, expiries
 from loopline.privacy.scan import PAN_IN_TEXT, find_pans, looks_like_pan, luhn_ok, redact_pans
+from loopline.privacy.shredding import KeyStore, ShreddedLog, shredded_log_target
 
 __all__ = [
     "PAN_IN_TEXT",
@@ -26,8 +27,10 @@ __all__ = [
     "ErasureReport",
     "Expiry",
     "Identifiers",
+    "KeyStore",
     "Retention",
     "RetentionJob",
+    "ShreddedLog",
     "Subject",
     "Target",
     "dead_letters_target",
@@ -44,4 +47,5 @@ __all__ = [
     "redact_pans",
     "redact_reports",
     "reports_target",
+    "shredded_log_target",
 ]

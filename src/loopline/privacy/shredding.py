@@ -357,10 +357,17 @@ class ShreddedLog:
     """
 
     def __init__(
-        self, log: EventLog, *, keys: KeyStore, subject: Subject, topics: Sequence[str] = ()
+        self,
+        log: EventLog,
+        *,
+        keys: KeyStore,
+        subject: Subject,
+        topics: Sequence[str] = (),
+        owns_keys: bool = False,
     ) -> None:
         self.log = log
         self.keys = keys
+        self.owns_keys = owns_keys  # close the key store with the log
         self.subject = subject
         self.topics = topics
         self.url = log.url
@@ -416,8 +423,10 @@ class ShreddedLog:
         return int(expire(older_than_ms, topics=topics, limit=limit))
 
     def close(self) -> None:
-        """Close the wrapped log (the key store is its owner's to close)."""
+        """Close the wrapped log, and the key store if it is this log's own."""
         self.log.close()
+        if self.owns_keys:
+            self.keys.close()
 
     def _subject_of(self, value: bytes) -> str | None:
         try:

@@ -160,10 +160,12 @@ def simulate(
     if out is not None:
         summary["files"] = [str(p) for p in data.write(sim, out)]
     if publish is not None:
+        from loopline.apps.fraud.erasure import open_events
         from loopline.apps.fraud.publish import publish as replay
-        from loopline.events import open_log
+        from loopline.settings import load_settings
 
-        log = open_log(publish)
+        found = load_settings()  # where the per-customer keys are, for a Kafka log
+        log = open_events(publish, keys=found.subject_keys or found.decisions)
         try:
             summary["published"] = replay(log, sim.transactions, sim.labels, rate=rate)
         finally:

@@ -17,11 +17,14 @@ from loopline.apps.fraud.features import CARD, CUSTOMER, DEVICE
 from loopline.apps.fraud.labels import LABELS
 from loopline.apps.fraud.pipeline import COLUMNS
 from loopline.events import EventLog, open_log
+from loopline.exceptions import ConfigError
 from loopline.features import EmbeddedStore
 from loopline.predictions import Log, open_prediction_log
 from loopline.privacy import (
     ErasureLog,
     ErasureReport,
+    KeyStore,
+    ShreddedLog,
     Subject,
     Target,
     dead_letters_target,
@@ -31,6 +34,7 @@ from loopline.privacy import (
     online_store_target,
     prediction_log_target,
     reports_target,
+    shredded_log_target,
 )
 from loopline.settings import Settings
 
@@ -43,6 +47,28 @@ CUSTOMER_SUBJECT = Subject(
     column="customer_id",  # the service's decisions name their customer
 )
 ERASURE_LOG = "erasures.jsonl"
+NOTIFICATIONS = "fraud.notifications"
+# what names a customer on the event log: encrypted under their key where it cannot delete
+SHREDDED_TOPICS = (TRANSACTIONS, LABELS, NOTIFICATIONS)
+
+
+def open_events(url: str, *, keys: str | None) -> EventLog:
+    """The fraud event log at ``url``. On one that cannot delete a record (Kafka), a
+    customer's transactions, labels and notifications are encrypted under their own key
+    from the ``keys`` store (a ``postgresql://`` URL or a file), so that erasing the key
+    erases them (crypto-shredding, decision 0008); the other logs delete records."""
+    log = open_log(url)
+    if not url.startswith("kafka://"):
+        return log
+    if keys is None:
+        log.close()
+        raise ConfigError(
+            "A Kafka event log needs a store of per-customer keys: set subject_keys (or "
+            "decisions) to a postgresql:// URL."
+        )
+    return ShreddedLog(
+        log, keys=KeyStore(keys), subject=CUSTOMER_SUBJECT, topics=SHREDDED_TOPICS, owns_keys=True
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,8 +98,11 @@ def targets(stores: Stores) -> list[Target]:
         found.append(online_store_target(stores.features))
     if stores.predictions is not None:
         found.append(prediction_log_target(stores.predictions))
-    found.append(dead_letters_target(stores.events, stores.source_topics))
-    found.append(event_log_target(stores.events))
+    events = stores.events
+    if isinstance(events, ShreddedLog):  # Kafka: the customer's key goes, and with it
+        return [*found, shredded_log_target(events)]  # their records (dead letters: retention)
+    found.append(dead_letters_target(events, stores.source_topics))
+    found.append(event_log_target(events))
     return found
 
 
@@ -98,7 +127,10 @@ def erase_with_settings(
     anywhere under ``state`` and ``reports``): what ``loopline erase`` and the service's
     admin endpoint call."""
     state = settings.state
-    events = open_log(settings.events or f"file://{(state / 'events.db').resolve()}")
+    events = open_events(
+        settings.events or f"file://{(state / 'events.db').resolve()}",
+        keys=settings.subject_keys or settings.decisions,
+    )
     predictions = open_prediction_log(settings.decisions or state / "decisions.db", columns=COLUMNS)
     features = _online_store(settings)
     try:

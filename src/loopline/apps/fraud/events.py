@@ -92,3 +92,4 @@ class Label(Event, frozen=True, kw_only=True):
     card_token: str
     terminal_id: str
     is_fraud: float
+    customer_id: str | None = None  # whose transaction (crypto-shredding on Kafka)

@@ -20,11 +20,12 @@ import msgspec
 import numpy as np
 
 from loopline.apps.fraud.api import ScoreRequest, ScoreResponse, check, checks
+from loopline.apps.fraud.erasure import open_events
 from loopline.apps.fraud.events import TRANSACTION_QUALITY, Transaction
 from loopline.apps.fraud.features import fraud_feature_set
 from loopline.apps.fraud.labels import FraudLabels
 from loopline.apps.fraud.pipeline import COLUMNS, FraudPipeline
-from loopline.events import DeadLetterQueue, EventLog, Message, open_log
+from loopline.events import DeadLetterQueue, EventLog, Message
 from loopline.exceptions import ConfigError, TopicNotFoundError
 from loopline.features import EmbeddedStore, OnlineEngine, OnlineStore
 from loopline.feedback import DayPerformance, matured_performance
@@ -87,6 +88,7 @@ class ServeOptions:
     rules: Path = DEFAULT_RULES
     keys: Path | None = None
     events: str | None = None  # event log URL for notifications (default: under state)
+    subject_keys: str | None = None  # crypto-shredding keys on Kafka (default: decisions)
     features: str | None = None  # redis://... for a shared online store (default: embedded)
     watch_s: float = 5.0  # how often the registry's champion alias is checked (0: never)
     decisions: str | None = None  # postgresql://... prediction log (default: SQLite in state)
@@ -108,6 +110,7 @@ class ServeOptions:
             state=settings.state,
             registry=settings.registry,
             events=settings.events,
+            subject_keys=settings.subject_keys,
             features=settings.features,
             decisions=settings.decisions,
             learn=settings.features is None,
@@ -221,7 +224,10 @@ def build(options: ServeOptions) -> FraudService:
 
     fs = fraud_feature_set()
     engine = OnlineEngine(views=fs.views, store=_store(options))
-    events = open_log(options.events or f"file://{(state / 'events.db').resolve()}")
+    events = open_events(
+        options.events or f"file://{(state / 'events.db').resolve()}",
+        keys=options.subject_keys or options.decisions,
+    )
     outbox = _notifications(events)
     log = open_prediction_log(
         options.decisions or state / "decisions.db",
@@ -406,6 +412,7 @@ def _notification(row: Row) -> Message:
         "score": row.columns["score"],
         "model_version": row.model_version,
         "card_token": row.routing_key,
+        "customer_id": row.columns["customer_id"],  # whose key encrypts it on Kafka
     }
     return Message(msgspec.json.encode(body), key=row.routing_key.encode())
 

@@ -509,6 +509,9 @@ def _tables(
             "card_token": transactions["card_token"].take(pa.array(by_arrival)),
             "terminal_id": transactions["terminal_id"].take(pa.array(by_arrival)),
             "is_fraud": pa.array(fraud[by_arrival].astype(np.float64)),
+            # whose: so that a customer's labels are encrypted under their key on an
+            # event log that cannot delete (apps/fraud/erasure.py)
+            "customer_id": transactions["customer_id"].take(pa.array(by_arrival)),
         }
     )
     return Simulation(transactions, labels, p, seed)

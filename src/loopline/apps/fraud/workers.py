@@ -14,11 +14,12 @@ import signal
 import time
 from types import FrameType
 
+from loopline.apps.fraud.erasure import open_events
 from loopline.apps.fraud.events import TRANSACTION_QUALITY, Label, Transaction
 from loopline.apps.fraud.features import fraud_feature_set
 from loopline.apps.fraud.labels import LABELS
 from loopline.apps.fraud.service import card_device
-from loopline.events import EventLog, TopicPartition, open_log
+from loopline.events import EventLog, TopicPartition
 from loopline.exceptions import ConfigError
 from loopline.features import FeatureWorker, OnlineEngine
 from loopline.settings import Settings
@@ -85,7 +86,7 @@ def run(
     partitions = owned(settings, index)
     if settings.events is None:
         raise ConfigError("Feature workers read a shared event log: set events = kafka://...")
-    log = open_log(settings.events)
+    log = open_events(settings.events, keys=settings.subject_keys or settings.decisions)
     engine = engine_of(settings)
     workers = workers_of(engine, log, partitions)
     stop = False

@@ -42,6 +42,7 @@ import pyarrow as pa
 
 from loopline.apps.fraud import data
 from loopline.apps.fraud.data import request_bodies
+from loopline.apps.fraud.erasure import open_events
 from loopline.apps.fraud.labels import LABELS
 from loopline.apps.fraud.publish import TOPICS, to_message
 from loopline.apps.fraud.retrain import History, train_at
@@ -53,7 +54,7 @@ from loopline.demos.fraud.scale_checks import (
     online_offline_mismatches,
 )
 from loopline.demos.fraud.scenario import MODEL, STREAM_DAY, progress_bar
-from loopline.events import Codec, EventLog, open_log
+from loopline.events import Codec, EventLog
 from loopline.exceptions import ConfigError, TopicNotFoundError
 from loopline.registry import ModelVersion, Registry
 from loopline.servers import free_port, masked
@@ -81,7 +82,7 @@ def run(
         )
     assert settings.events is not None
     assert settings.decisions is not None
-    log = open_log(settings.events)
+    log = open_events(settings.events, keys=settings.subject_keys or settings.decisions)
     if _exists(log, TRANSACTIONS):
         raise ConfigError(
             "The cluster already holds a demo run (topic 'transactions' exists): start a "
