@@ -354,11 +354,13 @@ class Service:
             if answered is not None:
                 self.idempotency.release(key, error)
             return
-        endpoint.pipeline.committed(p)
-        self.metrics.predicted(p)
-        if answered is not None:
-            answered.set_result(body)
-            self.idempotency.release(key)
+        try:
+            endpoint.pipeline.committed(p)
+            self.metrics.predicted(p)
+        finally:  # durable: its duplicates get this answer, whatever the pipeline did
+            if answered is not None:
+                answered.set_result(body)
+                self.idempotency.release(key)
 
     async def _replay(self, key: str, fingerprint: str) -> bytes | None:
         replay = await self.idempotency.replay(key, fingerprint)

@@ -96,6 +96,11 @@ def run(
         "LOOPLINE_SETTINGS": str(settings_file.resolve()),
         "LOOPLINE_TOKEN_KEY": secrets.token_hex(32),  # one card-token key for every scorer
     }
+    # the cluster's signing key (made by `loopline up`): scorers run in state folders of
+    # their own, so they are told where the key they trust is
+    keys = settings.state / "keys"
+    env.setdefault("LOOPLINE_TRUSTED_KEYS", str((keys / "signing.pub").resolve()))
+    env.setdefault("LOOPLINE_SIGNING_KEY", str((keys / "signing.key").resolve()))
     try:
         with progress_bar(progress) as bar:
             stages = _Stages(settings, log, sim, bar, processes, env)
