@@ -151,7 +151,8 @@ class FraudService:
     def close(self) -> None:
         self.pipeline.close()
         self.log.close()
-        self.outbox.close()
+        self.outbox.close()  # what the last commits flagged, published
+        self.events.close()
         self.engine.store.close()
 
 
