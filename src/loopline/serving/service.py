@@ -488,10 +488,15 @@ def _screen(request: Any, allowed: Sequence[str]) -> None:
     ``allowed`` (PCI DSS 3.3-3.5: it would be logged, published and stored)."""
     if not isinstance(request, msgspec.Struct):
         return
-    for name in request.__struct_fields__:
-        if name in allowed:
-            continue
-        value = getattr(request, name)
-        values = value if isinstance(value, list) else (value,)
-        if any(isinstance(v, str) and looks_like_pan(v) for v in values):
+    values = msgspec.structs.astuple(request)
+    texts = [v for v in values if type(v) is str]
+    for v in values:
+        if type(v) is list:
+            texts += [t for t in v if type(t) is str]
+    if not looks_like_pan("\x00".join(texts)):
+        return  # one scan of every field at once (allowed ones too): the common case
+    for name, v in zip(request.__struct_fields__, values, strict=True):
+        if name not in allowed and any(
+            type(t) is str and looks_like_pan(t) for t in (v if type(v) is list else (v,))
+        ):
             raise _holds_pan(name)
