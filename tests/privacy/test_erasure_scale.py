@@ -97,8 +97,15 @@ def test_a_customer_erased_from_kafka_by_shredding_their_key(
 
     from loopline.apps.fraud.erasure import SHREDDED_TOPICS, open_events
     from loopline.apps.fraud.events import Label, Transaction
-    from loopline.events import Codec, Message, TopicPartition
-    from loopline.exceptions import TopicExistsError
+    from loopline.events import (
+        Codec,
+        DeadLetter,
+        DeadLetterQueue,
+        Message,
+        Record,
+        TopicPartition,
+    )
+    from loopline.exceptions import SchemaError, TopicExistsError
     from loopline.privacy import ShreddedLog
 
     keys = fresh_database(postgres_url, f"keys_{uuid.uuid4().hex[:6]}")
@@ -124,17 +131,39 @@ def test_a_customer_erased_from_kafka_by_shredding_their_key(
         log.append_many(
             SHREDDED_TOPICS[2], [Message(msgspec.json.encode(note), key=c.card.encode())]
         )
+    # a malformed record of A's (amount as text): its dead letter is A's too
+    bad = b'{"v": 1, "transaction_id": "tx-a-9", "customer_id": "%s", "card_token": "%s", ' % (
+        A.id.encode(),
+        A.card.encode(),
+    )
+    record = Record(SHREDDED_TOPICS[0], 0, 0, seed.NOW_MS, A.card.encode(), bad + b'"amount": "x"}')
+    DeadLetterQueue(log, SHREDDED_TOPICS[0]).send_many(
+        [(record, SchemaError("amount: not a number"))]
+    )
     predictions = open_prediction_log(fresh_database(postgres_url, "shred"), columns=seed.COLUMNS)
     seed.seed_predictions(predictions)
 
     def everything(of: object) -> bytes:
         out = b""
-        for topic in SHREDDED_TOPICS:
+        for topic in (*SHREDDED_TOPICS, f"{SHREDDED_TOPICS[0]}.dlq"):
             tp = TopicPartition(topic, 0)
             for r in of.read(tp, 0, max_records=10_000):  # type: ignore[attr-defined]
                 out += (r.key or b"") + r.value
         return out
 
+    def letters(of: object) -> list[bytes]:  # the records the dead letters keep, if readable
+        tp = TopicPartition(f"{SHREDDED_TOPICS[0]}.dlq", 0)
+        out = []
+        for r in of.read(tp, 0, max_records=10_000):  # type: ignore[attr-defined]
+            try:
+                out.append(msgspec.json.decode(r.value, type=DeadLetter).value)
+            except msgspec.DecodeError:
+                out.append(b"(sealed)")
+        return out
+
+    assert b"(sealed)" in letters(log.log), "stored encrypted"
+    assert not any(b"tx-a-9" in v for v in letters(log.log))
+    assert any(A.card.encode() in v for v in letters(log)), "readable while the key exists"
     raw = everything(log.log)
     assert [v for v in (*A.identifiers, *B.identifiers) if v.encode() in raw] == []
     assert A.card.encode() in everything(log), "read back decrypted while the key exists"
@@ -146,6 +175,7 @@ def test_a_customer_erased_from_kafka_by_shredding_their_key(
     assert report.counts["event log keys"] == 1
     assert report.counts["prediction log and labels"] == 3
     readable = everything(log)
+    assert not any(b"tx-a-9" in v for v in letters(log)), "the dead letter went with the key"
     assert [v for v in A.identifiers if v.encode() in readable] == []
     assert all(v.encode() in readable for v in (B.id, B.card)), "the other customer stays"
     assert [v for v in A.identifiers if v in postgres_text(predictions.url)] == []  # type: ignore[attr-defined]

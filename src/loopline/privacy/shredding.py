@@ -38,6 +38,7 @@ process appends in that window are under the deleted key: erased with the rest.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hmac
 import math
@@ -371,7 +372,10 @@ class ShreddedLog:
         self.subject = subject
         self.topics = topics
         self.url = log.url
-        self._shredded = frozenset(topics or subject.topics)
+        named = topics or subject.topics
+        # and their dead letters (``<topic>.dlq``), under the key of the subject whose
+        # record each holds, where it can still be read
+        self._shredded = frozenset(named) | {f"{t}.dlq" for t in named}
 
     def create_topic(self, topic: str, *, partitions: int = 1) -> None:
         self.log.create_topic(topic, partitions=partitions)
@@ -436,6 +440,8 @@ class ShreddedLog:
         if not isinstance(event, dict):
             return None
         subject = event.get(self.subject.field)
+        if subject is None and "source_topic" in event and isinstance(event.get("value"), str):
+            return self._subject_of(_dead_letter_value(event["value"]))
         if isinstance(subject, bool) or not isinstance(subject, str | int) or subject == "":
             return None
         return str(subject)
@@ -520,6 +526,14 @@ class _ShreddedConsumer:
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def _dead_letter_value(encoded: str) -> bytes:
+    """The record a dead letter keeps (its bytes, base64 in the letter's JSON)."""
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except ValueError:
+        return b""
 
 
 def shredded_log_target(log: ShreddedLog) -> Target:
