@@ -84,6 +84,7 @@ def run(
     assert settings.decisions is not None
     log = open_events(settings.events, keys=settings.subject_keys or settings.decisions)
     if _exists(log, TRANSACTIONS):
+        log.close()
         raise ConfigError(
             "The cluster already holds a demo run (topic 'transactions' exists): start a "
             "fresh one with `loopline down && loopline up --profile scale`."
