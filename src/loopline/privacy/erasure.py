@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from loopline.exceptions import ConfigError
+from loopline.files import write_private
 
 if TYPE_CHECKING:
     from loopline.events.base import EventLog, Record
@@ -312,9 +313,7 @@ class ErasureLog:
 def _key_beside(path: Path) -> bytes:
     key_path = path.with_name(path.name + ".key")
     if not key_path.exists():
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_hex(32))
+        write_private(key_path, secrets.token_hex(32), overwrite=False)
     return bytes.fromhex(key_path.read_text().strip())
 
 

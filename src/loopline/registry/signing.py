@@ -21,7 +21,6 @@ import contextlib
 import hashlib
 import json
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from loopline.exceptions import ConfigError
+from loopline.files import write_private
 from loopline.registry.bundle import Signature, UntrustedModelError, sha256, untrusted
 
 SIGNING_KEY_ENV = "LOOPLINE_SIGNING_KEY"  # the private key registration signs with
@@ -61,30 +61,13 @@ def create_key(path: Path) -> str:
         serialization.NoEncryption(),
     )
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    _write_new(path, pem, mode=0o600)
+    write_private(path, pem, overwrite=False)  # a key is never overwritten
     public = private.public_key()
     pub = public.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    _write_new(path.with_suffix(".pub"), pub, mode=0o644, replace=True)
+    write_private(path.with_suffix(".pub"), pub, mode=0o644)  # public: readable by all
     return key_id(public)
-
-
-def _write_new(path: Path, data: bytes, *, mode: int, replace: bool = False) -> None:
-    """Write ``data`` to a fresh file created with ``mode``, then move it into place."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if replace:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # fails if path exists: a key is never overwritten
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
