@@ -17,9 +17,10 @@ from loopline.privacy.erasure import (
     redact_reports,
     reports_target,
 )
+from loopline.privacy.keys import KeyStore
 from loopline.privacy.retention import Expiry, Retention, RetentionJob, expiries
 from loopline.privacy.scan import PAN_IN_TEXT, find_pans, looks_like_pan, luhn_ok, redact_pans
-from loopline.privacy.shredding import KeyStore, ShreddedLog, shredded_log_target
+from loopline.privacy.shredding import ShreddedLog, shredded_log_target
 
 __all__ = [
     "PAN_IN_TEXT",
