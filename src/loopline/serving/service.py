@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import logging
 import math
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -33,7 +32,6 @@ from opentelemetry.trace import Span
 from loopline.exceptions import ConfigError
 from loopline.monitoring.tracing import CURRENT_TRACE, Tracing
 from loopline.predictions import PredictionLog
-from loopline.privacy import looks_like_pan
 from loopline.serving.admin import Action, Admin
 from loopline.serving.asgi import (
     EventStream,
@@ -54,6 +52,7 @@ from loopline.serving.idempotency import Idempotency, payload_hash
 from loopline.serving.openapi import openapi_document
 from loopline.serving.problems import Problem, RequestError, decode, refuse
 from loopline.serving.routing import Deployment
+from loopline.serving.screening import idempotency_key, screen, visible
 from loopline.serving.telemetry import Metrics
 
 log = logging.getLogger("loopline.serving")
@@ -61,7 +60,6 @@ _json = msgspec.json.Encoder()
 Answer = tuple[int, bytes, Headers]
 Page = Callable[[], tuple[bytes, bytes]]  # () -> (content type, body)
 Task = Callable[[], Awaitable[None]]  # a coroutine run while serving
-_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9_.:|-]{1,128}$")
 KEYS_EVERY_S = 2.0  # how often the API key file is checked for changes (revoked keys)
 
 
@@ -260,23 +258,11 @@ class Service:
         the caller and the content: another caller's key is not replayed to this one)."""
         body = await read_body(scope, receive, endpoint.max_body_bytes, self.limits.body_timeout_s)
         request = decode(endpoint.decoder, body)
-        _screen(request, endpoint.pan_fields)
+        screen(request, endpoint.pan_fields)
         if endpoint.check is not None:
             endpoint.check(request)
         pipeline = endpoint.pipeline
-        given = header(scope, b"idempotency-key")
-        if given is not None and not _IDEMPOTENCY_KEY.match(given):
-            raise refuse(
-                422, "Idempotency-Key must be 1-128 of A-Z a-z 0-9 _ . : | -.",
-                field="Idempotency-Key",
-            )  # fmt: skip
-        key = given or pipeline.request_id(request)
-        if len(key) > 128:
-            raise refuse(
-                422, "Idempotency-Key is longer than 128 characters.", field="Idempotency-Key"
-            )
-        if given is not None and looks_like_pan(given):
-            raise _holds_pan("Idempotency-Key")
+        key = idempotency_key(header(scope, b"idempotency-key"), pipeline.request_id(request))
         return request, key, payload_hash([caller.name, pipeline.fingerprint(request)])
 
     def _visible(self, endpoint: Endpoint, caller: ApiKey, response: Any, body: bytes) -> bytes:
@@ -284,11 +270,7 @@ class Service:
         endpoint's detail fields are null."""
         if not endpoint.detail_fields or caller.allows("detail"):
             return body
-        hidden = dict.fromkeys(endpoint.detail_fields)
-        if isinstance(response, msgspec.Struct):
-            return _json.encode(msgspec.structs.replace(response, **hidden))
-        answer = msgspec.json.decode(body)  # a replayed answer, as stored
-        return _json.encode({**answer, **hidden} if isinstance(answer, dict) else answer)
+        return visible(endpoint.detail_fields, response, body)
 
     async def _predict(
         self, endpoint: Endpoint, route: str, caller: ApiKey, scope: Scope, receive: Receive
@@ -471,32 +453,3 @@ async def every(seconds: float, step: Callable[[], object]) -> None:
 
 class _LateError(RequestError):
     """A 503 whose prediction is still being written: its key stays claimed until then."""
-
-
-def _holds_pan(field: str) -> RequestError:
-    return refuse(
-        422,
-        f"'{field}' holds what looks like a primary account number (13-19 digits that "
-        "pass the Luhn check); none may be stored.",
-        field=field,
-        detail="Send an opaque id or a token instead.",
-    )
-
-
-def _screen(request: Any, allowed: Sequence[str]) -> None:
-    """Refuse a request with a primary account number in any string field but
-    ``allowed`` (PCI DSS 3.3-3.5: it would be logged, published and stored)."""
-    if not isinstance(request, msgspec.Struct):
-        return
-    values = msgspec.structs.astuple(request)
-    texts = [v for v in values if type(v) is str]
-    for v in values:
-        if type(v) is list:
-            texts += [t for t in v if type(t) is str]
-    if not looks_like_pan("\x00".join(texts)):
-        return  # one scan of every field at once (allowed ones too): the common case
-    for name, v in zip(request.__struct_fields__, values, strict=True):
-        if name not in allowed and any(
-            type(t) is str and looks_like_pan(t) for t in (v if type(v) is list else (v,))
-        ):
-            raise _holds_pan(name)
