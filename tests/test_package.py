@@ -110,8 +110,13 @@ PUBLIC = {
         "HttpReplay", "SoakResult", "check", "rss_mb", "soak"
     ],
     "servers": [
-        "LocalServer", "free_port", "masked", "noida_broker", "postgres_server",
-        "redis_server", "tansu_broker"
+        "LocalServer", "free_port", "masked", "milvus_server", "noida_broker",
+        "postgres_server", "redis_server", "tansu_broker"
+    ],
+    "vectors": [
+        "Answer", "Backfill", "CollectionNotFoundError", "EmbeddedVectors", "Matches",
+        "MilvusVectors", "ShadowReport", "Snapshot", "VectorIndex", "VectorStore",
+        "VersionedIndex", "open_vectors"
     ],
 }  # fmt: skip
 
@@ -166,7 +171,7 @@ def test_applications_and_demos_import_only_public_names(root: str) -> None:
 # identifier, a SQL statement, a string); docstrings and comments may say them
 APPLICATION_WORDS = re.compile(r"(?<![a-z])(fraud|card(?!inal)|approve|review|decline)", re.I)
 PLATFORM = ["events", "features", "training", "registry", "serving", "monitoring", "feedback",
-            "predictions", "tasks", "models", "testing", "privacy"]  # fmt: skip
+            "predictions", "tasks", "models", "testing", "privacy", "vectors"]  # fmt: skip
 
 
 def _names(node: ast.AST) -> list[str]:

@@ -11,6 +11,7 @@ connections, and stops it afterwards::
 from loopline.servers.base import LocalServer, free_port
 from loopline.servers.credentials import masked
 from loopline.servers.kafka import noida_broker, tansu_broker
+from loopline.servers.milvus import milvus_server
 from loopline.servers.postgres import postgres_server
 from loopline.servers.redis import redis_server
 
@@ -18,6 +19,7 @@ __all__ = [
     "LocalServer",
     "free_port",
     "masked",
+    "milvus_server",
     "noida_broker",
     "postgres_server",
     "redis_server",
