@@ -90,9 +90,10 @@ PUBLIC = {
         "json_logging", "numeric", "psi", "reference_of"
     ],
     "feedback": [
-        "DayPerformance", "Evidence", "GateResult", "LabelFeed", "Policy", "RetrainingLoop",
-        "Rollout", "Stage", "Trigger", "gate", "matured_performance", "paired_p99_ms",
-        "shadow_evidence"
+        "ABResult", "DayPerformance", "Evidence", "GateResult", "Interleaved",
+        "InterleavingResult", "LabelFeed", "Policy", "RetrainingLoop", "Rollout", "Stage",
+        "Trigger", "ab_test", "assign", "credit", "gate", "interleaving_test",
+        "matured_performance", "paired_p99_ms", "shadow_evidence", "team_draft"
     ],
     "predictions": [
         "Column", "Joined", "Keep", "Label", "Log", "Notify", "Outcomes", "PredictionLog",

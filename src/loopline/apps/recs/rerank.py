@@ -1,0 +1,100 @@
+"""Re-ranking and exploration: what turns a ranked list into the page a user sees.
+
+- **Already seen**: items in the user's history or shown-and-clicked this session go.
+- **Diversity**: maximal marginal relevance (Carbonell and Goldstein 1998): each slot
+  takes the item maximising ``lambda * relevance - (1 - lambda) * max similarity`` to
+  the items already placed (similarity: cosine of the items' genre vectors).
+- **Business rules**: at most ``max_per_genre`` items sharing a first genre; blocked
+  items never shown.
+- **Exploration**: Thompson sampling (Beta-Bernoulli per item, on clicks over
+  impressions) fills ``explore_slots`` fixed slots from the candidates the page left out
+  and from new items, so new and under-shown items earn the evidence they need.
+  Its state is bounded: the ``max_arms`` most recently updated items.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+F32 = npt.NDArray[np.float32]
+I64 = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RerankConfig:
+    diversity: float = 0.2  # 1 - lambda of MMR; 0 turns it off
+    max_per_genre: int = 4
+    explore_slots: tuple[int, ...] = (4, 9)  # 0-based positions
+    blocked: frozenset[int] = frozenset()
+
+
+def mmr(
+    items: I64,
+    relevance: F32,
+    similarity: F32,
+    k: int,
+    diversity: float,
+    max_per_group: int,
+    group: I64,
+) -> I64:
+    """Up to ``k`` of ``items`` (best first by ``relevance``), diversified."""
+    order = np.argsort(-relevance, kind="stable")
+    items, relevance, similarity, group = (
+        items[order],
+        relevance[order],
+        similarity[np.ix_(order, order)],
+        group[order],
+    )
+    rel = (relevance - relevance.min()) / (np.ptp(relevance) + 1e-9) if len(items) else relevance
+    chosen: list[int] = []
+    worst = np.zeros(len(items), dtype=np.float32)  # max similarity to the chosen
+    per_group: dict[int, int] = {}
+    free = np.ones(len(items), dtype=bool)
+    while len(chosen) < k and free.any():
+        value = (1.0 - diversity) * rel - diversity * worst
+        value[~free] = -np.inf
+        i = int(np.argmax(value))
+        free[i] = False
+        g = int(group[i])
+        if per_group.get(g, 0) >= max_per_group:
+            continue
+        per_group[g] = per_group.get(g, 0) + 1
+        chosen.append(i)
+        worst = np.maximum(worst, similarity[i])
+    return items[np.asarray(chosen, dtype=np.int64)] if chosen else items[:0]
+
+
+class Thompson:
+    """Beta(1 + clicks, 1 + impressions - clicks) per item; bounded state."""
+
+    def __init__(self, *, max_arms: int = 100_000, seed: int = 0) -> None:
+        self.max_arms = max_arms
+        self._arms: OrderedDict[int, tuple[int, int]] = OrderedDict()
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+
+    def update(self, item: int, *, impressions: int, clicks: int) -> None:
+        with self._lock:
+            n, c = self._arms.pop(item, (0, 0))
+            self._arms[item] = (n + impressions, c + clicks)
+            while len(self._arms) > self.max_arms:
+                self._arms.popitem(last=False)
+
+    def pick(self, pool: Sequence[int], n: int) -> list[int]:
+        """``n`` items of ``pool`` by sampled click rates, best first."""
+        if not len(pool) or n <= 0:
+            return []
+        with self._lock:
+            stats = np.array([self._arms.get(int(i), (0, 0)) for i in pool], dtype=np.float64)
+            theta = self._rng.beta(1.0 + stats[:, 1], 1.0 + stats[:, 0] - stats[:, 1])
+        top = np.argsort(-theta, kind="stable")[:n]
+        return [int(pool[i]) for i in top]
+
+    def __len__(self) -> int:
+        return len(self._arms)

