@@ -6,7 +6,10 @@ partitions, nulls and filters. The online engine ingests in arrival order, in
 micro-batches that end at each probe; the offline engine computes the same probes from
 the history in one DuckDB query.
 
-Tolerance: counts, min, max, last, distinct counts and times match bit for bit. Sums,
+Vector sums and means (``dim``) and ``last_n`` lists are checked the same way, lane by
+lane and item by item; list ties (equal event times) are broken by log position.
+
+Tolerance: counts, min, max, last, distinct counts, times and lists match bit for bit. Sums,
 means and standard deviations are float sums added in different orders (tiles online,
 rows in DuckDB), so they match to 1e-9 relative, and std, computed from sums of
 squares by both engines, to 1e-6 of the values' scale.
@@ -36,6 +39,7 @@ from loopline.features import (
 from loopline.features.redis import RedisStore
 
 HOP = 100
+DIM = 3
 VIEW = FeatureView(
     name="card",
     entity=Entity(name="card", join_key="card"),
@@ -53,6 +57,17 @@ VIEW = FeatureView(
         Aggregation(function="time_since_last", windows=(1000,), hop=HOP),
         Aggregation(function="count", windows=(1000,), hop=HOP, where=Filter("channel", "cnp")),
         Aggregation(function="sum", column="amount", windows=(500,), hop=50),
+        Aggregation(function="sum", column="genres", windows=(300, 1000), hop=HOP, dim=DIM),
+        Aggregation(function="mean", column="genres", windows=(1000,), hop=HOP, dim=DIM),
+        Aggregation(function="last_n", column="item", windows=(300, 1000), hop=HOP, n=3),
+        Aggregation(
+            function="last_n",
+            column="item",
+            windows=(500,),
+            hop=50,
+            n=2,
+            where=Filter("channel", "cnp"),
+        ),
     ),
 )
 FLOAT = {"sum", "mean", "std"}
@@ -71,6 +86,15 @@ event = st.fixed_dictionaries(
         ),
         "channel": st.sampled_from(["cp", "cnp"]),
         "merchant": st.sampled_from(["m1", "m2", "m3", "m4"]),
+        "genres": st.one_of(
+            st.none(),
+            st.lists(
+                st.floats(-100, 100, allow_nan=False).map(lambda x: round(x, 2)),
+                min_size=DIM,
+                max_size=DIM,
+            ),
+        ),
+        "item": st.one_of(st.none(), st.integers(0, 9)),
         "delay": st.one_of(st.just(0), st.integers(0, 200), st.integers(200, 1200)),
         "partition": st.integers(0, 1),
     }
@@ -92,6 +116,10 @@ def columns(batch: list[dict[str, object]]) -> dict[str, np.ndarray]:
         "amount": np.array([math.nan if e["amount"] is None else e["amount"] for e in batch]),
         "channel": np.array([e["channel"] for e in batch]),
         "merchant": np.array([e["merchant"] for e in batch]),
+        "genres": np.array(
+            [[math.nan] * DIM if e["genres"] is None else e["genres"] for e in batch]
+        ).reshape(len(batch), DIM),
+        "item": np.array([math.nan if e["item"] is None else e["item"] for e in batch]),
     }
 
 
@@ -116,7 +144,7 @@ def online_values(
         (unknown,) = engine.read("card", ["no-such-card"], as_of_ms=t)
         for name, value in values.values.items():
             for row, want in ((0, value), (1, unknown.values[name]), (2, value)):
-                assert_same({name: float(many[name][row])}, {name: want}, f"read_many {key}")
+                assert_same({name: many[name][row]}, {name: want}, f"read_many {key}")
     engine.store.close()
     return out
 
@@ -139,6 +167,8 @@ def offline_values(
             "amount": pa.array([e["amount"] for e in events], pa.float64()),
             "channel": [e["channel"] for e in events],
             "merchant": [e["merchant"] for e in events],
+            "genres": pa.array([e["genres"] for e in events], pa.list_(pa.float64(), DIM)),
+            "item": pa.array([e["item"] for e in events], pa.int64()),
             "_partition": [r["_partition"] for r in rows],
             "_offset": [r["_offset"] for r in rows],
             "_arrival_ms": [r["_arrival_ms"] for r in rows],
@@ -149,19 +179,26 @@ def offline_values(
     return [{k: v for k, v in row.items() if k.startswith("card__")} for row in table]
 
 
-def assert_same(online: dict[str, float], offline: dict[str, float], where: str) -> None:
+def assert_same(online: dict[str, object], offline: dict[str, object], where: str) -> None:
     assert online.keys() == offline.keys()
-    for name, a in online.items():
-        b = offline[name]
-        if math.isnan(a) or math.isnan(b):
-            assert math.isnan(a), f"{where} {name}: online {a}, offline {b}"
-            assert math.isnan(b), f"{where} {name}: online {a}, offline {b}"
-        elif any(f"_{fn}_" in name for fn in FLOAT):
-            assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6 * 1000), (
-                f"{where} {name}: {a} != {b}"
-            )
-        else:
-            assert a == b, f"{where} {name}: online {a}, offline {b}"
+    for name, x in online.items():
+        xs, ys = (
+            np.atleast_1d(np.asarray(x, float)),
+            np.atleast_1d(np.asarray(offline[name], float)),
+        )
+        assert xs.shape == ys.shape, f"{where} {name}: online {xs}, offline {ys}"
+        for i, (a, b) in enumerate(zip(xs.tolist(), ys.tolist(), strict=True)):
+            assert_same_number(a, b, f"{where} {name}[{i}]", name)
+
+
+def assert_same_number(a: float, b: float, where: str, name: str) -> None:
+    if math.isnan(a) or math.isnan(b):
+        assert math.isnan(a), f"{where} {name}: online {a}, offline {b}"
+        assert math.isnan(b), f"{where} {name}: online {a}, offline {b}"
+    elif any(f"_{fn}_" in name for fn in FLOAT):
+        assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-6 * 1000), f"{where} {name}: {a} != {b}"
+    else:
+        assert a == b, f"{where} {name}: online {a}, offline {b}"
 
 
 @settings(
@@ -195,4 +232,4 @@ def check_parity(
     offline = offline_values(ordered, probes)
     for i, (a, b) in enumerate(zip(online, offline, strict=True)):
         assert_same(a, b, f"probe {probes[i]}")
-    target(sum(row["card__count_1s"] for row in online))  # steer towards busy windows
+    target(float(sum(row["card__count_1s"] for row in online)))  # steer towards busy windows

@@ -34,6 +34,11 @@ class Table:
     layout: Layout
     ring: int
 
+    @property
+    def span_ms(self) -> int:
+        """The time one entity's ring covers (its state expires two spans after use)."""
+        return self.layout.span_ms(self.ring)
+
 
 @dataclass(frozen=True)
 class Runs:

@@ -24,14 +24,26 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+import numpy as np
+
 from loopline.exceptions import ConfigError
 from loopline.units import DAY_MS, HOUR_MS, MINUTE_MS, SECOND_MS
 
 Function = Literal[
-    "count", "sum", "mean", "min", "max", "std", "distinct_count", "last", "time_since_last"
+    "count",
+    "sum",
+    "mean",
+    "min",
+    "max",
+    "std",
+    "distinct_count",
+    "last",
+    "time_since_last",
+    "last_n",
 ]
 FUNCTIONS: tuple[str, ...] = get_args(Function)
 NEEDS_COLUMN = frozenset(FUNCTIONS) - {"count", "time_since_last"}
+VECTOR_FUNCTIONS = ("sum", "mean")  # the functions that take a vector column (``dim``)
 
 
 def seconds(n: int) -> int:
@@ -102,12 +114,16 @@ class Aggregation:
     Args:
         function: count, sum, mean, min, max, std (population, ddof 0), distinct_count
             (exact), last (the value of the latest event; ties go to the larger value),
-            time_since_last (milliseconds from the latest event in the window to the read).
+            time_since_last (milliseconds from the latest event in the window to the read),
+            last_n (the values of the ``n`` newest events in the window, newest first).
         column: The event field aggregated; none for count and time_since_last.
         windows: Window lengths in milliseconds; the hop (tile size) of each is
             :func:`default_hop` unless ``hop`` is given.
         where: Only events matching this filter count.
         hop: Tile size in ms for all windows; each window must be a multiple of it.
+        dim: The column holds vectors of this many floats (sum and mean only): the feature
+            is a vector of ``dim`` lane sums or means.
+        n: For last_n, how many values: the feature is a list of ``n``, NaN-padded.
     """
 
     function: Function
@@ -115,6 +131,9 @@ class Aggregation:
     column: str | None = None
     where: Filter | None = None
     hop: int | None = None
+    # not in the repr: the fingerprints of views declared before these existed stay put
+    dim: int | None = field(default=None, repr=False)
+    n: int | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.function not in FUNCTIONS:
@@ -127,6 +146,7 @@ class Aggregation:
             raise ConfigError(f"Aggregation {self.function!r} {need}. Got column={self.column!r}.")
         if not self.windows:
             raise ConfigError(f"Aggregation {self.function!r} needs at least one window.")
+        self._check_shape()
         for w in self.windows:
             if not isinstance(w, int) or w <= 0:
                 raise ConfigError(
@@ -139,14 +159,60 @@ class Aggregation:
                     f"hop {self.hop_for(w)} ms. Pick a window of whole hops."
                 )
 
+    def _check_shape(self) -> None:
+        """``dim`` only with a vector function, ``n`` only (and always) with last_n."""
+        for option, value in (("dim", self.dim), ("n", self.n)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise ConfigError(
+                    f"The {option!r} of Aggregation {self.function!r} over {self.column!r} "
+                    f"must be a positive integer. Got {value!r}."
+                )
+            if value is not None and value <= 0:
+                raise ConfigError(
+                    f"The {option!r} of Aggregation {self.function!r} over {self.column!r} "
+                    f"must be a positive integer. Got {value!r}."
+                )
+        if self.dim is not None and self.function not in VECTOR_FUNCTIONS:
+            raise ConfigError(
+                f"Aggregation {self.function!r} cannot take the vector column {self.column!r} "
+                f"(dim={self.dim}): only {' and '.join(VECTOR_FUNCTIONS)} have vector values."
+            )
+        if (self.n is not None) != (self.function == "last_n"):
+            need = "needs 'n', how many values" if self.function == "last_n" else "takes no 'n'"
+            raise ConfigError(f"Aggregation {self.function!r} {need}. Got n={self.n!r}.")
+
+    @property
+    def width(self) -> int:
+        """How many numbers a value of this aggregation is: ``dim``, ``n``, or 1."""
+        return self.dim or self.n or 1
+
+    @property
+    def fingerprint(self) -> str:
+        """The repr, with ``dim`` and ``n`` where set (what :attr:`FeatureView.version`
+        hashes)."""
+        extra = "".join(f", {k}={v!r}" for k, v in (("dim", self.dim), ("n", self.n)) if v)
+        return repr(self)[:-1] + extra + ")"
+
     def hop_for(self, window_ms: int) -> int:
         return self.hop or default_hop(window_ms)
 
     def feature_name(self, window_ms: int) -> str:
-        parts: list[str] = [self.column, self.function] if self.column else [self.function]
+        """``<column>_<function>[_<filter>]_<window>``; last_n reads ``last<n>``
+        (``item_id_last10_1h``)."""
+        function = f"last{self.n}" if self.function == "last_n" else self.function
+        parts: list[str] = [self.column, function] if self.column else [function]
         if self.where is not None:
             parts.append(self.where.label)
         return "_".join([*parts, window_label(window_ms)])
+
+
+class _Verbatim(str):
+    """A string whose repr is itself: an aggregation's fingerprint inside the view's."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +228,16 @@ class Feature:
         return self.aggregation.hop_for(self.window_ms)
 
     @property
+    def width(self) -> int:
+        """How many numbers the value is: 1 for a scalar, ``dim`` or ``n`` for a vector."""
+        return self.aggregation.width
+
+    @property
+    def scalar(self) -> bool:
+        """Whether the value is one number (not a vector or a list)."""
+        return self.aggregation.dim is None and self.aggregation.n is None
+
+    @property
     def tiles(self) -> int:
         return self.window_ms // self.hop_ms
 
@@ -175,6 +251,9 @@ class FeatureView:
         entity: Whose features these are.
         source: Where the events come from.
         aggregations: What to compute.
+        places: Each feature's (start, width) in a row of the view's values side by side
+            (width 1, or a vector's ``dim``, a list's ``n``).
+        scalar: Whether every feature is one number.
         allowed_lateness_ms: Events older than the newest event seen minus this are late:
             counted and sent to the dead-letter topic. Those within it land in their tiles.
     """
@@ -185,6 +264,8 @@ class FeatureView:
     aggregations: tuple[Aggregation, ...]
     allowed_lateness_ms: int = 5 * MINUTE_MS
     features: tuple[Feature, ...] = field(init=False, repr=False, compare=False)
+    places: dict[str, tuple[int, int]] = field(init=False, repr=False, compare=False)
+    scalar: bool = field(init=False, repr=False, compare=False)
     _version: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -203,12 +284,16 @@ class FeatureView:
         if duplicates:
             raise ConfigError(f"FeatureView {self.name!r} defines {duplicates} twice.")
         object.__setattr__(self, "features", feats)
+        starts = np.cumsum([0, *(f.width for f in feats)]).tolist()
+        places = {f.name: (start, f.width) for f, start in zip(feats, starts, strict=False)}
+        object.__setattr__(self, "places", places)
+        object.__setattr__(self, "scalar", all(f.scalar for f in feats))
         text = repr(
             (
                 self.name,
                 self.entity,
                 self.source.timestamp,
-                self.aggregations,
+                tuple(_Verbatim(a.fingerprint) for a in self.aggregations),
                 self.allowed_lateness_ms,
             )
         )

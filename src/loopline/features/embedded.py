@@ -34,7 +34,7 @@ import pyarrow as pa
 from loopline.features import compiled
 from loopline.features.base import ManyRead, ManyValues, ManyWindows, Runs, Window, WindowValue
 from loopline.features.kernel import F64, Layout
-from loopline.features.ring import NO_TILE, SlotMap, TileRing, combine, windows_of
+from loopline.features.ring import NO_TILE, SlotMap, TileRing, combine, make_ring, windows_of
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS slot_maps (
@@ -101,7 +101,7 @@ class EmbeddedStore:
         self._load(version, hop, layout)
         found = self._rings.get((version, hop, partition))
         if found is None:
-            found = self._rings[(version, hop, partition)] = TileRing(layout, ring)
+            found = self._rings[(version, hop, partition)] = make_ring(layout, ring)
             self._by_hop.setdefault((version, hop), []).append((partition, found))
         return found
 

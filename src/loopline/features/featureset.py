@@ -88,7 +88,8 @@ class FeatureSet:
         return {n: columns[n] for n in self.names}
 
     def online(self, engine: OnlineEngine, events: Columns) -> dict[str, F64]:
-        """The feature vector of each incoming event (one row per event)."""
+        """The feature vector of each incoming event (one row per event; a vector or list
+        feature is an array of shape (events, dim or n))."""
         n = len(next(iter(events.values())))
         times = np.asarray(events[self.source.timestamp], dtype=np.int64)
         by_view: dict[str, dict[str, F64]] = {}
@@ -146,11 +147,26 @@ class FeatureSet:
             )
             for f in view.features:
                 name = f"{view.name}__{f.name}"
-                columns[name] = result.column(name).to_numpy()
+                column = result.column(name).combine_chunks()
+                columns[name] = (
+                    column.to_numpy()
+                    if f.scalar
+                    else column.flatten().to_numpy().reshape(-1, f.width)
+                )
         events = {c: table.column(c).to_numpy(zero_copy_only=False) for c in table.column_names}
         for name, values in self.finish(columns, events).items():
-            table = table.append_column(name, pa.array(values, pa.float64()))
+            table = table.append_column(name, _arrow(values))
         return table
+
+
+def _arrow(values: F64) -> pa.Array:
+    """A feature column: doubles, or fixed-size lists of them (vector and list features,
+    one row of ``values`` each)."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim == 2:
+        flat = pa.array(values.reshape(-1), pa.float64())
+        return pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
+    return pa.array(values, pa.float64())
 
 
 def _keys(column: Any) -> list[str]:

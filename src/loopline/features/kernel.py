@@ -11,7 +11,9 @@ size), read at time ``t``, aggregates the events that
 * had arrived by ``t`` (a late event that arrived after a read was not part of it).
 
 A tile's partial is a vector of fields: count, sum, sum of squares, min, max, the latest
-(timestamp, value) pair, the newest timestamp, and for ``distinct_count`` a set. A merged
+(timestamp, value) pair, the newest timestamp, and for ``distinct_count`` a set. A vector
+sum or mean (``dim``) keeps ``dim`` sum lanes (after its count, for a mean): the same
+addition, lane by lane. ``last_n`` lives outside tiles (:mod:`loopline.features.lists`). A merged
 partial becomes a feature value in :func:`loopline.features.compiled.finalize_value`, by
 the aggregation's number in :data:`FINALIZE_CODES`.
 """
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from loopline.exceptions import ConfigError
 from loopline.features.definitions import Aggregation, FeatureView
 
 F64 = npt.NDArray[np.float64]
@@ -47,13 +50,22 @@ _EMPTY = {ADD: 0.0, MIN: math.inf, MAX: -math.inf, LAST_TS: -math.inf, LAST_VAL:
 
 # Aggregations by number, for the compiled finalize.
 FINALIZE_CODES = {f: i for i, f in enumerate(_FIELDS)}
-Key = tuple[str, str | None, object]  # (function, column, filter)
+Key = tuple[str, str | None, object, int | None]  # (function, column, filter, dim)
 # A variance E[x^2] - E[x]^2 under this fraction of E[x^2] is rounding noise, not spread.
 VARIANCE_FLOOR = 1e-12
 
 
 def _key(a: Aggregation) -> Key:
-    return (a.function, a.column, a.where)
+    return (a.function, a.column, a.where, a.dim)
+
+
+def fields(a: Aggregation) -> tuple[tuple[str, int], ...]:
+    """The (name, merge kind) of each field of ``a``'s partial: ``dim`` sum lanes for a
+    vector sum, a count and ``dim`` lanes for a vector mean."""
+    if a.dim is None:
+        return _FIELDS[a.function]
+    lanes = (("s", ADD),) * a.dim
+    return (("n", ADD), *lanes) if a.function == "mean" else lanes
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,7 @@ class Layout:
         distinct: list[int] = []
         for i, a in enumerate(aggregations):
             offsets.append(len(kinds))
-            kinds.extend(kind for _, kind in _FIELDS[a.function])
+            kinds.extend(kind for _, kind in fields(a))
             if a.function == "distinct_count":
                 distinct.append(i)
         kinds.append(MAX)  # the last field: newest event time in the tile (freshness)
@@ -88,6 +100,10 @@ class Layout:
     @property
     def width(self) -> int:
         return len(self.kinds)
+
+    def span_ms(self, ring: int) -> int:
+        """The time a ring of ``ring`` tiles covers."""
+        return ring * self.hop_ms
 
     @functools.cached_property
     def columns(self) -> tuple[npt.NDArray[np.intp], ...]:
@@ -113,6 +129,8 @@ def layouts(view: FeatureView) -> dict[int, Layout]:
     """One layout per hop: the view's distinct aggregations that have a window of that hop."""
     by_hop: dict[int, dict[Key, Aggregation]] = {}
     for f in view.features:
+        if f.aggregation.function == "last_n":  # not in tiles: loopline.features.lists
+            continue
         by_hop.setdefault(f.hop_ms, {}).setdefault(_key(f.aggregation), f.aggregation)
     return {hop: Layout.build(hop, list(aggs.values())) for hop, aggs in sorted(by_hop.items())}
 
@@ -136,6 +154,9 @@ def partials(
         mask = np.ones(len(ts), dtype=bool)
         if a.where is not None:
             mask &= columns[a.where.column] == a.where.value
+        if a.dim is not None:
+            _vector_fields(a, out, off, starts, mask, vector_column(a, columns))
+            continue
         values = None
         if a.column is not None and a.function != "distinct_count":
             values = np.asarray(columns[a.column], dtype=np.float64)
@@ -145,6 +166,50 @@ def partials(
             _distinct(sets, starts, np.asarray(columns[a.column or ""]), mask)
     out[:, -1] = np.maximum.reduceat(tsf, starts)
     return out, sets
+
+
+def vector_column(a: Aggregation, columns: Mapping[str, npt.NDArray[np.generic]]) -> F64:
+    """``a``'s column as an array of shape (rows, dim); a row with a NaN is no value."""
+    values = np.asarray(columns[a.column or ""], dtype=np.float64)
+    if values.ndim == 1 and len(values) == 0:
+        values = values.reshape(0, a.dim or 0)
+    if values.ndim != 2 or values.shape[1] != a.dim:
+        raise ConfigError(
+            f"The column {a.column!r} of Aggregation {a.function!r} (dim={a.dim}) must hold "
+            f"vectors of {a.dim} floats: an array of shape (rows, {a.dim}). Got shape "
+            f"{values.shape}."
+        )
+    return values
+
+
+def _vector_fields(
+    a: Aggregation,
+    out: F64,
+    off: int,
+    starts: npt.NDArray[np.intp],
+    mask: npt.NDArray[np.bool_],
+    values: F64,
+) -> None:
+    mask = mask & ~np.isnan(values).any(axis=1)
+    lanes = off
+    if a.function == "mean":
+        out[:, off] = np.add.reduceat(mask.astype(np.float64), starts)
+        lanes += 1
+    v = np.where(mask[:, None], values, 0.0)
+    out[:, lanes : lanes + (a.dim or 0)] = np.add.reduceat(v, starts, axis=0)
+
+
+def finalize_vector(a: Aggregation, merged: F64, off: int) -> F64:
+    """The value of the vector sum or mean ``a`` from merged partials, one per row of
+    ``merged`` (or one, 1-D): the lane sums, or the lane sums over the count (NaN with
+    no event)."""
+    dim = a.dim or 0
+    if a.function == "sum":
+        return np.array(merged[..., off : off + dim], dtype=np.float64)
+    n = merged[..., off : off + 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean: F64 = np.where(n > 0, merged[..., off + 1 : off + 1 + dim] / n, math.nan)
+    return mean
 
 
 def _distinct(

@@ -13,6 +13,11 @@ kernel's window rule (see :mod:`loopline.features.kernel`):
 The SQL is a range join plus GROUP BY, one per (hop, tiles, filter): it maps to Spark
 SQL unchanged but for ``//`` (use ``floor(a / b)``) and ``max(struct)`` (use
 ``max_by``); see docs/features.md.
+
+Vector features (``dim``) are ``DOUBLE[dim]`` columns of lane sums (exact, as the scalar
+sums) or means; ``last_n`` lists are ``DOUBLE[n]`` columns, an ordered ``list()`` of the
+window's values, newest first (time, then the scored event itself, then ``_partition``
+and ``_offset``), NaN-padded.
 """
 
 from __future__ import annotations
@@ -31,9 +36,16 @@ from loopline.features.definitions import Feature, FeatureView, Filter
 from loopline.features.kernel import VARIANCE_FLOOR
 
 
-def _agg_sql(f: Feature, ts: str) -> str:
+def _agg_sql(f: Feature, ts: str, order: str) -> str:
     a = f.aggregation
     col = f"e.{_q(a.column)}" if a.column else ""
+    if a.dim is not None:
+        return _vector_sql(f, col)
+    if a.function == "last_n":
+        value = f"{col}::DOUBLE"
+        order = order.replace("e.__value", value)
+        kept = f"list({value} ORDER BY {order}) FILTER (WHERE NOT isnan({value}))"
+        return f"list_resize(({kept})[1:{a.n}], {a.n}, 'NaN'::DOUBLE)::DOUBLE[{a.n}]"
     n = f"count({col})"
     total, second = _exact_sum(col), f"{_exact_sum(f'{col} * {col}')} / {n}"
     variance = f"({second} - power({total} / {n}, 2))"
@@ -49,6 +61,57 @@ def _agg_sql(f: Feature, ts: str) -> str:
         "time_since_last": f"s.__t - max(e.{ts})",
         "distinct_count": f"count(DISTINCT {col})",
     }[a.function]
+
+
+def _vector_sql(f: Feature, col: str) -> str:
+    """Lane sums over the rows whose vector is whole (``__ok_<column>``), or means."""
+    a, dim = f.aggregation, f.aggregation.dim or 0
+    ok = f"e.{_q('__ok_' + (a.column or ''))}"
+    lanes = [_exact_sum(f"CASE WHEN {ok} THEN {col}[{i + 1}] END") for i in range(dim)]
+    if a.function == "sum":
+        return f"[{', '.join(f'coalesce({x}, 0)' for x in lanes)}]::DOUBLE[{dim}]"
+    n = f"count(*) FILTER (WHERE {ok})"
+    means = ", ".join(f"{x} / {n}" for x in lanes)
+    return f"CASE WHEN {n} > 0 THEN [{means}]::DOUBLE[{dim}] END"
+
+
+def _default_sql(f: Feature) -> str:
+    """A feature's value where its window holds no event."""
+    a = f.aggregation
+    if not f.scalar:
+        fill = "0.0" if a.function == "sum" else "'NaN'::DOUBLE"
+        return f"list_resize([]::DOUBLE[], {f.width}, {fill})::DOUBLE[{f.width}]"
+    zero = a.function in ("count", "sum", "distinct_count")
+    return "0::DOUBLE" if zero else "'NaN'::DOUBLE"
+
+
+def _check_columns(view: FeatureView, con: duckdb.DuckDBPyConnection) -> None:
+    """Vector columns hold ``dim`` numbers a row; last_n columns hold numbers."""
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE history)").fetchall())
+    for a in view.aggregations:
+        kind = str(types.get(a.column or "", ""))
+        if a.dim is not None:
+            bad = con.execute(
+                f"SELECT count(*) FROM history WHERE {_q(a.column)} IS NOT NULL "
+                f"AND len({_q(a.column)}) <> {a.dim}"
+            ).fetchone()
+            if bad and bad[0]:
+                raise ConfigError(
+                    f"The column {a.column!r} of Aggregation {a.function!r} (dim={a.dim}) must "
+                    f"hold lists of {a.dim} floats; {bad[0]} rows of the history do not."
+                )
+        if a.function == "last_n" and not _numeric(kind):
+            raise ConfigError(
+                f"The column {a.column!r} of Aggregation 'last_n' must hold numbers (ids as "
+                f"integers); the history has {kind}."
+            )
+
+
+def _numeric(kind: str) -> bool:
+    return kind.split("(")[0] in {
+        "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+        "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL",
+    }  # fmt: skip
 
 
 def _exact_sum(expr: str) -> str:
@@ -71,16 +134,23 @@ def _literal(value: object) -> str:
 def _events_sql(view: FeatureView, columns: set[str]) -> str:
     ts = _q(view.source.timestamp)
     arrival = "_arrival_ms" if "_arrival_ms" in columns else view.source.timestamp
+    flags = ""
+    for a in view.aggregations:  # whether each row's vector is whole: no null, no NaN
+        if a.dim is not None:
+            holes = f"list_transform({_q(a.column)}, lambda x: x IS NULL OR isnan(x))"
+            flags += (
+                f", coalesce(NOT list_bool_or({holes}), false) AS {_q('__ok_' + str(a.column))}"
+            )
     keyed = f"{_q(view.entity.join_key)} IS NOT NULL AND {_q(view.entity.join_key)}::VARCHAR <> ''"
     if {"_partition", "_offset"} <= columns:
         return f"""
             SELECT * FROM (
-                SELECT *, {_q(arrival)} AS __arrival,
+                SELECT *, {_q(arrival)} AS __arrival{flags},
                        max({ts}) OVER (PARTITION BY _partition ORDER BY _offset
                                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS __wm
                 FROM history
             ) WHERE (__wm IS NULL OR {ts} >= __wm - {view.allowed_lateness_ms}) AND {keyed}"""
-    return f"SELECT *, {_q(arrival)} AS __arrival FROM history WHERE {keyed}"
+    return f"SELECT *, {_q(arrival)} AS __arrival{flags} FROM history WHERE {keyed}"
 
 
 def training_set(
@@ -108,7 +178,8 @@ def training_set(
 
     Returns:
         The spine's columns, in the spine's order, plus one ``<view>__<feature>`` column
-        per feature.
+        per feature: DOUBLE, or ``DOUBLE[dim]`` / ``DOUBLE[n]`` (Arrow fixed-size lists)
+        for vector and list features.
     """
     con = connection or duckdb.connect()
     key, ts = view.entity.join_key, view.source.timestamp
@@ -132,6 +203,7 @@ def training_set(
             f"The history of FeatureView {view.name!r} lacks the columns {missing}; "
             f"it has {sorted(columns)}. Write them into the history files."
         )
+    _check_columns(view, con)
     con.execute(f"CREATE OR REPLACE TEMP TABLE events AS {_events_sql(view, columns)}")
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE spine AS SELECT *, row_number() OVER () - 1 AS __row, "
@@ -157,10 +229,11 @@ def training_set(
             "(e.__arrival < s.__t OR (e.__arrival = s.__t AND (e._partition <> s._partition"
             f" OR e._offset {before} s._offset)))"
         )
+    order = _list_order(_q(ts), positioned, {"_partition", "_offset"} <= columns)
     selects, joins = [], []
     for i, ((hop, tiles, where), feats) in enumerate(groups.items()):
         filt = f" AND e.{_q(where.column)} = {_literal(where.value)}" if where else ""
-        aggs = ", ".join(f"{_agg_sql(f, _q(ts))} AS {_q(f.name)}" for f in feats)
+        aggs = ", ".join(f"{_agg_sql(f, _q(ts), order)} AS {_q(f.name)}" for f in feats)
         joins.append(f"""
             LEFT JOIN (
                 SELECT s.__row, {aggs}
@@ -170,15 +243,22 @@ def training_set(
                 GROUP BY s.__row, s.__t
             ) g{i} USING (__row)""")
         for f in feats:
-            zero = f.aggregation.function in ("count", "sum", "distinct_count")
-            default = "0" if zero else "'NaN'"
+            value = f"g{i}.{_q(f.name)}" + ("::DOUBLE" if f.scalar else "")
             selects.append(
-                f"coalesce(g{i}.{_q(f.name)}::DOUBLE, {default}::DOUBLE) "
-                f"AS {_q(view.name + '__' + f.name)}"
+                f"coalesce({value}, {_default_sql(f)}) AS {_q(view.name + '__' + f.name)}"
             )
     keep = ", ".join(f"spine.{_q(c)}" for c in spine_columns(con))
     sql = f"SELECT {keep}, {', '.join(selects)} FROM spine {''.join(joins)} ORDER BY __row"
     return con.sql(sql).to_arrow_table()
+
+
+def _list_order(ts: str, positioned: bool, logged: bool) -> str:
+    """The order of a last_n list, newest first: event time, then the scored event itself
+    (as ``read_event`` merges it), then log position; by value without positions."""
+    if not logged:
+        return f"e.{ts} DESC, e.__value DESC"
+    own = "(e._partition = s._partition AND e._offset = s._offset) DESC, " if positioned else ""
+    return f"e.{ts} DESC, {own}e._partition DESC, e._offset DESC"
 
 
 def spine_columns(con: duckdb.DuckDBPyConnection) -> list[str]:

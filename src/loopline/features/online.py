@@ -23,6 +23,7 @@ from loopline.features import rowread
 from loopline.features.base import BatchReads, OnlineStore, RingReads, Runs, Table
 from loopline.features.definitions import FeatureView
 from loopline.features.kernel import layouts, partials
+from loopline.features.lists import list_layouts, list_parts
 from loopline.features.reads import Columns, FeatureValues, OnlineReads, read_groups
 from loopline.units import MINUTE_MS
 
@@ -31,10 +32,13 @@ __all__ = ["Checkpoint", "Columns", "FeatureValues", "OnlineEngine"]
 
 
 class Checkpoint(msgspec.Struct):
-    """What the engine commits with a partition's state: next offsets and view watermarks."""
+    """What the engine commits with a partition's state: next offsets, view watermarks,
+    and for views with ``last_n`` lists the next log position to number events with
+    when a batch comes without offsets."""
 
     offsets: dict[str, int] = {}
     watermarks: dict[str, int] = {}
+    positions: dict[str, int] = {}
 
 
 class OnlineEngine(OnlineReads):
@@ -82,7 +86,11 @@ class OnlineEngine(OnlineReads):
             }
             for v in views
         }
-        self._groups = {v.version: read_groups(v, self._layouts[v.version]) for v in views}
+        self._lists = {v.version: list_layouts(v) for v in views}
+        self._groups = {
+            v.version: read_groups(v, self._layouts[v.version], self._lists[v.version])
+            for v in views
+        }
         self._plans = {
             v.version: rowread.plan(v, self._groups[v.version], self._ring_sizes[v.version])
             for v in views
@@ -189,7 +197,8 @@ class OnlineEngine(OnlineReads):
                 )
                 mask = np.zeros(len(offsets), dtype=bool)
                 given = None if late is None else late[fresh]
-                mask[fresh] = self._update_view(view, cols, partition, checkpoint, given)
+                at = np.asarray(offsets, dtype=np.int64)[fresh]
+                mask[fresh] = self._update_view(view, cols, partition, checkpoint, given, at)
             else:
                 mask = self._update_view(view, cols, partition, checkpoint, late)
             masks[f"{view.name}@{view.version}"] = mask
@@ -228,10 +237,12 @@ class OnlineEngine(OnlineReads):
         partition: int,
         checkpoint: Checkpoint,
         late: npt.NDArray[np.bool_] | None = None,
+        offsets: npt.NDArray[np.int64] | None = None,
     ) -> npt.NDArray[np.bool_]:
         ts = np.asarray(columns[view.source.timestamp], dtype=np.int64)
         if len(ts) == 0:
             return np.zeros(0, dtype=bool)
+        positions = self._positions(view, checkpoint, len(ts), offsets)
         if late is None:
             late = self.late_mask(view, ts, partition)
         keep = ~late
@@ -249,6 +260,8 @@ class OnlineEngine(OnlineReads):
         order = np.lexsort((ts, codes))  # one sort per view: by entity, then time
         codes, ts = codes[order], ts[order]
         cols = {c: v[order] for c, v in cols.items()}
+        if positions is not None:
+            positions = positions[keep][order]
         new_entity = np.r_[True, codes[1:] != codes[:-1]]
         runs = []
         for hop, layout in self._layouts[view.version].items():
@@ -257,5 +270,27 @@ class OnlineEngine(OnlineReads):
             parts, sets = partials(layout, starts, ts, cols)
             table = Table(view.version, hop, partition, layout, self._ring_sizes[view.version][hop])
             runs.append(Runs(table, codes[starts], tiles[starts], parts, sets))
+        for layout in self._lists[view.version]:  # one run per event: the list keeps n
+            assert positions is not None
+            rows, entries = list_parts(layout, cols, partition, positions)
+            table = Table(view.version, layout.hop_ms, partition, layout, layout.n)
+            runs.append(Runs(table, codes[rows], ts[rows], entries[rows], []))
         self.store.apply(uniq, runs)
         return late
+
+    def _positions(
+        self,
+        view: FeatureView,
+        checkpoint: Checkpoint,
+        rows: int,
+        offsets: npt.NDArray[np.int64] | None,
+    ) -> npt.NDArray[np.int64] | None:
+        """Each row's log position, for views with lists (ties of event time go to the
+        later one): its offset, or without offsets the next numbers of the partition's
+        count of events applied (kept in the checkpoint, so a restart goes on from it)."""
+        if not self._lists[view.version]:
+            return None
+        first = checkpoint.positions.get(view.version, 0)
+        out = np.arange(first, first + rows, dtype=np.int64) if offsets is None else offsets
+        checkpoint.positions[view.version] = max(first, int(out.max()) + 1)
+        return out

@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -30,7 +31,8 @@ from loopline.features.base import (
     WindowValue,
 )
 from loopline.features.definitions import Feature, FeatureView
-from loopline.features.kernel import FINALIZE_CODES, Layout, partials
+from loopline.features.kernel import F64, FINALIZE_CODES, Layout, finalize_vector, partials
+from loopline.features.lists import ListLayout, finalize_list, with_own
 from loopline.features.ring import combine
 
 Columns = Mapping[str, npt.NDArray[np.generic]]
@@ -41,12 +43,13 @@ class FeatureValues:
     """One entity's features at ``as_of_ms``.
 
     Attributes:
-        values: Feature name -> value (NaN where a window holds no event; 0 for counts).
+        values: Feature name -> value (NaN where a window holds no event; 0 for counts):
+            a float, or for a vector or list feature an array of its ``dim`` or ``n``.
         as_of_ms: The read time.
         freshness_ms: Event time of the newest event included, or None.
     """
 
-    values: dict[str, float]
+    values: dict[str, Any]
     as_of_ms: int
     freshness_ms: int | None
 
@@ -66,12 +69,60 @@ class Group:
     offsets: tuple[int, ...]  # where each feature's fields start in the partial
     distinct: tuple[int | None, ...]  # each feature's index among the layout's sets
 
+    @property
+    def is_list(self) -> bool:
+        """A ``last_n`` table's group: its features are its windows, read from entries."""
+        return isinstance(self.layout, ListLayout)
 
-def read_groups(view: FeatureView, hop_layouts: dict[int, Layout]) -> list[Group]:
-    """A view's features grouped by (hop, window): one merge serves each group."""
+    def finish(
+        self, merged: F64, sets: Any, t: npt.NDArray[np.int64] | int
+    ) -> tuple[dict[str, Any], F64 | float]:
+        """Each feature's value from the merged partial(s) read at ``t`` (one row, 1-D, or
+        one per row of ``merged`` and ``t``), and the newest event time included."""
+        out: dict[str, Any] = {}
+        rows = np.ndim(merged) == 2
+        if self.is_list:
+            newest: Any = -math.inf
+            for f in self.features:
+                out[f.name], latest = finalize_list(f, merged, t)
+                newest = np.maximum(newest, latest)
+            return out, newest
+        for f, code, off, d in zip(
+            self.features, self.codes, self.offsets, self.distinct, strict=True
+        ):
+            if f.aggregation.dim is not None:
+                out[f.name] = finalize_vector(f.aggregation, merged, off)
+            elif d is not None and rows:  # the size of each row's union of sets
+                out[f.name] = np.array([len(s[d]) for s in sets or ()], dtype=np.float64)
+            elif d is not None:
+                out[f.name] = float(len(sets[d]))
+            elif rows:
+                out[f.name] = compiled.finalize_rows(code, merged, off, np.asarray(t))
+            else:
+                out[f.name] = compiled.finalize_value(code, merged, off, int(t))
+        return out, merged[..., -1]
+
+
+def split_row(view: FeatureView, row: F64) -> dict[str, Any]:
+    """A row of the view's values side by side (:attr:`FeatureView.places`) as feature ->
+    float, or array for a vector or list feature."""
+    if view.scalar:  # one number each
+        return dict(zip((f.name for f in view.features), row.tolist(), strict=True))
+    return {
+        f.name: float(row[start]) if f.scalar else row[start : start + width].copy()
+        for f, (start, width) in zip(view.features, view.places.values(), strict=True)
+    }
+
+
+def read_groups(
+    view: FeatureView, hop_layouts: dict[int, Layout], list_layouts: Sequence[ListLayout] = ()
+) -> list[Group]:
+    """A view's features grouped by (hop, window): one merge serves each group; and one
+    group per ``last_n`` table (its windows)."""
     groups: dict[tuple[int, int], list[Feature]] = {}
     for f in view.features:
-        groups.setdefault((f.hop_ms, f.tiles), []).append(f)
+        if f.aggregation.function != "last_n":
+            groups.setdefault((f.hop_ms, f.tiles), []).append(f)
     out = []
     for (hop, tiles), feats in groups.items():
         layout = hop_layouts[hop]
@@ -86,6 +137,10 @@ def read_groups(view: FeatureView, hop_layouts: dict[int, Layout]) -> list[Group
                 tuple(layout.distinct.index(i) if i in layout.distinct else None for i in index),
             )
         )
+    for layout in list_layouts:
+        listed = tuple(f for f in view.features if f.aggregation == layout.aggregations[0])
+        zeros = tuple(0 for _ in listed)
+        out.append(Group(layout, 0, listed, zeros, zeros, tuple(None for _ in listed)))
     return out
 
 
@@ -154,14 +209,18 @@ class OnlineReads:
     def _rows(
         self, view: FeatureView, keys: Sequence[str], times: npt.NDArray[np.int64]
     ) -> dict[str, npt.NDArray[np.float64]]:
+        width = sum(f.width for f in view.features)
         rows = np.array(
             [self._row_array(view, k, t) for k, t in zip(keys, times.tolist(), strict=True)]
-        ).reshape(len(keys), len(view.features))
-        return {f.name: rows[:, i] for i, f in enumerate(view.features)}
+        ).reshape(len(keys), width)
+        return {
+            f.name: rows[:, start] if f.scalar else rows[:, start : start + w]
+            for f, (start, w) in zip(view.features, view.places.values(), strict=True)
+        }
 
     def _many_windows(self, view: FeatureView, times: npt.NDArray[np.int64]) -> list[ManyWindows]:
         return [
-            ManyWindows(g.layout.hop_ms, g.layout, times // g.layout.hop_ms, g.tiles)
+            ManyWindows(g.layout.hop_ms, g.layout, times // abs(g.layout.hop_ms), g.tiles)
             for g in self._groups[view.version]
         ]
 
@@ -170,12 +229,8 @@ class OnlineReads:
     ) -> dict[str, npt.NDArray[np.float64]]:
         out: dict[str, npt.NDArray[np.float64]] = {}
         for g, (merged, sets) in zip(self._groups[view.version], found, strict=True):
-            for f, code, off, d in zip(g.features, g.codes, g.offsets, g.distinct, strict=True):
-                if d is None:
-                    out[f.name] = compiled.finalize_rows(code, merged, off, times)
-                else:  # the size of each row's union of sets
-                    out[f.name] = np.array([len(s[d]) for s in sets or ()], dtype=np.float64)
-        return out
+            out.update(g.finish(merged, sets, times)[0])
+        return {f.name: out[f.name] for f in view.features}
 
     def read_event(self, view: str | FeatureView, event: Columns) -> FeatureValues:
         """The features of one incoming event's entity at the event's time, including the
@@ -195,18 +250,16 @@ class OnlineReads:
             return self._values(view, key, t)
         values, newest = found
         return FeatureValues(
-            dict(zip((f.name for f in view.features), values.tolist(), strict=True)),
-            t,
-            int(newest) if math.isfinite(newest) else None,
+            split_row(view, values), t, int(newest) if math.isfinite(newest) else None
         )
 
     def _row_array(self, view: FeatureView, key: str, t: int) -> npt.NDArray[np.float64]:
-        """:meth:`_row`'s values alone, in ``view.features`` order."""
+        """:meth:`_row`'s values alone, side by side in ``view.features`` order."""
         found = rowread.read_row(self._rings, view, self._plans[view.version], key, t)
         if found is not None:
             return found[0]
         values = self._values(view, key, t).values
-        return np.array([values[f.name] for f in view.features])
+        return np.concatenate([np.atleast_1d(values[f.name]) for f in view.features])
 
     def _values(
         self,
@@ -216,23 +269,24 @@ class OnlineReads:
         own: tuple[npt.NDArray[np.int64], Columns] | None = None,
     ) -> FeatureValues:
         groups = self._groups[view.version]
-        windows = [Window(g.layout.hop_ms, g.layout, t // g.layout.hop_ms, g.tiles) for g in groups]
-        values: dict[str, float] = {}
+        windows = [
+            Window(g.layout.hop_ms, g.layout, t // abs(g.layout.hop_ms), g.tiles) for g in groups
+        ]
+        values: dict[str, Any] = {}
         newest = -math.inf
         for g, found in zip(groups, self.store.read(view.version, key, windows), strict=True):
             merged, sets = found if own is None else _with_own(g.layout, found, *own)
-            for f, code, off, d in zip(g.features, g.codes, g.offsets, g.distinct, strict=True):
-                values[f.name] = (
-                    compiled.finalize_value(code, merged, off, t)
-                    if d is None
-                    else float(len(sets[d]))  # the size of the union of sets
-                )
-            newest = max(newest, float(merged[-1]))
+            got, latest = g.finish(merged, sets, t)
+            values.update(got)
+            newest = max(newest, float(latest))
+        values = {f.name: values[f.name] for f in view.features}
         return FeatureValues(values, t, int(newest) if math.isfinite(newest) else None)
 
 
 def _with_own(
     layout: Layout, found: WindowValue, ts: npt.NDArray[np.int64], cols: Columns
 ) -> WindowValue:
+    if isinstance(layout, ListLayout):
+        return with_own(layout, found[0], int(ts[0]), cols), []
     part, sets = partials(layout, np.zeros(1, dtype=np.intp), ts, cols)
     return combine(layout, [found, (part[0], sets[0] if sets else [])])

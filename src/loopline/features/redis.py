@@ -32,7 +32,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from loopline.exceptions import BackendUnavailableError
 from loopline.features.base import ManyRead, ManyValues, ManyWindows, Runs, Window, WindowValue
 from loopline.features.kernel import Layout
-from loopline.features.ring import TileRing, combine, window_of, windows_of
+from loopline.features.ring import TileRing, combine, make_ring, window_of, windows_of
 from loopline.servers.credentials import masked
 
 _PARTITIONS_TTL_S = 1.0
@@ -109,7 +109,7 @@ class RedisStore:
         pending = self._pending.setdefault(runs[0].table.partition, {}) if runs else {}
         for r in runs:
             t = r.table
-            ring = TileRing(t.layout, t.ring, capacity=max(1, len(keys)))
+            ring = make_ring(t.layout, t.ring, capacity=max(1, len(keys)))
             names = [_state_key(t.version, t.hop_ms, t.partition, str(k)) for k in keys.tolist()]
             missing = [i for i, n in enumerate(names) if n not in pending]
             fetched = self._call(self._redis.mget, [names[i] for i in missing]) if missing else []
@@ -121,7 +121,7 @@ class RedisStore:
                     _decode_into(ring, i, pending[name][0])
             ring.merge_runs(r.codes.astype(np.int64), r.tiles, r.parts, r.sets)
             sets = _sets_by_slot(ring)
-            ttl_ms = 2 * t.ring * t.hop_ms
+            ttl_ms = 2 * t.span_ms
             for slot in ring.dirty:
                 pending[names[slot]] = (_encode(ring, slot, sets.get(slot)), ttl_ms)
             self._pending_versions.setdefault(t.partition, set()).add(t.version)
@@ -228,7 +228,7 @@ def _rings(
         found = [(i, msgspec.msgpack.decode(raw)) for i, raw in enumerate(raws) if raw]
         if not found:
             continue
-        ring = TileRing(layouts[hop], len(found[0][1][0]) // 8, capacity=n)
+        ring = make_ring(layouts[hop], len(found[0][1][0]) // 8, capacity=n)
         slots = np.full(n, -1, dtype=np.int64)
         for i, (ids, data, sets) in found:
             _fill(ring, i, ids, data, sets)

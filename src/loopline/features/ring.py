@@ -159,6 +159,15 @@ class TileRing:
         )
 
 
+def make_ring(layout: Layout, ring: int, capacity: int = 256) -> TileRing:
+    """A tile ring, or for a ``last_n`` table a list ring (:mod:`loopline.features.lists`)."""
+    from loopline.features import lists
+
+    if isinstance(layout, lists.ListLayout):
+        return lists.ListRing(layout, ring, capacity)
+    return TileRing(layout, ring, capacity)
+
+
 def window_of(
     layout: Layout,
     ids: I64,
@@ -168,7 +177,11 @@ def window_of(
     tiles: int,
 ) -> tuple[F64, list[set[object]]]:
     """One slot's window from its raw ring row: ``ids`` (R,), ``data`` (R, width), and
-    ``sets_at(position)``, its distinct-count sets."""
+    ``sets_at(position)``, its distinct-count sets (a list table: all its entries)."""
+    from loopline.features import lists
+
+    if isinstance(layout, lists.ListLayout):
+        return lists.entries(ids, data), []
     merged = layout.empty()
     picked = np.empty(len(ids), dtype=np.int64)
     n = compiled.window_merge(ids, data, layout.kinds, head, tiles, merged, picked)
@@ -180,7 +193,12 @@ def window_of(
 def windows_of(w: ManyWindows, rings: Iterable[tuple[TileRing, I64]], n: int) -> ManyValues:
     """One window for ``n`` rows, merged across the rings of every partition
     (``slots[i]``: row ``i``'s slot in that ring, -1: none there): the merged partials
-    ``(n, width)`` and, with distinct counts, each row's sets. One compiled call a ring."""
+    ``(n, width)`` and, with distinct counts, each row's sets. One compiled call a ring
+    (a list table: each row's entries, :func:`loopline.features.lists.many_entries`)."""
+    from loopline.features import lists
+
+    if isinstance(w.layout, lists.ListLayout):
+        return lists.many_entries(w.layout.n, list(rings), n), None
     merged = np.tile(w.layout.empty(), (n, 1))
     sets: list[list[set[object]]] | None = None
     if w.layout.distinct:
@@ -209,7 +227,11 @@ def combine(
     layout: Layout, found: list[tuple[F64, list[set[object]]]]
 ) -> tuple[F64, list[set[object]]]:
     """Merge one window's values from several partitions."""
+    from loopline.features import lists
+
     if len(found) == 1:
         return found[0]
+    if isinstance(layout, lists.ListLayout):
+        return lists.merge_entries(layout.n, [m for m, _ in found]), []
     merged = merge_many(layout, np.array([m for m, _ in found]).reshape(-1, layout.width))
     return merged, _union([s for _, s in found], len(layout.distinct))

@@ -7,7 +7,9 @@ window lengths and, per feature, its function, group and field offset. A read is
 compiled pass per hop over the entity's ring row that merges every window and finalizes
 every feature (:func:`loopline.features.compiled.read_row`); distinct counts are the
 union of the picked tiles' sets. Same kernel, same arithmetic: the same floats as the
-general path (the parity tests read through here).
+general path (the parity tests read through here). Vector features are finalized from
+the merged partials after the pass, and ``last_n`` lists from their list rings; each
+feature's values sit side by side in the output row (:attr:`FeatureView.places`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import numpy.typing as npt
 
 from loopline.features import compiled
 from loopline.features.base import RingReads
-from loopline.features.definitions import FeatureView
-from loopline.features.kernel import Layout
-from loopline.features.ring import NO_TILE
+from loopline.features.definitions import Feature, FeatureView
+from loopline.features.kernel import Layout, finalize_vector
+from loopline.features.lists import ListLayout, entries, finalize_list
+from loopline.features.ring import NO_TILE, TileRing
 
 if TYPE_CHECKING:
     from loopline.features.reads import Group
@@ -45,6 +48,8 @@ class HopPlan:
     offsets: I64  # per feature: where its fields start in the partial
     slots: I64  # per feature: its place in the view's output
     distinct: tuple[tuple[int, int, int], ...]  # (output place, window, set index)
+    vectors: tuple[tuple[int, int, int, Feature], ...]  # (output place, window, offset, feature)
+    lists: tuple[tuple[int, Feature], ...]  # a list table's (output place, feature) pairs
     empty: F64  # the empty partial
     # scratch, reused by every read (one engine reads from one thread)
     merged: F64
@@ -54,22 +59,28 @@ class HopPlan:
 
 def plan(view: FeatureView, groups: Sequence[Group], ring_sizes: dict[int, int]) -> list[HopPlan]:
     """The read plan of ``view`` from the engine's read groups (one per window)."""
-    place = {f.name: i for i, f in enumerate(view.features)}
+    place = {name: start for name, (start, _) in view.places.items()}
     by_hop: dict[int, list[Group]] = {}
     for g in groups:
         by_hop.setdefault(g.layout.hop_ms, []).append(g)
     plans = []
     for hop, hop_groups in by_hop.items():
-        codes, at, offsets, slots, distinct = [], [], [], [], []
+        codes, at, offsets, slots, distinct, vectors = [], [], [], [], [], []
         for gi, g in enumerate(hop_groups):
+            if isinstance(g.layout, ListLayout):  # read from entries, in _lists
+                continue
             for f, code, off, d in zip(g.features, g.codes, g.offsets, g.distinct, strict=True):
+                if not f.scalar:
+                    vectors.append((place[f.name], gi, off, f))
+                    continue
                 codes.append(code)
                 at.append(gi)
                 offsets.append(off)
                 slots.append(place[f.name])
                 if d is not None:
                     distinct.append((place[f.name], gi, d))
-        layout, ring = hop_groups[0].layout, ring_sizes[hop]
+        layout = hop_groups[0].layout
+        ring = layout.n if isinstance(layout, ListLayout) else ring_sizes[hop]
         plans.append(
             HopPlan(
                 layout=layout,
@@ -80,6 +91,10 @@ def plan(view: FeatureView, groups: Sequence[Group], ring_sizes: dict[int, int])
                 offsets=np.array(offsets, dtype=np.int64),
                 slots=np.array(slots, dtype=np.int64),
                 distinct=tuple(distinct),
+                vectors=tuple(vectors),
+                lists=tuple((place[f.name], f) for f in hop_groups[0].features)
+                if isinstance(layout, ListLayout)
+                else (),
                 empty=layout.empty(),
                 merged=np.empty((len(hop_groups), layout.width)),
                 picked=np.empty((len(hop_groups), ring), dtype=np.int64),
@@ -103,7 +118,7 @@ def read_row(
     found = store.locate(view.version, key)
     if len(found) > 1:
         return None
-    out = np.empty(len(view.features))
+    out = np.empty(sum(f.width for f in view.features))
     newest = -math.inf
     for p in plans:
         ring = store.ring(view.version, p.layout, found[0][0]) if found else None
@@ -112,6 +127,9 @@ def read_row(
             ids, data = _NO_ROW, np.empty((1, p.layout.width))
         else:
             ids, data = ring.tile_ids[slot], ring.data[slot]
+        if p.lists:
+            newest = max(newest, _lists(p, ids, data, t, out))
+            continue
         newest = max(
             newest,
             compiled.read_row(
@@ -120,11 +138,28 @@ def read_row(
             ),
         )  # fmt: skip
         for place, g, d in p.distinct:
-            seen: set[object] = set()
-            if ring is not None:
-                for pos in p.picked[g, : p.counts[g]].tolist():
-                    sets = ring.sets.get((slot, pos))
-                    if sets:
-                        seen |= sets[d]
-            out[place] = float(len(seen))
+            out[place] = _distinct(p, ring, slot, g, d)
+        for place, g, off, f in p.vectors:
+            out[place : place + f.width] = finalize_vector(f.aggregation, p.merged[g], off)
     return out, newest
+
+
+def _distinct(p: HopPlan, ring: TileRing | None, slot: int, g: int, d: int) -> float:
+    """The size of the union of window ``g``'s picked tiles' sets ``d``."""
+    seen: set[object] = set()
+    if ring is not None:
+        for pos in p.picked[g, : p.counts[g]].tolist():
+            sets = ring.sets.get((slot, pos))
+            if sets:
+                seen |= sets[d]
+    return float(len(seen))
+
+
+def _lists(p: HopPlan, ids: I64, data: F64, t: int, out: F64) -> float:
+    """A list table's features into ``out``; the newest event time they include."""
+    merged = entries(ids, data)
+    newest = -math.inf
+    for place, f in p.lists:
+        out[place : place + f.width], latest = finalize_list(f, merged, t)
+        newest = max(newest, float(latest))
+    return newest
