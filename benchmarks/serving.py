@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,17 +73,17 @@ def body() -> bytes:
 
 
 class Conn:
-    """One keep-alive HTTP/1.1 connection (requests one at a time)."""
+    """One keep-alive HTTP/1.1 connection (requests one at a time) to ``path``."""
 
-    def __init__(self, port: int, key: str) -> None:
-        self.port, self.key = port, key
+    def __init__(self, port: int, key: str, path: str = "/v1/score") -> None:
+        self.port, self.key, self.path = port, key, path
 
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
 
     async def post(self, payload: bytes) -> int:
         head = (
-            f"POST /v1/score HTTP/1.1\r\nHost: bench\r\nX-API-Key: {self.key}\r\n"
+            f"POST {self.path} HTTP/1.1\r\nHost: bench\r\nX-API-Key: {self.key}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
         )
         self.writer.write(head.encode() + payload)
@@ -107,9 +108,15 @@ class Conn:
 
 
 async def closed_loop(
-    port: int, key: str, seconds: float, connections: int = 32
+    port: int,
+    key: str,
+    seconds: float,
+    connections: int = 32,
+    *,
+    path: str = "/v1/score",
+    make: Callable[[], bytes] = body,
 ) -> dict[str, float]:
-    conns = [Conn(port, key) for _ in range(connections)]
+    conns = [Conn(port, key, path) for _ in range(connections)]
     await asyncio.gather(*(c.open() for c in conns))
     ok = errors = 0
     stop = time.perf_counter() + seconds
@@ -117,7 +124,7 @@ async def closed_loop(
     async def worker(c: Conn) -> None:
         nonlocal ok, errors
         while time.perf_counter() < stop:
-            if await c.post(body()) == 200:
+            if await c.post(make()) == 200:
                 ok += 1
             else:
                 errors += 1
@@ -131,9 +138,16 @@ async def closed_loop(
 
 
 async def open_loop(
-    port: int, key: str, rate: float, seconds: float, connections: int = 64
+    port: int,
+    key: str,
+    rate: float,
+    seconds: float,
+    connections: int = 64,
+    *,
+    path: str = "/v1/score",
+    make: Callable[[], bytes] = body,
 ) -> dict[str, Any]:
-    conns = [Conn(port, key) for _ in range(connections)]
+    conns = [Conn(port, key, path) for _ in range(connections)]
     await asyncio.gather(*(c.open() for c in conns))
     queue: asyncio.Queue[float | None] = asyncio.Queue()
     latencies: list[float] = []
@@ -142,7 +156,7 @@ async def open_loop(
     async def worker(c: Conn) -> None:
         nonlocal errors
         while (scheduled := await queue.get()) is not None:
-            status = await c.post(body())
+            status = await c.post(make())
             latencies.append((time.perf_counter() - scheduled) * 1000)
             errors += status != 200
 

@@ -1,0 +1,1 @@
+"""The recommendations application's demo, load and swap drivers, and report."""
