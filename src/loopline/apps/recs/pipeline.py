@@ -1,0 +1,373 @@
+"""The recommendation request path: retrieval, ranking, re-ranking, exploration.
+
+- **Retrieval**: the vector index's snapshot names its version (``v3``); the query is
+  encoded with that registry version's retrieval state, never another's, and the
+  co-occurrence and popularity retrievers of the same version join it. The index down:
+  co-occurrence and popularity alone (``degraded: ["vector_index"]``).
+- **Ranking**: the routed model (the ONNX LambdaRank ranker of a registry bundle); if it
+  fails, retrieval order (``degraded: ["ranker"]``).
+- **Re-ranking**: the user's items and the request's ``exclude`` and blocked items
+  left out, maximal marginal relevance over genres, at most ``max_per_genre`` per first
+  genre.
+- **Exploration**: Thompson sampling fills the explore slots from candidates the page
+  left out and items without interactions; it learns from impressions (each answer
+  once it is durable) and clicks (:class:`FeedbackPipeline`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from loopline.apps.recs.api import (
+    FeedbackRequest,
+    FeedbackResponse,
+    RecommendRequest,
+    RecommendResponse,
+    Source,
+)
+from loopline.apps.recs.data import AGE_BANDS
+from loopline.apps.recs.events import Click, Impression
+from loopline.apps.recs.features import UserState
+from loopline.apps.recs.model import Recommender, RecsConfig
+from loopline.apps.recs.ranking import INPUTS, User
+from loopline.apps.recs.rerank import RerankConfig, Thompson, mmr
+from loopline.apps.recs.retrieval import SOURCES, Candidates, Retrieval, best
+from loopline.apps.recs.train import Catalogue, load_version, version_number
+from loopline.models import ServingModel
+from loopline.predictions import Column
+from loopline.registry import Pinned
+from loopline.serving import Prediction, Routing
+from loopline.vectors import VersionedIndex
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+COLUMNS = (
+    Column("k", "INTEGER"),
+    Column("surface", "TEXT"),
+    Column("embedding_version", "TEXT"),
+)
+DEFAULT_AGE, DEFAULT_GENDER = 30, 1  # a new user who says nothing: the median MovieLens user
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One registry version's retrieval state and catalogue, indexed for serving."""
+
+    number: int
+    retrieval: Retrieval
+    catalogue: Catalogue
+    item_index: dict[str, int]
+    user_index: dict[str, int]
+    genre_unit: F32  # items' genre vectors, unit length (MMR's similarity)
+    group: I64  # items' first genre (the per-genre cap)
+    new_items: I64  # items without interactions in training
+
+    @classmethod
+    def of(cls, number: int, retrieval: Retrieval, catalogue: Catalogue) -> Version:
+        genres = catalogue.items.genres
+        norms = np.linalg.norm(genres, axis=1, keepdims=True)
+        return cls(
+            number=number, retrieval=retrieval, catalogue=catalogue,
+            item_index={v: i for i, v in enumerate(catalogue.item_ids)},
+            user_index={v: i for i, v in enumerate(catalogue.user_ids)},
+            genre_unit=np.asarray(genres / np.maximum(norms, 1e-9), dtype=np.float32),
+            group=np.asarray(np.argmax(genres > 0, axis=1), dtype=np.int64),
+            new_items=np.flatnonzero(retrieval.popularity <= 0).astype(np.int64),
+        )  # fmt: skip
+
+    def items(self, ids: Sequence[str]) -> I64:
+        """The indices of the ids this version knows, in order (unknown ones dropped)."""
+        found = (self.item_index.get(i) for i in ids)
+        return np.asarray([i for i in found if i is not None], dtype=np.int64)
+
+
+class Versions:
+    """Each registry version's :class:`Version`, loaded on first use (every file
+    checked) and kept for the ``keep`` most recently used."""
+
+    def __init__(self, resolve: Callable[[int], Pinned], *, keep: int = 3) -> None:
+        self.resolve, self.keep = resolve, keep
+        self._cache: OrderedDict[int, Version] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, number: int, pinned: Pinned | None = None) -> Version:
+        with self._lock:
+            found = self._cache.get(number)
+            if found is not None:
+                self._cache.move_to_end(number)
+                return found
+        retrieval, catalogue = load_version(pinned or self.resolve(number))
+        made = Version.of(number, retrieval, catalogue)
+        with self._lock:
+            self._cache[number] = made
+            while len(self._cache) > self.keep:
+                self._cache.popitem(last=False)
+        return made
+
+    def of_model(self, model: ServingModel) -> Version:
+        return self.get(model.version, model.pinned)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """An answer's items (indices) and where each came from."""
+
+    items: list[int]
+    sources: list[Source]
+
+
+class RecsPipeline:
+    """``POST /v1/recommend``: a page of ``k`` items per request."""
+
+    def __init__(
+        self,
+        *,
+        versions: Versions,
+        index: VersionedIndex | None,
+        users: UserState,
+        explore: Thompson,
+        publish: Callable[[Sequence[Impression]], None],
+        rerank: RerankConfig | None = None,
+        config: RecsConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.versions, self.index, self.users, self.explore = versions, index, users, explore
+        self.publish, self.clock = publish, clock
+        self.rerank = rerank or RerankConfig()
+        self.config = config or RecsConfig()
+
+    def request_id(self, request: RecommendRequest) -> str:
+        return request.request_id
+
+    def fingerprint(self, request: RecommendRequest) -> Any:
+        return msgspec.to_builtins(request)
+
+    def predict_many(
+        self, requests: Sequence[RecommendRequest], trace_ids: Sequence[str], routing: Routing
+    ) -> list[Prediction[RecommendResponse]]:
+        return [self.predict_one(r, routing) for r in requests]
+
+    def predict_one(self, r: RecommendRequest, routing: Routing) -> Prediction[RecommendResponse]:
+        started = time.perf_counter()
+        model, arm = routing.pick(r.user)
+        version, search, embedding_version = self._retrieval(model)
+        user = self._user(r, version)
+        recommender = Recommender(
+            retrieval=version.retrieval, items=version.catalogue.items,
+            ranker=_ranker(model), config=self.config,
+        )  # fmt: skip
+        c, degraded = recommender.candidates(user, search)
+        scores, more = recommender.rank(c, user)
+        degraded += more
+        blocked = np.concatenate(
+            [user.history, version.items(r.exclude), np.fromiter(self.rerank.blocked, np.int64)]
+        )
+        page = self._page(c, scores, version, r.k, blocked)
+        ids = [version.catalogue.item_ids[i] for i in page.items]
+        surface = r.context.surface if r.context else "home"
+        response = RecommendResponse(
+            request_id=r.request_id, items=ids, sources=page.sources,
+            model_version=model.label, embedding_version=embedding_version, degraded=degraded,
+        )  # fmt: skip
+        impression = Impression(
+            request_id=r.request_id, user=r.user, items=ids, sources=list(page.sources),
+            model_version=model.label, embedding_version=embedding_version,
+            event_time_ms=int(self.clock() * 1000),
+        )  # fmt: skip
+        return Prediction(
+            response=response, request_id=r.request_id, routing_key=r.user,
+            model_version=model.label, arm=arm,
+            inputs={"user": r.user, "known_user": user.index is not None,
+                    "history": len(user.history), "session": len(user.session),
+                    "segment": user.segment, "candidates": len(c.items)},
+            outputs={"items": ids, "sources": list(page.sources)},
+            outcome="recommended", degraded=degraded,
+            timings_ms={"total": (time.perf_counter() - started) * 1000},
+            columns={"k": r.k, "surface": surface, "embedding_version": embedding_version},
+            state=(impression, page.items),
+        )  # fmt: skip
+
+    def _retrieval(
+        self, model: ServingModel
+    ) -> tuple[Version, Callable[[F32, int], tuple[I64, F32]] | None, str | None]:
+        """The version whose query encoder matches the index's live collection, its
+        search, and the index's version; the model's own version and a failing search
+        when the index is down."""
+        if self.index is None:  # no index configured: exact search over the factors
+            return self.versions.of_model(model), None, None
+        try:
+            snapshot = self.index.snapshot()
+            version = self.versions.get(version_number(snapshot.version))
+        except Exception as exc:  # the index is down: the candidates say vector_index
+            error = exc
+
+            def down(query: F32, n: int) -> tuple[I64, F32]:
+                raise error
+
+            return self.versions.of_model(model), down, None
+
+        def search(query: F32, n: int) -> tuple[I64, F32]:
+            found = snapshot.search(query[None, :], n)
+            keep = found.ids[0] >= 0
+            return found.ids[0][keep], found.scores[0][keep]
+
+        return version, search, snapshot.version
+
+    def _user(self, r: RecommendRequest, v: Version) -> User:
+        index = v.user_index.get(r.user)
+        cat = v.catalogue
+        trained = (
+            cat.history.indices[cat.history.indptr[index] : cat.history.indptr[index + 1]]
+            if index is not None
+            else np.zeros(0, np.int64)
+        ).astype(np.int64)
+        session = v.items(r.session)
+        recent = self.users.recent(r.user)
+        recent = recent[(recent < len(cat.item_ids)) & ~np.isin(recent, trained)]
+        fresh = np.concatenate([session, recent[~np.isin(recent, session)]])
+        ctx = r.context
+        if index is not None:
+            segment, age, gender = (
+                int(cat.segment[index]),
+                int(cat.age[index]),
+                int(cat.gender[index]),
+            )
+        elif ctx is not None and ctx.age is not None and ctx.gender is not None:
+            age, gender = ctx.age, int(ctx.gender == "M")
+            segment = _segment(age, gender)
+        else:
+            segment, age, gender = cat.default_segment, DEFAULT_AGE, DEFAULT_GENDER
+        return User(
+            index=index, history=np.unique(np.concatenate([trained, fresh])), session=fresh,
+            age=age, gender=gender, segment=segment,
+        )  # fmt: skip
+
+    def _page(self, c: Candidates, scores: F32, v: Version, k: int, blocked: I64) -> Page:
+        """Diversified top items, explore slots filled by Thompson sampling, and
+        popularity where too few candidates were left."""
+        keep = ~np.isin(c.items, blocked)
+        items, scores, ranks = c.items[keep], scores[keep], c.ranks[keep]
+        slots = [s for s in self.rerank.explore_slots if s < k]
+        chosen = mmr(
+            items, np.asarray(scores, np.float32), v.genre_unit[items] @ v.genre_unit[items].T,
+            k - len(slots), self.rerank.diversity, self.rerank.max_per_genre, v.group[items],
+        ).tolist()  # fmt: skip
+        source_of: dict[int, Source] = {
+            int(i): cast(Source, SOURCES[int(np.argmin(row))])
+            for i, row in zip(items, ranks, strict=True)
+        }
+        left = [int(i) for i in items[np.argsort(-scores, kind="stable")] if i not in chosen]
+        new = [int(i) for i in v.new_items if i not in blocked and i not in chosen]
+        explored = self.explore.pick(list(dict.fromkeys(left + new)), len(slots))
+        page: list[int] = list(chosen)
+        sources: list[Source] = [source_of[i] for i in chosen]
+        for slot, item in zip(slots, explored, strict=False):
+            page.insert(min(slot, len(page)), item)
+            sources.insert(min(slot, len(sources)), "explore")
+        for item in left:  # the per-genre cap or few candidates left slots empty
+            if len(page) >= k:
+                break
+            if item not in page:
+                page.append(item)
+                sources.append(source_of[item])
+        if len(page) < k:
+            shown = np.concatenate([blocked, np.asarray(page, dtype=np.int64)])
+            for item in best(v.retrieval.popularity, k - len(page), shown).tolist():
+                page.append(int(item))
+                sources.append("popularity")
+        return Page(page[:k], sources[:k])
+
+    def committed(self, prediction: Prediction[RecommendResponse]) -> None:
+        """The answer is durable: its impression goes to the event log, and each shown
+        item's impression to the explorer."""
+        impression, items = prediction.state
+        self.publish([impression])
+        for item in items:
+            self.explore.update(item, impressions=1, clicks=0)
+
+    def close(self) -> None:
+        pass
+
+
+class FeedbackPipeline:
+    """``POST /v1/feedback``: a click on a shown item. It goes to the clicks topic
+    (whence the label feed writes it beside the answer in the prediction log) once the
+    click is durable, and at once to the explorer and the user's recent items."""
+
+    def __init__(
+        self,
+        *,
+        versions: Versions,
+        users: UserState,
+        explore: Thompson,
+        publish: Callable[[Sequence[Click]], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.versions, self.users, self.explore = versions, users, explore
+        self.publish, self.clock = publish, clock
+
+    def request_id(self, request: FeedbackRequest) -> str:
+        return f"{request.request_id}:click:{request.item}"[:128]
+
+    def fingerprint(self, request: FeedbackRequest) -> Any:
+        return msgspec.to_builtins(request)
+
+    def predict_many(
+        self, requests: Sequence[FeedbackRequest], trace_ids: Sequence[str], routing: Routing
+    ) -> list[Prediction[FeedbackResponse]]:
+        version = self.versions.of_model(routing.champion)
+        out = []
+        for r in requests:
+            item = version.item_index.get(r.item)
+            if item is not None:
+                self.users.add(r.user, item, version.catalogue.items.genres[item])
+                self.explore.update(item, impressions=0, clicks=1)
+            click = Click(
+                request_id=r.request_id, user=r.user, item=r.item, position=r.position,
+                event_time_ms=r.event_time_ms or int(self.clock() * 1000),
+            )  # fmt: skip
+            out.append(
+                Prediction(
+                    response=FeedbackResponse(request_id=r.request_id, item=r.item, logged=True),
+                    request_id=self.request_id(r),
+                    routing_key=r.user,
+                    model_version=routing.champion.label,
+                    arm="champion",
+                    inputs={"request_id": r.request_id, "item": r.item, "position": r.position},
+                    outputs={"clicked": r.item},
+                    outcome="click",
+                    state=click,
+                )
+            )
+        return out
+
+    def committed(self, prediction: Prediction[FeedbackResponse]) -> None:
+        self.publish([prediction.state])
+
+    def close(self) -> None:
+        pass
+
+
+def _ranker(model: ServingModel) -> Callable[[F64], F32]:
+    """The routed model as the recommender's ranker (its inputs in its own order)."""
+    columns = [INPUTS.index(n) for n in model.signature.inputs]
+
+    def rank(x: F64) -> F32:
+        scores, _ = model.predict(np.ascontiguousarray(x[:, columns]))
+        return np.asarray(scores, dtype=np.float32).reshape(len(x))
+
+    return rank
+
+
+def _segment(age: int, gender: int) -> int:
+    return int(np.searchsorted(np.asarray(AGE_BANDS), age, side="right")) * 2 + gender
