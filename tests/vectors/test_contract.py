@@ -44,7 +44,8 @@ def test_upsert_search_delete_count_ids(store: VectorStore) -> None:
     assert index.count() == 300
     assert index.ids().tolist() == ids.tolist()
     found = index.search(vectors[:5], 3)
-    assert found.ids.shape == (5, 3) and found.ids.dtype == np.int64
+    assert found.ids.shape == (5, 3)
+    assert found.ids.dtype == np.int64
     assert found.scores.dtype == np.float32
     assert found.ids[:, 0].tolist() == ids[:5].tolist()  # each vector finds itself first
     assert np.all(np.diff(found.scores, axis=1) <= 1e-6)  # best first
@@ -62,14 +63,18 @@ def test_upsert_replaces_a_row(store: VectorStore) -> None:
     assert set(found.ids[0].tolist()) == {7, 307}
     assert index.search(vectors[:1], 1, where={"genre": 42}).ids.tolist() == [[7]]
     present, attrs = index.attributes(np.array([7, 8, 10]))
-    assert present.tolist() == [7, 10] and attrs["genre"].tolist() == [42, 0]
+    assert present.tolist() == [7, 10]
+    assert attrs["genre"].tolist() == [42, 0]
 
 
 @pytest.mark.parametrize(
     ("where", "allowed"),
     [
         ({"genre": 3}, lambda ids: ids % 10 == 3),  # few rows
-        ({"genre": [1, 2, 3, 4, 5, 6, 7, 8]}, lambda ids: (ids % 10 >= 1) & (ids % 10 <= 8)),  # most
+        (
+            {"genre": [1, 2, 3, 4, 5, 6, 7, 8]},
+            lambda ids: (ids % 10 >= 1) & (ids % 10 <= 8),
+        ),  # most
         ({"genre": [0, 5], "year": 1}, lambda ids: (ids % 10 % 5 == 0) & (ids % 3 == 1)),
     ],
 )
@@ -102,7 +107,8 @@ def test_k_larger_than_the_collection_and_an_empty_collection(store: VectorStore
     assert sorted(found.ids[0, :5].tolist()) == [7, 10, 13, 16, 19]
     assert found.ids[0, 5:].tolist() == [-1, -1, -1]
     empty = store.create("empty", dim=8)
-    assert empty.count() == 0 and empty.ids().tolist() == []
+    assert empty.count() == 0
+    assert empty.ids().tolist() == []
     assert empty.search(vectors[:2], 3).ids.tolist() == [[-1] * 3] * 2
 
 
@@ -112,10 +118,14 @@ def test_collections_persist_across_reopen(store: VectorStore) -> None:
     store.point("current", "things")
     store = reopen(store)
     again = store.open("current")
-    assert again.name == "things" and again.dim == 8 and again.attrs == ("genre", "year")
+    assert again.name == "things"
+    assert again.dim == 8
+    assert again.attrs == ("genre", "year")
     assert again.count() == 299
     top = again.search(vectors[:3], 1).ids[:, 0].tolist()
-    assert top[0] == 7 and top[1] != 10 and top[2] == 13
+    assert top[0] == 7
+    assert top[1] != 10
+    assert top[2] == 13
     assert again.search(vectors[2:3], 1, where={"genre": 3}).ids.tolist() == [[13]]
     store.close()
 

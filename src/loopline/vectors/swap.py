@@ -253,6 +253,9 @@ class VersionedIndex:
                 present, attrs = live.attributes(todo[at : at + chunk])
                 if len(present):
                     self._index(new).upsert(present, self.encoders[new](present), attrs)
+                flush = getattr(self._index(new), "flush", None)
+                if flush is not None:  # an embedded index: durable before its checkpoint
+                    flush()
                 last = int(todo[min(at + chunk, len(todo)) - 1])
                 state = Backfill(
                     version=new, done=state.done + len(todo[at : at + chunk]), total=state.total,
