@@ -164,18 +164,30 @@ class EmbeddedIndex:
             size = self._size
             if size == 0:
                 return empty_matches(len(queries), k)
+            if not allowed:
+                return self._search_all(queries, k)
             mask = np.ones(size, bool)
             for name, values in allowed.items():
                 mask &= np.isin(self._columns[name][:size], values)
-            selected = int(mask.sum()) if allowed else size
+            selected = int(mask.sum())
             if selected == 0:
                 return empty_matches(len(queries), k)
             if selected <= EXACT_ROWS or selected < EXACT_FRACTION * size:
-                rows = np.flatnonzero(mask) if allowed else slice(0, size)
+                rows = np.flatnonzero(mask)
                 return exact_top_k(self._vectors[rows], self._ids[rows], queries, k)
-            fetch = min(size, int(np.ceil(2 * k * size / selected)) + 10 if allowed else k)
-            found = self._graph_search(queries, fetch)
-            return self._keep(found, queries, k, mask if allowed else None)
+            fetch = min(size, int(np.ceil(2 * k * size / selected)) + 10)
+            return self._keep(self._graph_search(queries, fetch), queries, k, mask)
+
+    def _search_all(self, queries: F32, k: int) -> Matches:
+        size = self._size
+        found = None if size <= EXACT_ROWS else self._graph_search(queries, min(k, size))
+        if found is None:
+            return exact_top_k(self._vectors[:size], self._ids[:size], queries, k)
+        if k <= size:
+            return found
+        out = empty_matches(len(queries), k)
+        out.ids[:, :size], out.scores[:, :size] = found.ids, found.scores
+        return out
 
     def _graph_search(self, queries: F32, fetch: int) -> Matches | None:
         self._graph.set_ef(max(EF_SEARCH, fetch))
@@ -190,16 +202,12 @@ class EmbeddedIndex:
     def _keep(self, found: Matches | None, queries: F32, k: int, mask: Any) -> Matches:
         """The ``k`` best of the graph's candidates that match; queries left short (or a
         graph that could not answer) are searched exactly over the matching rows."""
-        rows = np.flatnonzero(mask) if mask is not None else np.arange(self._size)
+        rows = np.flatnonzero(mask)
         want = min(k, len(rows))
         if found is None:
             return exact_top_k(self._vectors[rows], self._ids[rows], queries, k)
         out = empty_matches(len(queries), k)
-        ok = (
-            np.isin(found.ids, self._ids[rows])
-            if mask is not None
-            else np.ones(found.ids.shape, bool)
-        )
+        ok = np.isin(found.ids, self._ids[rows])
         short = []
         for q in range(len(queries)):
             keep = np.flatnonzero(ok[q])[:k]
