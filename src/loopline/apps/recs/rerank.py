@@ -98,3 +98,48 @@ class Thompson:
 
     def __len__(self) -> int:
         return len(self._arms)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """What a user sees: items, and where each came from (a retriever or ``explore``)."""
+
+    items: I64
+    explored: npt.NDArray[np.bool_]
+
+
+def page(
+    items: I64,
+    scores: F32,
+    k: int,
+    *,
+    genres: F32,
+    config: RerankConfig,
+    bandit: Thompson | None = None,
+    fresh: Sequence[int] = (),
+) -> Page:
+    """Re-rank ranked candidates into ``k`` slots: blocked items out, MMR diversity and
+    the per-genre cap, then exploration slots from what was left out and ``fresh``
+    (new) items, picked by Thompson sampling."""
+    keep = ~np.isin(items, np.fromiter(config.blocked, dtype=np.int64))
+    items, scores = items[keep], scores[keep]
+    unit = genres[items] / (np.linalg.norm(genres[items], axis=1, keepdims=True) + 1e-9)
+    first = np.argmax(genres[items], axis=1).astype(np.int64)
+    slots = [s for s in config.explore_slots if s < k] if bandit is not None else []
+    chosen = mmr(
+        items,
+        scores,
+        unit @ unit.T,
+        k - len(slots),
+        config.diversity,
+        config.max_per_genre,
+        first,
+    )
+    out, explored = list(chosen), [False] * len(chosen)
+    if slots and bandit is not None:
+        left = [int(i) for i in items if i not in set(out)]
+        pool = [i for i in dict.fromkeys([*fresh, *left[: 5 * k]]) if i not in config.blocked]
+        for slot, item in zip(slots, bandit.pick(pool, len(slots)), strict=False):
+            out.insert(min(slot, len(out)), item)
+            explored.insert(min(slot, len(explored)), True)
+    return Page(np.asarray(out, dtype=np.int64), np.asarray(explored, dtype=bool))
