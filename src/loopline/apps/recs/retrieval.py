@@ -65,6 +65,7 @@ class Retrieval:
         cls, train: sp.csr_matrix, segment: I64, n_segments: int, config: RetrievalConfig
     ) -> Retrieval:
         from implicit.cpu.als import AlternatingLeastSquares
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
         als = AlternatingLeastSquares(
             factors=config.factors,
@@ -74,7 +75,8 @@ class Retrieval:
             random_state=config.seed,
             calculate_training_loss=False,
         )
-        als.fit(train.astype(np.float32), show_progress=False)
+        with threadpool_limits(1, "blas"):  # implicit runs its own threads
+            als.fit(train.astype(np.float32), show_progress=False)
         rows, items = train.nonzero()
         seg = np.zeros((n_segments, train.shape[1]), dtype=np.float64)
         np.add.at(seg, (segment[rows], items), 1.0)
