@@ -6,7 +6,8 @@
 The data: ``n`` unit-length vectors drawn from 100 Gaussian clusters (embeddings are
 clustered, and uniform random vectors make every index look bad in the same way); the
 queries: other draws from the same clusters. The metric: inner product. Every library
-gets the same HNSW settings (M 16, ef_construction 128, ef_search 64) and both cores.
+gets the same HNSW settings (M 16, ef_construction 128, ef_search 64) and both cores;
+query rates are the best of three passes (one query at a time: the first 300 queries).
 "exact" is NumPy's matrix product and ``argpartition``: the baseline, and the truth
 recall is measured against. ``embedded`` is loopline's EmbeddedVectors (the chosen
 library plus its id map and lock); ``milvus`` is MilvusVectors against a Milvus Lite
@@ -30,7 +31,7 @@ from rich.table import Table
 
 F32 = npt.NDArray[np.float32]
 I64 = npt.NDArray[np.int64]
-M, EF_CONSTRUCTION, EF_SEARCH, K, THREADS = 16, 128, 64, 10, 2
+M, EF_CONSTRUCTION, EF_SEARCH, K, THREADS, REPEATS = 16, 128, 64, 10, 2, 3
 Search = Callable[[F32, int], I64]  # queries, k -> ids (n, k)
 
 
@@ -118,14 +119,17 @@ def measure(build: Callable[[F32], Search], data: F32, queries: F32) -> dict[str
     search = build(data)
     build_s = time.perf_counter() - start
     truth = exact(data, queries, K)
-    start = time.perf_counter()
     found = search(queries, K)
-    batched_s = time.perf_counter() - start
+    batched_s = single_s = float("inf")
     single = queries[: min(len(queries), 300)]
-    start = time.perf_counter()
-    for q in single:
-        search(q[None, :], K)
-    single_s = time.perf_counter() - start
+    for _ in range(REPEATS):  # the best of a few: the box is shared, noise only slows
+        start = time.perf_counter()
+        search(queries, K)
+        batched_s = min(batched_s, time.perf_counter() - start)
+        start = time.perf_counter()
+        for q in single:
+            search(q[None, :], K)
+        single_s = min(single_s, time.perf_counter() - start)
     return {
         "recall_at_10": round(recall(found, truth), 4),
         "queries_per_s": round(len(single) / single_s, 1),
