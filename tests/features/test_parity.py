@@ -77,28 +77,37 @@ edge_times = st.one_of(
     st.integers(1, 30).map(lambda k: k * HOP),  # on tile edges
     st.integers(1, 30).map(lambda k: k * HOP - 1),
 )
-event = st.fixed_dictionaries(
+FIELDS = {
+    "card": st.sampled_from(["a", "b", "c"]),
+    "ts": edge_times,
+    "amount": st.one_of(
+        st.none(), st.floats(-1000, 1000, allow_nan=False).map(lambda x: round(x, 2))
+    ),
+    "channel": st.sampled_from(["cp", "cnp"]),
+    "merchant": st.sampled_from(["m1", "m2", "m3", "m4"]),
+    "genres": st.one_of(
+        st.none(),
+        st.lists(
+            st.floats(-100, 100, allow_nan=False).map(lambda x: round(x, 2)),
+            min_size=DIM,
+            max_size=DIM,
+        ),
+    ),
+    "item": st.one_of(st.none(), st.integers(0, 9)),
+    "delay": st.one_of(st.just(0), st.integers(0, 200), st.integers(200, 1200)),
+    "partition": st.integers(0, 1),
+}
+event = st.fixed_dictionaries(FIELDS)
+# few distinct times: many equal ones, within and across partitions (list ties)
+tied_event = st.fixed_dictionaries(
     {
-        "card": st.sampled_from(["a", "b", "c"]),
-        "ts": edge_times,
-        "amount": st.one_of(
-            st.none(), st.floats(-1000, 1000, allow_nan=False).map(lambda x: round(x, 2))
-        ),
-        "channel": st.sampled_from(["cp", "cnp"]),
-        "merchant": st.sampled_from(["m1", "m2", "m3", "m4"]),
-        "genres": st.one_of(
-            st.none(),
-            st.lists(
-                st.floats(-100, 100, allow_nan=False).map(lambda x: round(x, 2)),
-                min_size=DIM,
-                max_size=DIM,
-            ),
-        ),
-        "item": st.one_of(st.none(), st.integers(0, 9)),
-        "delay": st.one_of(st.just(0), st.integers(0, 200), st.integers(200, 1200)),
-        "partition": st.integers(0, 1),
+        **FIELDS,
+        "card": st.sampled_from(["a", "b"]),
+        "ts": st.integers(0, 12).map(lambda k: k * 50),
+        "delay": st.integers(0, 100),
     }
 )
+tied_probe = st.tuples(st.sampled_from(["a", "b"]), st.integers(0, 14).map(lambda k: k * 50))
 probe = st.tuples(st.sampled_from(["a", "b", "c", "z"]), edge_times)
 
 
@@ -206,6 +215,18 @@ def assert_same_number(a: float, b: float, where: str, name: str) -> None:
 )
 @given(events=st.lists(event, max_size=60), probes=st.lists(probe, min_size=1, max_size=12))
 def test_online_equals_offline(tmp_path_factory, events, probes) -> None:  # type: ignore[no-untyped-def]
+    store = EmbeddedStore(tmp_path_factory.mktemp("store") / "online.db")
+    check_parity(store, events, probes)
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    events=st.lists(tied_event, min_size=8, max_size=40),
+    probes=st.lists(tied_probe, min_size=1, max_size=8),
+)
+def test_online_equals_offline_with_equal_times(tmp_path_factory, events, probes) -> None:  # type: ignore[no-untyped-def]
     store = EmbeddedStore(tmp_path_factory.mktemp("store") / "online.db")
     check_parity(store, events, probes)
 

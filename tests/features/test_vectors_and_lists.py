@@ -299,3 +299,17 @@ def test_feature_set_online_and_offline_agree_with_the_event_itself(tmp_path: Pa
         got = np.asarray(offline.column(name).to_pylist(), float)
         assert np.allclose(values, got, equal_nan=True), name
     assert same(online["user__item_last3_1s"][0], [10, 9, 8])  # the scored event first
+
+
+def test_list_fields_of_events_become_vector_columns() -> None:
+    import msgspec
+
+    from loopline.features.worker import to_columns
+
+    class Rating(msgspec.Struct):
+        user: str
+        genres: list[float] | None
+
+    cols = to_columns([Rating("u", [1.0, 0.0, 1.0]), Rating("u", None)], ["genres", "user"])
+    assert cols["genres"].shape == (2, 3)
+    assert same(cols["genres"], [[1, 0, 1], [NAN, NAN, NAN]])

@@ -34,8 +34,16 @@ def mismatch_rates(online: dict[str, np.ndarray], offline: pa.Table) -> dict[str
     """Per feature, the fraction of rows where the two differ."""
     rates = {}
     for name, values in online.items():
-        other = offline.column(name).to_numpy()
-        bad = sum(not same(float(a), float(b)) for a, b in zip(values, other, strict=True))
+        column = offline.column(name).combine_chunks()
+        if np.ndim(values) == 2:  # a vector or list feature: a row differs if any item does
+            other = column.flatten().to_numpy().reshape(len(values), -1)
+            bad = sum(
+                not all(same(float(a), float(b)) for a, b in zip(x, y, strict=True))
+                for x, y in zip(values, other, strict=True)
+            )
+        else:
+            other = column.to_numpy()
+            bad = sum(not same(float(a), float(b)) for a, b in zip(values, other, strict=True))
         rates[name] = bad / max(1, len(values))
     return rates
 

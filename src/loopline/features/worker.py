@@ -36,15 +36,20 @@ from loopline.monitoring.quality import BatchQuality, DataQualityError, Expectat
 
 def to_columns(events: Sequence[Any], fields: Sequence[str]) -> Columns:
     """Columns of ``fields`` from event structs: numbers as float64 (None -> NaN; integer
-    fields stay int64), everything else as strings. A field's kind comes from the struct's
-    declared type, so a batch where an optional number is always missing is still a
-    number column."""
+    fields stay int64), lists of numbers (vectors) as float64 arrays of shape (rows, len)
+    (None -> a row of NaN), everything else as strings. A field's kind comes from the
+    struct's declared type, so a batch where an optional number is always missing is still
+    a number column."""
     out: dict[str, np.ndarray] = {}
     declared = _numeric_fields(type(events[0])) if events else {}
     for name in fields:
         values = [getattr(e, name) for e in events]
         sample = next((v for v in values if v is not None), declared.get(name, ""))
-        if isinstance(sample, bool) or not isinstance(sample, int | float):
+        if isinstance(sample, list | tuple):
+            gap = [math.nan] * len(sample)
+            rows = [gap if v is None else v for v in values]
+            out[name] = np.array(rows, dtype=np.float64).reshape(len(values), len(sample))
+        elif isinstance(sample, bool) or not isinstance(sample, int | float):
             out[name] = np.array(["" if v is None else str(v) for v in values])
         elif isinstance(sample, int) and None not in values:
             out[name] = np.array(values, dtype=np.int64)
