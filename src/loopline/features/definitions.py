@@ -254,6 +254,7 @@ class FeatureView:
         places: Each feature's (start, width) in a row of the view's values side by side
             (width 1, or a vector's ``dim``, a list's ``n``).
         scalar: Whether every feature is one number.
+        width: How many numbers all the features are, side by side.
         allowed_lateness_ms: Events older than the newest event seen minus this are late:
             counted and sent to the dead-letter topic. Those within it land in their tiles.
     """
@@ -266,6 +267,7 @@ class FeatureView:
     features: tuple[Feature, ...] = field(init=False, repr=False, compare=False)
     places: dict[str, tuple[int, int]] = field(init=False, repr=False, compare=False)
     scalar: bool = field(init=False, repr=False, compare=False)
+    width: int = field(init=False, repr=False, compare=False)
     _version: str = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -288,6 +290,7 @@ class FeatureView:
         places = {f.name: (start, f.width) for f, start in zip(feats, starts, strict=False)}
         object.__setattr__(self, "places", places)
         object.__setattr__(self, "scalar", all(f.scalar for f in feats))
+        object.__setattr__(self, "width", starts[-1])
         text = repr(
             (
                 self.name,

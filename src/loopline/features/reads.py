@@ -209,10 +209,9 @@ class OnlineReads:
     def _rows(
         self, view: FeatureView, keys: Sequence[str], times: npt.NDArray[np.int64]
     ) -> dict[str, npt.NDArray[np.float64]]:
-        width = sum(f.width for f in view.features)
         rows = np.array(
             [self._row_array(view, k, t) for k, t in zip(keys, times.tolist(), strict=True)]
-        ).reshape(len(keys), width)
+        ).reshape(len(keys), view.width)
         return {
             f.name: rows[:, start] if f.scalar else rows[:, start : start + w]
             for f, (start, w) in zip(view.features, view.places.values(), strict=True)
@@ -249,9 +248,12 @@ class OnlineReads:
         if found is None:
             return self._values(view, key, t)
         values, newest = found
-        return FeatureValues(
-            split_row(view, values), t, int(newest) if math.isfinite(newest) else None
+        named = (
+            dict(zip((f.name for f in view.features), values.tolist(), strict=True))
+            if view.scalar  # one number each: no split
+            else split_row(view, values)
         )
+        return FeatureValues(named, t, int(newest) if math.isfinite(newest) else None)
 
     def _row_array(self, view: FeatureView, key: str, t: int) -> npt.NDArray[np.float64]:
         """:meth:`_row`'s values alone, side by side in ``view.features`` order."""

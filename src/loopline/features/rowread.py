@@ -118,7 +118,7 @@ def read_row(
     found = store.locate(view.version, key)
     if len(found) > 1:
         return None
-    out = np.empty(sum(f.width for f in view.features))
+    out = np.empty(view.width)
     newest = -math.inf
     for p in plans:
         ring = store.ring(view.version, p.layout, found[0][0]) if found else None
