@@ -313,3 +313,19 @@ def test_list_fields_of_events_become_vector_columns() -> None:
     cols = to_columns([Rating("u", [1.0, 0.0, 1.0]), Rating("u", None)], ["genres", "user"])
     assert cols["genres"].shape == (2, 3)
     assert same(cols["genres"], [[1, 0, 1], [NAN, NAN, NAN]])
+
+
+def test_a_view_of_lists_only(tmp_path: Path) -> None:
+    view = FeatureView(
+        name="session",
+        entity=VIEW.entity,
+        source=VIEW.source,
+        aggregations=(Aggregation(function="last_n", column="item", windows=(hours(1),), n=2),),
+    )
+    engine = OnlineEngine(views=[view], store=EmbeddedStore(tmp_path / "s.db"))
+    engine.update_many(events([1000, 2000, 3000], [1, 2, 3]))
+    (row,) = engine.read("session", ["u"], as_of_ms=3000)
+    assert same(row.values["item_last2_1h"], [3, 2])
+    assert row.freshness_ms == 3000
+    many = engine.read_many("session", ["u", "v", "u", "u"], np.full(4, 3000))
+    assert same(many["item_last2_1h"], [[3, 2], [NAN, NAN], [3, 2], [3, 2]])

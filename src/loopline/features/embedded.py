@@ -1,6 +1,7 @@
 """The embedded online store: tile rings in this process, snapshotted to a SQLite file.
 
-Reads and updates work on in-memory NumPy rings. ``commit`` records a partition's
+Reads and updates work on in-memory NumPy rings (tile rings, and the list rings of
+``last_n`` features, stored alike). ``commit`` records a partition's
 checkpoint with the state in memory; every ``snapshot_interval_s`` (and on ``close``)
 the whole state, rings and all partitions' checkpoints, is written to the file in one
 SQLite transaction as zstd-compressed array blobs. Only the copy of what changed since

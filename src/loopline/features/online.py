@@ -4,8 +4,9 @@
 in arrival order). Per view it drops late events (older than the partition's watermark
 minus the allowed lateness; the masks are returned so the caller dead-letters them),
 groups the rest by (entity, tile) with one sort, computes their partials with the kernel
-and merges them into the store's tile rings; then it commits the partition's state and
-checkpoint (next offsets, watermarks) to the store in one atomic step.
+and merges them into the store's tile rings (``last_n`` aggregations: each accepted event
+into its entity's list ring, :mod:`loopline.features.lists`); then it commits the
+partition's state and checkpoint (next offsets, watermarks) to the store in one atomic step.
 """
 
 from __future__ import annotations

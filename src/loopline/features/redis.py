@@ -1,7 +1,8 @@
 """The Redis online store (``pip install loopline[redis]``), for serving from many processes.
 
 One entity's ring of one (view version, hop, source partition) is one Redis string:
-its tile ids, partials and distinct sets. Keys are hash-tagged by partition,
+its tile ids, partials and distinct sets (a ``last_n`` list ring likewise, under its
+table's negative number in place of the hop). Keys are hash-tagged by partition,
 ``ll:f:{p<partition>}:...``, so everything a partition's worker writes, states and
 checkpoint, sits in one Cluster slot and commits atomically in one ``MULTI``/``EXEC``.
 Readers learn which partitions hold a view's state from a set, cached for a second: a
