@@ -37,12 +37,14 @@ Search = Callable[[F32, int], tuple[I64, F32]]  # query vector, n -> items, scor
 Ranker = Callable[[F64], F32]
 
 log = logging.getLogger("loopline.apps.recs")
+# Chosen on a validation split inside training (never the test): among 3-63 leaves and
+# 100-400 rounds, the smallest trees did best; see docs/recs.md.
 RANKER = BoostingConfig(
     objective="lambdarank",
-    num_boost_round=150,
+    num_boost_round=200,
     learning_rate=0.05,
-    num_leaves=15,
-    min_child_samples=100,
+    num_leaves=3,
+    min_child_samples=800,
 )
 
 
@@ -52,6 +54,10 @@ class RecsConfig:
     per_retriever: int = 100  # candidates from each of embedding and co-occurrence
     popular: int = 50  # and from segment popularity
     ranker: BoostingConfig = RANKER
+    # the final score: z(ranker) + blend * z(co-occurrence score), within a user's
+    # candidates; a tree ensemble's stepwise scores tie many candidates that the
+    # co-occurrence model orders (weight chosen on the same validation split)
+    blend: float = 1.0
 
 
 @dataclass(slots=True, kw_only=True)
@@ -90,7 +96,8 @@ class Recommender:
         """Scores of the candidates: the ranker's, or, if it fails, retrieval order."""
         if self.ranker is not None and len(c.items):
             try:
-                return self.ranker(features(c, user, self.retrieval, self.items)), []
+                scores = self.ranker(features(c, user, self.retrieval, self.items))
+                return _z(scores) + self.config.blend * _z(c.scores[:, 1]), []
             except Exception:  # the ranker failed: retrieval order answers, flagged
                 log.exception("ranker failed; answering in retrieval order")
         return retrieval_order(c), ["ranker"] if self.ranker is not None else []
@@ -104,6 +111,10 @@ class Recommender:
             s, _ = self.rank(c, user)
             out[row, c.items] = s - s.min() + 1.0 if len(s) else s
         return out
+
+
+def _z(x: F32) -> F32:
+    return np.asarray((x - x.mean()) / (x.std() + 1e-9), dtype=np.float32)
 
 
 def retrieval_order(c: Candidates) -> F32:

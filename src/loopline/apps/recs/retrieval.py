@@ -36,7 +36,7 @@ class RetrievalConfig:
     regularization: float = 0.05
     alpha: float = 2.0
     l2: float = 250.0  # EASE's
-    neighbours: int = 200
+    neighbours: int = 500
     seed: int = 0
 
 
@@ -141,14 +141,14 @@ class Retrieval:
 
 
 def cooccurrence(train: sp.csr_matrix, *, l2: float, keep: int) -> sp.csr_matrix:
-    """EASE's item x item weights, each row pruned to its ``keep`` largest."""
+    """EASE's item x item weights, each row pruned to its ``keep`` largest in magnitude."""
     gram = np.asarray((train.T @ train).toarray(), dtype=np.float64)
     gram[np.diag_indices_from(gram)] += l2
     p = np.linalg.inv(gram)
     b = (p / -np.diag(p)).astype(np.float32)
     np.fill_diagonal(b, 0.0)
-    if keep < b.shape[1]:
-        cut = np.argpartition(-b, keep, axis=1)[:, keep:]
+    if keep < b.shape[1]:  # by magnitude: EASE's negative weights matter as much
+        cut = np.argpartition(-np.abs(b), keep, axis=1)[:, keep:]
         np.put_along_axis(b, cut, 0.0, axis=1)
     out = sp.csr_matrix(b)
     out.eliminate_zeros()
