@@ -67,15 +67,15 @@ class Retrieval:
         from implicit.cpu.als import AlternatingLeastSquares
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-        als = AlternatingLeastSquares(
-            factors=config.factors,
-            regularization=config.regularization,
-            alpha=config.alpha,
-            iterations=config.iterations,
-            random_state=config.seed,
-            calculate_training_loss=False,
-        )
-        with threadpool_limits(1, "blas"):  # implicit runs its own threads
+        with threadpool_limits(1, "blas"):  # implicit runs its own threads (and warns)
+            als = AlternatingLeastSquares(
+                factors=config.factors,
+                regularization=config.regularization,
+                alpha=config.alpha,
+                iterations=config.iterations,
+                random_state=config.seed,
+                calculate_training_loss=False,
+            )
             als.fit(train.astype(np.float32), show_progress=False)
         rows, items = train.nonzero()
         seg = np.zeros((n_segments, train.shape[1]), dtype=np.float64)

@@ -34,7 +34,12 @@ from loopline.demos.recs.world import catalogue
 
 
 def run(
-    out: Path, *, sessions: int = 2000, quick: bool = False, say: Any = print
+    out: Path,
+    *,
+    sessions: int = 2000,
+    quick: bool = False,
+    config: RecsConfig | None = None,
+    say: Any = print,
 ) -> dict[str, Any]:
     started = time.perf_counter()
 
@@ -43,7 +48,7 @@ def run(
 
     step("MovieLens-100K and content embeddings (all-MiniLM-L6-v2)")
     data, items = catalogue()
-    config = RecsConfig(retrieval=RetrievalConfig(iterations=8 if quick else 15))
+    config = config or RecsConfig(retrieval=RetrievalConfig(iterations=8 if quick else 15))
     cut = np.quantile(data.time_s, 0.7)
     old = data.time_s <= cut
     shape = (data.n_users, data.n_items)
