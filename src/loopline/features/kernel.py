@@ -105,6 +105,12 @@ class Layout:
         """The time a ring of ``ring`` tiles covers."""
         return ring * self.hop_ms
 
+    @property
+    def is_list(self) -> bool:
+        """A ``last_n`` list table (:class:`loopline.features.lists.ListLayout`): those are
+        numbered below zero, where a tile table has its hop."""
+        return self.hop_ms < 0
+
     @functools.cached_property
     def columns(self) -> tuple[npt.NDArray[np.intp], ...]:
         """Field indexes by merge kind: (add, min, max, last timestamp)."""

@@ -72,7 +72,7 @@ class Group:
     @property
     def is_list(self) -> bool:
         """A ``last_n`` table's group: its features are its windows, read from entries."""
-        return isinstance(self.layout, ListLayout)
+        return self.layout.is_list
 
     def finish(
         self, merged: F64, sets: Any, t: npt.NDArray[np.int64] | int
@@ -229,7 +229,7 @@ class OnlineReads:
         out: dict[str, npt.NDArray[np.float64]] = {}
         for g, (merged, sets) in zip(self._groups[view.version], found, strict=True):
             out.update(g.finish(merged, sets, times)[0])
-        return {f.name: out[f.name] for f in view.features}
+        return out if view.scalar else {f.name: out[f.name] for f in view.features}
 
     def read_event(self, view: str | FeatureView, event: Columns) -> FeatureValues:
         """The features of one incoming event's entity at the event's time, including the
@@ -278,10 +278,20 @@ class OnlineReads:
         newest = -math.inf
         for g, found in zip(groups, self.store.read(view.version, key, windows), strict=True):
             merged, sets = found if own is None else _with_own(g.layout, found, *own)
-            got, latest = g.finish(merged, sets, t)
-            values.update(got)
-            newest = max(newest, float(latest))
-        values = {f.name: values[f.name] for f in view.features}
+            if not view.scalar:  # vectors and lists: Group.finish
+                got, latest = g.finish(merged, sets, t)
+                values.update(got)
+                newest = max(newest, float(latest))
+                continue
+            for f, code, off, d in zip(g.features, g.codes, g.offsets, g.distinct, strict=True):
+                values[f.name] = (
+                    compiled.finalize_value(code, merged, off, t)
+                    if d is None
+                    else float(len(sets[d]))  # the size of the union of sets
+                )
+            newest = max(newest, float(merged[-1]))
+        if not view.scalar:
+            values = {f.name: values[f.name] for f in view.features}
         return FeatureValues(values, t, int(newest) if math.isfinite(newest) else None)
 
 

@@ -161,9 +161,9 @@ class TileRing:
 
 def make_ring(layout: Layout, ring: int, capacity: int = 256) -> TileRing:
     """A tile ring, or for a ``last_n`` table a list ring (:mod:`loopline.features.lists`)."""
-    from loopline.features import lists
+    if layout.is_list:
+        from loopline.features import lists
 
-    if isinstance(layout, lists.ListLayout):
         return lists.ListRing(layout, ring, capacity)
     return TileRing(layout, ring, capacity)
 
@@ -178,9 +178,9 @@ def window_of(
 ) -> tuple[F64, list[set[object]]]:
     """One slot's window from its raw ring row: ``ids`` (R,), ``data`` (R, width), and
     ``sets_at(position)``, its distinct-count sets (a list table: all its entries)."""
-    from loopline.features import lists
+    if layout.is_list:
+        from loopline.features import lists
 
-    if isinstance(layout, lists.ListLayout):
         return lists.entries(ids, data), []
     merged = layout.empty()
     picked = np.empty(len(ids), dtype=np.int64)
@@ -195,9 +195,10 @@ def windows_of(w: ManyWindows, rings: Iterable[tuple[TileRing, I64]], n: int) ->
     (``slots[i]``: row ``i``'s slot in that ring, -1: none there): the merged partials
     ``(n, width)`` and, with distinct counts, each row's sets. One compiled call a ring
     (a list table: each row's entries, :func:`loopline.features.lists.many_entries`)."""
-    from loopline.features import lists
+    if w.layout.is_list:
+        from loopline.features import lists
 
-    if isinstance(w.layout, lists.ListLayout):
+        assert isinstance(w.layout, lists.ListLayout)
         return lists.many_entries(w.layout.n, list(rings), n), None
     merged = np.tile(w.layout.empty(), (n, 1))
     sets: list[list[set[object]]] | None = None
@@ -227,11 +228,12 @@ def combine(
     layout: Layout, found: list[tuple[F64, list[set[object]]]]
 ) -> tuple[F64, list[set[object]]]:
     """Merge one window's values from several partitions."""
-    from loopline.features import lists
-
     if len(found) == 1:
         return found[0]
-    if isinstance(layout, lists.ListLayout):
+    if layout.is_list:
+        from loopline.features import lists
+
+        assert isinstance(layout, lists.ListLayout)
         return lists.merge_entries(layout.n, [m for m, _ in found]), []
     merged = merge_many(layout, np.array([m for m, _ in found]).reshape(-1, layout.width))
     return merged, _union([s for _, s in found], len(layout.distinct))
