@@ -1,7 +1,8 @@
 """The recommendation service over HTTP (ASGI, in process), on MovieLens-100K with a
 small model trained once: pages of unseen items with their sources and versions,
-validation, new users, the vector index and the ranker down, clicks as labels,
-impressions and interactions on the event log."""
+validation, new users, the vector index and the ranker down, clicks as labels and as
+interactions, impressions on the event log, and the users' online features fed by the
+interactions topic."""
 
 from __future__ import annotations
 
@@ -69,7 +70,7 @@ def recs(trained: tuple[Path, Any], tmp_path: Path) -> Iterator[RecsService]:
         ServeOptions(
             state=state, registry=f"sqlite:///{state / 'registry' / 'mlflow.db'}",
             events=f"file://{tmp_path / 'events.db'}", decisions=str(tmp_path / "log.db"),
-            watch_s=0,
+            features=tmp_path / "features.db", watch_s=0,
         )
     )  # fmt: skip
     yield built
@@ -196,19 +197,55 @@ async def test_a_click_is_an_event_and_a_label(recs: RecsService) -> None:
     joined = recs.log.joined()
     at = joined.request_ids.index("c-1")
     assert joined.labels[at] == {shown["items"][3]: 1.0}
+    # and an interaction with the item's genres: the user's session, once the worker runs
+    wait_for(lambda: len(records(recs, INTERACTIONS)) == 1)
+    (interaction,) = records(recs, INTERACTIONS)
+    assert (interaction["user"], interaction["item"]) == ("2", shown["items"][3])
+    assert interaction["clicked"] is True
+    assert len(interaction["genres"]) == 19
+    assert recs.interactions.run_once() == 1
+    assert recs.pipeline.users.read_one("2").session == [shown["items"][3]]
 
 
-async def test_interactions_feed_the_users_recent_items_and_bad_ones_are_dead_lettered(
-    recs: RecsService,
+async def test_interactions_feed_the_users_features_and_bad_ones_are_dead_lettered(
+    recs: RecsService, trained: tuple[Path, Any]
 ) -> None:
-    good = Interaction(user="new-7", item="50", event_time_ms=1_750_000_000_000, rating=5.0)
+    data, _ = trained[1]
+    genres = tuple(float(g) for g in data.genres[list(data.item_ids).index("50")])
+    now_ms = int(time.time() * 1000)
+    good = Interaction(user="new-7", item="50", event_time_ms=now_ms, rating=5.0, genres=genres)
+    hostile = [b'{"user": "x", "item": "<script>"}', b'{"user": "x", "item": "5", "genres": [1]}']
     recs.events.append_many(
-        INTERACTIONS,
-        [Message(msgspec.json.encode(good)), Message(b'{"user": "x", "item": "<script>"}')],
+        INTERACTIONS, [Message(msgspec.json.encode(good)), *(Message(v) for v in hostile)]
     )
-    assert recs.interactions.run_once() == 2
-    assert recs.pipeline.users.recent("new-7").tolist() == [recs.interactions.item_index["50"]]
-    assert len(records(recs, f"{INTERACTIONS}.dlq")) == 1
+    assert recs.interactions.run_once() == 3
+    read = recs.pipeline.users.read_one("new-7")
+    assert read.session == read.recent == ["50"]
+    assert read.genre_counts is not None
+    assert read.genre_counts.tolist() == list(genres)
+    assert len(records(recs, f"{INTERACTIONS}.dlq")) == 2
     async with client(recs) as c:
         body = (await recommend(c, request_id="i-1", user="new-7", k=10)).json()
-    assert "50" not in body["items"]
+    assert "50" not in body["items"]  # seen in the session
+    assert {"embedding", "cooccurrence"} & set(body["sources"])  # the session steers it
+
+
+async def test_the_features_survive_a_restart(trained: tuple[Path, Any], tmp_path: Path) -> None:
+    state, _ = trained
+    options = ServeOptions(
+        state=state, registry=f"sqlite:///{state / 'registry' / 'mlflow.db'}",
+        events=f"file://{tmp_path / 'events.db'}", decisions=str(tmp_path / "log.db"),
+        features=tmp_path / "features.db", watch_s=0,
+    )  # fmt: skip
+    first = build(options)
+    event = Interaction(user="back", item="181", event_time_ms=int(time.time() * 1000))
+    first.events.append_many(INTERACTIONS, [Message(msgspec.json.encode(event))])
+    first.interactions.run_once()
+    first.close()  # the store snapshots its state with the offsets
+    again = build(options)
+    try:
+        assert again.pipeline.users.read_one("back").session == ["181"]
+        assert again.interactions.caught_up()
+        assert again.interactions.stats.events == 0
+    finally:
+        again.close()

@@ -1,7 +1,8 @@
 """The recommendation application's events, on the event log:
 
-- ``recs.interactions``: a user rated or watched an item (what the online features
-  learn from); hostile or malformed records go to ``recs.interactions.dlq``;
+- ``recs.interactions``: a user rated, watched or clicked an item, with the item's genre
+  vector (what the online features learn from: :mod:`loopline.apps.recs.features`);
+  hostile or malformed records go to ``recs.interactions.dlq``;
 - ``recs.impressions``: a page shown (one record per answer, its items in order);
 - ``recs.clicks``: a click on a shown item (the labels: :func:`click_labels`).
 """
@@ -17,20 +18,30 @@ from loopline.events import Codec, DeadLetterQueue, Event, Record, decode_or_dea
 from loopline.predictions import Label
 
 INTERACTIONS, IMPRESSIONS, CLICKS = "recs.interactions", "recs.impressions", "recs.clicks"
+GENRES = 19  # MovieLens's genres: the length of an interaction's genre vector
 Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 TimeMs = Annotated[int, Meta(ge=946_684_800_000, le=4_102_444_800_000)]  # 2000 to 2100
+# MovieLens-100K's ratings are from 1997-1998: its history replays as interactions
+InteractionTimeMs = Annotated[int, Meta(ge=788_918_400_000, le=4_102_444_800_000)]  # 1995 on
+# the catalogue's ids are decimal integers, and the list features hold items as numbers
+ItemNumber = Annotated[str, Meta(min_length=1, max_length=15, pattern=r"^[0-9]+$")]
+Genres = Annotated[
+    tuple[Annotated[float, Meta(ge=0, le=1)], ...], Meta(min_length=GENRES, max_length=GENRES)
+]
 
 
 class Interaction(Event, frozen=True, kw_only=True):
-    """A user's interaction with an item: a rating (1-5), or a click without one."""
+    """A user's interaction with an item: a rating (1-5), or a click without one. ``genres``
+    is the item's 0/1 genre vector (None: not known to the producer; the item still
+    counts among the user's recent items, not in the genre counts)."""
 
     v: int = 1
     user: Id
-    item: Id
-    event_time_ms: TimeMs
+    item: ItemNumber
+    event_time_ms: InteractionTimeMs
     rating: Annotated[float, Meta(ge=1, le=5)] | None = None
     clicked: bool = False
-    genres: Annotated[tuple[Annotated[float, Meta(ge=0, le=1)], ...], Meta(max_length=64)] = ()
+    genres: Genres | None = None
 
 
 class Impression(Event, frozen=True, kw_only=True):

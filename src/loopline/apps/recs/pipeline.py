@@ -36,7 +36,7 @@ from loopline.apps.recs.api import (
 )
 from loopline.apps.recs.data import AGE_BANDS
 from loopline.apps.recs.events import Click, Impression
-from loopline.apps.recs.features import UserState
+from loopline.apps.recs.features import UserFeatures
 from loopline.apps.recs.model import Recommender, RecsConfig
 from loopline.apps.recs.ranking import INPUTS, User
 from loopline.apps.recs.rerank import RerankConfig, Thompson, mmr
@@ -134,7 +134,7 @@ class RecsPipeline:
         *,
         versions: Versions,
         index: VersionedIndex | None,
-        users: UserState,
+        users: UserFeatures,
         explore: Thompson,
         publish: Callable[[Sequence[Impression]], None],
         rerank: RerankConfig | None = None,
@@ -232,8 +232,9 @@ class RecsPipeline:
             else np.zeros(0, np.int64)
         ).astype(np.int64)
         session = v.items(r.session)
-        recent = self.users.recent(r.user)
-        recent = recent[(recent < len(cat.item_ids)) & ~np.isin(recent, trained)]
+        read = self.users.read_one(r.user, int(self.clock() * 1000))  # the feature engine's
+        recent = v.items(read.session)
+        recent = recent[~np.isin(recent, trained)]
         fresh = np.concatenate([session, recent[~np.isin(recent, session)]])
         ctx = r.context
         if index is not None:
@@ -247,9 +248,10 @@ class RecsPipeline:
             segment = _segment(age, gender)
         else:
             segment, age, gender = cat.default_segment, DEFAULT_AGE, DEFAULT_GENDER
+        seen = np.concatenate([trained, fresh, v.items(read.recent)])
         return User(
-            index=index, history=np.unique(np.concatenate([trained, fresh])), session=fresh,
-            age=age, gender=gender, segment=segment,
+            index=index, history=np.unique(seen), session=fresh, age=age, gender=gender,
+            segment=segment, genre_counts=read.genre_counts,
         )  # fmt: skip
 
     def _page(self, c: Candidates, scores: F32, v: Version, k: int, blocked: I64) -> Page:
@@ -302,18 +304,18 @@ class RecsPipeline:
 class FeedbackPipeline:
     """``POST /v1/feedback``: a click on a shown item. It goes to the clicks topic
     (whence the label feed writes it beside the answer in the prediction log) once the
-    click is durable, and at once to the explorer and the user's recent items."""
+    click is durable (and, as an interaction, to the users' features), and at once to
+    the explorer."""
 
     def __init__(
         self,
         *,
         versions: Versions,
-        users: UserState,
         explore: Thompson,
         publish: Callable[[Sequence[Click]], None],
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.versions, self.users, self.explore = versions, users, explore
+        self.versions, self.explore = versions, explore
         self.publish, self.clock = publish, clock
 
     def request_id(self, request: FeedbackRequest) -> str:
@@ -330,7 +332,6 @@ class FeedbackPipeline:
         for r in requests:
             item = version.item_index.get(r.item)
             if item is not None:
-                self.users.add(r.user, item, version.catalogue.items.genres[item])
                 self.explore.update(item, impressions=0, clicks=1)
             click = Click(
                 request_id=r.request_id, user=r.user, item=r.item, position=r.position,

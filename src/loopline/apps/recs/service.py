@@ -1,15 +1,21 @@
 """``loopline serve recs``: the recommendation service, wired from the platform's parts.
 
 It loads the registry's ``recs`` champion (pinned, every file checked), searches the
-``items`` alias of a vector store (a folder, or ``milvus://host:port``), keeps the
-users' recent items from ``recs.interactions``, writes every answer to the prediction
-log (clicks beside them as labels, from ``recs.clicks``), publishes impressions to
-``recs.impressions``, and follows the registry's champion alias.
+``items`` alias of a vector store (a folder, or ``milvus://host:port``), keeps the users'
+features (:mod:`loopline.apps.recs.features`) in an embedded online store fed by a
+feature worker from ``recs.interactions``, writes every answer to the prediction log
+(clicks beside them as labels, from ``recs.clicks``), publishes impressions to
+``recs.impressions`` and each click to ``recs.clicks`` and, as an interaction, to
+``recs.interactions``, and follows the registry's champion alias.
+
+The online store holds, per user active within twice the longest window (720 days),
+12 tiles of 19 genre sums and a list of 20 items: memory follows the users active in
+that horizon (idle ones give their slots back at each snapshot, every 5 s).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,13 +28,22 @@ from loopline.apps.recs.api import (
     RecommendResponse,
     check,
 )
-from loopline.apps.recs.events import CLICKS, IMPRESSIONS, INTERACTIONS, ClickLabels
-from loopline.apps.recs.features import InteractionFeed, UserState
+from loopline.apps.recs.events import (
+    CLICKS,
+    GENRES,
+    IMPRESSIONS,
+    INTERACTIONS,
+    Click,
+    ClickLabels,
+    Interaction,
+)
+from loopline.apps.recs.features import UserFeatures, interaction_columns, user_view
 from loopline.apps.recs.pipeline import COLUMNS, FeedbackPipeline, RecsPipeline, Versions
 from loopline.apps.recs.rerank import RerankConfig, Thompson
 from loopline.apps.recs.train import ALIAS, ATTRS, MODEL
 from loopline.events import DeadLetterQueue, EventLog, Message, open_log
 from loopline.exceptions import TopicNotFoundError
+from loopline.features import EmbeddedStore, FeatureWorker, OnlineEngine
 from loopline.feedback import LabelFeed
 from loopline.models import ServingModel, load
 from loopline.predictions import Log, open_prediction_log
@@ -49,6 +64,7 @@ class ServeOptions:
     events: str | None = None  # event log URL (default: file:// under state)
     vectors: str | None = None  # a folder or milvus://host:port (default: state/vectors)
     decisions: str | None = None  # postgresql://... prediction log (default: SQLite)
+    features: Path | None = None  # the online feature store's file (default: state/features.db)
     watch_s: float = 5.0  # how often the registry's champion alias is checked (0: never)
     limits: Limits = field(default_factory=Limits)
     rerank: RerankConfig = field(default_factory=RerankConfig)
@@ -73,7 +89,7 @@ class RecsService:
     log: Log
     events: EventLog
     labels: LabelFeed
-    interactions: InteractionFeed
+    interactions: FeatureWorker  # recs.interactions into the users' online features
     index: VersionedIndex
     registry: Registry
     outboxes: tuple[Outbox[bytes], ...]
@@ -83,6 +99,7 @@ class RecsService:
             outbox.close()
         self.log.close()
         self.events.close()
+        self.interactions.engine.store.close()  # a last snapshot
 
 
 def build(options: ServeOptions) -> RecsService:
@@ -98,7 +115,7 @@ def build(options: ServeOptions) -> RecsService:
 
     versions = Versions(lambda n: registry.resolve(options.model, n))
     champion = load_model("champion")
-    served = versions.of_model(champion)
+    versions.of_model(champion)  # loaded now, not at the first request
     where, swap_state = vectors_of(state, options.vectors)
     index = VersionedIndex(
         open_vectors(where), alias=ALIAS, encoders={}, attrs=ATTRS, state=swap_state
@@ -106,27 +123,36 @@ def build(options: ServeOptions) -> RecsService:
     events = open_log(options.events or f"file://{(state / 'events.db').resolve()}")
     impressions = _outbox(events, IMPRESSIONS, "impressions")
     clicks = _outbox(events, CLICKS, "clicks")
-    users = UserState(genres=served.catalogue.items.genres.shape[1])
+    clicked = _outbox(events, INTERACTIONS, "interactions")  # clicks as interactions
+    engine = OnlineEngine(
+        views=[user_view()], store=EmbeddedStore(options.features or state / "features.db")
+    )
+    interactions = FeatureWorker(
+        engine=engine, log=events, topic=INTERACTIONS, schema=Interaction,
+        derive=interaction_columns,
+    )  # fmt: skip
+    _catch_up(interactions)  # the features as the log has them, before the first request
+    users = UserFeatures(engine)
     explore = Thompson()
     pipeline = RecsPipeline(
         versions=versions, index=index, users=users, explore=explore, rerank=options.rerank,
         publish=lambda xs: impressions.put_many([msgspec.json.encode(x) for x in xs]),
     )  # fmt: skip
-    feedback = FeedbackPipeline(
-        versions=versions, users=users, explore=explore,
-        publish=lambda xs: clicks.put_many([msgspec.json.encode(x) for x in xs]),
-    )  # fmt: skip
+    deployment = Deployment(Routing(champion=champion), load=load_model)
+    interaction_of = _interaction(versions, deployment)
+
+    def publish_clicks(xs: Sequence[Click]) -> None:
+        clicks.put_many([msgspec.json.encode(x) for x in xs])
+        clicked.put_many([msgspec.json.encode(i) for x in xs if (i := interaction_of(x))])
+
+    feedback = FeedbackPipeline(versions=versions, explore=explore, publish=publish_clicks)
     log = open_prediction_log(options.decisions or state / "recommendations.db", columns=COLUMNS)
     labels = LabelFeed(
         events, log, topic=CLICKS, decode=ClickLabels(DeadLetterQueue(events, CLICKS)), keep="max"
     )
-    interactions = InteractionFeed(
-        events, users, served.item_index, served.catalogue.items.genres, topic=INTERACTIONS
-    )
-    deployment = Deployment(Routing(champion=champion), load=load_model)
     tasks = [
         lambda: every(FEEDS_EVERY_S, labels.run_once),
-        lambda: every(FEEDS_EVERY_S, interactions.run_once),
+        lambda: every(FEEDS_EVERY_S, lambda: _catch_up(interactions)),
     ]
     if options.watch_s > 0:
         version_of = lambda: registry.get(options.model, "champion").version  # noqa: E731
@@ -142,7 +168,7 @@ def build(options: ServeOptions) -> RecsService:
     )
     return RecsService(
         service, pipeline, feedback, deployment, log, events, labels, interactions, index,
-        registry, (impressions, clicks),
+        registry, (impressions, clicks, clicked),
     )  # fmt: skip
 
 
@@ -158,6 +184,33 @@ def endpoints(pipeline: RecsPipeline | None, feedback: FeedbackPipeline | None) 
             pipeline=feedback, summary="A click on a recommended item",
         ),
     ]  # fmt: skip
+
+
+def _catch_up(worker: FeatureWorker) -> None:
+    """Apply every record that has arrived (micro-batches, each committed with its offsets;
+    records that do not decode, and late events, go to the dead-letter topic)."""
+    while worker.run_once():
+        pass
+
+
+def _interaction(
+    versions: Versions, deployment: Deployment
+) -> Callable[[Click], Interaction | None]:
+    """A click as an interaction, with its item's genres in the champion's catalogue
+    (None for an item the champion does not know: the click still reaches the labels)."""
+
+    def of(click: Click) -> Interaction | None:
+        version = versions.of_model(deployment.routing.champion)
+        item = version.item_index.get(click.item)
+        if item is None or not click.item.isdigit():
+            return None
+        genres = tuple(float(g) for g in version.catalogue.items.genres[item])
+        return Interaction(
+            user=click.user, item=click.item, event_time_ms=click.event_time_ms, clicked=True,
+            genres=genres if len(genres) == GENRES else None,
+        )  # fmt: skip
+
+    return of
 
 
 def _outbox(log: EventLog, topic: str, name: str) -> Outbox[bytes]:
