@@ -156,7 +156,7 @@ class StreamScorer(FeatureWorker):
             late = engine.late_mask(view, times, tp.partition) if applied else None
             if late is not None:
                 late_out[f"{view.name}@{view.version}"] = late
-            columns = {f.name: np.empty(n) for f in view.features}
+            columns = {f.name: np.empty((n, f.width) if not f.scalar else n) for f in view.features}
             for r in range(int(rounds.max(initial=-1)) + 1):
                 idx = np.flatnonzero(rounds == r)
                 if late is not None and fs.include_event:
