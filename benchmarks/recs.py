@@ -18,9 +18,12 @@
 * ``http_max_rps`` (closed loop, 32 connections) and ``http_p99_ms_at_half_load``
   (open loop at half that rate, latency from each request's scheduled time) of
   ``loopline serve recs`` pinned to one core, the load generator on the other.
-* ``swap_failed_requests`` and ``swap_mixed_answers``: the vector stage's swap test
-  (query threads through a whole embedding swap and a rollback, which asserts both are
-  0) on the embedded store; not yet HTTP load on the service.
+* ``swap_failed_requests`` and ``swap_mixed_answers`` (of ``swap_requests``): 4 clients
+  sending ``POST /v1/recommend`` to the service (in process, ASGI) through a whole
+  embedding swap (new items dual-written, backfill, shadow gate, promote) and a
+  rollback; a mixed answer is one whose ``embedding`` items its version's own retrieval
+  would not have given, or whose version was not live during the request
+  (``loopline.demos.recs.swap``); ``swap_degraded_answers`` beside them.
 """
 
 from __future__ import annotations
@@ -79,19 +82,14 @@ def online(seconds: float, say: Any) -> dict[str, Any]:
 
 
 def swap(say: Any) -> dict[str, Any]:
-    """The swap test of the vector stage, run as a measurement: query threads through a
-    whole swap and a rollback on the embedded store."""
-    say("embedding swap under load (tests/vectors/test_swap.py)")
-    import subprocess
+    """An embedding swap and a rollback through the recommendation service (in-process
+    ASGI) under load from 4 clients: failed requests and mixed answers counted
+    (``loopline.demos.recs.swap``)."""
+    from loopline.demos.recs.swap import swap_under_load
 
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-         str(HERE.parent / "tests" / "vectors" / "test_swap.py"), "-k", "embedded"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    passed = done.returncode == 0
-    return {"swap_test_passed": passed, "swap_failed_requests": 0 if passed else None,
-            "swap_mixed_answers": 0 if passed else None}  # fmt: skip
+    say("embedding swap and rollback under HTTP load (in-process service)")
+    got = swap_under_load(clients=4, per_phase=100)
+    return {k: v for k, v in got.items() if k != "swap_backfill_progress"}
 
 
 def main() -> None:

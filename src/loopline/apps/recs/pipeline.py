@@ -1,9 +1,13 @@
 """The recommendation request path: retrieval, ranking, re-ranking, exploration.
 
-- **Retrieval**: the vector index's snapshot names its version (``v3``); the query is
-  encoded with that registry version's retrieval state, never another's, and the
-  co-occurrence and popularity retrievers of the same version join it. The index down:
-  co-occurrence and popularity alone (``degraded: ["vector_index"]``).
+- **Retrieval**: one read of the vector index's alias per request (a snapshot) names its
+  version (``v3``) and its collection; the query is encoded with that registry version's
+  retrieval state, never another's, that collection alone is searched, the co-occurrence
+  and popularity retrievers of the same version join it, and the answer's
+  ``embedding_version`` names it. So an embedding swap (:mod:`loopline.apps.recs.swap`)
+  never mixes two versions in an answer. Items the index holds beyond that version's
+  catalogue (added since it was trained) are left out. The index down: co-occurrence
+  and popularity alone (``degraded: ["vector_index"]``).
 - **Ranking**: the routed model (the ONNX LambdaRank ranker of a registry bundle); if it
   fails, retrieval order (``degraded: ["ranker"]``).
 - **Re-ranking**: the user's items and the request's ``exclude`` and blocked items
@@ -216,9 +220,15 @@ class RecsPipeline:
 
             return self.versions.of_model(model), down, None
 
+        known = len(version.catalogue.item_ids)
+
         def search(query: F32, n: int) -> tuple[I64, F32]:
+            if not query.any():  # a user with no items yet: no taste to search with
+                return np.zeros(0, np.int64), np.zeros(0, np.float32)
             found = snapshot.search(query[None, :], n)
-            keep = found.ids[0] >= 0
+            # items added to the index after this version was trained are not in its
+            # catalogue (no features, no ids to answer with): left out until a version has them
+            keep = (found.ids[0] >= 0) & (found.ids[0] < known)
             return found.ids[0][keep], found.scores[0][keep]
 
         return version, search, snapshot.version

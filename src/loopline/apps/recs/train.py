@@ -12,14 +12,18 @@ The items' vectors go to the ``items`` alias of a vector store, in a collection 
 version (``items__v3`` for version 3): warm items with their learned factors, items
 without interactions with their content embedding mapped into the same space
 (:class:`~loopline.apps.recs.content.ContentMap`). Each carries its first genre, for
-filtered search.
+filtered search. The first version is live at once; a later one goes through the swap
+(:mod:`loopline.apps.recs.swap`: dual writes, backfill, the shadow gate, promote) and
+becomes the registry's champion only if the gate passed.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -33,7 +37,10 @@ from loopline.apps.recs.ranking import INPUTS, Items, features
 from loopline.apps.recs.retrieval import Retrieval
 from loopline.registry import Pinned, Registry
 from loopline.training import bundle
-from loopline.vectors import VectorStore, VersionedIndex
+from loopline.vectors import Backfill, VectorStore
+
+if TYPE_CHECKING:
+    from loopline.apps.recs.swap import SwapConfig
 
 MODEL = "recs"
 ALIAS = "items"
@@ -118,13 +125,25 @@ class Catalogue:
         )  # fmt: skip
 
 
+def content_map(
+    retrieval: Retrieval, items: Items, vectors: F32 | None = None
+) -> ContentMap | None:
+    """Content embeddings to this version's item vectors, fitted on its warm items (None
+    without any): the vector of an item that has no interactions yet."""
+    warm = retrieval.popularity > 0
+    if not warm.any():
+        return None
+    factors = retrieval.item_factors if vectors is None else vectors
+    return ContentMap.fit(items.content[warm], np.asarray(factors[warm], dtype=np.float32))
+
+
 def item_vectors(retrieval: Retrieval, items: Items) -> F32:
     """Every item's vector in the embedding space: learned factors where the item had
     interactions, its content mapped into that space where it had none."""
     vectors = np.array(retrieval.item_factors, dtype=np.float32, copy=True)
     cold = retrieval.popularity <= 0
-    if cold.any() and (~cold).any():
-        mapped = ContentMap.fit(items.content[~cold], vectors[~cold])
+    mapped = content_map(retrieval, items) if cold.any() else None
+    if mapped is not None:
         vectors[cold] = mapped(items.content[cold])
     return vectors
 
@@ -132,39 +151,6 @@ def item_vectors(retrieval: Retrieval, items: Items) -> F32:
 def first_genre(items: Items) -> I64:
     """Each item's first genre (its filter attribute); 0 where it has none."""
     return np.asarray(np.argmax(items.genres > 0, axis=1), dtype=np.int64)
-
-
-def index_items(
-    store: VectorStore,
-    version: int,
-    retrieval: Retrieval,
-    items: Items,
-    *,
-    state: Path | None = None,
-) -> VersionedIndex:
-    """Write every item's vector into the ``items`` alias as version ``v<version>`` and
-    make it the live one: the first version directly; a later one through the swap
-    (begin, backfill, promote), the previous collection dropped once the alias moved."""
-    label = version_label(version)
-    vectors = item_vectors(retrieval, items)
-    index = VersionedIndex(
-        store, alias=ALIAS, encoders={label: lambda ids: vectors[ids]}, attrs=ATTRS, state=state
-    )
-    ids = np.arange(len(vectors), dtype=np.int64)
-    genre = first_genre(items)
-    if index.phase == "empty":
-        index.begin(label, dim=vectors.shape[1])
-        index.upsert(ids, {"genre": genre})
-        return index
-    if index.phase != "live":  # an interrupted swap: start again from the live version
-        if index.phase == "promoted":
-            index.rollback()
-        index.finish()
-    index.begin(label, dim=vectors.shape[1])
-    index.backfill()
-    index.promote(force=True)  # the registry's champion decides; the index follows it
-    index.finish()
-    return index
 
 
 def train_and_register(
@@ -179,10 +165,18 @@ def train_and_register(
     vectors: VectorStore | None = None,
     vectors_state: Path | None = None,
     promote: bool = True,
+    swap: SwapConfig | None = None,
+    progress: Callable[[Backfill], None] | None = None,
 ) -> int:
     """Fit, evaluate on ``test`` (full ranking: NDCG@10, recall@20), register as model
-    ``recs`` (champion unless ``promote`` is False), index its items in ``vectors``;
-    return the registry version."""
+    ``recs``, index its items in ``vectors`` (a later version through the swap's shadow
+    gate on ``test``, ``progress`` told of the backfill), and make it the champion
+    (unless ``promote`` is False); return the registry version.
+
+    Raises:
+        SwapRefusedError: The new embeddings failed the gate: the version is registered,
+            the index still serves the live version, and the champion did not move.
+    """
     config = config or RecsConfig()
     recommender, booster = fit(data, train_matrix, items, config, seed=seed)
     metrics: dict[str, float] = {}
@@ -207,7 +201,12 @@ def train_and_register(
         tags={"dataset": "movielens-100k"},
     ).version  # fmt: skip
     if vectors is not None:
-        index_items(vectors, version, recommender.retrieval, items, state=vectors_state)
+        from loopline.apps.recs.swap import index_version  # the swap builds on this module
+
+        index_version(
+            vectors, registry, version, recommender.retrieval, catalogue, held_out=test,
+            config=swap, state=vectors_state, progress=progress,
+        )  # fmt: skip
     if promote:
         registry.promote(MODEL, version, "champion")
     return version
