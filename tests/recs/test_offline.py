@@ -15,7 +15,7 @@ from loopline.apps.recs.data import MovieLens, load
 from loopline.apps.recs.evaluation import full_ranking
 from loopline.apps.recs.model import RecsConfig, fit
 from loopline.apps.recs.offline import cold_items, coverage_and_diversity
-from loopline.apps.recs.rerank import RerankConfig, Thompson, mmr, page
+from loopline.apps.recs.rerank import Genres, RerankConfig, Thompson, mmr, page
 from loopline.apps.recs.retrieval import RetrievalConfig
 from loopline.apps.recs.split import Split, matrix, random_split, temporal_split
 from loopline.demos.recs.world import catalogue
@@ -116,11 +116,11 @@ def test_a_page_keeps_k_distinct_allowed_items_with_explore_slots(data: MovieLen
     for i in range(50):
         bandit.update(i, impressions=10, clicks=i % 3)
     assert len(bandit) == 10  # bounded
-    shown = page(items, scores, 10, genres=data.genres, config=config, bandit=bandit)
+    shown = page(items, scores, 10, genres=Genres.of(data.genres), config=config, bandit=bandit)
     assert len(shown.items) == len(set(shown.items.tolist())) == 10
     assert not set(shown.items.tolist()) & config.blocked
     assert np.flatnonzero(shown.explored).tolist() == [4, 9]
-    plain = page(items, scores, 10, genres=data.genres, config=config)
+    plain = page(items, scores, 10, genres=Genres.of(data.genres), config=config)
     assert not plain.explored.any()
 
 

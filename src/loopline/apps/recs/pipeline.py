@@ -43,7 +43,7 @@ from loopline.apps.recs.events import Click, Impression
 from loopline.apps.recs.features import UserFeatures
 from loopline.apps.recs.model import Recommender, RecsConfig
 from loopline.apps.recs.ranking import INPUTS, User
-from loopline.apps.recs.rerank import RerankConfig, Thompson, mmr
+from loopline.apps.recs.rerank import Genres, RerankConfig, Thompson, page
 from loopline.apps.recs.retrieval import SOURCES, Candidates, Retrieval, best
 from loopline.apps.recs.train import Catalogue, load_version, version_number
 from loopline.models import ServingModel
@@ -72,20 +72,16 @@ class Version:
     catalogue: Catalogue
     item_index: dict[str, int]
     user_index: dict[str, int]
-    genre_unit: F32  # items' genre vectors, unit length (MMR's similarity)
-    group: I64  # items' first genre (the per-genre cap)
+    genres: Genres  # for re-ranking
     new_items: I64  # items without interactions in training
 
     @classmethod
     def of(cls, number: int, retrieval: Retrieval, catalogue: Catalogue) -> Version:
-        genres = catalogue.items.genres
-        norms = np.linalg.norm(genres, axis=1, keepdims=True)
         return cls(
             number=number, retrieval=retrieval, catalogue=catalogue,
             item_index={v: i for i, v in enumerate(catalogue.item_ids)},
             user_index={v: i for i, v in enumerate(catalogue.user_ids)},
-            genre_unit=np.asarray(genres / np.maximum(norms, 1e-9), dtype=np.float32),
-            group=np.asarray(np.argmax(genres > 0, axis=1), dtype=np.int64),
+            genres=Genres.of(catalogue.items.genres),
             new_items=np.flatnonzero(retrieval.popularity <= 0).astype(np.int64),
         )  # fmt: skip
 
@@ -123,7 +119,7 @@ class Versions:
 
 
 @dataclass(frozen=True, slots=True)
-class Page:
+class Placed:
     """An answer's items (indices) and where each came from."""
 
     items: list[int]
@@ -176,15 +172,15 @@ class RecsPipeline:
         blocked = np.concatenate(
             [user.history, version.items(r.exclude), np.fromiter(self.rerank.blocked, np.int64)]
         )
-        page = self._page(c, scores, version, r.k, blocked)
-        ids = [version.catalogue.item_ids[i] for i in page.items]
+        placed = self._page(c, scores, version, r.k, blocked)
+        ids = [version.catalogue.item_ids[i] for i in placed.items]
         surface = r.context.surface if r.context else "home"
         response = RecommendResponse(
-            request_id=r.request_id, items=ids, sources=page.sources,
+            request_id=r.request_id, items=ids, sources=placed.sources,
             model_version=model.label, embedding_version=embedding_version, degraded=degraded,
         )  # fmt: skip
         impression = Impression(
-            request_id=r.request_id, user=r.user, items=ids, sources=list(page.sources),
+            request_id=r.request_id, user=r.user, items=ids, sources=list(placed.sources),
             model_version=model.label, embedding_version=embedding_version,
             event_time_ms=int(self.clock() * 1000),
         )  # fmt: skip
@@ -194,11 +190,11 @@ class RecsPipeline:
             inputs={"user": r.user, "known_user": user.index is not None,
                     "history": len(user.history), "session": len(user.session),
                     "segment": user.segment, "candidates": len(c.items)},
-            outputs={"items": ids, "sources": list(page.sources)},
+            outputs={"items": ids, "sources": list(placed.sources)},
             outcome="recommended", degraded=degraded,
             timings_ms={"total": (time.perf_counter() - started) * 1000},
             columns={"k": r.k, "surface": surface, "embedding_version": embedding_version},
-            state=(impression, page.items),
+            state=(impression, placed.items),
         )  # fmt: skip
 
     def _retrieval(
@@ -264,40 +260,25 @@ class RecsPipeline:
             segment=segment, genre_counts=read.genre_counts,
         )  # fmt: skip
 
-    def _page(self, c: Candidates, scores: F32, v: Version, k: int, blocked: I64) -> Page:
-        """Diversified top items, explore slots filled by Thompson sampling, and
-        popularity where too few candidates were left."""
-        keep = ~np.isin(c.items, blocked)
-        items, scores, ranks = c.items[keep], scores[keep], c.ranks[keep]
-        slots = [s for s in self.rerank.explore_slots if s < k]
-        chosen = mmr(
-            items, np.asarray(scores, np.float32), v.genre_unit[items] @ v.genre_unit[items].T,
-            k - len(slots), self.rerank.diversity, self.rerank.max_per_genre, v.group[items],
-        ).tolist()  # fmt: skip
-        source_of: dict[int, Source] = {
-            int(i): cast(Source, SOURCES[int(np.argmin(row))])
-            for i, row in zip(items, ranks, strict=True)
-        }
-        left = [int(i) for i in items[np.argsort(-scores, kind="stable")] if i not in chosen]
-        new = [int(i) for i in v.new_items if i not in blocked and i not in chosen]
-        explored = self.explore.pick(list(dict.fromkeys(left + new)), len(slots))
-        page: list[int] = list(chosen)
-        sources: list[Source] = [source_of[i] for i in chosen]
-        for slot, item in zip(slots, explored, strict=False):
-            page.insert(min(slot, len(page)), item)
-            sources.insert(min(slot, len(sources)), "explore")
-        for item in left:  # the per-genre cap or few candidates left slots empty
-            if len(page) >= k:
-                break
-            if item not in page:
-                page.append(item)
-                sources.append(source_of[item])
-        if len(page) < k:
-            shown = np.concatenate([blocked, np.asarray(page, dtype=np.int64)])
-            for item in best(v.retrieval.popularity, k - len(page), shown).tolist():
-                page.append(int(item))
+    def _page(self, c: Candidates, scores: F32, v: Version, k: int, blocked: I64) -> Placed:
+        """The re-ranked page (:func:`~loopline.apps.recs.rerank.page`), each item's
+        source, and popularity where too few candidates were left."""
+        shown = page(
+            c.items, scores, k, genres=v.genres, config=self.rerank, bandit=self.explore,
+            fresh=v.new_items.tolist(), blocked=blocked,
+        )  # fmt: skip
+        best_source = dict(zip(c.items.tolist(), np.argmin(c.ranks, axis=1).tolist(), strict=True))
+        items: list[int] = shown.items.tolist()
+        sources: list[Source] = [
+            "explore" if explored else cast(Source, SOURCES[best_source[item]])
+            for item, explored in zip(items, shown.explored.tolist(), strict=True)
+        ]
+        if len(items) < k:
+            taken = np.concatenate([blocked, shown.items])
+            for item in best(v.retrieval.popularity, k - len(items), taken).tolist():
+                items.append(int(item))
                 sources.append("popularity")
-        return Page(page[:k], sources[:k])
+        return Placed(items, sources)
 
     def committed(self, prediction: Prediction[RecommendResponse]) -> None:
         """The answer is durable: its impression goes to the event log, and each shown

@@ -102,10 +102,27 @@ class Thompson:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """What a user sees: items, and where each came from (a retriever or ``explore``)."""
+    """What a user sees: items, and which of them exploration placed."""
 
     items: I64
     explored: npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class Genres:
+    """Items' genre vectors as re-ranking uses them: unit length (MMR's similarity) and
+    each item's first genre (the per-genre cap)."""
+
+    unit: F32
+    first: I64
+
+    @classmethod
+    def of(cls, genres: F32) -> Genres:
+        norms = np.linalg.norm(genres, axis=1, keepdims=True)
+        return cls(
+            unit=np.asarray(genres / np.maximum(norms, 1e-9), dtype=np.float32),
+            first=np.asarray(np.argmax(genres > 0, axis=1), dtype=np.int64),
+        )
 
 
 def page(
@@ -113,33 +130,40 @@ def page(
     scores: F32,
     k: int,
     *,
-    genres: F32,
+    genres: Genres,
     config: RerankConfig,
     bandit: Thompson | None = None,
     fresh: Sequence[int] = (),
+    blocked: I64 | None = None,
 ) -> Page:
-    """Re-rank ranked candidates into ``k`` slots: blocked items out, MMR diversity and
-    the per-genre cap, then exploration slots from what was left out and ``fresh``
-    (new) items, picked by Thompson sampling."""
-    keep = ~np.isin(items, np.fromiter(config.blocked, dtype=np.int64))
-    items, scores = items[keep], scores[keep]
-    unit = genres[items] / (np.linalg.norm(genres[items], axis=1, keepdims=True) + 1e-9)
-    first = np.argmax(genres[items], axis=1).astype(np.int64)
+    """Re-rank ranked candidates into up to ``k`` slots: blocked items out, MMR diversity
+    and the per-genre cap, exploration slots from what was left out and ``fresh`` (new)
+    items picked by Thompson sampling, then the best of the rest where the cap left slots
+    empty."""
+    out_of_bounds = np.fromiter(config.blocked, dtype=np.int64)
+    if blocked is not None:
+        out_of_bounds = np.concatenate([out_of_bounds, blocked])
+    keep = ~np.isin(items, out_of_bounds)
+    items, scores = items[keep], np.asarray(scores[keep], dtype=np.float32)
+    unit = genres.unit[items]
     slots = [s for s in config.explore_slots if s < k] if bandit is not None else []
     chosen = mmr(
-        items,
-        scores,
-        unit @ unit.T,
-        k - len(slots),
-        config.diversity,
-        config.max_per_genre,
-        first,
-    )
+        items, scores, unit @ unit.T, k - len(slots), config.diversity, config.max_per_genre,
+        genres.first[items],
+    ).tolist()  # fmt: skip
+    taken = set(chosen)
+    left = [int(i) for i in items[np.argsort(-scores, kind="stable")] if int(i) not in taken]
     out, explored = list(chosen), [False] * len(chosen)
     if slots and bandit is not None:
-        left = [int(i) for i in items if i not in set(out)]
-        pool = [i for i in dict.fromkeys([*fresh, *left[: 5 * k]]) if i not in config.blocked]
+        barred = set(out_of_bounds.tolist()) | taken
+        pool = [i for i in dict.fromkeys([*left, *map(int, fresh)]) if i not in barred]
         for slot, item in zip(slots, bandit.pick(pool, len(slots)), strict=False):
             out.insert(min(slot, len(out)), item)
             explored.insert(min(slot, len(explored)), True)
-    return Page(np.asarray(out, dtype=np.int64), np.asarray(explored, dtype=bool))
+    for item in left:  # the per-genre cap or too few candidates left slots empty
+        if len(out) >= k:
+            break
+        if item not in out:
+            out.append(item)
+            explored.append(False)
+    return Page(np.asarray(out[:k], dtype=np.int64), np.asarray(explored[:k], dtype=bool))

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from loopline.apps.recs.data import MovieLens
 from loopline.apps.recs.model import Recommender, user_of
-from loopline.apps.recs.rerank import Page, RerankConfig, Thompson, page
+from loopline.apps.recs.rerank import Genres, Page, RerankConfig, Thompson, page
 from loopline.apps.recs.simulator import UserSimulator
 from loopline.feedback import (
     ABResult,
@@ -62,7 +62,7 @@ def recommend(
     user = user_of(data, u, train)
     c, _ = rec.candidates(user)
     scores, _ = rec.rank(c, user)
-    return page(c.items, scores, k, genres=data.genres, config=config, bandit=bandit)
+    return page(c.items, scores, k, genres=Genres.of(data.genres), config=config, bandit=bandit)
 
 
 def run_sessions(
