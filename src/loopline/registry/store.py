@@ -355,6 +355,9 @@ class Registry:
             return Path(unquote(parsed.path) if parsed.scheme else os.fspath(uri))
         folder = self.root.resolve() / "downloads" / run_id
         if not (folder / DOWNLOADED).exists():
+            # no progress bar: MLflow draws one with tqdm (when installed) into the
+            # output of whatever command resolves a model, a service's logs included
+            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
             import mlflow.artifacts
 
             partial = folder.with_suffix(f".{os.getpid()}.partial")
