@@ -20,7 +20,6 @@ import scipy.sparse as sp
 from loopline.apps.recs.data import MovieLens
 from loopline.apps.recs.ranking import INPUTS, Items, User, features
 from loopline.apps.recs.retrieval import (
-    SOURCES,
     Candidates,
     Retrieval,
     RetrievalConfig,
@@ -176,4 +175,4 @@ def fit(
     return recommender, booster
 
 
-__all__ = ["SOURCES", "Recommender", "RecsConfig", "fit"]
+__all__ = ["Recommender", "RecsConfig", "fit", "retrieval_order", "user_of"]

@@ -27,7 +27,7 @@ from loopline.apps.recs.data import MovieLens
 from loopline.apps.recs.evaluation import full_ranking, top_k
 from loopline.apps.recs.model import Recommender, RecsConfig, fit, user_of
 from loopline.apps.recs.ranking import Items
-from loopline.apps.recs.rerank import RerankConfig, mmr
+from loopline.apps.recs.rerank import Genres, RerankConfig, mmr
 from loopline.apps.recs.retrieval import Retrieval
 from loopline.apps.recs.split import matrix, random_split, temporal_split
 
@@ -135,23 +135,23 @@ def coverage_and_diversity(
 ) -> dict[str, float]:
     """Top-``k`` coverage and intra-list diversity, ranked only and re-ranked."""
     rerank = rerank or RerankConfig()
-    genres = _normalise(data.genres)
-    first_genre = np.argmax(data.genres, axis=1).astype(np.int64)
+    genres = Genres.of(data.genres)
     plain, diverse = [], []
     for u in range(data.n_users):
         user = user_of(data, u, train)
         c, _ = rec.candidates(user)
         s, _ = rec.rank(c, user)
         plain.append(c.items[top_k(s[None, :], k)[0]])
-        sim = genres[c.items] @ genres[c.items].T
+        unit = genres.unit[c.items]
+        first = genres.first[c.items]
         diverse.append(
-            mmr(c.items, s, sim, k, rerank.diversity, rerank.max_per_genre, first_genre[c.items])
+            mmr(c.items, s, unit @ unit.T, k, rerank.diversity, rerank.max_per_genre, first)
         )
     out = {}
     for name, lists in (("", diverse), ("ranked_only_", plain)):
         out[f"{name}coverage"] = round(len(np.unique(np.concatenate(lists))) / data.n_items, 4)
         out[f"{name}intra_list_diversity"] = round(
-            float(np.mean([_ild(genres[items]) for items in lists])), 4
+            float(np.mean([_ild(genres.unit[items]) for items in lists])), 4
         )
     return out
 

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from loopline.apps.recs.data import MovieLens
 from loopline.apps.recs.evaluation import full_ranking
-from loopline.apps.recs.model import RecsConfig, fit
+from loopline.apps.recs.model import Recommender, RecsConfig, fit, user_of
 from loopline.apps.recs.offline import coverage_and_diversity
 from loopline.apps.recs.rerank import RerankConfig, Thompson
 from loopline.apps.recs.retrieval import RetrievalConfig
@@ -108,13 +109,13 @@ def run(
     return result
 
 
-def stages(rec: Any, data: Any, train: sp.csr_matrix, test: sp.csr_matrix) -> dict[str, float]:
+def stages(
+    rec: Recommender, data: MovieLens, train: sp.csr_matrix, test: sp.csr_matrix
+) -> dict[str, float]:
     """Quality by stage on the newer interactions: what retrieval finds (recall of the
     merged candidates), what ranking makes of it, what re-ranking does to diversity."""
     users = np.flatnonzero(np.diff(test.indptr))
     found = total = 0
-    from loopline.apps.recs.model import user_of
-
     for u in users:
         c, _ = rec.candidates(user_of(data, int(u), train))
         held = test.indices[test.indptr[u] : test.indptr[u + 1]]
