@@ -206,3 +206,24 @@ def test_history_from_parquet_files_declared_on_the_source(tmp_path: Path) -> No
 def test_no_history_at_all_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="has no history"):
         training_set(VIEW, None, pa.table({"card": ["a"], "ts": [1]}))
+
+
+def test_a_ring_stores_no_uninitialised_memory_and_no_released_keys_values() -> None:
+    """A slot's whole row is stored (Redis, snapshots), its empty positions included:
+    they hold zeros, not whatever the allocator last held (another record's bytes) nor
+    the values of the key that had the slot before."""
+    from loopline.features.kernel import layouts
+    from loopline.features.ring import make_ring
+
+    (layout,) = layouts(VIEW).values()
+    poison = np.full((2, 3, layout.width), 7.0)  # freed, then handed out again
+    del poison
+    ring = make_ring(layout, 3, capacity=2)
+    assert not ring.data.any()
+    ring.ensure(4)
+    assert not ring.data.any()
+    parts = np.tile(layout.empty(), (1, 1)) + 5.0
+    ring.merge_runs(np.array([1]), np.array([0]), parts, [[]])
+    assert ring.data[1].any()
+    ring.clear(np.array([1]))
+    assert not ring.data.any()

@@ -254,7 +254,6 @@ class EmbeddedStore:
                 if (v, p) == (version, partition):
                     ring.ensure(len(slot_map.keys))
                     ring.clear(slots)
-                    ring.data[slots] = 0.0
             self._clear_stored(version, partition, slots)
             slot_map.release(slots)
             erased += len(found)

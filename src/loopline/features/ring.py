@@ -72,9 +72,10 @@ class TileRing:
         self.ring = ring
         self.tile_ids = np.full((capacity, ring), NO_TILE, dtype=np.int64)
         self.newest = np.full(capacity, NO_TILE, dtype=np.int64)  # per slot: skip empty windows
-        # A position without a tile id is never read, and it is reset to the empty
-        # partial when its first tile arrives: the data needs no filling here.
-        self.data = np.empty((capacity, ring, layout.width), dtype=np.float64)
+        # A position without a tile id is never read, but a slot's whole row is stored
+        # (Redis, snapshots): zeros, never uninitialised memory, which held other
+        # records' bytes (a customer's transaction, found under another's key).
+        self.data = np.zeros((capacity, ring, layout.width), dtype=np.float64)
         self.sets: dict[tuple[int, int], list[set[object]]] = {}
         self.dirty: set[int] = set()
 
@@ -84,7 +85,7 @@ class TileRing:
             return
         capacity = max(slots, 2 * len(self.tile_ids))
         ids = np.full((capacity, self.ring), NO_TILE, dtype=np.int64)
-        data = np.empty((capacity, self.ring, self.layout.width), dtype=np.float64)
+        data = np.zeros((capacity, self.ring, self.layout.width), dtype=np.float64)
         ids[: len(self.tile_ids)] = self.tile_ids
         data[: len(self.data)] = self.data
         newest = np.full(capacity, NO_TILE, dtype=np.int64)
@@ -102,8 +103,10 @@ class TileRing:
         return np.asarray(newest <= head - 2 * self.ring)
 
     def clear(self, slots: I64) -> None:
-        """Empty ``slots`` (their keys were released), ready for new keys."""
+        """Empty ``slots`` (their keys were released), ready for new keys: no value of
+        the old key is left to be stored under the new one."""
         self.tile_ids[slots] = NO_TILE
+        self.data[slots] = 0.0
         self.newest[slots] = NO_TILE
         gone = set(slots.tolist())
         for name in [name for name in self.sets if name[0] in gone]:
