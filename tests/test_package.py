@@ -114,6 +114,10 @@ PUBLIC = {
         "LocalServer", "free_port", "masked", "milvus_server", "noida_broker",
         "postgres_server", "redis_server", "tansu_broker"
     ],
+    "capacity": [
+        "Distribution", "Outage", "Pool", "Region", "Result", "Shards", "Sink", "Stream",
+        "Traffic", "erlang_c", "fifo_waits", "mmc_mean_wait", "simulate"
+    ],
     "vectors": [
         "Answer", "Backfill", "CollectionNotFoundError", "EmbeddedVectors", "Matches",
         "MilvusVectors", "ShadowReport", "Snapshot", "VectorIndex", "VectorStore",
@@ -172,7 +176,8 @@ def test_applications_and_demos_import_only_public_names(root: str) -> None:
 # identifier, a SQL statement, a string); docstrings and comments may say them
 APPLICATION_WORDS = re.compile(r"(?<![a-z])(fraud|card(?!inal)|approve|review|decline)", re.I)
 PLATFORM = ["events", "features", "training", "registry", "serving", "monitoring", "feedback",
-            "predictions", "tasks", "models", "testing", "privacy", "vectors"]  # fmt: skip
+            "predictions", "tasks", "models", "testing", "privacy", "vectors",
+            "capacity"]  # fmt: skip
 
 
 def _names(node: ast.AST) -> list[str]:
