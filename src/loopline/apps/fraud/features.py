@@ -201,6 +201,53 @@ def fraud_feature_set() -> FeatureSet:
     )
 
 
+def label_risk_views() -> tuple[FeatureView, ...]:
+    """Views over the labels as they arrived, beyond the terminal's fraud rate: the
+    number of frauds confirmed for the card and at the terminal in recent windows (a
+    compromised card or terminal keeps being used after its first chargeback)."""
+    recent = (days(1), days(3), days(7), days(30))
+    return (
+        FeatureView(
+            name="card_risk",
+            entity=CARD,
+            source=LABELS,
+            aggregations=(Aggregation(function="sum", column="is_fraud", windows=recent),),
+        ),
+        FeatureView(
+            name="terminal_frauds",
+            entity=TERMINAL,
+            source=LABELS,
+            aggregations=(Aggregation(function="sum", column="is_fraud", windows=recent[:3]),),
+        ),
+    )
+
+
+def risk_feature_set() -> FeatureSet:
+    """The fraud feature set plus :func:`label_risk_views` and the amount against the
+    card's 30-day mean and 7-day maximum (the quality benchmark's feature lever; the
+    served model reads :func:`fraud_feature_set`)."""
+    base = fraud_feature_set()
+    return FeatureSet(
+        name="fraud-risk",
+        views=(*base.views, *label_risk_views()),
+        include_event=False,
+        request=base.request,
+        derived=(
+            *base.derived,
+            Ratio(
+                name="amount_over_mean_30d",
+                numerator="tx_amount",
+                denominator="card__amount_mean_30d",
+            ),
+            Ratio(
+                name="amount_over_max_7d",
+                numerator="tx_amount",
+                denominator="card__amount_max_7d",
+            ),
+        ),
+    )
+
+
 def with_card_device(table: pa.Table) -> pa.Table:
     """Add the ``card_device`` key (card token | device id; null without a device)."""
     device = table["device_id"].cast(pa.string())
