@@ -24,8 +24,8 @@ from loopline.capacity import (
 from loopline.exceptions import ConfigError
 
 
-def _pool(servers: int, mean: float, **more: float) -> Region:
-    return Region(pool=Pool(servers=servers, service=Distribution.exponential(mean), **more))
+def _pool(servers: int, mean: float) -> Region:
+    return Region(pool=Pool(servers=servers, service=Distribution.exponential(mean)))
 
 
 @pytest.mark.parametrize(("servers", "rate"), [(1, 0.8), (4, 3.0), (16, 14.0)])
@@ -37,9 +37,11 @@ def test_mean_wait_matches_erlang_c(servers: int, rate: float) -> None:
 
 
 def test_mm1_latency_quantile_is_exponential() -> None:
-    # M/M/1 sojourn is exponential with rate mu - lambda: p99 = ln(100) / 0.2
-    result = simulate(_pool(1, 1.0), Traffic.steady(0.8), seconds=400_000, seed=5)
-    assert result.quantile_ms(0.99) / 1000 == pytest.approx(math.log(100) / 0.2, rel=0.06)
+    # M/M/1 sojourn is exponential with rate mu - lambda: its q-quantile -ln(1 - q) / 0.5
+    result = simulate(_pool(1, 1.0), Traffic.steady(0.5), seconds=1_000_000, seed=5)
+    for q in (0.5, 0.9, 0.99):
+        expected = -math.log(1 - q) / 0.5
+        assert result.quantile_ms(q) / 1000 == pytest.approx(expected, rel=0.06)
 
 
 def test_the_pool_is_the_same_queue_as_simpy() -> None:
@@ -106,7 +108,7 @@ def test_a_lost_region_loses_what_it_held_and_what_came_after() -> None:
     assert result.counts["lost_down"] == pytest.approx(600 * 100, rel=0.05)
     assert 0 < result.counts["lost_in_flight"] < 60  # a few ms of traffic in flight
     buckets = result.events_t
-    assert buckets[: 100 // 5, 3].sum() == 0  # nothing lost before
+    assert buckets[: 100 // 5 - 1, 3].sum() == 0  # nothing lost before (but in flight)
     assert buckets[100 // 5 + 1 :, 1].sum() == 0  # nothing answered after
 
 
@@ -131,11 +133,13 @@ def test_the_autoscaler_adds_servers_after_its_delay() -> None:
     pool = Pool(servers=2, service=Distribution.exponential(0.01), max_servers=40,
                 max_wait_s=0.1, scale_period_s=15, scale_target=0.7, scale_delay_s=35)  # fmt: skip
     traffic = Traffic(times=(0.0, 60.0), rates=(100.0, 1000.0))
-    result = simulate(Region(pool=pool), traffic, seconds=300, seed=6)
+    result = simulate(Region(pool=pool), traffic, seconds=600, seed=6)
     assert _conserved(result)
     up = result.servers_t
     assert up[: 60 // 5].max() == 2
     assert up[60 // 5 : (60 + 35) // 5].max() == 2  # still coming up
+    # the HPA rule asks for at most 1 / 0.7 times the servers up, so it climbs in steps
+    assert up[(60 + 50) // 5] <= math.ceil(2 / 0.7)
     assert up[-1] >= 1000 * 0.01 / 0.7  # enough at the end
     late = result.events_t[-10:]
     assert late[:, 3].sum() == 0  # no more shedding once scaled

@@ -1,6 +1,6 @@
 """The fraud demos' commands, registered into the ``loopline`` verbs (entry point
-``loopline.applications``): ``demo fraud`` (``make demo``), ``demo events`` and
-``scenario drift``."""
+``loopline.applications``): ``demo fraud`` (``make demo``), ``demo events``,
+``scenario drift`` and ``simulate capacity``."""
 
 from __future__ import annotations
 
@@ -101,7 +101,62 @@ def scenario_drift(
         show(result)
 
 
+def simulate_capacity(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    samples: Annotated[
+        Path, typer.Option(help="Service-time samples written by `loopline bench scale`.")
+    ] = Path(".loopline/scale-samples.json"),
+    tps: Annotated[float, typer.Option(min=1.0, help="Steady transactions per second.")] = 100_000,
+    regions: Annotated[
+        int, typer.Option(min=2, help="Regions, each sized to carry a lost one's share.")
+    ] = 3,
+    seconds: Annotated[
+        float, typer.Option(min=10.0, help="Simulated seconds of each steady run.")
+    ] = 600,
+    fraction: Annotated[
+        float,
+        typer.Option(
+            min=0.001,
+            max=1.0,
+            help="Simulate this share of every region's traffic "
+            "and servers (faster; smaller pools queue more: pessimistic).",
+        ),
+    ] = 1.0,
+    seed: Annotated[int, typer.Option(help="Simulation seed.")] = 0,
+    report: Annotated[Path, typer.Option(help="The HTML report.")] = Path(
+        ".loopline/capacity.html"
+    ),
+) -> None:
+    """The 100K TPS plan by discrete-event simulation from measured service times:
+    steady, a 10x spike, a lost region, a lost Redis shard; p50/p99, losses,
+    availability, cores per role, and the single-node check against `bench scale`."""
+    import json
+    import time
+
+    from loopline.demos.fraud.capacity import Measured, Plan, fractions, scenarios, summary
+    from loopline.demos.fraud.capacity_check import single_node
+    from loopline.demos.fraud.capacity_report import show, write
+
+    plan = Plan(tps=tps, regions=regions, seconds=seconds, fraction=fraction)
+    measured = Measured.load(samples)
+    started = time.perf_counter()
+    results = scenarios(plan, measured, seed=seed)
+    answers = summary(plan, measured, results)
+    check = single_node(measured, seed=seed)
+    answers["single_node_prediction_error"] = check["single_node_prediction_error"]
+    answers["single_node"] = check
+    answers["simulation_wall_s"] = round(time.perf_counter() - started, 1)
+    answers["simulated_transactions"] = sum(r.counts["arrived"] for r in results.values())
+    write(report, answers, results, fractions(plan))
+    if as_json:
+        typer.echo(json.dumps(answers))
+    else:
+        show(answers)
+        typer.echo(f"report: {report}")
+
+
 def register(verbs: Verbs) -> None:
     verbs.demo.command("fraud")(demo_fraud)
     verbs.demo.command("events")(demo_events)
     verbs.scenario.command("drift")(scenario_drift)
+    verbs.simulate.command("capacity")(simulate_capacity)
