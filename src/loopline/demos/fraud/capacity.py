@@ -206,16 +206,17 @@ def fractions(plan: Plan) -> dict[str, float]:
             "shard_loss": plan.fraction}  # fmt: skip
 
 
-def availability(plan: Plan, results: dict[str, Result]) -> dict[str, float]:
-    """Answered share per scenario, and over a year of ``plan``'s incidents: each
-    incident loses what its run lost beyond the steady run's rate."""
+def availability(plan: Plan, results: dict[str, Result], spike: str = "spike") -> dict[str, float]:
+    """Answered share per scenario, and over a year of ``plan``'s incidents (its spikes
+    met as ``spike`` met them): each incident loses what its run lost beyond the steady
+    run's rate."""
     share = fractions(plan)
     steady = results["steady"]
     base = steady.lost / steady.counts["arrived"]
     per_year = {
         "region_loss": plan.region_losses_per_year,
         "shard_loss": plan.shard_losses_per_year,
-        "spike": plan.spikes_per_year,
+        spike: plan.spikes_per_year,
     }
     lost_year = base * plan.tps * YEAR_S
     for name, times in per_year.items():
@@ -248,6 +249,7 @@ def summary(plan: Plan, m: Measured, results: dict[str, Result]) -> dict[str, An
         "simulated_share": share,
         "feature_lag_p99_ms": {k: r.quantile_ms(0.99, of="lag") for k, r in results.items()},
         "availability": avail["year"],
+        "availability_spikes_prescaled": availability(plan, results, "spike_prescaled")["year"],
         "availability_per_scenario": {k: v for k, v in avail.items() if k != "year"},
         "cores_per_role": {
             "per_region": per,
