@@ -426,7 +426,12 @@ def main() -> None:
     parser.add_argument("--max-n", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--customers", type=int, default=500)
-    parser.add_argument("--load-days", type=int, default=80)
+    parser.add_argument(
+        "--load-days",
+        type=int,
+        default=80 * max(1, (os.cpu_count() or 1) // 2),
+        help="simulated days of transactions to send (~2 a customer a day; more cores send more)",
+    )
     parser.add_argument("--samples", type=Path, default=Path(".loopline/scale-samples.json"))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
