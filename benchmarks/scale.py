@@ -25,7 +25,9 @@ same machine:
 It also writes per-core service-time samples (distributions, not averages) to
 ``--samples`` (default ``.loopline/scale-samples.json``), which ``loopline simulate
 capacity`` reads: each scorer's gaps between consecutive answers at saturation (its
-service time on a busy core) and its CPU share, the workers' per-batch time per event
+service time on a busy core) and its CPU share, one scorer's latency per request when
+asked one at a time (5 s, one connection: its own time with its Redis and PostgreSQL
+calls, no queue), the workers' per-batch time per event
 (an in-process worker draining a backlog), and idle round trips to Redis (GET),
 PostgreSQL (one autocommitted INSERT) and Kafka (one acks=all append).
 
@@ -180,6 +182,20 @@ async def closed_loop(ports: list[int], key: str, load: Load, seconds: float) ->
             "wall_s": took, "gaps_s": gaps}  # fmt: skip
 
 
+async def one_at_a_time(port: int, key: str, load: Load, seconds: float) -> list[float]:
+    """One connection, one request at a time: each request's own latency (s)."""
+    conn = Conn(port, key)
+    await conn.open()
+    out: list[float] = []
+    stop = time.perf_counter() + seconds
+    while time.perf_counter() < stop and (item := load.take()) is not None:
+        t = time.perf_counter()
+        if await conn.post(item[1]) == 200:
+            out.append(time.perf_counter() - t)
+    conn.writer.close()
+    return out
+
+
 async def open_loop(
     ports: list[int], key: str, load: Load, rate: float, seconds: float
 ) -> dict[str, Any]:
@@ -329,6 +345,7 @@ def one_n(stages: _Stages, load: Load, root: Path, n: int, seconds: float) -> di
         stages.start_scorers()
         ports, key = stages.http.ports, stages.http.key
         asyncio.run(closed_loop(ports, key, load, 3))  # warm-up
+        alone = asyncio.run(one_at_a_time(ports[0], key, load, 5))
         load.publish_up_to(load.next)
         stages.catch_up()
         say(f"N={n}: closed loop {seconds:.0f} s")
@@ -367,7 +384,9 @@ def one_n(stages: _Stages, load: Load, root: Path, n: int, seconds: float) -> di
         "scorer_cpu_share": round(used["scorer"] / (closed["wall_s"] * n), 3),
         "cpu_cores_busy": round(sum(used.values()) / closed["wall_s"], 3),
         "machine_cores_busy": round(machine / closed["wall_s"], 3),  # anyone's processes
+        "unloaded_p50_ms": round(1000 * float(np.median(alone)), 2),
         "_gaps_s": closed["gaps_s"],
+        "_alone_s": alone,
     }
 
 
@@ -446,7 +465,9 @@ def main() -> None:
         "cores": os.cpu_count(),
         "seconds": args.seconds,
         "per_n": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
-        "samples": out["samples"] | {f"scorer_gap_s_n{r['n']}": r["_gaps_s"] for r in results},
+        "samples": out["samples"]
+        | {f"scorer_gap_s_n{r['n']}": r["_gaps_s"] for r in results}
+        | {f"scorer_latency_s_n{r['n']}": r["_alone_s"] for r in results},
     }
     args.samples.parent.mkdir(parents=True, exist_ok=True)
     args.samples.write_text(json.dumps(record))

@@ -162,3 +162,12 @@ def test_configuration_errors_name_the_field() -> None:
         Distribution.of([-1.0])
     with pytest.raises(ConfigError, match="times must increase"):
         Traffic(times=(0.0, 0.0), rates=(1.0, 2.0))
+
+
+def test_a_request_may_wait_longer_than_it_holds_the_core() -> None:
+    # 10 % busy on 1 ms of core a request, but each caller waits 50 ms (its own awaits)
+    pool = Pool(servers=1, service=Distribution.constant(0.001),
+                latency=Distribution.constant(0.05))  # fmt: skip
+    result = simulate(Region(pool=pool), Traffic.steady(100.0), seconds=200, seed=8)
+    assert result.quantile_ms(0.5) == pytest.approx(50, rel=0.05)
+    assert result.sums[2] / 200 == pytest.approx(0.1, rel=0.05)  # the core's busy share

@@ -131,6 +131,8 @@ def run_region(  # noqa: C901
     pool_p: F64,
     f_samples: F64,
     f_mean: float,
+    l_samples: F64,
+    l_mean: float,
     store_p: F64,
     s_samples: F64,
     s_mean: float,
@@ -255,7 +257,9 @@ def run_region(  # noqa: C901
                     if fails[sid] >= to_open:
                         counts[TRIPS] += fails[sid] == to_open
                         open_until[sid] = start + deadline + reset
-        done = start + store + s
+        # the caller waits the request's own time in service (its awaits included),
+        # which may be longer than the core is held for it
+        done = start + store + (draw(l_samples, l_mean) if l_samples.shape[0] or l_mean else s)
         if n_sink == 0:
             answer(t, done, fallback, hist_args, hist, hist_t, counts, sums, events_t)
         else:

@@ -67,7 +67,10 @@ class Distribution:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Pool:
-    """Servers (one core each) behind a load balancer. With ``scale_period_s`` > 0 an
+    """Servers (one core each) behind a load balancer. ``service`` is how long a request
+    holds a server's core; ``latency``, if given, how long its caller waits once it is
+    taken (an asynchronous server awaits its own calls and batches without holding the
+    core): drawn independently. With ``scale_period_s`` > 0 an
     autoscaler checks every period the busy share of the servers and asks for
     ``ceil(servers * busy / scale_target)`` (Kubernetes' HPA rule), which come up
     ``scale_delay_s`` later (scheduling, start and warm-up), up to ``max_servers``."""
@@ -79,6 +82,7 @@ class Pool:
     scale_period_s: float = 0.0
     scale_target: float = 0.7
     scale_delay_s: float = 0.0
+    latency: Distribution | None = None
 
     def __post_init__(self) -> None:
         if self.servers < 1:

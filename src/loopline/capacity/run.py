@@ -109,6 +109,7 @@ def simulate(
         np.asarray(traffic.rates, dtype=np.float64),
         pool_p,
         *_arrays(pool.service),
+        *_arrays(pool.latency),
         store_p,
         *_arrays(shards.service if shards else None),
         *_arrays(shards.round_trip if shards else None),

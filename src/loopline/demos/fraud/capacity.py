@@ -4,8 +4,10 @@ scale`` measured on this machine.
 
 It is a simulation, not a measurement: its inputs are per-core service times recorded
 on real servers (each scorer's gaps between answers at saturation, scaled to its CPU
-share; a feature worker's per-batch time per event; idle round trips to Redis,
-PostgreSQL and Kafka; each role's CPU per transaction), its topology the production one
+share, for how long a request holds a core; a scorer's latency per request asked one
+at a time, for how long its caller waits; a feature worker's per-batch time per event;
+idle round trips to Redis, PostgreSQL and Kafka; each role's CPU per transaction), its
+topology the production one
 (regions, each with a scorer pool behind a load balancer, Redis shards behind each
 scorer's breaker, PostgreSQL, Kafka partitions and their feature workers), and its
 answers hold only as far as :class:`Plan`'s assumptions do.
@@ -86,6 +88,7 @@ class Measured:
     """Per-core service times from ``loopline bench scale``'s samples file."""
 
     scorer: Distribution  # CPU per request on one core
+    scorer_latency: Distribution | None  # a request's own time, asked one at a time
     worker: Distribution  # per event
     redis_rtt: Distribution
     postgres_rtt: Distribution
@@ -103,6 +106,7 @@ class Measured:
         per_event = np.repeat(s["worker_event_s"], np.asarray(s["worker_batch_events"], int))
         return cls(
             scorer=Distribution.of(gaps * first["scorer_cpu_share"]),
+            scorer_latency=_latency(s, first["n"]),
             worker=Distribution.of(per_event),
             redis_rtt=Distribution.of(s["redis_rtt_s"]),
             postgres_rtt=Distribution.of(s["postgres_insert_s"]),
@@ -110,6 +114,11 @@ class Measured:
             cpu_s_per_tx={k: v / 1000 for k, v in first["cpu_ms_per_tx"].items()},
             bench=bench,
         )
+
+
+def _latency(samples: dict[str, Any], n: int) -> Distribution | None:
+    alone = samples.get(f"scorer_latency_s_n{n}")
+    return Distribution.of(alone) if alone else None
 
 
 def cores(plan: Plan, m: Measured) -> dict[str, Any]:
@@ -144,16 +153,21 @@ def region(plan: Plan, m: Measured, per: dict[str, Any], f: float, **more: Any) 
         scale_period_s=plan.scale_period_s,
         scale_target=plan.target_util,
         scale_delay_s=plan.scale_delay_s + plan.warm_up_s,
+        latency=m.scorer_latency,
     )
     redis_op = Distribution.constant(m.cpu_s_per_tx.get("redis", 0.0))
     pg_op = Distribution.constant(m.cpu_s_per_tx.get("postgres", 0.0))
+    # a scorer's measured latency already holds its idle Redis and PostgreSQL round
+    # trips: only their queues are added then
+    redis_rtt = m.redis_rtt if m.scorer_latency is None else Distribution.constant(0.0)
+    pg_rtt = m.postgres_rtt if m.scorer_latency is None else Distribution.constant(0.0)
     shards = max(1, round(per["redis_shards"] * f))
     partitions = max(shards, round(per["partitions"] * f))
     return Region(
         pool=pool,
-        shards=Shards(count=shards, service=redis_op, round_trip=m.redis_rtt),
+        shards=Shards(count=shards, service=redis_op, round_trip=redis_rtt),
         sink=Sink(servers=max(1, round(per["postgres"] * f)), service=pg_op,
-                  round_trip=m.postgres_rtt),
+                  round_trip=pg_rtt),
         stream=Stream(partitions=partitions, service=m.worker, append=m.kafka_append,
                       consumers=min(partitions, max(1, round(per["workers"] * f)))),
         partitions=partitions,

@@ -6,7 +6,8 @@ service times are the gaps between one scorer's answers at saturation when N was
 Every process of the benchmark (scorers, workers, servers, the load generator) shares
 the machine's cores; when N scorers at that speed would need more CPU than the cores
 hold (each transaction costs the CPU of every role, measured at N = 1), every scorer
-runs slower by the ratio (the cores are shared fairly). Predicted: ``tx_per_s`` at
+runs slower by the ratio (the cores are shared fairly). A request's own time is what
+one scorer took per request asked one at a time (N = 1), as slowed. Predicted: ``tx_per_s`` at
 saturation, and p50 / p99 in an open loop at the rate the benchmark used (half its
 saturation rate). N = 1 is the calibration (its gaps are that run's); larger N are
 predictions.
@@ -35,8 +36,10 @@ def single_node(m: Measured, seed: int = 0) -> dict[str, Any]:
     for measured in bench["per_n"]:
         n = int(measured["n"])
         by_pool, by_cpu = n / float(gaps.mean()), node_cores / cpu_per_tx
-        service = Distribution.of(gaps).scaled(max(1.0, by_pool / by_cpu))
-        node = Region(pool=Pool(servers=n, service=service))
+        slower = max(1.0, by_pool / by_cpu)
+        service = Distribution.of(gaps).scaled(slower)
+        latency = m.scorer_latency.scaled(slower) if m.scorer_latency else None
+        node = Region(pool=Pool(servers=n, service=service, latency=latency))
         capacity = min(by_pool, by_cpu)
         # saturated: the excess is shed after a second's wait, so what is answered in
         # the run is what the servers can do (plus at most a second's backlog)
