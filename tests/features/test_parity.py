@@ -34,6 +34,7 @@ from loopline.features import (
     OnlineEngine,
     OnlineStore,
     Source,
+    ring,
     training_set,
 )
 from loopline.features.redis import RedisStore
@@ -214,9 +215,16 @@ def assert_same_number(a: float, b: float, where: str, name: str) -> None:
     max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(events=st.lists(event, max_size=60), probes=st.lists(probe, min_size=1, max_size=12))
-def test_online_equals_offline(tmp_path_factory, events, probes) -> None:  # type: ignore[no-untyped-def]
+def test_online_equals_offline(tmp_path_factory, one_slot_blocks, events, probes) -> None:  # type: ignore[no-untyped-def]
     store = EmbeddedStore(tmp_path_factory.mktemp("store") / "online.db")
     check_parity(store, events, probes)
+
+
+@pytest.fixture
+def one_slot_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rings of one slot per block: every entity in a block of its own, so that updates
+    and reads cross blocks (the other tests keep the default)."""
+    monkeypatch.setattr(ring, "block_slots", lambda ring, width: 1)
 
 
 @settings(

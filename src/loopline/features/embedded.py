@@ -78,8 +78,9 @@ class EmbeddedStore:
         self._conn.executescript(_SCHEMA)
         self._writer: threading.Thread | None = None  # the snapshot being written
         self._writer_error: BaseException | None = None
-        # per ring: the last snapshot's copy of (tile ids, data), kept up to date slot by slot
-        self._copies: dict[tuple[str, int, int], tuple[npt.NDArray[np.int64], F64]] = {}
+        # per ring and block: the last snapshot's copy of (tile ids, partials), kept up to
+        # date slot by slot
+        self._copies: dict[tuple[str, int, int], list[tuple[npt.NDArray[np.int64], F64]]] = {}
         self._slot_maps = {
             (v, p): SlotMap(_keys_codec[1].decode(keys))
             for v, p, keys in self._conn.execute("SELECT version, partition, keys FROM slot_maps")
@@ -117,12 +118,10 @@ class EmbeddedStore:
             (version, hop),
         )
         for partition, size, tiles, data, sets in rows.fetchall():
-            ids = _unpack(tiles, np.int64).reshape(-1, size)
+            ids = _unpack(tiles, np.int64).view(np.int64).reshape(-1, size)
+            values = _unpack(data, np.float64).view(np.float64).reshape(len(ids), size, -1)
             ring = self._ring(version, hop, partition, layout, size)
-            ring.ensure(len(ids))
-            ring.tile_ids[: len(ids)] = ids
-            ring.newest[: len(ids)] = ids.max(axis=1)
-            ring.data[: len(ids)] = _unpack(data, np.float64).reshape(len(ids), size, -1)
+            ring.put_rows(ids, values)
             ring.sets = {(s, p): [set(x) for x in v] for s, p, v in _sets_codec[1].decode(sets)}
 
     def apply(self, keys: npt.NDArray[np.generic], runs: Sequence[Runs]) -> None:
@@ -282,28 +281,45 @@ class EmbeddedStore:
             self._conn.execute(
                 "UPDATE rings SET tiles = ?, data = ?, sets = ? "
                 "WHERE version = ? AND hop = ? AND partition = ?",
-                (_pack(ids), _pack(values), _sets_codec[0].encode(kept), version, hop, partition),
+                (
+                    _pack([ids]),
+                    _pack([values]),
+                    _sets_codec[0].encode(kept),
+                    version,
+                    hop,
+                    partition,
+                ),
             )
 
     def _capture(self) -> tuple[list[Any], list[Any], list[Any]]:
-        """A consistent copy of the state: the slots changed since the last capture are
-        copied into that capture's arrays; the sets and keys are encoded."""
+        """A consistent copy of the state: per ring block, the slots changed since the
+        last capture are copied into that capture's arrays (of a new block, the slots in
+        use: the rest of its copy stays untouched, zero pages); the sets and keys are
+        encoded."""
         maps = [(v, p, _keys_codec[0].encode(m.keys)) for (v, p), m in self._slot_maps.items()]
         rings = []
         for name, ring in self._rings.items():
             version, hop, partition = name
             n = len(self._slot_maps[(version, partition)].keys)
-            ids, data = self._copies.get(name, (None, None))
-            if ids is None or data is None or len(ids) < n:
-                ids, data = ring.tile_ids.copy(), ring.data.copy()
-                self._copies[name] = (ids, data)
-            elif ring.dirty:
-                changed = np.fromiter(ring.dirty, dtype=np.int64, count=len(ring.dirty))
-                compiled.copy_rows(ids, data, ring.tile_ids, ring.data, changed)
+            copies = self._copies.setdefault(name, [])
+            fresh = len(copies)
+            for b in range(fresh, len(ring.ids)):  # a new block: its slots in use so far
+                used = max(0, min(ring.block, n - b * ring.block))
+                copy = np.full_like(ring.ids[b], NO_TILE), np.zeros_like(ring.values[b])
+                copy[0][:used], copy[1][:used] = ring.ids[b][:used], ring.values[b][:used]
+                copies.append(copy)
+            changed = np.fromiter(ring.dirty, dtype=np.int64, count=len(ring.dirty))
+            for b, idx in ring.by_block(changed):
+                if b < fresh:
+                    rows = (changed if idx is None else changed[idx]) % ring.block
+                    compiled.copy_rows(*copies[b], ring.ids[b], ring.values[b], rows)
             ring.dirty.clear()
+            spans = ring.spans(n)
+            ids = [copies[b][0][: hi - lo] for b, (lo, hi) in enumerate(spans)]
+            data = [copies[b][1][: hi - lo] for b, (lo, hi) in enumerate(spans)]
             sets = [(s, p, v) for (s, p), v in ring.sets.items()]  # msgpack writes sets as arrays
             rings.append(
-                (version, hop, partition, ring.ring, ids[:n], data[:n], _sets_codec[0].encode(sets))
+                (version, hop, partition, ring.ring, ids, data, _sets_codec[0].encode(sets))
             )
         return maps, rings, list(self._checkpoints.items())
 
@@ -342,12 +358,13 @@ class EmbeddedStore:
         self._conn.close()
 
 
-def _pack(array: npt.NDArray[np.generic]) -> bytes:
-    """zstd: dense rings are mostly empty tiles (~60x smaller), compressed at ~3 GB/s
-    straight from the array's memory (no copy, and the GIL released meanwhile)."""
-    raw = pa.py_buffer(np.ascontiguousarray(array))
-    packed: bytes = pa.compress(raw, codec="zstd", asbytes=True)
-    size: int = raw.size
+def _pack(arrays: Sequence[npt.NDArray[np.generic]]) -> bytes:
+    """The arrays one after the other, as zstd: dense rings are mostly empty tiles (~60x
+    smaller), compressed at ~3 GB/s straight from each array's memory (no copy, and the
+    GIL released meanwhile). One frame per array; the frames decompress as one."""
+    raws = [pa.py_buffer(np.ascontiguousarray(a)) for a in arrays]
+    packed = b"".join(pa.compress(raw, codec="zstd", asbytes=True) for raw in raws)
+    size: int = sum(raw.size for raw in raws)
     return size.to_bytes(8, "little") + packed
 
 

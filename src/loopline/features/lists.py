@@ -81,14 +81,14 @@ def list_parts(
 
 
 class ListRing(TileRing):
-    """``n`` newest entries per slot: ``tile_ids`` their event times (``NO_TILE``: none),
-    ``data`` their (partition, position, value), newest first."""
+    """``n`` newest entries per slot: the tile ids are their event times (``NO_TILE``: none),
+    the partials their (partition, position, value), newest first."""
 
     layout: ListLayout
 
     def idle(self, n: int) -> npt.NDArray[np.bool_]:
         """Slots whose newest entry is two horizons older than the ring's newest."""
-        newest = self.newest[:n]
+        newest = self.newest_of(n)
         head = int(newest.max()) if n else NO_TILE
         if head == NO_TILE:
             return np.ones(n, dtype=np.bool_)
@@ -98,29 +98,35 @@ class ListRing(TileRing):
         """Merge one event per row (``tiles``: event times, ``parts``: partition, position,
         value) into its slot's list: every slot's old and new entries sorted together,
         the ``n`` newest kept."""
-        if not len(slots):
-            return
-        touched = np.unique(slots)
-        old_ids = self.tile_ids[touched]
-        held = old_ids != NO_TILE
-        rows = np.repeat(touched, held.sum(axis=1))
-        all_slots = np.r_[rows, slots]
-        all_ts = np.r_[old_ids[held], tiles]
-        all_data = np.concatenate([self.data[touched][held], parts])
-        order = np.lexsort((all_data[:, 1], all_ts, all_slots))  # by slot, time, position
-        all_slots, all_ts, all_data = all_slots[order], all_ts[order], all_data[order]
-        ends = np.searchsorted(all_slots, all_slots, side="right")
-        rank = ends - 1 - np.arange(len(all_slots))  # 0: the slot's newest
-        keep = rank < self.ring
-        self.tile_ids[touched] = NO_TILE
-        self.tile_ids[all_slots[keep], rank[keep]] = all_ts[keep]
-        self.data[all_slots[keep], rank[keep]] = all_data[keep]
-        self.newest[touched] = self.tile_ids[touched, 0]
-        self.dirty.update(touched.tolist())
+        for b, idx in self.by_block(slots):
+            rows = slots if idx is None else slots[idx]
+            t, p = (tiles, parts) if idx is None else (tiles[idx], parts[idx])
+            _merge_lists(self.ids[b], self.values[b], self.newest[b], rows % self.block, t, p)
+        self.dirty.update(np.unique(slots).tolist())
 
     def window(self, slot: int, head: int, tiles: int) -> tuple[F64, list[set[object]]]:
         """The slot's entries (the engine applies each window's rule)."""
-        return entries(self.tile_ids[slot], self.data[slot]), []
+        return entries(*self.row(slot)), []
+
+
+def _merge_lists(ids: I64, data: F64, newest: I64, slots: I64, tiles: I64, parts: F64) -> None:
+    """:meth:`ListRing.merge_runs` on one block (``slots``: rows of it)."""
+    touched = np.unique(slots)
+    old_ids = ids[touched]
+    held = old_ids != NO_TILE
+    rows = np.repeat(touched, held.sum(axis=1))
+    all_slots = np.r_[rows, slots]
+    all_ts = np.r_[old_ids[held], tiles]
+    all_data = np.concatenate([data[touched][held], parts])
+    order = np.lexsort((all_data[:, 1], all_ts, all_slots))  # by slot, time, position
+    all_slots, all_ts, all_data = all_slots[order], all_ts[order], all_data[order]
+    ends = np.searchsorted(all_slots, all_slots, side="right")
+    rank = ends - 1 - np.arange(len(all_slots))  # 0: the slot's newest
+    keep = rank < ids.shape[1]
+    ids[touched] = NO_TILE
+    ids[all_slots[keep], rank[keep]] = all_ts[keep]
+    data[all_slots[keep], rank[keep]] = all_data[keep]
+    newest[touched] = ids[touched, 0]
 
 
 def entries(ids: I64, data: F64) -> F64:
@@ -149,9 +155,7 @@ def many_entries(n: int, rings: list[tuple[TileRing, I64]], rows: int) -> F64:
     (rows, n * ENTRY)."""
     out = np.full((rows, n * ENTRY), -math.inf)
     for i in range(rows):
-        found = [
-            entries(ring.tile_ids[s], ring.data[s]) for ring, slots in rings if (s := slots[i]) >= 0
-        ]
+        found = [entries(*ring.row(s)) for ring, slots in rings if (s := int(slots[i])) >= 0]
         if found:
             out[i] = merge_entries(n, found)
     return out

@@ -52,7 +52,8 @@ def _partitions_key(version: str) -> str:
 
 
 def _encode(ring: TileRing, slot: int, sets: dict[int, list[list[object]]] | None) -> bytes:
-    return msgspec.msgpack.encode((ring.tile_ids[slot].tobytes(), ring.data[slot].tobytes(), sets))
+    ids, data = ring.row(slot)
+    return msgspec.msgpack.encode((ids.tobytes(), data.tobytes(), sets))
 
 
 def _sets_by_slot(ring: TileRing) -> dict[int, dict[int, list[list[object]]]]:
@@ -69,9 +70,7 @@ def _decode_into(ring: TileRing, slot: int, raw: bytes) -> None:
 def _fill(
     ring: TileRing, slot: int, ids: bytes, data: bytes, sets: dict[int, list[list[object]]] | None
 ) -> None:
-    ring.tile_ids[slot] = np.frombuffer(ids, dtype=np.int64)
-    ring.newest[slot] = ring.tile_ids[slot].max()
-    ring.data[slot] = np.frombuffer(data, dtype=np.float64).reshape(ring.ring, -1)
+    ring.put_row(slot, np.frombuffer(ids, dtype=np.int64), np.frombuffer(data, dtype=np.float64))
     for pos, value in (sets or {}).items():
         ring.sets[(slot, int(pos))] = [set(s) for s in value]
 

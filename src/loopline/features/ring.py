@@ -64,39 +64,94 @@ class SlotMap:
                 self.free.append(slot)
 
 
-class TileRing:
-    """``ring`` tile positions per slot for one layout; slots come from a :class:`SlotMap`."""
+BLOCK_BYTES = 4 << 20  # partials per block of a ring that grows: ~4 MiB, 64-1,024 slots
 
-    def __init__(self, layout: Layout, ring: int, capacity: int = 256) -> None:
+
+def block_slots(ring: int, width: int) -> int:
+    """Slots per block of a growing ring of ``ring`` positions of ``width`` fields."""
+    return min(1024, max(64, BLOCK_BYTES // (ring * (width + 1) * 8)))
+
+
+class TileRing:
+    """``ring`` tile positions per slot for one layout; slots come from a :class:`SlotMap`.
+
+    The slots live in fixed-size blocks (``block`` slots each): growing adds a block and
+    copies nothing, so a new entity never stalls a batch on copying the whole state and
+    faulting in twice its pages (as a doubling array did), and a snapshot copies the
+    blocks that changed. Slot ``s`` is row ``s % block`` of block ``s // block``. With
+    ``capacity``, one block of that many slots (a ring decoded for one read)."""
+
+    def __init__(self, layout: Layout, ring: int, capacity: int | None = None) -> None:
         self.layout = layout
         self.ring = ring
-        self.tile_ids = np.full((capacity, ring), NO_TILE, dtype=np.int64)
-        self.newest = np.full(capacity, NO_TILE, dtype=np.int64)  # per slot: skip empty windows
-        # A position without a tile id is never read, but a slot's whole row is stored
-        # (Redis, snapshots): zeros, never uninitialised memory, which held other
-        # records' bytes (a customer's transaction, found under another's key).
-        self.data = np.zeros((capacity, ring, layout.width), dtype=np.float64)
+        self.block = max(1, capacity or block_slots(ring, layout.width))
+        # per block: tile ids (block, R), partials (block, R, width), newest tile (block,)
+        self.ids: list[I64] = []
+        self.values: list[F64] = []
+        self.newest: list[I64] = []
         self.sets: dict[tuple[int, int], list[set[object]]] = {}
         self.dirty: set[int] = set()
+        self.ensure(self.block)
+
+    @property
+    def capacity(self) -> int:
+        return len(self.ids) * self.block
 
     def ensure(self, slots: int) -> None:
-        """Make room for ``slots`` slots (capacity doubles, so growth is amortised)."""
-        if slots <= len(self.tile_ids):
-            return
-        capacity = max(slots, 2 * len(self.tile_ids))
-        ids = np.full((capacity, self.ring), NO_TILE, dtype=np.int64)
-        data = np.zeros((capacity, self.ring, self.layout.width), dtype=np.float64)
-        ids[: len(self.tile_ids)] = self.tile_ids
-        data[: len(self.data)] = self.data
-        newest = np.full(capacity, NO_TILE, dtype=np.int64)
-        newest[: len(self.newest)] = self.newest
-        self.tile_ids, self.data, self.newest = ids, data, newest
+        """Make room for ``slots`` slots, a block at a time. A position without a tile id
+        is never read, but a slot's whole row is stored (Redis, snapshots): zeros, never
+        uninitialised memory, which held other records' bytes."""
+        while self.capacity < slots:
+            self.ids.append(np.full((self.block, self.ring), NO_TILE, dtype=np.int64))
+            self.values.append(np.zeros((self.block, self.ring, self.layout.width)))
+            self.newest.append(np.full(self.block, NO_TILE, dtype=np.int64))
+
+    def row(self, slot: int) -> tuple[I64, F64]:
+        """Slot ``slot``'s tile ids (R,) and partials (R, width): views, not copies."""
+        b, i = divmod(slot, self.block)
+        return self.ids[b][i], self.values[b][i]
+
+    def put_row(self, slot: int, ids: I64, data: F64) -> None:
+        """Set slot ``slot``'s tile ids and partials (a stored row read back)."""
+        b, i = divmod(slot, self.block)
+        self.ids[b][i] = ids
+        self.values[b][i] = data.reshape(self.ring, -1)
+        self.newest[b][i] = ids.max()
+
+    def put_rows(self, ids: I64, data: F64) -> None:
+        """Set slots ``0 .. len(ids) - 1`` from stacked rows (a snapshot read back)."""
+        self.ensure(len(ids))
+        for b, (lo, hi) in enumerate(self.spans(len(ids))):
+            self.ids[b][: hi - lo] = ids[lo:hi]
+            self.values[b][: hi - lo] = data[lo:hi]
+            self.newest[b][: hi - lo] = ids[lo:hi].max(axis=1)
+
+    def spans(self, n: int) -> list[tuple[int, int]]:
+        """The slot range ``[lo, hi)`` of each block holding slots below ``n``."""
+        return [(lo, min(lo + self.block, n)) for lo in range(0, n, self.block)]
+
+    def newest_of(self, n: int) -> I64:
+        """The newest tile of each of the first ``n`` slots."""
+        if n <= self.block:
+            return self.newest[0][:n]
+        return np.concatenate(self.newest)[:n]
+
+    def by_block(self, slots: I64) -> list[tuple[int, I64 | None]]:
+        """``slots`` grouped by block, in their order within each: (block, the positions
+        in ``slots`` of that block's, None for all of them)."""
+        if not len(slots):
+            return []
+        blocks = slots // self.block
+        first, last = int(blocks.min()), int(blocks.max())
+        if first == last:
+            return [(first, None)]
+        return [(int(b), np.flatnonzero(blocks == b)) for b in np.unique(blocks).tolist()]
 
     def idle(self, n: int) -> npt.NDArray[np.bool_]:
         """Which of the first ``n`` slots have no tile within two ring spans of the ring's
         newest tile: outside every window of a read at the present, and of a read that
         lags the present by up to a whole ring span (late events, out-of-order requests)."""
-        newest = self.newest[:n]
+        newest = self.newest_of(n)
         head = int(newest.max()) if n else NO_TILE
         if head == NO_TILE:
             return np.ones(n, dtype=np.bool_)
@@ -105,9 +160,11 @@ class TileRing:
     def clear(self, slots: I64) -> None:
         """Empty ``slots`` (their keys were released), ready for new keys: no value of
         the old key is left to be stored under the new one."""
-        self.tile_ids[slots] = NO_TILE
-        self.data[slots] = 0.0
-        self.newest[slots] = NO_TILE
+        for b, idx in self.by_block(slots):
+            rows = (slots if idx is None else slots[idx]) % self.block
+            self.ids[b][rows] = NO_TILE
+            self.values[b][rows] = 0.0
+            self.newest[b][rows] = NO_TILE
         gone = set(slots.tolist())
         for name in [name for name in self.sets if name[0] in gone]:
             del self.sets[name]
@@ -116,17 +173,19 @@ class TileRing:
     def merge_runs(self, slots: I64, tiles: I64, parts: F64, sets: list[list[set[object]]]) -> None:
         """Merge one partial per (slot, tile) run into the ring, in order."""
         status = np.empty(len(slots), dtype=np.int8)
-        compiled.merge_runs(
-            self.tile_ids,
-            self.data,
-            self.newest,
-            slots,
-            tiles,
-            parts,
-            self.layout.kinds,
-            self.layout.empty(),
-            status,
-        )
+        empty = self.layout.empty()
+        for b, idx in self.by_block(slots):
+            if idx is None:
+                local, t, p, st = slots % self.block, tiles, parts, status
+            else:
+                local, t, p = slots[idx] % self.block, tiles[idx], parts[idx]
+                st = np.empty(len(idx), dtype=np.int8)
+            compiled.merge_runs(
+                self.ids[b], self.values[b], self.newest[b], local, t, p,
+                self.layout.kinds, empty, st,
+            )  # fmt: skip
+            if idx is not None:
+                status[idx] = st
         self.dirty.update(np.unique(slots).tolist())
         if self.layout.distinct:
             self._merge_sets(slots, tiles % self.ring, status, sets)
@@ -149,20 +208,17 @@ class TileRing:
     def window(self, slot: int, head: int, tiles: int) -> tuple[F64, list[set[object]]]:
         """The merged partial of tiles ``head - tiles + 1 .. head`` of ``slot``, and per
         distinct_count aggregation the union of its sets."""
-        if self.newest[slot] <= head - tiles:  # every tile of the slot is older
+        b, i = divmod(slot, self.block)
+        if self.newest[b][i] <= head - tiles:  # every tile of the slot is older
             return self.layout.empty(), [set() for _ in self.layout.distinct]
         ring_sets = self.sets
+        ids, data = self.row(slot)
         return window_of(
-            self.layout,
-            self.tile_ids[slot],
-            self.data[slot],
-            lambda pos: ring_sets.get((slot, pos), []),
-            head,
-            tiles,
+            self.layout, ids, data, lambda pos: ring_sets.get((slot, pos), []), head, tiles
         )
 
 
-def make_ring(layout: Layout, ring: int, capacity: int = 256) -> TileRing:
+def make_ring(layout: Layout, ring: int, capacity: int | None = None) -> TileRing:
     """A tile ring, or for a ``last_n`` table a list ring (:mod:`loopline.features.lists`)."""
     if layout.is_list:
         from loopline.features import lists
@@ -210,10 +266,15 @@ def windows_of(w: ManyWindows, rings: Iterable[tuple[TileRing, I64]], n: int) ->
     for ring, slots in rings:
         picked = np.empty((n, ring.ring), dtype=np.int64)
         counts = np.zeros(n, dtype=np.int64)
-        compiled.windows_merge(
-            ring.tile_ids, ring.data, ring.newest, w.layout.kinds, slots,
-            w.heads, w.tiles, merged, picked, counts,
-        )  # fmt: skip
+        held = np.flatnonzero(slots >= 0)
+        for b, idx in ring.by_block(slots[held]):
+            local = np.full(n, -1, dtype=np.int64)  # rows of other blocks: none here
+            rows = held if idx is None else held[idx]
+            local[rows] = slots[rows] % ring.block
+            compiled.windows_merge(
+                ring.ids[b], ring.values[b], ring.newest[b], w.layout.kinds, local,
+                w.heads, w.tiles, merged, picked, counts,
+            )  # fmt: skip
         if sets is not None:
             for i in np.flatnonzero(counts).tolist():
                 s = int(slots[i])

@@ -123,10 +123,10 @@ def read_row(
     for p in plans:
         ring = store.ring(view.version, p.layout, found[0][0]) if found else None
         slot = found[0][1] if found else 0
-        if ring is None or slot >= len(ring.tile_ids):
+        if ring is None or slot >= ring.capacity:
             ids, data = _NO_ROW, np.empty((1, p.layout.width))
         else:
-            ids, data = ring.tile_ids[slot], ring.data[slot]
+            ids, data = ring.row(slot)
         if p.lists:
             newest = max(newest, _lists(p, ids, data, t, out))
             continue
