@@ -289,6 +289,7 @@ def report(bench: Bench, result: dict[str, Any], path: Path) -> Path:
         points=points,
         lever_rows=lever_rows,
         scenario_rows=scenario_rows,
+        evidence_rows=[{"scenario": k} | v for k, v in result["label_evidence"].items()],
         notes=[
             f"Data: {json.dumps(result['data'])}.",
             "Test period only; every threshold was chosen on the validation days.",

@@ -3,9 +3,12 @@ segments, and the data set with the extended features on a tiny simulation."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from loopline.apps.fraud import data, quality_report
 from loopline.apps.fraud.datasets import simulator_split
 from loopline.apps.fraud.features import fraud_feature_set, risk_feature_set
 from loopline.apps.fraud.operating import (
@@ -16,7 +19,8 @@ from loopline.apps.fraud.operating import (
     risk_dataset,
     segments,
 )
-from loopline.apps.fraud.simulator import profile
+from loopline.apps.fraud.simulator import profile, simulate
+from loopline.features.validate import validate
 
 Y = np.array([1, 1, 1, 0, 0, 0, 0])
 P = np.array([0.9, 0.4, 0.8, 0.7, 0.3, 0.2, 0.1])
@@ -76,3 +80,36 @@ def test_the_extended_set_and_label_evidence_on_a_tiny_simulation() -> None:
     terminal = evidence.get("terminal", {"frauds": 0, "terminal_fraud_label_seen": 1.0})
     blind = terminal["frauds"] * (1 - terminal["terminal_fraud_label_seen"])
     assert ceiling == pytest.approx(1 - blind / test_frauds)
+
+
+def test_the_extended_set_agrees_online_and_offline() -> None:
+    """The label-risk views read late labels as of each transaction, as served."""
+    sim = simulate(profile("full", customers=150, terminals=300, days=30), seed=3)
+    streams = data.histories(sim.transactions, sim.labels)
+    columns = {
+        "transactions": data.columns(
+            streams["transactions"].drop_columns(["_partition", "_offset"])
+        ),
+        "labels": data.columns(streams["labels"]),
+    }
+    rates = validate(risk_feature_set(), columns, sample=300, seed=3)
+    assert len(rates) == 53
+    assert rates == dict.fromkeys(rates, 0.0)
+
+
+def test_the_quality_report_draws_levers_and_scenarios(tmp_path: Path) -> None:
+    path = quality_report.write(
+        tmp_path / "quality.html",
+        y=Y,
+        scenarios=SCENARIOS,
+        scores={"one": P, "two": P[::-1].copy()},
+        points={"one: chosen on validation": (0.5, 1.0)},
+        lever_rows=[{"lever": "one", "AP": 0.9}],
+        scenario_rows=[{"lever": "one", "scenario": "a", "frauds": 2}],
+        evidence_rows=[{"scenario": "a", "terminal_fraud_label_seen": 0.5}],
+        notes=["a note"],
+    )
+    text = path.read_text()
+    assert text.count("<svg") == 2  # the levers' curves, the scenarios' curves
+    assert "a (2 frauds) vs all genuine" in text
+    assert "terminal_fraud_label_seen" in text

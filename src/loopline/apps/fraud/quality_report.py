@@ -86,10 +86,12 @@ def write(
     points: Mapping[str, tuple[float, float]],
     lever_rows: list[dict[str, Any]],
     scenario_rows: list[dict[str, Any]],
+    evidence_rows: list[dict[str, Any]],
     notes: list[str],
 ) -> Path:
     """Write the report: ``scores`` are each lever's test scores, ``points`` operating
-    points chosen on validation as (recall, precision) on test."""
+    points chosen on validation as (recall, precision) on test, ``evidence_rows`` what
+    each scenario's frauds had in label evidence when scored."""
     items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
     body = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>fraud quality</title>
@@ -103,6 +105,8 @@ svg{{max-width:100%;height:auto}}</style></head><body>
 {_levers_figure(y, scores, points)}
 <h2>Scenarios (test period, each against all genuine traffic)</h2>{_table(scenario_rows)}
 {_scenarios_figure(y, scenarios, scores)}
+<h2>Label evidence when scored (test frauds: a fraud label of their terminal or card had
+arrived in the 30 days before)</h2>{_table(evidence_rows)}
 </body></html>
 """
     path.parent.mkdir(parents=True, exist_ok=True)
