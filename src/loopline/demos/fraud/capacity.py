@@ -267,7 +267,10 @@ def summary(plan: Plan, m: Measured, results: dict[str, Result]) -> dict[str, An
         "availability_per_scenario": {k: v for k, v in avail.items() if k != "year"},
         "cores_per_role": {
             "per_region": per,
-            "total_steady": {k: v * plan.regions for k, v in per.items() if k != "partitions"},
+            "total": {k: v * plan.regions for k, v in per.items() if k != "partitions"},
+            # the stateful roles sized for the steady traffic only (a spike then lags
+            # the features and slows Redis and PostgreSQL: not simulated)
+            "per_region_no_spike_headroom": cores(replace(plan, spike_factor=1.0), m),
         },
         "scorers_up_at_spike_end": int(results["spike"].servers_t.max() / share["spike"]),
         "assumptions": {k: getattr(plan, k) for k in plan.__slots__},
