@@ -8,10 +8,11 @@ transaction's wait is ``max(0, earliest_free - arrival)`` (Kiefer-Wolfowitz). Sh
 consumers are single servers (Lindley's recursion). Arrivals are Poisson with a
 piecewise-constant rate, drawn as the loop goes, so memory does not grow with time.
 
-Later stages see transactions in the order they reached the first one, which differs
-from strict first-come first-served there by at most the jitter of the first stage's
-service times (milliseconds); the stages after the pool are sized to run far from
-saturation, where that order hardly matters.
+Shards see reads in the order the pool started them, which is first-come first-served
+except while new servers come up under a queue: then a later arrival can start before
+earlier ones, and its read is served without a wait rather than behind reads that
+started after it. The sink takes answers in the order they reach it (a reorder heap);
+stream consumers take events in arrival order plus the append's round trip.
 """
 
 from __future__ import annotations
@@ -181,6 +182,7 @@ def run_region(  # noqa: C901
     p_head, p_tail = 0, 0
     fails, open_until = np.zeros(cmax, dtype=np.int64), np.zeros(cmax)
     shard_free = np.zeros(max(n_shards, 1))
+    shard_last = np.zeros(max(n_shards, 1))  # the latest start a shard has served
     sink_key, sink_ids = np.zeros(max(n_sink, 1)), np.zeros(max(n_sink, 1), dtype=np.int64)
     cons_free = np.zeros(max(n_cons, 1))
     # answers on their way to the sink, in the order they reach it (a heap of
@@ -243,10 +245,13 @@ def run_region(  # noqa: C901
             else:
                 shard = part % n_shards
                 ok = down_until(shard, start, o_shard, o_t0, o_t1) < 0
-                if ok:
+                if ok and start >= shard_last[shard]:
                     s0 = max(start, shard_free[shard])
-                    shard_free[shard] = s0 + draw(s_samples, s_mean)
+                    shard_free[shard], shard_last[shard] = s0 + draw(s_samples, s_mean), start
                     store = shard_free[shard] - start + draw(s_rtt, s_rtt_mean)
+                    ok = store <= deadline
+                elif ok:  # started before an earlier read (servers came up under a queue)
+                    store = draw(s_samples, s_mean) + draw(s_rtt, s_rtt_mean)
                     ok = store <= deadline
                 if ok:
                     fails[sid] = 0
