@@ -122,6 +122,10 @@ def simulate_capacity(
             "and servers (faster; smaller pools queue more: pessimistic).",
         ),
     ] = 1.0,
+    spike_fraction: Annotated[
+        float,
+        typer.Option(min=0.001, max=1.0, help="The same for the 10x spike (10x the transactions)."),
+    ] = 0.1,
     seed: Annotated[int, typer.Option(help="Simulation seed.")] = 0,
     report: Annotated[Path, typer.Option(help="The HTML report.")] = Path(
         ".loopline/capacity.html"
@@ -137,7 +141,9 @@ def simulate_capacity(
     from loopline.demos.fraud.capacity_check import single_node
     from loopline.demos.fraud.capacity_report import show, write
 
-    plan = Plan(tps=tps, regions=regions, seconds=seconds, fraction=fraction)
+    plan = Plan(
+        tps=tps, regions=regions, seconds=seconds, fraction=fraction, spike_fraction=spike_fraction
+    )
     measured = Measured.load(samples)
     started = time.perf_counter()
     results = scenarios(plan, measured, seed=seed)
