@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from loopline.features.distinct import Codes
 from loopline.features.kernel import F64, Layout
 
 if TYPE_CHECKING:
     from loopline.features.ring import TileRing
 
-Sets = list[list[set[object]]]
-WindowValue = tuple[F64, list[set[object]]]  # merged partial, one set per distinct_count
+WindowValue = tuple[F64, list[set[int]]]  # merged partial, one set of codes per distinct_count
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Runs:
     codes: npt.NDArray[np.intp]
     tiles: npt.NDArray[np.int64]
     parts: F64
-    sets: Sets
+    distinct: Codes  # the distinct counts' (run, aggregation, value code)
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ class ManyWindows:
 
 
 # per window: merged partials (rows, width) and, with distinct counts, each row's sets
-ManyValues = tuple[npt.NDArray[np.float64], "list[list[set[object]]] | None"]
+ManyValues = tuple[npt.NDArray[np.float64], "list[list[set[int]]] | None"]
 # one view version's read of many keys: (version, keys, its windows)
 ManyRead = tuple[str, Sequence[str], Sequence[ManyWindows]]
 

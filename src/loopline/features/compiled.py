@@ -224,3 +224,33 @@ def read_row(
     for j in range(len(codes)):
         out[slots[j]] = finalize_value(codes[j], merged[groups[j]], offsets[j], read_ms)
     return newest
+
+
+@numba.njit(cache=True, nogil=True)
+def merge_codes(
+    keys: I64, which: I64, codes: I64, dropped: npt.NDArray[np.bool_],
+    new_keys: I64, new_which: I64, new_codes: I64,
+) -> tuple[I64, I64, I64]:  # fmt: skip
+    """Two sorted (key, which, code) tables as one, sorted and unique: the first without
+    its ``dropped`` entries, the second (sorted too) added. One pass, no sort."""
+    n = len(keys) + len(new_keys)
+    k, w, c = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n, np.int64)
+    i = j = m = 0
+    while i < len(keys) or j < len(new_keys):
+        if i < len(keys) and dropped[i]:
+            i += 1
+            continue
+        take_old = j >= len(new_keys) or (
+            i < len(keys)
+            and (keys[i], which[i], codes[i]) <= (new_keys[j], new_which[j], new_codes[j])
+        )
+        if take_old:
+            a, b, d = keys[i], which[i], codes[i]
+            i += 1
+        else:
+            a, b, d = new_keys[j], new_which[j], new_codes[j]
+            j += 1
+        if m == 0 or a != k[m - 1] or b != w[m - 1] or d != c[m - 1]:
+            k[m], w[m], c[m] = a, b, d
+            m += 1
+    return k[:m], w[:m], c[:m]

@@ -34,6 +34,7 @@ import pyarrow as pa
 
 from loopline.features import compiled
 from loopline.features.base import ManyRead, ManyValues, ManyWindows, Runs, Window, WindowValue
+from loopline.features.distinct import CodeTable, value_code
 from loopline.features.kernel import F64, Layout
 from loopline.features.ring import NO_TILE, SlotMap, TileRing, combine, make_ring, windows_of
 
@@ -51,10 +52,10 @@ CREATE TABLE IF NOT EXISTS checkpoints (partition INTEGER PRIMARY KEY, data BLOB
 """
 
 _keys_codec = (msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(list[str | None]))
-_sets_codec = (
-    msgspec.msgpack.Encoder(),
-    msgspec.msgpack.Decoder(list[tuple[int, int, list[list[object]]]]),
-)
+# format 1 kept each tile's distinct values as msgpack sets; format 2 (this one) keeps the
+# ring's code table (loopline.features.distinct) as packed arrays, like the tiles
+FORMAT = 2
+_v1_sets = msgspec.msgpack.Decoder(list[tuple[int, int, list[list[object]]]])
 
 
 class EmbeddedStore:
@@ -76,6 +77,7 @@ class EmbeddedStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        _migrate(self._conn)
         self._writer: threading.Thread | None = None  # the snapshot being written
         self._writer_error: BaseException | None = None
         # per ring and block: the last snapshot's copy of (tile ids, partials), kept up to
@@ -122,7 +124,7 @@ class EmbeddedStore:
             values = _unpack(data, np.float64).view(np.float64).reshape(len(ids), size, -1)
             ring = self._ring(version, hop, partition, layout, size)
             ring.put_rows(ids, values)
-            ring.sets = {(s, p): [set(x) for x in v] for s, p, v in _sets_codec[1].decode(sets)}
+            ring.codes = CodeTable.from_arrays(size, _unpack(sets, np.int64).view(np.int64))
 
     def apply(self, keys: npt.NDArray[np.generic], runs: Sequence[Runs]) -> None:
         if not runs:
@@ -134,7 +136,7 @@ class EmbeddedStore:
             t = r.table
             ring = self._ring(t.version, t.hop_ms, t.partition, t.layout, t.ring)
             ring.ensure(len(slot_map.keys))
-            ring.merge_runs(slots[r.codes], r.tiles, r.parts, r.sets)
+            ring.merge_runs(slots[r.codes], r.tiles, r.parts, r.distinct)
 
     def read(self, version: str, key: str, windows: Sequence[Window]) -> list[WindowValue]:
         slots = dict(self.locate(version, key))  # one lookup per partition, not per hop
@@ -239,8 +241,9 @@ class EmbeddedStore:
         earlier snapshot's copy of the key is left in free pages. Returns how many
         (view version, partition, key) entries were erased.
 
-        Distinct-value sets of *other* entities are not searched: a set that counts a
-        subject's identifier under another entity keeps it until its window passes.
+        Distinct counts of *other* entities keep only 64-bit hashes of their values
+        (:mod:`loopline.features.distinct`), never the values: a count that includes a
+        subject's identifier under another entity keeps its hash until the window passes.
         """
         self._join()
         erased = 0
@@ -276,19 +279,12 @@ class EmbeddedStore:
             values = _unpack(data, np.float64).reshape(len(ids), size, -1).copy()
             inside = slots[slots < len(ids)]
             ids[inside], values[inside] = NO_TILE, 0.0
-            gone = set(inside.tolist())
-            kept = [(s, p, v) for s, p, v in _sets_codec[1].decode(sets) if s not in gone]
+            codes = CodeTable.from_arrays(size, _unpack(sets, np.int64).view(np.int64))
+            codes.drop_slots(inside)
             self._conn.execute(
                 "UPDATE rings SET tiles = ?, data = ?, sets = ? "
                 "WHERE version = ? AND hop = ? AND partition = ?",
-                (
-                    _pack([ids]),
-                    _pack([values]),
-                    _sets_codec[0].encode(kept),
-                    version,
-                    hop,
-                    partition,
-                ),
+                (_pack([ids]), _pack([values]), _pack([codes.arrays()]), version, hop, partition),
             )
 
     def _capture(self) -> tuple[list[Any], list[Any], list[Any]]:
@@ -317,14 +313,22 @@ class EmbeddedStore:
             spans = ring.spans(n)
             ids = [copies[b][0][: hi - lo] for b, (lo, hi) in enumerate(spans)]
             data = [copies[b][1][: hi - lo] for b, (lo, hi) in enumerate(spans)]
-            sets = [(s, p, v) for (s, p), v in ring.sets.items()]  # msgpack writes sets as arrays
+            codes = ring.codes  # its arrays are replaced, never written: no copy needed
             rings.append(
-                (version, hop, partition, ring.ring, ids, data, _sets_codec[0].encode(sets))
+                (
+                    version,
+                    hop,
+                    partition,
+                    ring.ring,
+                    ids,
+                    data,
+                    [codes.keys, codes.which, codes.codes],
+                )
             )
         return maps, rings, list(self._checkpoints.items())
 
     def _write(self, maps: list[Any], rings: list[Any], checkpoints: list[Any]) -> None:
-        packed = [(*r[:4], _pack(r[4]), _pack(r[5]), r[6]) for r in rings]
+        packed = [(*r[:4], _pack(r[4]), _pack(r[5]), _pack(r[6])) for r in rings]
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -356,6 +360,37 @@ class EmbeddedStore:
     def close(self) -> None:
         self.snapshot()
         self._conn.close()
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a file of an earlier format to :data:`FORMAT` (format 1: distinct values as
+    msgpack sets per tile, now hashed into code tables), in one transaction."""
+    (found,) = conn.execute("PRAGMA user_version").fetchone()
+    if found >= FORMAT:
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        rows = conn.execute("SELECT version, hop, partition, ring, sets FROM rings").fetchall()
+        for version, hop, partition, size, sets in rows:
+            table = CodeTable(size)
+            entries = [
+                (s * size + p, d, value_code(v))
+                for s, p, values in _v1_sets.decode(sets)
+                for d, held in enumerate(values)
+                for v in held
+            ]
+            if entries:
+                keys, which, codes = np.array(entries, dtype=np.int64).T
+                table.merge(keys, which, codes, np.empty(0, dtype=np.int64))
+            conn.execute(
+                "UPDATE rings SET sets = ? WHERE version = ? AND hop = ? AND partition = ?",
+                (_pack([table.arrays()]), version, hop, partition),
+            )
+        conn.execute(f"PRAGMA user_version = {FORMAT}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _pack(arrays: Sequence[npt.NDArray[np.generic]]) -> bytes:

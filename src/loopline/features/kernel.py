@@ -11,7 +11,8 @@ size), read at time ``t``, aggregates the events that
 * had arrived by ``t`` (a late event that arrived after a read was not part of it).
 
 A tile's partial is a vector of fields: count, sum, sum of squares, min, max, the latest
-(timestamp, value) pair, the newest timestamp, and for ``distinct_count`` a set. A vector
+(timestamp, value) pair, the newest timestamp, and for ``distinct_count`` its values'
+codes (:mod:`loopline.features.distinct`). A vector
 sum or mean (``dim``) keeps ``dim`` sum lanes (after its count, for a mean): the same
 addition, lane by lane. ``last_n`` lives outside tiles (:mod:`loopline.features.lists`). A merged
 partial becomes a feature value in :func:`loopline.features.compiled.finalize_value`, by
@@ -30,6 +31,7 @@ import numpy.typing as npt
 
 from loopline.exceptions import ConfigError
 from loopline.features.definitions import Aggregation, FeatureView
+from loopline.features.distinct import NO_CODES, Codes, value_codes
 
 F64 = npt.NDArray[np.float64]
 
@@ -146,15 +148,15 @@ def partials(
     starts: npt.NDArray[np.intp],
     ts: npt.NDArray[np.int64],
     columns: Mapping[str, npt.NDArray[np.generic]],
-) -> tuple[F64, list[list[set[object]]]]:
+) -> tuple[F64, Codes]:
     """Update: the partial of each run of events, runs beginning at ``starts``.
 
-    Returns an array of shape (runs, width) and, per run, one set per distinct_count
-    aggregation (an empty list when the layout has none). Vectorised: one reduceat per
-    field.
+    Returns an array of shape (runs, width) and the distinct_count aggregations' unique
+    (run, aggregation, value code) triples, sorted by run (none when the layout has no
+    distinct count). Vectorised: one reduceat per field.
     """
     out = np.empty((len(starts), layout.width), dtype=np.float64)
-    sets: list[list[set[object]]] = [[] for _ in starts] if layout.distinct else []
+    found: list[Codes] = []
     tsf = ts.astype(np.float64)
     for a, off in zip(layout.aggregations, layout.offsets, strict=True):
         mask = np.ones(len(ts), dtype=bool)
@@ -169,9 +171,13 @@ def partials(
             mask &= ~np.isnan(values)
         _update_fields(a, out, off, starts, mask, values, tsf)
         if a.function == "distinct_count":
-            _distinct(sets, starts, np.asarray(columns[a.column or ""]), mask)
+            _distinct(found, len(found), starts, np.asarray(columns[a.column or ""]), mask)
     out[:, -1] = np.maximum.reduceat(tsf, starts)
-    return out, sets
+    if not found:
+        return out, NO_CODES
+    runs, which, codes = (np.concatenate(c) for c in zip(*found, strict=True))
+    order = np.argsort(runs, kind="stable")
+    return out, (runs[order], which[order], codes[order])
 
 
 def vector_column(a: Aggregation, columns: Mapping[str, npt.NDArray[np.generic]]) -> F64:
@@ -219,20 +225,19 @@ def finalize_vector(a: Aggregation, merged: F64, off: int) -> F64:
 
 
 def _distinct(
-    sets: list[list[set[object]]],
+    found: list[Codes],
+    d: int,
     starts: npt.NDArray[np.intp],
     column: npt.NDArray[np.generic],
     mask: npt.NDArray[np.bool_],
 ) -> None:
-    """Append each run's set of distinct values: unique (run, value) pairs, then one set each."""
+    """Append the ``d``-th distinct aggregation's unique (run, code) pairs."""
     run_of = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(column)]))[mask]
-    values, codes = np.unique(column[mask], return_inverse=True)
-    pairs = np.unique(run_of * max(1, len(values)) + codes)
-    runs, which = np.divmod(pairs, max(1, len(values)))
-    bounds = np.searchsorted(runs, np.arange(len(starts) + 1)).tolist()
-    names, which_list = values.tolist(), which.tolist()
-    for run, out in enumerate(sets):
-        out.append({names[i] for i in which_list[bounds[run] : bounds[run + 1]]})
+    codes = value_codes(column[mask])
+    order = np.lexsort((codes, run_of))
+    run_of, codes = run_of[order], codes[order]
+    new = np.r_[True, (np.diff(run_of) != 0) | (np.diff(codes) != 0)]
+    found.append((run_of[new], np.full(int(new.sum()), d, dtype=np.int64), codes[new]))
 
 
 def _update_fields(

@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from loopline.exceptions import ConfigError
 from loopline.features.definitions import Aggregation, Feature, FeatureView
+from loopline.features.distinct import Codes
 from loopline.features.kernel import ADD, F64, Layout
 from loopline.features.ring import NO_TILE, TileRing
 
@@ -94,7 +95,7 @@ class ListRing(TileRing):
             return np.ones(n, dtype=np.bool_)
         return np.asarray(newest <= head - 2 * self.layout.horizon_ms)
 
-    def merge_runs(self, slots: I64, tiles: I64, parts: F64, sets: list[list[set[object]]]) -> None:
+    def merge_runs(self, slots: I64, tiles: I64, parts: F64, distinct: Codes) -> None:
         """Merge one event per row (``tiles``: event times, ``parts``: partition, position,
         value) into its slot's list: every slot's old and new entries sorted together,
         the ``n`` newest kept."""
@@ -104,7 +105,7 @@ class ListRing(TileRing):
             _merge_lists(self.ids[b], self.values[b], self.newest[b], rows % self.block, t, p)
         self.dirty.update(np.unique(slots).tolist())
 
-    def window(self, slot: int, head: int, tiles: int) -> tuple[F64, list[set[object]]]:
+    def window(self, slot: int, head: int, tiles: int) -> tuple[F64, list[set[int]]]:
         """The slot's entries (the engine applies each window's rule)."""
         return entries(*self.row(slot)), []
 

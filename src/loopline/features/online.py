@@ -23,6 +23,7 @@ from loopline.exceptions import ConfigError
 from loopline.features import rowread
 from loopline.features.base import BatchReads, OnlineStore, RingReads, Runs, Table
 from loopline.features.definitions import FeatureView
+from loopline.features.distinct import NO_CODES
 from loopline.features.kernel import layouts, partials
 from loopline.features.lists import list_layouts, list_parts
 from loopline.features.reads import Columns, FeatureValues, OnlineReads, read_groups
@@ -268,14 +269,14 @@ class OnlineEngine(OnlineReads):
         for hop, layout in self._layouts[view.version].items():
             tiles = ts // hop  # sorted within each entity, so runs are contiguous
             starts = np.flatnonzero(new_entity | np.r_[True, tiles[1:] != tiles[:-1]])
-            parts, sets = partials(layout, starts, ts, cols)
+            parts, distinct = partials(layout, starts, ts, cols)
             table = Table(view.version, hop, partition, layout, self._ring_sizes[view.version][hop])
-            runs.append(Runs(table, codes[starts], tiles[starts], parts, sets))
+            runs.append(Runs(table, codes[starts], tiles[starts], parts, distinct))
         for layout in self._lists[view.version]:  # one run per event: the list keeps n
             assert positions is not None
             rows, entries = list_parts(layout, cols, partition, positions)
             table = Table(view.version, layout.hop_ms, partition, layout, layout.n)
-            runs.append(Runs(table, codes[rows], ts[rows], entries[rows], []))
+            runs.append(Runs(table, codes[rows], ts[rows], entries[rows], NO_CODES))
         self.store.apply(uniq, runs)
         return late
 

@@ -31,6 +31,7 @@ from loopline.features.base import (
     WindowValue,
 )
 from loopline.features.definitions import Feature, FeatureView
+from loopline.features.distinct import run_sets
 from loopline.features.kernel import F64, FINALIZE_CODES, Layout, finalize_vector, partials
 from loopline.features.lists import ListLayout, finalize_list, with_own
 from loopline.features.ring import combine
@@ -300,5 +301,6 @@ def _with_own(
 ) -> WindowValue:
     if isinstance(layout, ListLayout):
         return with_own(layout, found[0], int(ts[0]), cols), []
-    part, sets = partials(layout, np.zeros(1, dtype=np.intp), ts, cols)
-    return combine(layout, [found, (part[0], sets[0] if sets else [])])
+    part, distinct = partials(layout, np.zeros(1, dtype=np.intp), ts, cols)
+    (own,) = run_sets(distinct, 1, len(layout.distinct))
+    return combine(layout, [found, (part[0], own)])

@@ -20,6 +20,7 @@ being replayed far behind the present.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 
@@ -32,11 +33,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from loopline.exceptions import BackendUnavailableError
 from loopline.features.base import ManyRead, ManyValues, ManyWindows, Runs, Window, WindowValue
-from loopline.features.kernel import Layout
+from loopline.features.distinct import I64, CodeTable, value_code
+from loopline.features.kernel import F64, Layout
 from loopline.features.ring import TileRing, combine, make_ring, window_of, windows_of
 from loopline.servers.credentials import masked
 
 _PARTITIONS_TTL_S = 1.0
+
+
+FORMAT = 2  # of a stored state: format 1 kept each tile's distinct values themselves
+_NO_CODES = np.empty((3, 0), dtype=np.int64)
 
 
 def _state_key(version: str, hop: int, partition: int, key: str) -> str:
@@ -51,28 +57,37 @@ def _partitions_key(version: str) -> str:
     return f"ll:f:partitions:{version}"
 
 
-def _encode(ring: TileRing, slot: int, sets: dict[int, list[list[object]]] | None) -> bytes:
+def _encode(ring: TileRing, slot: int) -> bytes:
+    """A slot's state, format 2: tile ids, partials, its distinct codes (position,
+    aggregation, code) and the format number."""
     ids, data = ring.row(slot)
-    return msgspec.msgpack.encode((ids.tobytes(), data.tobytes(), sets))
+    codes = np.stack(ring.codes.of_slot(slot)) if ring.layout.distinct else _NO_CODES
+    return msgspec.msgpack.encode((ids.tobytes(), data.tobytes(), codes.tobytes(), FORMAT))
 
 
-def _sets_by_slot(ring: TileRing) -> dict[int, dict[int, list[list[object]]]]:
-    out: dict[int, dict[int, list[list[object]]]] = {}
-    for (slot, pos), value in ring.sets.items():
-        out.setdefault(slot, {})[pos] = [list(s) for s in value]
-    return out
+def _decode(raw: bytes) -> tuple[I64, F64, I64]:
+    """Tile ids, partials and (3, n) distinct codes of a stored state, of either format
+    (format 1 kept the distinct values themselves: they are hashed here, and the next
+    write stores format 2)."""
+    found = msgspec.msgpack.decode(raw)
+    ids = np.frombuffer(found[0], dtype=np.int64)
+    data = np.frombuffer(found[1], dtype=np.float64)
+    if len(found) == 4:
+        return ids, data, np.frombuffer(found[2], dtype=np.int64).reshape(3, -1)
+    entries = [
+        (int(pos), d, value_code(v))
+        for pos, values in (found[2] or {}).items()
+        for d, held in enumerate(values)
+        for v in held
+    ]
+    return ids, data, np.array(entries, dtype=np.int64).reshape(-1, 3).T
 
 
-def _decode_into(ring: TileRing, slot: int, raw: bytes) -> None:
-    _fill(ring, slot, *msgspec.msgpack.decode(raw))
-
-
-def _fill(
-    ring: TileRing, slot: int, ids: bytes, data: bytes, sets: dict[int, list[list[object]]] | None
-) -> None:
-    ring.put_row(slot, np.frombuffer(ids, dtype=np.int64), np.frombuffer(data, dtype=np.float64))
-    for pos, value in (sets or {}).items():
-        ring.sets[(slot, int(pos))] = [set(s) for s in value]
+def _fill(ring: TileRing, slot: int, raw: bytes) -> None:
+    ids, data, codes = _decode(raw)
+    ring.put_row(slot, ids, data)
+    if codes.shape[1]:
+        ring.codes.put_slot(slot, *codes)
 
 
 class RedisStore:
@@ -115,15 +130,14 @@ class RedisStore:
             fetched = self._call(self._redis.mget, [names[i] for i in missing]) if missing else []
             for i, raw in zip(missing, fetched, strict=True):  # type: ignore[call-overload]
                 if raw is not None:
-                    _decode_into(ring, i, raw)
+                    _fill(ring, i, raw)
             for i, name in enumerate(names):
                 if name in pending:
-                    _decode_into(ring, i, pending[name][0])
-            ring.merge_runs(r.codes.astype(np.int64), r.tiles, r.parts, r.sets)
-            sets = _sets_by_slot(ring)
+                    _fill(ring, i, pending[name][0])
+            ring.merge_runs(r.codes.astype(np.int64), r.tiles, r.parts, r.distinct)
             ttl_ms = 2 * t.span_ms
             for slot in ring.dirty:
-                pending[names[slot]] = (_encode(ring, slot, sets.get(slot)), ttl_ms)
+                pending[names[slot]] = (_encode(ring, slot), ttl_ms)
             self._pending_versions.setdefault(t.partition, set()).add(t.version)
 
     def commit(self, partition: int, checkpoint: bytes) -> None:
@@ -225,21 +239,21 @@ def _rings(
     in slot ``i``; -1 where that partition holds none of it)."""
     rings: dict[int, list[tuple[TileRing, npt.NDArray[np.int64]]]] = {}
     for (hop, _), raws in zip(asked, replies, strict=True):
-        found = [(i, msgspec.msgpack.decode(raw)) for i, raw in enumerate(raws) if raw]
+        found = [(i, raw) for i, raw in enumerate(raws) if raw]
         if not found:
             continue
-        ring = make_ring(layouts[hop], len(found[0][1][0]) // 8, capacity=n)
+        ring = make_ring(layouts[hop], len(_decode(found[0][1])[0]), capacity=n)
         slots = np.full(n, -1, dtype=np.int64)
-        for i, (ids, data, sets) in found:
-            _fill(ring, i, ids, data, sets)
+        for i, raw in found:
+            _fill(ring, i, raw)
             slots[i] = i
         rings.setdefault(hop, []).append((ring, slots))
     return rings
 
 
 def _window(layout: Layout, raw: bytes, head: int, tiles: int) -> WindowValue:
-    ids_raw, data_raw, sets = msgspec.msgpack.decode(raw)
-    ids = np.frombuffer(ids_raw, dtype=np.int64)
-    data = np.frombuffer(data_raw, dtype=np.float64).reshape(len(ids), -1)
-    by_pos = {int(p): [set(x) for x in v] for p, v in (sets or {}).items()}
-    return window_of(layout, ids, data, lambda pos: by_pos.get(pos, []), head, tiles)
+    ids, data, codes = _decode(raw)
+    table = CodeTable(len(ids))
+    table.put_slot(0, *codes)
+    union = functools.partial(table.union, 0, count=len(layout.distinct))
+    return window_of(layout, ids, data.reshape(len(ids), -1), union, head, tiles)

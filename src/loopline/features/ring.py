@@ -18,7 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from loopline.features import compiled
-from loopline.features.base import ManyValues, ManyWindows
+from loopline.features.base import ManyValues, ManyWindows, WindowValue
+from loopline.features.distinct import Codes, CodeTable
 from loopline.features.kernel import F64, Layout, merge_many
 
 NO_TILE = np.iinfo(np.int64).min
@@ -89,7 +90,7 @@ class TileRing:
         self.ids: list[I64] = []
         self.values: list[F64] = []
         self.newest: list[I64] = []
-        self.sets: dict[tuple[int, int], list[set[object]]] = {}
+        self.codes = CodeTable(ring)  # the distinct counts' value codes of every tile
         self.dirty: set[int] = set()
         self.ensure(self.block)
 
@@ -165,12 +166,10 @@ class TileRing:
             self.ids[b][rows] = NO_TILE
             self.values[b][rows] = 0.0
             self.newest[b][rows] = NO_TILE
-        gone = set(slots.tolist())
-        for name in [name for name in self.sets if name[0] in gone]:
-            del self.sets[name]
-        self.dirty.update(gone)
+        self.codes.drop_slots(slots)
+        self.dirty.update(slots.tolist())
 
-    def merge_runs(self, slots: I64, tiles: I64, parts: F64, sets: list[list[set[object]]]) -> None:
+    def merge_runs(self, slots: I64, tiles: I64, parts: F64, distinct: Codes) -> None:
         """Merge one partial per (slot, tile) run into the ring, in order."""
         status = np.empty(len(slots), dtype=np.int8)
         empty = self.layout.empty()
@@ -188,34 +187,33 @@ class TileRing:
                 status[idx] = st
         self.dirty.update(np.unique(slots).tolist())
         if self.layout.distinct:
-            self._merge_sets(slots, tiles % self.ring, status, sets)
+            self._merge_codes(slots * self.ring + tiles % self.ring, status, distinct)
 
-    def _merge_sets(
-        self, slots: I64, pos: I64, status: npt.NDArray[np.int8], sets: list[list[set[object]]]
-    ) -> None:
-        for s, p, done, theirs in zip(
-            slots.tolist(), pos.tolist(), status.tolist(), sets, strict=True
-        ):
-            if done == compiled.DROPPED:
-                continue
-            mine = self.sets.get((s, p))
-            if mine is None or done == compiled.FRESH:
-                self.sets[(s, p)] = theirs  # a batch's sets are new: the ring takes them over
-            else:
-                for a, b in zip(mine, theirs, strict=True):
-                    a |= b
+    def _merge_codes(self, keys: I64, status: npt.NDArray[np.int8], distinct: Codes) -> None:
+        """The runs' codes into the table: at each (slot, position), those of the runs
+        from its last fresh tile on (an earlier run's tile was evicted by it), none of a
+        dropped run's."""
+        runs, which, codes = distinct
+        unique, at = np.unique(keys, return_inverse=True)
+        fresh = np.flatnonzero(status == compiled.FRESH)
+        last = np.full(len(unique), -1, dtype=np.int64)
+        np.maximum.at(last, at[fresh], fresh)
+        live = (np.arange(len(keys)) >= last[at]) & (status != compiled.DROPPED)
+        kept = live[runs]
+        self.codes.merge(keys[runs[kept]], which[kept], codes[kept], unique[last >= 0])
 
-    def window(self, slot: int, head: int, tiles: int) -> tuple[F64, list[set[object]]]:
+    def window(self, slot: int, head: int, tiles: int) -> WindowValue:
         """The merged partial of tiles ``head - tiles + 1 .. head`` of ``slot``, and per
-        distinct_count aggregation the union of its sets."""
+        distinct_count aggregation the union of its codes."""
         b, i = divmod(slot, self.block)
         if self.newest[b][i] <= head - tiles:  # every tile of the slot is older
             return self.layout.empty(), [set() for _ in self.layout.distinct]
-        ring_sets = self.sets
         ids, data = self.row(slot)
+        count = len(self.layout.distinct)
         return window_of(
-            self.layout, ids, data, lambda pos: ring_sets.get((slot, pos), []), head, tiles
-        )
+            self.layout, ids, data, lambda picked: self.codes.union(slot, picked, count), head,
+            tiles,
+        )  # fmt: skip
 
 
 def make_ring(layout: Layout, ring: int, capacity: int | None = None) -> TileRing:
@@ -231,12 +229,13 @@ def window_of(
     layout: Layout,
     ids: I64,
     data: F64,
-    sets_at: Callable[[int], list[set[object]]],
+    union: Callable[[list[int]], list[set[int]]],
     head: int,
     tiles: int,
-) -> tuple[F64, list[set[object]]]:
+) -> WindowValue:
     """One slot's window from its raw ring row: ``ids`` (R,), ``data`` (R, width), and
-    ``sets_at(position)``, its distinct-count sets (a list table: all its entries)."""
+    ``union(positions)``, the distinct counts' codes at those positions (a list table:
+    all its entries)."""
     if layout.is_list:
         from loopline.features import lists
 
@@ -246,7 +245,7 @@ def window_of(
     n = compiled.window_merge(ids, data, layout.kinds, head, tiles, merged, picked)
     if not layout.distinct:
         return merged, []
-    return merged, _union([sets_at(p) for p in picked[:n].tolist()], len(layout.distinct))
+    return merged, union(picked[:n].tolist())
 
 
 def windows_of(w: ManyWindows, rings: Iterable[tuple[TileRing, I64]], n: int) -> ManyValues:
@@ -260,9 +259,10 @@ def windows_of(w: ManyWindows, rings: Iterable[tuple[TileRing, I64]], n: int) ->
         assert isinstance(w.layout, lists.ListLayout)
         return lists.many_entries(w.layout.n, list(rings), n), None
     merged = np.tile(w.layout.empty(), (n, 1))
-    sets: list[list[set[object]]] | None = None
-    if w.layout.distinct:
-        sets = [[set() for _ in w.layout.distinct] for _ in range(n)]
+    sets: list[list[set[int]]] | None = None
+    count = len(w.layout.distinct)
+    if count:
+        sets = [[set() for _ in range(count)] for _ in range(n)]
     for ring, slots in rings:
         picked = np.empty((n, ring.ring), dtype=np.int64)
         counts = np.zeros(n, dtype=np.int64)
@@ -277,20 +277,17 @@ def windows_of(w: ManyWindows, rings: Iterable[tuple[TileRing, I64]], n: int) ->
             )  # fmt: skip
         if sets is not None:
             for i in np.flatnonzero(counts).tolist():
-                s = int(slots[i])
-                for pos in picked[i, : counts[i]].tolist():
-                    for mine, theirs in zip(sets[i], ring.sets.get((s, pos), ()), strict=False):
-                        mine |= theirs
+                found = ring.codes.union(int(slots[i]), picked[i, : counts[i]].tolist(), count)
+                for mine, theirs in zip(sets[i], found, strict=True):
+                    mine |= theirs
     return merged, sets
 
 
-def _union(tile_sets: list[list[set[object]]], count: int) -> list[set[object]]:
+def _union(tile_sets: list[list[set[int]]], count: int) -> list[set[int]]:
     return [set().union(*(s[i] for s in tile_sets if s)) for i in range(count)]
 
 
-def combine(
-    layout: Layout, found: list[tuple[F64, list[set[object]]]]
-) -> tuple[F64, list[set[object]]]:
+def combine(layout: Layout, found: list[WindowValue]) -> WindowValue:
     """Merge one window's values from several partitions."""
     if len(found) == 1:
         return found[0]

@@ -145,14 +145,11 @@ def read_row(
 
 
 def _distinct(p: HopPlan, ring: TileRing | None, slot: int, g: int, d: int) -> float:
-    """The size of the union of window ``g``'s picked tiles' sets ``d``."""
-    seen: set[object] = set()
-    if ring is not None:
-        for pos in p.picked[g, : p.counts[g]].tolist():
-            sets = ring.sets.get((slot, pos))
-            if sets:
-                seen |= sets[d]
-    return float(len(seen))
+    """The size of the union of window ``g``'s picked tiles' codes of aggregation ``d``."""
+    if ring is None:
+        return 0.0
+    picked = p.picked[g, : p.counts[g]].tolist()
+    return float(len(ring.codes.union(slot, picked, len(p.layout.distinct))[d]))
 
 
 def _lists(p: HopPlan, ids: I64, data: F64, t: int, out: F64) -> float:
