@@ -54,22 +54,22 @@ from loopline.apps.fraud.simulator import profile
 from loopline.tasks import average_precision
 from loopline.training import (
     BoostingConfig,
+    SegmentThresholds,
+    TwoStage,
     at_threshold,
     ranking,
     threshold_for_precision,
+    threshold_for_recall,
 )
-from loopline.training.cascade import TwoStage
-from loopline.training.segments import SegmentThresholds, threshold_for_recall
 
 F64 = npt.NDArray[np.float64]
 PRECISION, RECALL = 0.99, 0.95
-CAPACITY = {  # name -> (config, max_bin); LightGBM's default max_bin is 255
-    "capacity: 127 leaves, 1000 rounds": (
-        BoostingConfig(num_leaves=127, num_boost_round=1000, min_child_samples=20),
-        255,
+CAPACITY = {  # name -> config; LightGBM's default max_bin is 255
+    "capacity: 127 leaves, 1000 rounds": BoostingConfig(
+        num_leaves=127, num_boost_round=1000, min_child_samples=20
     ),
-    "capacity: max_bin 1023": (BoostingConfig(), 1023),
-    "capacity: max_bin 4095": (BoostingConfig(), 4095),
+    "capacity: max_bin 1023": BoostingConfig(max_bin=1023),
+    "capacity: max_bin 4095": BoostingConfig(max_bin=4095),
 }
 # the band: from the score above which 95 % of the training frauds lie (out of fold) to
 # the score from which precision reaches 0.9999; chosen on the validation days among
@@ -83,13 +83,12 @@ def say(text: str) -> None:
     print(f"[{time.perf_counter() - STARTED:6.1f} s] {text}", file=sys.stderr, flush=True)
 
 
-def fitter(config: BoostingConfig, max_bin: int) -> Any:
-    """A fit function for one LightGBM configuration (``max_bin`` is not a field of
-    ``BoostingConfig``, so it is passed to LightGBM here)."""
+def fitter(config: BoostingConfig) -> Any:
+    """A fit function for one LightGBM configuration."""
 
     def fit(x: F64, y: npt.NDArray[np.int8]) -> lgb.Booster:
-        params = config.params() | {"max_bin": max_bin}
-        return lgb.train(params, lgb.Dataset(x, label=y), num_boost_round=config.num_boost_round)
+        data = lgb.Dataset(x, label=y)
+        return lgb.train(config.params(), data, num_boost_round=config.num_boost_round)
 
     return fit
 
@@ -110,20 +109,20 @@ class Bench:
             np.asarray(model.predict(x[self.test]), dtype=np.float64),
         )
 
-    def fit(self, name: str, config: BoostingConfig, max_bin: int, full: bool = True) -> None:
+    def fit(self, name: str, config: BoostingConfig, full: bool = True) -> None:
         say(f"fitting {name}")
         started = time.perf_counter()
         columns = None if full else self.base
         x = self.ds.x if columns is None else self.ds.x[:, columns]
-        model = fitter(config, max_bin)(x[self.train], self.ds.y[self.train])
+        model = fitter(config)(x[self.train], self.ds.y[self.train])
         self.models[name] = model
         self.score(name, model, columns)
         self.levers[name] = {"fit_s": round(time.perf_counter() - started, 1)}
 
-    def second_stage(self, name: str, on: str, config: BoostingConfig, max_bin: int) -> None:
+    def second_stage(self, name: str, on: str, config: BoostingConfig) -> None:
         say(f"fitting {name} on {on}: 3 out-of-fold copies of it, then the second stage")
         started = time.perf_counter()
-        model = TwoStage(fit=fitter(config, max_bin), band_recall=BAND_RECALL, sure_precision=SURE)
+        model = TwoStage(fit=fitter(config), band_recall=BAND_RECALL, sure_precision=SURE)
         tr = self.train
         model.fit(self.ds.x[tr], self.ds.y[tr], fold=self.days[tr] // 7, first=self.models[on])
         self.score(name, model)
@@ -203,16 +202,15 @@ def run(customers: int, days: int, seed: int) -> tuple[Bench, dict[str, Any]]:
     say(f"simulating {customers:,} customers x {days} days and computing 53 features offline")
     ds = risk_dataset(p, split, seed)
     bench = Bench(ds, split.day(ds.times))
-    bench.fit("baseline", BoostingConfig(), 255, full=False)
-    bench.fit("features", BoostingConfig(), 255)
-    for name, (config, max_bin) in CAPACITY.items():
-        bench.fit(name, config, max_bin)
+    bench.fit("baseline", BoostingConfig(), full=False)
+    bench.fit("features", BoostingConfig())
+    for name, config in CAPACITY.items():
+        bench.fit(name, config)
     for name in bench.scores:
         bench.judge(name)
     capacity = ["features", *CAPACITY]
     chosen = max(capacity, key=lambda n: bench.levers[n]["validation_average_precision"])
-    config, max_bin = CAPACITY.get(chosen, (BoostingConfig(), 255))
-    bench.second_stage("second stage", chosen, config, max_bin)
+    bench.second_stage("second stage", chosen, CAPACITY.get(chosen, BoostingConfig()))
     bench.judge("second stage")
     say("choosing segment thresholds on validation")
     bench.segment_thresholds("segment thresholds", on="second stage")

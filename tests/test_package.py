@@ -58,10 +58,11 @@ PUBLIC = {
         "seconds", "training_set", "validate"
     ],
     "training": [
-        "BoostingConfig", "Calibration", "Objective", "Operating", "TimeSplit", "at_threshold",
-        "bundle", "calibration", "checked_onnx", "entity_precision_at_k", "max_abs_difference",
-        "model_bytes", "ranking", "svg", "task_of", "threshold_for_precision", "to_onnx",
-        "train", "write_report"
+        "BoostingConfig", "Calibration", "Objective", "Operating", "SegmentThresholds",
+        "TimeSplit", "TwoStage", "at_threshold", "bundle", "calibration", "checked_onnx",
+        "entity_precision_at_k", "max_abs_difference", "model_bytes", "ranking", "svg",
+        "task_of", "threshold_for_precision", "threshold_for_recall", "to_onnx", "train",
+        "write_report"
     ],
     "privacy": [
         "PAN_IN_TEXT", "ErasureLog", "ErasureReport", "Expiry", "Identifiers", "KeyStore",

@@ -74,3 +74,12 @@ def test_objectives_are_checked() -> None:
     x, y, _ = _data("lambdarank")
     with pytest.raises(ConfigError, match="group"):
         train(BoostingConfig(objective="lambdarank", num_boost_round=2), x, y, NAMES)
+
+
+def test_max_bin_reaches_lightgbm_and_is_checked() -> None:
+    x, y, _ = _data("binary")
+    booster = train(BoostingConfig(num_boost_round=2, max_bin=15, threads=1), x, y, NAMES)
+    assert "[max_bin: 15]" in booster.model_to_string()
+    assert BoostingConfig().params()["max_bin"] == 255  # LightGBM's default: models unchanged
+    with pytest.raises(ConfigError, match="max_bin"):
+        BoostingConfig(max_bin=1)

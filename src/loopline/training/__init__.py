@@ -1,11 +1,13 @@
 """Training: time-based splits, deterministic LightGBM (binary, LambdaRank, multiclass),
-evaluation, ONNX export into a registry bundle, reports.
+a two-stage scorer, evaluation, thresholds per segment, ONNX export into a registry
+bundle, reports.
 
 Heavy dependencies (LightGBM, scikit-learn, ONNX, matplotlib) live here and are never
 imported by ``import loopline``; install them with the ``ml`` extra.
 """
 
 from loopline.training.boosting import BoostingConfig, Objective, train
+from loopline.training.cascade import TwoStage
 from loopline.training.evaluation import (
     Calibration,
     Operating,
@@ -24,6 +26,7 @@ from loopline.training.export import (
     to_onnx,
 )
 from loopline.training.report import svg, write_report
+from loopline.training.segments import SegmentThresholds, threshold_for_recall
 from loopline.training.split import TimeSplit
 
 __all__ = [
@@ -31,7 +34,9 @@ __all__ = [
     "Calibration",
     "Objective",
     "Operating",
+    "SegmentThresholds",
     "TimeSplit",
+    "TwoStage",
     "at_threshold",
     "bundle",
     "calibration",
@@ -43,6 +48,7 @@ __all__ = [
     "svg",
     "task_of",
     "threshold_for_precision",
+    "threshold_for_recall",
     "to_onnx",
     "train",
     "write_report",

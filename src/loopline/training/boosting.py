@@ -32,6 +32,8 @@ class BoostingConfig:
     ~1 % of rows): it up-weights the positives' gradients; ranking metrics barely move
     with it, and the probabilities are re-calibrated by the threshold, not read as
     rates. ``num_class``: the number of classes of a ``multiclass`` objective.
+    ``max_bin``: the most histogram bins per feature (LightGBM's default, 255, unless
+    set).
     """
 
     objective: Objective = "binary"
@@ -40,6 +42,7 @@ class BoostingConfig:
     learning_rate: float = 0.03
     num_leaves: int = 31
     min_child_samples: int = 50
+    max_bin: int = 255
     feature_fraction: float = 0.8
     bagging_fraction: float = 0.8
     bagging_freq: int = 1
@@ -69,6 +72,11 @@ class BoostingConfig:
             raise ConfigError(
                 "BoostingConfig.num_class must be at least 2 for a multiclass objective and "
                 f"0 otherwise; got {self.num_class} with objective {self.objective!r}."
+            )
+        if self.max_bin < 2:
+            raise ConfigError(
+                f"BoostingConfig.max_bin must be at least 2 (LightGBM's default is 255); "
+                f"got {self.max_bin}."
             )
 
     def params(self) -> dict[str, Any]:
