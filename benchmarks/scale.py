@@ -4,10 +4,10 @@
 
 Starts the scale profile's servers (noida-db, redis-server, PostgreSQL, MLflow, as
 ``loopline up --profile scale`` does, in a temporary folder), trains and registers a
-champion on simulated data, then for N = 1, 2, 4, ... up to ``os.cpu_count()`` (or
-``--max-n``) starts N feature workers (``loopline work fraud``) and N scorers
-(``loopline serve fraud``) and measures, with this process as the load generator on the
-same machine:
+champion on simulated data, then for N = 1, 2, 4, ... up to the cores this process may
+run on (its affinity; or ``--max-n``) starts N feature workers (``loopline work fraud``)
+and N scorers (``loopline serve fraud``) and measures, with this process as the load
+generator on the same machine:
 
 * ``tx_per_s``: closed loop, 16 keep-alive connections per scorer, spread over the
   scorers as a load balancer would; every request a new simulated transaction, which
@@ -440,21 +440,29 @@ def _measure(
     }
 
 
+def cores() -> int:
+    """The cores this process may run on: its affinity (a container's or taskset's
+    limit), which ``os.cpu_count()`` ignores."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-n", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--max-n", type=int, default=cores())
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--customers", type=int, default=500)
     parser.add_argument(
         "--load-days",
         type=int,
-        default=80 * max(1, (os.cpu_count() or 1) // 2),
+        default=80 * max(1, cores() // 2),
         help="simulated days of transactions to send (~2 a customer a day; more cores send more)",
     )
     parser.add_argument("--samples", type=Path, default=Path(".loopline/scale-samples.json"))
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    top = min(args.max_n, os.cpu_count() or 1)
+    top = min(args.max_n, cores())
     ns = [n for n in (2**i for i in range(12)) if n <= top]
     out = run(ns, args.seconds, args.customers, args.load_days)
     results = out["results"]
@@ -462,7 +470,7 @@ def main() -> None:
     efficiency = last["tx_per_s"] / (last["n"] * first["tx_per_s"])
     record = {
         "benchmark": "scale",
-        "cores": os.cpu_count(),
+        "cores": cores(),
         "seconds": args.seconds,
         "per_n": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
         "samples": out["samples"]
@@ -474,7 +482,7 @@ def main() -> None:
     say(f"samples written to {args.samples}")
     summary = {
         "benchmark": "scale",
-        "cores": os.cpu_count(),
+        "cores": cores(),
         "n": [r["n"] for r in results],
         "tx_per_s": {r["n"]: r["tx_per_s"] for r in results},
         "p50_ms": {r["n"]: r["p50_ms"] for r in results},
@@ -490,9 +498,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(
-        title=f"scale-out on {os.cpu_count()} cores (servers and load generator share them)"
-    )
+    table = Table(title=f"scale-out on {cores()} cores (servers and load generator share them)")
     for col in ("N", "tx/s", "p50 ms", "p99 ms", "worker catch-up s", "CPU ms/tx"):
         table.add_column(col, justify="right")
     for r in results:

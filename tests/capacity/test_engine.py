@@ -171,3 +171,49 @@ def test_a_request_may_wait_longer_than_it_holds_the_core() -> None:
     result = simulate(Region(pool=pool), Traffic.steady(100.0), seconds=200, seed=8)
     assert result.quantile_ms(0.5) == pytest.approx(50, rel=0.05)
     assert result.sums[2] / 200 == pytest.approx(0.1, rel=0.05)  # the core's busy share
+
+
+def test_the_breaker_counts_every_trip_its_half_open_tries_included() -> None:
+    # one server, one shard down for 30 s: it opens after 3 failed reads, then every
+    # ~2 s its half-open read fails again and opens it again
+    region = Region(
+        pool=Pool(servers=1, service=Distribution.constant(1e-4)),
+        shards=Shards(count=1, service=Distribution.constant(1e-5),
+                      round_trip=Distribution.constant(1e-4), deadline_s=0.02,
+                      failures_to_open=3, reset_after_s=2.0),
+        outages=(Outage(shard=0, start_s=10.0, end_s=40.0),),
+    )  # fmt: skip
+    result = simulate(region, Traffic.steady(200.0), seconds=60, seed=9)
+    expected = 1 + 30 / 2.02  # the first trip, then one a reset
+    assert result.counts["breaker_trips"] == pytest.approx(expected, abs=1.5)
+
+
+def test_servers_that_come_up_under_a_queue_keep_it_first_come_first_served() -> None:
+    # a 10x step with reads behind every request: the new servers take the queue's
+    # head, not the next arrival, so reads reach the shards in the order they started
+    pool = Pool(servers=2, service=Distribution.exponential(0.01), max_servers=40,
+                max_wait_s=0.1, scale_period_s=15, scale_target=0.7, scale_delay_s=35)  # fmt: skip
+    region = Region(
+        pool=pool,
+        shards=Shards(count=4, service=Distribution.constant(20e-6),
+                      round_trip=Distribution.exponential(300e-6)),
+        partitions=8,
+    )  # fmt: skip
+    result = simulate(region, Traffic(times=(0.0, 60.0), rates=(100.0, 1000.0)), seconds=400,
+                      seed=6)  # fmt: skip
+    assert _conserved(result)
+    assert result.servers_t[-1] >= 1000 * 0.01 / 0.7  # it scaled, under a queue
+    assert result.counts["shed"] > 0
+    assert result.counts["out_of_order_starts"] == 0
+    assert result.counts["fallback"] == 0  # no read waited behind later ones
+
+
+def test_an_incident_window_holds_its_latency_undiluted() -> None:
+    outage = Outage(shard=1, start_s=50.0, end_s=80.0)
+    result = simulate(_full(outages=(outage,)), Traffic.steady(600.0), seconds=150, seed=4)
+    # the failed reads (each costs the deadline) raise the tail during the outage; the
+    # whole run's p99 dilutes that with the minutes around it
+    before = result.window_quantile_ms(0.99, 0.0, 50.0)
+    during = result.window_quantile_ms(0.99, 50.0, 80.0)
+    assert during > 1.15 * result.quantile_ms(0.99) > 1.15 * before
+    assert math.isnan(result.window_quantile_ms(0.99, 200.0, 260.0))  # none then

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from loopline.cli import app
-from loopline.demos.fraud.capacity import Measured, Plan, cores, scenarios, summary
+from loopline.demos.fraud.capacity import Measured, Plan, cores, region, scenarios, summary
 from loopline.demos.fraud.capacity_check import single_node
 
 CPU_MS = {"noida": 0.05, "redis": 0.02, "postgres": 0.03, "mlflow": 0.0, "worker": 0.1,
@@ -68,6 +68,10 @@ def test_the_scenarios_lose_only_what_their_failures_cause(tmp_path: Path) -> No
     assert shard.counts["fallback"] > 0
     answers = summary(SMALL, m, results)
     assert 0.99 < answers["availability"] < 1.0
+    # the incidents' p99 over the minute after them, beside the whole run's
+    assert answers["incident_window_s"] == [40.0, 100.0]
+    assert answers["shard_loss_p99_ms"] >= answers["shard_loss_p99_ms_whole_run"]
+    assert answers["region_loss_p99_ms_whole_run"] > 0
     assert answers["lost_transactions"]["shard_loss"] == 0
     assert answers["rules_only_decisions"]["shard_loss"] > 0
 
@@ -96,3 +100,15 @@ def test_the_command_answers_in_json(tmp_path: Path) -> None:
         assert key in answers
     assert answers["simulated"] is True
     assert "<svg" in report.read_text()
+
+
+def test_a_share_of_the_plan_rounds_its_servers_up(tmp_path: Path) -> None:
+    m = Measured.load(_samples(tmp_path / "s.json"))
+    per = {"scorers": 85, "scorers_max": 850, "redis_shards": 3, "partitions": 48,
+           "postgres": 2, "workers": 7}  # fmt: skip
+    tenth = region(SMALL, m, per, 0.1)
+    assert tenth.pool.servers == 9  # 8.5 up, not to the even 8
+    assert tenth.pool.max_servers == 85
+    assert tenth.stream is not None
+    assert tenth.stream.consumers == 1  # 0.7 up
+    assert region(SMALL, m, per | {"scorers": 100}, 0.07).pool.servers == 7  # 7.000...1

@@ -8,11 +8,12 @@ transaction's wait is ``max(0, earliest_free - arrival)`` (Kiefer-Wolfowitz). Sh
 consumers are single servers (Lindley's recursion). Arrivals are Poisson with a
 piecewise-constant rate, drawn as the loop goes, so memory does not grow with time.
 
-Shards see reads in the order the pool started them, which is first-come first-served
-except while new servers come up under a queue: then a later arrival can start before
-earlier ones, and its read is served without a wait rather than behind reads that
-started after it. The sink takes answers in the order they reach it (a reorder heap);
-stream consumers take events in arrival order plus the append's round trip.
+A server the autoscaler asked for joins the pool at the time it comes up, before the
+first arrival that would otherwise start after that time, so the queue stays first come,
+first served and reads reach the shards in the order they started (a start before an
+earlier one, possible only if a server comes up faster than the queue's bound, is
+counted). The sink takes answers in the order they reach it (a reorder heap); stream
+consumers take events in arrival order plus the append's round trip.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ I64 = npt.NDArray[np.int64]
 
 # counts[...]: what happened to each arrival
 ARRIVED, ANSWERED, FALLBACK, SHED, LOST_DOWN, LOST_IN_FLIGHT, DEADLINE_HITS, TRIPS = range(8)
+OUT_OF_ORDER = 8  # a pool start before an earlier one
 # sums[...]
 WAIT, LATENCY, BUSY, LAG = range(4)
 # events_t[bucket, ...]
@@ -182,7 +184,7 @@ def run_region(  # noqa: C901
     p_head, p_tail = 0, 0
     fails, open_until = np.zeros(cmax, dtype=np.int64), np.zeros(cmax)
     shard_free = np.zeros(max(n_shards, 1))
-    shard_last = np.zeros(max(n_shards, 1))  # the latest start a shard has served
+    last_start = 0.0  # the latest start so far (starts are first come, first served)
     sink_key, sink_ids = np.zeros(max(n_sink, 1)), np.zeros(max(n_sink, 1), dtype=np.int64)
     cons_free = np.zeros(max(n_cons, 1))
     # answers on their way to the sink, in the order they reach it (a heap of
@@ -203,7 +205,9 @@ def run_region(  # noqa: C901
                 pending[p_tail] = next_check + delay
                 p_tail += 1
             busy, next_check = 0.0, next_check + period
-        while p_head < p_tail and pending[p_head] <= t:
+        # a server that comes up before this arrival could start takes it (first come,
+        # first served: it is up before this arrival and every later one starts)
+        while p_head < p_tail and pending[p_head] <= max(t, key[0]):
             size = push(key, ids, size, pending[p_head], next_id)
             next_id, p_head = next_id + 1, p_head + 1
         b = min(int(t / bucket_s), n_buckets - 1)
@@ -231,6 +235,9 @@ def run_region(  # noqa: C901
             events_t[b, E_LOST] += 1
             t = next_arrival(t, rate_t, rate_v, seg)
             continue
+        if start < last_start:
+            counts[OUT_OF_ORDER] += 1
+        last_start = max(last_start, start)
         sid = ids[0]
         s = draw(f_samples, f_mean)
         key[0] = start + s
@@ -245,13 +252,9 @@ def run_region(  # noqa: C901
             else:
                 shard = part % n_shards
                 ok = down_until(shard, start, o_shard, o_t0, o_t1) < 0
-                if ok and start >= shard_last[shard]:
-                    s0 = max(start, shard_free[shard])
-                    shard_free[shard], shard_last[shard] = s0 + draw(s_samples, s_mean), start
+                if ok:
+                    shard_free[shard] = max(start, shard_free[shard]) + draw(s_samples, s_mean)
                     store = shard_free[shard] - start + draw(s_rtt, s_rtt_mean)
-                    ok = store <= deadline
-                elif ok:  # started before an earlier read (servers came up under a queue)
-                    store = draw(s_samples, s_mean) + draw(s_rtt, s_rtt_mean)
                     ok = store <= deadline
                 if ok:
                     fails[sid] = 0
@@ -259,8 +262,8 @@ def run_region(  # noqa: C901
                     store, fallback = deadline, True
                     counts[DEADLINE_HITS] += 1
                     fails[sid] += 1
-                    if fails[sid] >= to_open:
-                        counts[TRIPS] += fails[sid] == to_open
+                    if fails[sid] >= to_open:  # opens (again, if its half-open try failed)
+                        counts[TRIPS] += 1
                         open_until[sid] = start + deadline + reset
         # the caller waits the request's own time in service (its awaits included),
         # which may be longer than the core is held for it

@@ -17,7 +17,7 @@ I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 LO, PER_DECADE, BINS = -7.0, 60.0, 600  # 100 ns to 1e3 s
 COUNTS = ("arrived", "answered", "fallback", "shed", "lost_down", "lost_in_flight",
-          "deadline_hits", "breaker_trips")  # fmt: skip
+          "deadline_hits", "breaker_trips", "out_of_order_starts")  # fmt: skip
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, eq=False)
@@ -44,6 +44,14 @@ class Result:
 
     def quantile_ms(self, q: float, of: str = "latency") -> float:
         return _quantile(self.latency if of == "latency" else self.lag, q) * 1000
+
+    def window_quantile_ms(self, q: float, start_s: float, end_s: float) -> float:
+        """The q-quantile of the latency of the transactions that arrived from
+        ``start_s`` to ``end_s`` (whole time buckets: those that start in the window;
+        NaN where none was answered)."""
+        first = max(math.ceil(start_s / self.bucket_s - 1e-9), 0)
+        last = max(math.ceil(end_s / self.bucket_s - 1e-9), first)
+        return _quantile(self.latency_t[first:last].sum(axis=0), q) * 1000
 
     def series_ms(self, q: float) -> F64:
         """The q-quantile of the latency per time bucket (NaN where none answered)."""

@@ -66,6 +66,7 @@ class Plan:
     max_wait_s: float = 0.1  # a scorer's bounded queue: past it, 503 + Retry-After
     incident_at_s: float = 120.0
     failover_s: float = 10.0  # a lost region's traffic moves (health checks, LB/DNS)
+    incident_window_s: float = 60.0  # region and shard loss: p50/p99 over this after it
     shard_failover_s: float = 20.0  # a replica promoted (cluster-node-timeout 15 s + vote)
     region_losses_per_year: float = 1.0
     shard_losses_per_year: float = 12.0
@@ -143,12 +144,25 @@ def cores(plan: Plan, m: Measured) -> dict[str, Any]:
     }
 
 
+def _up(count: float) -> int:
+    """Servers for a share of a role: rounded up (never fewer than the plan's share)."""
+    return max(1, math.ceil(count - 1e-9))
+
+
+def cpus() -> int:
+    """The cores this process may run on (its affinity: a container's or taskset's
+    limit, which ``os.cpu_count()`` ignores)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def region(plan: Plan, m: Measured, per: dict[str, Any], f: float, **more: Any) -> Region:
-    """One region of the plan, with ``f`` of its servers (and partitions)."""
+    """One region of the plan, with ``f`` of its servers (and partitions), rounded up."""
     pool = Pool(
-        servers=max(1, round(per["scorers"] * f)),
+        servers=_up(per["scorers"] * f),
         service=m.scorer,
-        max_servers=max(1, round(per["scorers_max"] * f)),
+        max_servers=_up(per["scorers_max"] * f),
         max_wait_s=plan.max_wait_s,
         scale_period_s=plan.scale_period_s,
         scale_target=plan.target_util,
@@ -161,15 +175,15 @@ def region(plan: Plan, m: Measured, per: dict[str, Any], f: float, **more: Any) 
     # trips: only their queues are added then
     redis_rtt = m.redis_rtt if m.scorer_latency is None else Distribution.constant(0.0)
     pg_rtt = m.postgres_rtt if m.scorer_latency is None else Distribution.constant(0.0)
-    shards = max(1, round(per["redis_shards"] * f))
-    partitions = max(shards, round(per["partitions"] * f))
+    shards = _up(per["redis_shards"] * f)
+    partitions = max(shards, _up(per["partitions"] * f))
     return Region(
         pool=pool,
         shards=Shards(count=shards, service=redis_op, round_trip=redis_rtt),
-        sink=Sink(servers=max(1, round(per["postgres"] * f)), service=pg_op,
+        sink=Sink(servers=_up(per["postgres"] * f), service=pg_op,
                   round_trip=pg_rtt),
         stream=Stream(partitions=partitions, service=m.worker, append=m.kafka_append,
-                      consumers=min(partitions, max(1, round(per["workers"] * f)))),
+                      consumers=min(partitions, _up(per["workers"] * f))),
         partitions=partitions,
         **more,
     )  # fmt: skip
@@ -177,7 +191,7 @@ def region(plan: Plan, m: Measured, per: dict[str, Any], f: float, **more: Any) 
 
 def _run(regions: list[tuple[Region, Traffic]], f: float, seconds: float, seed: int) -> Result:
     """The regions' runs (in threads: the compiled core releases the GIL), as one."""
-    with ThreadPoolExecutor(max_workers=min(len(regions), os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(regions), cpus())) as pool:
         runs = [
             pool.submit(simulate, r, t.scaled(f), seconds=seconds, seed=seed + i)
             for i, (r, t) in enumerate(regions)
@@ -241,10 +255,18 @@ def availability(plan: Plan, results: dict[str, Result], spike: str = "spike") -
     return out | {"year": 1 - lost_year / (plan.tps * YEAR_S)}
 
 
+def _ms(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
 def summary(plan: Plan, m: Measured, results: dict[str, Result]) -> dict[str, Any]:
     per, share = cores(plan, m), fractions(plan)
     avail = availability(plan, results)
-    region_window = results["region_loss"]
+    region_loss, shard_loss = results["region_loss"], results["shard_loss"]
+    # the incidents' latency: what arrived in the window after each, all regions (the
+    # whole run's figure dilutes it with the steady minutes around it)
+    t0 = plan.incident_at_s
+    t1 = min(t0 + plan.incident_window_s, plan.seconds)
     out: dict[str, Any] = {
         "simulated": True,
         "steady_p50_ms": results["steady"].quantile_ms(0.5),
@@ -252,9 +274,13 @@ def summary(plan: Plan, m: Measured, results: dict[str, Result]) -> dict[str, An
         "spike_p50_ms": results["spike"].quantile_ms(0.5),
         "spike_p99_ms": results["spike"].quantile_ms(0.99),
         "spike_prescaled_p99_ms": results["spike_prescaled"].quantile_ms(0.99),
-        "region_loss_p50_ms": region_window.quantile_ms(0.5),
-        "region_loss_p99_ms": region_window.quantile_ms(0.99),
-        "shard_loss_p99_ms": results["shard_loss"].quantile_ms(0.99),
+        "incident_window_s": [t0, t1],
+        "region_loss_p50_ms": _ms(region_loss.window_quantile_ms(0.5, t0, t1)),
+        "region_loss_p99_ms": _ms(region_loss.window_quantile_ms(0.99, t0, t1)),
+        "region_loss_p99_ms_whole_run": region_loss.quantile_ms(0.99),
+        "shard_loss_p50_ms": _ms(shard_loss.window_quantile_ms(0.5, t0, t1)),
+        "shard_loss_p99_ms": _ms(shard_loss.window_quantile_ms(0.99, t0, t1)),
+        "shard_loss_p99_ms_whole_run": shard_loss.quantile_ms(0.99),
         "lost_transactions": {k: round(r.lost / share[k]) for k, r in results.items()},
         "rules_only_decisions": {
             k: round(r.counts["fallback"] / share[k]) for k, r in results.items()
