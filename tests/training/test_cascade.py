@@ -81,6 +81,26 @@ def test_a_given_first_stage_is_not_refitted() -> None:
     assert len(fit.calls) == 3
 
 
+def test_out_of_fold_scores_are_reused_for_another_band() -> None:
+    x, y = _data()
+    fit = Recorder()
+    wide = TwoStage(fit=fit, folds=2, band_recall=1.0, sure_precision=1.0)
+    wide.fit(x, y)
+    calls = len(fit.calls)
+    narrow = TwoStage(fit=fit, folds=2, band_recall=0.8, sure_precision=1.0)
+    narrow.fit(x, y, first=wide.first_, oof=wide.oof_)
+    assert len(fit.calls) == calls + 1  # the second stage only
+    assert narrow.oof_.tolist() == wide.oof_.tolist()
+    assert narrow.high_ == wide.high_
+    assert narrow.low_ > wide.low_
+    fresh = TwoStage(fit=Recorder(), folds=2, band_recall=0.8, sure_precision=1.0)
+    fresh.fit(x, y)
+    assert (fresh.low_, fresh.high_) == (narrow.low_, narrow.high_)
+    assert fresh.band_.tolist() == narrow.band_.tolist()
+    with pytest.raises(ConfigError, match="out-of-fold scores"):
+        narrow.fit(x, y, oof=wide.oof_[:5])
+
+
 def test_a_band_of_one_class_is_refused() -> None:
     x, y = _data()
     y[:] = 0

@@ -62,7 +62,9 @@ class TwoStage:
             reaches this; none does: the band has no upper end.
 
     Learned: ``first_``, ``second_``, ``low_``, ``high_`` (the band's scores, of the
-    first stage), ``band_`` (which training rows the second stage was fitted on).
+    first stage), ``band_`` (which training rows the second stage was fitted on),
+    ``oof_`` (the first stage's out-of-fold scores of the training rows; they do not
+    depend on the band, so other band settings can reuse them: ``fit(..., oof=...)``).
     """
 
     def __init__(
@@ -90,19 +92,29 @@ class TwoStage:
         *,
         fold: npt.NDArray[np.integer] | None = None,
         first: Scorer | None = None,
+        oof: F64 | None = None,
     ) -> None:
         """Fit both stages on (time-ordered) rows ``x`` with labels ``y``.
 
         ``fold``: each row's fold id (default: ``folds`` consecutive blocks); ``first``:
-        the first stage if it was already fitted with ``fit`` on these same rows."""
+        the first stage if it was already fitted with ``fit`` on these same rows;
+        ``oof``: the first stage's out-of-fold scores of these rows if already computed
+        (another fit's ``oof_``, same rows, folds and ``fit``): no out-of-fold copies are
+        fitted then."""
         y_ = np.asarray(y, dtype=np.int8)
         if fold is None:
             fold = np.repeat(np.arange(self.folds), -(-len(y_) // self.folds))[: len(y_)]
         self.first_ = first if first is not None else self.fit_stage(x, y_)
-        oof = np.empty(len(y_))
-        for k in np.unique(fold):
-            held = fold == k
-            oof[held] = _scores(self.fit_stage(x[~held], y_[~held]), x[held])
+        if oof is not None:
+            if len(oof) != len(y_):
+                raise ConfigError(f"TwoStage: {len(oof)} out-of-fold scores for {len(y_)} rows.")
+            oof = np.asarray(oof, dtype=np.float64)
+        else:
+            oof = np.empty(len(y_))
+            for k in np.unique(fold):
+                held = fold == k
+                oof[held] = _scores(self.fit_stage(x[~held], y_[~held]), x[held])
+        self.oof_ = oof
         self.low_ = float(np.quantile(oof[y_ == 1], 1 - self.band_recall, method="lower"))
         self.high_ = _sure(y_, oof, self.sure_precision)
         self.band_ = (oof >= self.low_) & (oof < self.high_)

@@ -6,9 +6,11 @@ Two ways to read a scenario's quality, both on the test period:
   scenarios' frauds left out), through :func:`loopline.training.ranking`: the recall
   reached at precision 0.99 and the precision at recall 0.95. A small scenario pays for
   its rarity here: 0.99 precision allows one false alarm per 99 of *its* frauds.
-* **at the global threshold**: the share of the scenario's frauds flagged by the one
-  threshold that gives the whole test period precision 0.99 (or recall 0.95), i.e. what
-  the deployed model catches of it.
+* **at a global threshold**: the share of the scenario's frauds flagged by one threshold
+  over all traffic (:func:`by_scenario`'s ``thresholds``). At the threshold chosen on the
+  validation days for precision 0.99 (or recall 0.95) this is what the deployed model
+  catches of it; at the threshold that gives the test period itself that precision it
+  is the test curve's reading, which no deployed model could choose.
 
 Also here: the data set with the extended features (:func:`risk_dataset`), the traffic
 segments the per-segment thresholds use (:func:`segments`), and how many of a

@@ -103,7 +103,8 @@ svg{{max-width:100%;height:auto}}</style></head><body>
 <ul>{items}</ul>
 <h2>Levers (test period)</h2>{_table(lever_rows)}
 {_levers_figure(y, scores, points)}
-<h2>Scenarios (test period, each against all genuine traffic)</h2>{_table(scenario_rows)}
+<h2>Scenarios (test period: own curve, each against all genuine traffic; recall at
+the global thresholds)</h2>{_table(scenario_rows)}
 {_scenarios_figure(y, scenarios, scores)}
 <h2>Label evidence when scored (test frauds: a fraud label of their terminal or card had
 arrived in the 30 days before)</h2>{_table(evidence_rows)}
