@@ -39,8 +39,9 @@ def test_codes_compare_values_as_a_set_does() -> None:
     assert codes[1] == value_code("y")
 
 
-def test_a_fresh_tile_replaces_the_codes_of_the_one_it_evicts() -> None:
-    table = CodeTable(ring=3)
+@pytest.mark.parametrize("block", [None, 1])  # one part, or one part per slot
+def test_a_fresh_tile_replaces_the_codes_of_the_one_it_evicts(block: int | None) -> None:
+    table = CodeTable(ring=3, block=block)
     table.merge(np.array([0, 0, 4]), np.array([0, 0, 0]), np.array([7, 8, 9]), np.array([0, 4]))
     assert table.union(0, [0], 1) == [{7, 8}]
     assert table.union(1, [1], 1) == [{9}]
@@ -48,6 +49,9 @@ def test_a_fresh_tile_replaces_the_codes_of_the_one_it_evicts() -> None:
     assert len(table) == 3
     table.merge(np.array([0]), np.array([0]), np.array([5]), np.array([0]))  # a newer tile
     assert table.union(0, [0, 1, 2], 1) == [{5}]
+    assert (
+        CodeTable.from_arrays(3, table.arrays(), block).arrays().tolist() == table.arrays().tolist()
+    )
     table.drop_slots(np.array([1]))
     assert table.union(1, [0, 1, 2], 1) == [set()]
     assert len(table) == 1

@@ -73,23 +73,102 @@ def run_sets(codes: Codes, runs: int, count: int) -> list[list[set[int]]]:
 
 
 class CodeTable:
-    """Every tile's distinct-value codes of one ring (``ring`` positions a slot)."""
+    """Every tile's distinct-value codes of one ring (``ring`` positions a slot), in one
+    sorted part per block of ``block`` slots (all in one without): a merge rewrites the
+    parts its slots are in, not the whole table. A part's arrays are replaced, never
+    written in place, so a snapshot can hold them without a copy."""
 
-    def __init__(self, ring: int, keys: I64 | None = None, which: I64 | None = None,
-                 codes: I64 | None = None) -> None:  # fmt: skip
+    def __init__(self, ring: int, block: int | None = None) -> None:
         self.ring = ring
-        self.keys = keys if keys is not None else np.empty(0, np.int64)  # slot * R + position
-        self.which = which if which is not None else np.empty(0, np.int64)  # the aggregation
-        self.codes = codes if codes is not None else np.empty(0, np.int64)
+        self.span = ring * block if block else None  # keys per part
+        self.parts: dict[int, _Part] = {}
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return sum(len(p.keys) for p in self.parts.values())
 
     def merge(self, keys: I64, which: I64, codes: I64, fresh: I64) -> None:
         """Add codes at ``keys`` (slot * R + position); the tiles at ``fresh`` keys were
-        replaced by newer ones first: their old codes go. The table stays sorted: the new
-        entries are sorted, then merged in one compiled pass."""
-        from loopline.features import compiled
+        replaced by newer ones first: their old codes go."""
+        for part, (k, w, c, f) in self._split(keys, (keys, which, codes), fresh):
+            self.parts.setdefault(part, _Part()).merge(k, w, c, f)
+
+    def drop_slots(self, slots: I64) -> None:
+        """Forget every code of ``slots``."""
+        keys = slots * self.ring
+        for part, (s, _, _, _) in self._split(keys, (slots, slots, slots), keys[:0]):
+            if part in self.parts:
+                self.parts[part].drop(s, self.ring)
+
+    def union(self, slot: int, positions: list[int], count: int) -> list[set[int]]:
+        """The codes of ``slot``'s tiles at ``positions``, one set per aggregation."""
+        out: list[set[int]] = [set() for _ in range(count)]
+        part = self.parts.get(self._part(slot * self.ring))
+        if part is None or not positions:
+            return out
+        wanted = slot * self.ring + np.asarray(positions, dtype=np.int64)
+        lo = np.searchsorted(part.keys, wanted, side="left")
+        hi = np.searchsorted(part.keys, wanted, side="right")
+        for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
+            for d, code in zip(part.which[a:b].tolist(), part.codes[a:b].tolist(), strict=True):
+                out[d].add(code)
+        return out
+
+    def of_slot(self, slot: int) -> tuple[I64, I64, I64]:
+        """``slot``'s entries: (position, aggregation, code)."""
+        part = self.parts.get(self._part(slot * self.ring), _Part())
+        lo, hi = np.searchsorted(part.keys, [slot * self.ring, (slot + 1) * self.ring])
+        return part.keys[lo:hi] - slot * self.ring, part.which[lo:hi], part.codes[lo:hi]
+
+    def columns(self) -> list[I64]:
+        """The table's keys, aggregations and codes, part after part: concatenated, the
+        (3, n) array :meth:`from_arrays` reads (the parts are in key order)."""
+        parts = [self.parts[p] for p in sorted(self.parts)]
+        return [*(p.keys for p in parts), *(p.which for p in parts), *(p.codes for p in parts)]
+
+    def arrays(self) -> I64:
+        """The table as one (3, n) array, to store."""
+        return np.concatenate(self.columns()).reshape(3, -1)
+
+    @classmethod
+    def from_arrays(cls, ring: int, stacked: I64, block: int | None = None) -> CodeTable:
+        table = cls(ring, block)
+        keys, which, codes = stacked.reshape(3, -1)
+        table.merge(keys, which, codes, np.empty(0, dtype=np.int64))
+        return table
+
+    def _part(self, key: int) -> int:
+        return key // self.span if self.span else 0
+
+    def _split(
+        self, keys: I64, arrays: tuple[I64, I64, I64], fresh: I64
+    ) -> list[tuple[int, tuple[I64, I64, I64, I64]]]:
+        """``arrays`` (indexed like ``keys``) and ``fresh`` cut by part."""
+        if not self.span:
+            return [(0, (*arrays, fresh))]
+        parts, fresh_parts = keys // self.span, fresh // self.span
+        found = np.unique(np.r_[parts, fresh_parts])
+        if len(found) == 1:
+            return [(int(found[0]), (*arrays, fresh))]
+        out = []
+        for p in found.tolist():
+            mine = parts == p
+            k, w, c = (a[mine] for a in arrays)
+            out.append((p, (k, w, c, fresh[fresh_parts == p])))
+        return out
+
+
+class _Part:
+    """One sorted, unique (key, aggregation, code) table."""
+
+    def __init__(self) -> None:
+        self.keys = np.empty(0, np.int64)  # slot * R + position
+        self.which = np.empty(0, np.int64)  # the distinct aggregation
+        self.codes = np.empty(0, np.int64)
+
+    def merge(self, keys: I64, which: I64, codes: I64, fresh: I64) -> None:
+        """The new entries sorted, then merged in one compiled pass; the entries at
+        ``fresh`` keys dropped first."""
+        from loopline.features import compiled  # it imports the kernel, which imports us
 
         dropped = np.zeros(len(self.keys), dtype=np.bool_)
         if len(fresh) and len(self.keys):
@@ -108,42 +187,7 @@ class CodeTable:
             np.ascontiguousarray(codes[order], dtype=np.int64),
         )  # fmt: skip
 
-    def drop_slots(self, slots: I64) -> None:
-        """Forget every code of ``slots``."""
+    def drop(self, slots: I64, ring: int) -> None:
         if len(self.keys) and len(slots):
-            kept = ~np.isin(self.keys // self.ring, slots)
+            kept = ~np.isin(self.keys // ring, slots)
             self.keys, self.which, self.codes = self.keys[kept], self.which[kept], self.codes[kept]
-
-    def union(self, slot: int, positions: list[int], count: int) -> list[set[int]]:
-        """The codes of ``slot``'s tiles at ``positions``, one set per aggregation."""
-        out: list[set[int]] = [set() for _ in range(count)]
-        if not len(self.keys) or not positions:
-            return out
-        wanted = slot * self.ring + np.asarray(positions, dtype=np.int64)
-        lo = np.searchsorted(self.keys, wanted, side="left")
-        hi = np.searchsorted(self.keys, wanted, side="right")
-        for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
-            for d, code in zip(self.which[a:b].tolist(), self.codes[a:b].tolist(), strict=True):
-                out[d].add(code)
-        return out
-
-    def of_slot(self, slot: int) -> tuple[I64, I64, I64]:
-        """``slot``'s entries: (position, aggregation, code)."""
-        lo, hi = np.searchsorted(self.keys, [slot * self.ring, (slot + 1) * self.ring])
-        return self.keys[lo:hi] - slot * self.ring, self.which[lo:hi], self.codes[lo:hi]
-
-    def put_slot(self, slot: int, positions: I64, which: I64, codes: I64) -> None:
-        """Set ``slot``'s entries (a stored row read back)."""
-        self.drop_slots(np.array([slot]))
-        self.merge(slot * self.ring + positions, which, codes, np.empty(0, np.int64))
-
-    def arrays(self) -> I64:
-        """The table as one (3, n) array, to store."""
-        return np.stack([self.keys, self.which, self.codes])
-
-    @classmethod
-    def from_arrays(cls, ring: int, stacked: I64) -> CodeTable:
-        table = cls(ring)
-        keys, which, codes = stacked.reshape(3, -1)
-        table.merge(keys, which, codes, np.empty(0, dtype=np.int64))
-        return table

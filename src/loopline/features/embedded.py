@@ -124,7 +124,8 @@ class EmbeddedStore:
             values = _unpack(data, np.float64).view(np.float64).reshape(len(ids), size, -1)
             ring = self._ring(version, hop, partition, layout, size)
             ring.put_rows(ids, values)
-            ring.codes = CodeTable.from_arrays(size, _unpack(sets, np.int64).view(np.int64))
+            stacked = _unpack(sets, np.int64).view(np.int64)
+            ring.codes = CodeTable.from_arrays(size, stacked, ring.block)
 
     def apply(self, keys: npt.NDArray[np.generic], runs: Sequence[Runs]) -> None:
         if not runs:
@@ -313,18 +314,8 @@ class EmbeddedStore:
             spans = ring.spans(n)
             ids = [copies[b][0][: hi - lo] for b, (lo, hi) in enumerate(spans)]
             data = [copies[b][1][: hi - lo] for b, (lo, hi) in enumerate(spans)]
-            codes = ring.codes  # its arrays are replaced, never written: no copy needed
-            rings.append(
-                (
-                    version,
-                    hop,
-                    partition,
-                    ring.ring,
-                    ids,
-                    data,
-                    [codes.keys, codes.which, codes.codes],
-                )
-            )
+            codes = ring.codes.columns()  # arrays replaced, never written: no copy needed
+            rings.append((version, hop, partition, ring.ring, ids, data, codes))
         return maps, rings, list(self._checkpoints.items())
 
     def _write(self, maps: list[Any], rings: list[Any], checkpoints: list[Any]) -> None:

@@ -83,11 +83,18 @@ def _decode(raw: bytes) -> tuple[I64, F64, I64]:
     return ids, data, np.array(entries, dtype=np.int64).reshape(-1, 3).T
 
 
-def _fill(ring: TileRing, slot: int, raw: bytes) -> None:
-    ids, data, codes = _decode(raw)
-    ring.put_row(slot, ids, data)
-    if codes.shape[1]:
-        ring.codes.put_slot(slot, *codes)
+def _fill(ring: TileRing, rows: list[tuple[int, bytes]]) -> None:
+    """Decode stored states into slots of ``ring`` (each row's slot, raw state), their
+    distinct codes into its table in one merge."""
+    found = []
+    for slot, raw in rows:
+        ids, data, codes = _decode(raw)
+        ring.put_row(slot, ids, data)
+        if codes.shape[1]:
+            found.append(codes + np.array([[slot * ring.ring], [0], [0]]))
+    if found:
+        keys, which, codes = np.concatenate(found, axis=1)
+        ring.codes.merge(keys, which, codes, np.empty(0, dtype=np.int64))
 
 
 class RedisStore:
@@ -128,12 +135,9 @@ class RedisStore:
             names = [_state_key(t.version, t.hop_ms, t.partition, str(k)) for k in keys.tolist()]
             missing = [i for i, n in enumerate(names) if n not in pending]
             fetched = self._call(self._redis.mget, [names[i] for i in missing]) if missing else []
-            for i, raw in zip(missing, fetched, strict=True):  # type: ignore[call-overload]
-                if raw is not None:
-                    _fill(ring, i, raw)
-            for i, name in enumerate(names):
-                if name in pending:
-                    _fill(ring, i, pending[name][0])
+            stored = [(i, raw) for i, raw in zip(missing, fetched, strict=True) if raw is not None]  # type: ignore[call-overload]
+            staged = [(i, pending[name][0]) for i, name in enumerate(names) if name in pending]
+            _fill(ring, stored + staged)  # fetched only where nothing is staged
             ring.merge_runs(r.codes.astype(np.int64), r.tiles, r.parts, r.distinct)
             ttl_ms = 2 * t.span_ms
             for slot in ring.dirty:
@@ -244,8 +248,8 @@ def _rings(
             continue
         ring = make_ring(layouts[hop], len(_decode(found[0][1])[0]), capacity=n)
         slots = np.full(n, -1, dtype=np.int64)
-        for i, raw in found:
-            _fill(ring, i, raw)
+        _fill(ring, found)
+        for i, _ in found:
             slots[i] = i
         rings.setdefault(hop, []).append((ring, slots))
     return rings
@@ -254,6 +258,7 @@ def _rings(
 def _window(layout: Layout, raw: bytes, head: int, tiles: int) -> WindowValue:
     ids, data, codes = _decode(raw)
     table = CodeTable(len(ids))
-    table.put_slot(0, *codes)
+    positions, which, values = codes  # slot 0: its keys are the positions
+    table.merge(positions, which, values, np.empty(0, dtype=np.int64))
     union = functools.partial(table.union, 0, count=len(layout.distinct))
     return window_of(layout, ids, data.reshape(len(ids), -1), union, head, tiles)

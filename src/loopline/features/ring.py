@@ -90,7 +90,7 @@ class TileRing:
         self.ids: list[I64] = []
         self.values: list[F64] = []
         self.newest: list[I64] = []
-        self.codes = CodeTable(ring)  # the distinct counts' value codes of every tile
+        self.codes = CodeTable(ring, self.block)  # the distinct counts' codes of every tile
         self.dirty: set[int] = set()
         self.ensure(self.block)
 
