@@ -5,12 +5,12 @@ across processes, so codes can be stored; numbers by their float64 value, as Pyt
 sets compare them). Two different values share a code with probability ~2^-64 per pair:
 at a million distinct values in one window, ~3e-8 that the count is off by one.
 
-A ring keeps every tile's codes in one :class:`CodeTable`: three sorted integer arrays,
-(slot * R + position, distinct aggregation, code), unique. Merging a batch, evicting a
-tile, releasing a slot are array operations, and the arrays are outside the garbage
-collector's reach (a Python set per tile was ~40 % of the update time, and full
-collections walked hundreds of thousands of them). A read gathers the picked tiles'
-codes into small sets, one per aggregation, that live for that read only.
+A ring keeps every tile's codes in one :class:`CodeTable`: per block of slots, three
+sorted integer arrays, (slot * R + position, distinct aggregation, code), unique.
+Merging a batch, evicting a tile, releasing a slot are array operations, and the arrays
+are outside the garbage collector's reach (a Python set per tile was ~40 % of the update
+time, and full collections walked hundreds of thousands of them). A read gathers the
+picked tiles' codes into small sets, one per aggregation, that live for that read only.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ def value_code(value: object) -> int:
     return int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little", signed=True)
 
 
-_known: dict[object, int] = {}  # value -> code, for values met again (bounded)
+# value -> code, for values met again: bounded, and in this process's memory only (the
+# stores keep codes, never values)
+_known: dict[object, int] = {}
 _KNOWN_MAX = 1 << 20
 
 

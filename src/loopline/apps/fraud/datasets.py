@@ -15,6 +15,7 @@ from loopline.apps.fraud import data, ulb
 from loopline.apps.fraud.features import fraud_feature_set
 from loopline.apps.fraud.simulator import START_MS, Profile
 from loopline.exceptions import ConfigError
+from loopline.features import FeatureSet
 from loopline.training import TimeSplit
 from loopline.units import DAY_MS
 
@@ -60,9 +61,15 @@ def handbook_split() -> TimeSplit:
 
 
 def simulated_dataset(
-    p: Profile, split: TimeSplit, seed: int, *, handbook: bool = False
+    p: Profile,
+    split: TimeSplit,
+    seed: int,
+    *,
+    handbook: bool = False,
+    feature_set: FeatureSet | None = None,
 ) -> Dataset:
-    """Simulate, then compute the fraud feature set for the split's rows (offline).
+    """Simulate, then compute the fraud feature set (or ``feature_set``) for the split's
+    rows (offline).
 
     ``handbook``: test under the handbook's protocol (cards known compromised by a test
     day, from training or from the labels of the delay period, are not scored)."""
@@ -75,7 +82,7 @@ def simulated_dataset(
         parts["test"] &= split.known_positive_filter(times, cards, tx["is_fraud"].to_numpy())
     rows = parts["validation"] | parts["train"] | parts["test"]
     spine = tx.filter(pa.array(rows))
-    fs = fraud_feature_set()
+    fs = feature_set or fraud_feature_set()
     table = fs.offline(histories, spine)
     x = np.column_stack([table[n].to_numpy(zero_copy_only=False) for n in fs.names])
     span = (int(times[rows].min()), int(times[rows].max()))

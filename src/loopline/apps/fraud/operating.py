@@ -19,15 +19,12 @@ scenario's frauds had any label evidence when they were scored (:func:`label_evi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 
-from loopline.apps.fraud import data
-from loopline.apps.fraud.datasets import Dataset
+from loopline.apps.fraud.datasets import Dataset, simulated_dataset
 from loopline.apps.fraud.features import risk_feature_set
 from loopline.apps.fraud.simulator import Profile
 from loopline.training import TimeSplit, ranking
@@ -38,29 +35,7 @@ F64 = npt.NDArray[np.float64]
 def risk_dataset(p: Profile, split: TimeSplit, seed: int) -> Dataset:
     """Simulate, then compute :func:`risk_feature_set` (the served set's 44 features and
     9 more) offline for the split's validation, train and test rows."""
-    histories = data.simulated(p, seed)
-    tx = histories["transactions"]
-    times = tx["event_time_ms"].to_numpy()
-    parts = split.masks(times)
-    rows = parts["validation"] | parts["train"] | parts["test"]
-    fs = risk_feature_set()
-    table = fs.offline(histories, tx.filter(pa.array(rows)))
-    x = np.column_stack([table[n].to_numpy(zero_copy_only=False) for n in fs.names])
-    return Dataset(
-        x=x.astype(np.float64),
-        y=table["is_fraud"].to_numpy().astype(np.int8),
-        names=fs.names,
-        parts={k: v[rows] for k, v in parts.items()},
-        times=table["event_time_ms"].to_numpy(),
-        cards=np.asarray(table["card_token"].to_numpy(zero_copy_only=False), dtype=str),
-        scenarios=np.asarray(table["scenario"].to_numpy(zero_copy_only=False), dtype=str),
-        lineage={
-            "data.profile": p.name,
-            "data.seed": str(seed),
-            "data.shape": json.dumps([p.customers, p.terminals, p.days]),
-            "features.set": fs.name,
-        },
-    )
+    return simulated_dataset(p, split, seed, feature_set=risk_feature_set())
 
 
 def by_scenario(
