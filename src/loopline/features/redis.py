@@ -83,12 +83,11 @@ def _decode(raw: bytes) -> tuple[I64, F64, I64]:
     return ids, data, np.array(entries, dtype=np.int64).reshape(-1, 3).T
 
 
-def _fill(ring: TileRing, rows: list[tuple[int, bytes]]) -> None:
-    """Decode stored states into slots of ``ring`` (each row's slot, raw state), their
-    distinct codes into its table in one merge."""
+def _fill(ring: TileRing, rows: list[tuple[int, tuple[I64, F64, I64]]]) -> None:
+    """Decoded states into slots of ``ring`` (each row's slot, :func:`_decode`'s state),
+    their distinct codes into its table in one merge."""
     found = []
-    for slot, raw in rows:
-        ids, data, codes = _decode(raw)
+    for slot, (ids, data, codes) in rows:
         ring.put_row(slot, ids, data)
         if codes.shape[1]:
             found.append(codes + np.array([[slot * ring.ring], [0], [0]]))
@@ -137,7 +136,8 @@ class RedisStore:
             fetched = self._call(self._redis.mget, [names[i] for i in missing]) if missing else []
             stored = [(i, raw) for i, raw in zip(missing, fetched, strict=True) if raw is not None]  # type: ignore[call-overload]
             staged = [(i, pending[name][0]) for i, name in enumerate(names) if name in pending]
-            _fill(ring, stored + staged)  # fetched only where nothing is staged
+            # fetched only where nothing is staged
+            _fill(ring, [(i, _decode(raw)) for i, raw in stored + staged])
             ring.merge_runs(r.codes.astype(np.int64), r.tiles, r.parts, r.distinct)
             ttl_ms = 2 * t.span_ms
             for slot in ring.dirty:
@@ -243,10 +243,10 @@ def _rings(
     in slot ``i``; -1 where that partition holds none of it)."""
     rings: dict[int, list[tuple[TileRing, npt.NDArray[np.int64]]]] = {}
     for (hop, _), raws in zip(asked, replies, strict=True):
-        found = [(i, raw) for i, raw in enumerate(raws) if raw]
+        found = [(i, _decode(raw)) for i, raw in enumerate(raws) if raw]
         if not found:
             continue
-        ring = make_ring(layouts[hop], len(_decode(found[0][1])[0]), capacity=n)
+        ring = make_ring(layouts[hop], len(found[0][1][0]), capacity=n)  # its tile ids
         slots = np.full(n, -1, dtype=np.int64)
         _fill(ring, found)
         for i, _ in found:
