@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import math
 import time
@@ -440,13 +441,18 @@ class Service:
                 return
 
 
-async def every(seconds: float, step: Callable[[], object]) -> None:
-    """Run ``step`` every ``seconds`` on the event loop, forever (a task for
-    :class:`Service`); a step's failure is logged and the next one runs."""
+async def every(seconds: float, step: Callable[[], object], *, offload: bool = False) -> None:
+    """Run ``step`` every ``seconds``, forever (a task for :class:`Service`): on the
+    event loop, or with ``offload`` on a worker thread (a step that waits on a remote
+    database, which may hold it for seconds behind another process's lock, must not stop
+    the requests). A step may be a coroutine function. A step's failure is logged and
+    the next one runs."""
     while True:
         await asyncio.sleep(seconds)
         try:
-            step()
+            done = await asyncio.to_thread(step) if offload else step()
+            if inspect.isawaitable(done):
+                await done
         except Exception:  # one failed step must not stop the next
             log.warning("background step failed", exc_info=True)
 

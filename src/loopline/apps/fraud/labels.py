@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import msgspec
@@ -44,6 +45,18 @@ class FraudLabels:
 
     def run_once(self) -> int:
         """Take in what has arrived; return how many labels the log read."""
+        self.features_once()
+        return self.feed.run_once()
+
+    def features_once(self) -> None:
+        """Take what has arrived into the online features (if this feeds them)."""
         while self.worker is not None and self.worker.run_once():
             pass
-        return self.feed.run_once()
+
+    async def step(self, *, offload: bool) -> int:
+        """:meth:`run_once` for a service's event loop: the features there (the engine
+        is the loop's), then the prediction log's labels, on a worker thread where
+        ``offload`` (a remote log's transaction can wait seconds on another scorer's
+        lock); one after the other, so the topic is never read from two threads."""
+        self.features_once()
+        return await asyncio.to_thread(self.feed.run_once) if offload else self.feed.run_once()

@@ -9,6 +9,7 @@ watches the champion's drift and the registry's champion alias.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 from collections.abc import Callable, Sequence
@@ -262,6 +263,7 @@ def build(options: ServeOptions) -> FraudService:
         on_rollback=record_rollback,
     )
     labels = FraudLabels(engine, events, log, features=options.learn)
+    labels_step = functools.partial(labels.step, offload=getattr(log, "remote", False))
     endpoint = score_endpoint(pipeline, offload=tabular.only_reads_remote)
     metrics = Metrics()
     metrics.registry.register(DriftCollector(drift))
@@ -271,7 +273,7 @@ def build(options: ServeOptions) -> FraudService:
         metrics.registry, lambda: deployment.routing.champion.label, routes={"POST /v1/score"}
     )
     page = MonitorPage("fraud decision service", sampler, drift, lambda: performance(log, pipeline))
-    tasks = [sampler.run, page.run, lambda: every(LABELS_EVERY_S, labels.run_once)]
+    tasks = [sampler.run, page.run, lambda: every(LABELS_EVERY_S, labels_step)]
     if options.watch_s > 0:
         version_of = lambda: registry.get(options.model, "champion").version  # noqa: E731
         tasks.append(lambda: deployment.follow(version_of, options.watch_s))

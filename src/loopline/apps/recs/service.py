@@ -15,6 +15,7 @@ that horizon (idle ones give their slots back at each snapshot, every 5 s).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,10 +151,19 @@ def build(options: ServeOptions) -> RecsService:
     labels = LabelFeed(
         events, log, topic=CLICKS, decode=ClickLabels(DeadLetterQueue(events, CLICKS)), keep="max"
     )
-    tasks = [
-        lambda: every(FEEDS_EVERY_S, labels.run_once),
-        lambda: every(FEEDS_EVERY_S, lambda: _catch_up(interactions)),
-    ]
+    remote = getattr(log, "remote", False)
+
+    async def feeds() -> None:
+        """Interactions into the features (the engine is the loop's), then clicks into
+        the log's labels, on a worker thread where the log is remote (its transaction
+        can wait on another process's lock); one after the other: one topic reader."""
+        _catch_up(interactions)
+        if remote:
+            await asyncio.to_thread(labels.run_once)
+        else:
+            labels.run_once()
+
+    tasks = [lambda: every(FEEDS_EVERY_S, feeds)]
     if options.watch_s > 0:
         version_of = lambda: registry.get(options.model, "champion").version  # noqa: E731
         tasks.append(lambda: deployment.follow(version_of, options.watch_s))
