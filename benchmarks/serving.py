@@ -316,7 +316,9 @@ def stream(root: Path, registry: Registry, seconds: float) -> dict[str, Any]:
          "--log", str(root / "stream-follow.db"), "follow", "--seconds", str(seconds + 3)],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    time.sleep(3)  # let it start; then produce at half its best rate, appended "now"
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != "ready":  # built; then produce at half its best
+        raise RuntimeError("The streaming scorer did not start.")  # rate, appended "now"
     codec, fields = Codec(Transaction), set(Transaction.__struct_fields__)
     rows = tx.select([c for c in tx.column_names if c in fields]).to_pylist()
     started, sent, batch = time.perf_counter(), 0, 50

@@ -5,9 +5,9 @@ core by the parent):
     python benchmarks/serving_stream.py --registry URI --state DIR --log PATH follow --seconds S
 
 ``max``: the log already holds N transactions; time the scorer draining them (features,
-model, rules, decisions durable) and print transactions/s. ``follow``: score whatever a
-producer appends for S seconds; print the p50/p99 from each record's append time to its
-decision being durable.
+model, rules, decisions durable) and print transactions/s. ``follow``: say ``ready`` once
+built, then score whatever a producer appends for S seconds; print the p50/p99 from each
+record's append time to its decision being durable.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def main() -> None:
             )
         )
     else:
+        print("ready", flush=True)  # the producer starts now: a cold start is not following
         deadline = time.monotonic() + args.seconds
         stream.run(until=lambda: time.monotonic() > deadline, idle_sleep_s=0.005)
         lat = np.array(stream.stats.latencies_ms)

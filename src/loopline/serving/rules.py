@@ -35,11 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import yaml
 
 from loopline.exceptions import ConfigError
 
 log = logging.getLogger("loopline.serving")
+F64 = npt.NDArray[np.float64]
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">": operator.gt,
@@ -72,6 +75,22 @@ class Rule:
             return bool(_OPS[self.op](got, self.value))
         except TypeError:  # a string field against a number: no match, never a 5xx
             return False
+
+    def matches_many(self, column: Any, n: int) -> npt.NDArray[np.bool_]:
+        """:meth:`matches` of each of ``n`` values at once (a numeric column compared in
+        one NumPy call; other values one by one, as :meth:`matches`)."""
+        if column is None:
+            return np.zeros(n, dtype=np.bool_)
+        values = np.asarray(column)
+        number = isinstance(self.value, int | float) and not isinstance(self.value, bool)
+        if self.in_list is None and number and values.dtype.kind in "fiu":
+            with np.errstate(invalid="ignore"):
+                hit = np.asarray(_OPS[self.op](values, self.value), dtype=np.bool_)  # type: ignore[index]
+            return hit & ~np.isnan(values) if values.dtype.kind == "f" else hit
+        field = self.field
+        return np.fromiter(
+            (self.matches({field: v}) for v in values.tolist()), dtype=np.bool_, count=n
+        )
 
 
 @dataclass(frozen=True)
@@ -109,6 +128,37 @@ class RuleSet:
                 return Outcome(rule.id, score, tuple(fired))
             score = min(1.0, max(0.0, score + rule.score))
         return Outcome(None, score, tuple(fired))
+
+    def apply_many(self, scores: F64, values: Mapping[str, Any]) -> Outcomes:
+        """:meth:`apply` of each row at once: ``values`` maps a field to its column."""
+        n = len(scores)
+        out = np.array(scores, dtype=np.float64)
+        blocked = np.zeros(n, dtype=np.bool_)
+        blocked_by: list[str | None] = [None] * n
+        fired: list[tuple[str, ...]] = [()] * n
+        for rule in self.rules:
+            hit = rule.matches_many(values.get(rule.field), n) & ~blocked
+            if not hit.any():
+                continue
+            rows = np.flatnonzero(hit)
+            for i in rows.tolist():
+                fired[i] = (*fired[i], rule.id)
+            if rule.action == "block":
+                blocked[rows] = True
+                for i in rows.tolist():
+                    blocked_by[i] = rule.id
+            else:
+                out[rows] = np.clip(out[rows] + rule.score, 0.0, 1.0)
+        return Outcomes(blocked_by, out, fired)
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """What the rules did to each row of a batch (:class:`Outcome`'s fields as columns)."""
+
+    blocked_by: list[str | None]
+    scores: F64
+    fired: list[tuple[str, ...]]
 
 
 def parse(text: str, source: str = "<rules>") -> RuleSet:

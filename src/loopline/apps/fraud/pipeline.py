@@ -153,6 +153,8 @@ class FraudPipeline:
             mark = lap(timings, "shadow", mark)
         rules = self.rules.current()
         needed = {f: values[f] if f in values else cols[f] for f in rules.fields_in(values, cols)}
+        outcomes = rules.apply_many(np.asarray(scored.scores, dtype=np.float64), needed)
+        adjusted, blocked_by = outcomes.scores.tolist(), outcomes.blocked_by
         names = list(values)
         n = len(trace_ids)
         matrix = as_rows([values[k] for k in names]).tolist() if names else [[]] * n
@@ -163,13 +165,12 @@ class FraudPipeline:
         for i, (model, arm) in enumerate(scored.picks):
             label = scored.labels[i]
             model_score = None if label == NO_MODEL else float(scored.scores[i])
-            outcome = rules.apply(float(scored.scores[i]), {f: c[i] for f, c in needed.items()})
-            decision = decide(model, outcome.score, blocked=outcome.blocked_by is not None)
-            reasons = [Reason("rule", r) for r in outcome.fired]
+            decision = decide(model, adjusted[i], blocked=blocked_by[i] is not None)
+            reasons = [Reason("rule", r) for r in outcomes.fired[i]]
             if decision != "approve" and label == model.label and _explains(type(model)):
                 contributions = model.contributions(scored.x(i))  # type: ignore[attr-defined]
                 reasons += [Reason("feature", f, round(v, 4)) for f, v in contributions]
-            score = round(outcome.score, 6)
+            score = round(adjusted[i], 6)
             response = ScoreResponse(
                 transaction_id=ids[i], decision=decision, score=score, reasons=reasons,
                 model_version=label, rules_version=rules.version, trace_id=trace_ids[i],
@@ -203,7 +204,7 @@ class FraudPipeline:
                         "rules_version": rules.version,
                         "customer_id": customers[i],
                     },
-                    state={c: v[i : i + 1] for c, v in cols.items()},
+                    state=(cols, i),  # the row to learn from, sliced only if committed
                 )
             )
         lap(timings, "rules", mark)
@@ -212,7 +213,8 @@ class FraudPipeline:
 
     def committed(self, prediction: Prediction[ScoreResponse]) -> None:
         """Fold the decided transaction into the online features (micro-batched)."""
-        self.tabular.learn(prediction.state)
+        cols, i = prediction.state
+        self.tabular.learn({c: v[i : i + 1] for c, v in cols.items()})
 
     def close(self) -> None:
         """Decided transactions into the features before the service exits."""
