@@ -186,7 +186,7 @@ class StreamScorer(FeatureWorker):
         idx: np.ndarray,
     ) -> None:
         self.engine.apply_many(
-            {c: v[idx] for c, v in cols.items()},
+            {c: cols[c][idx] for c in view.columns},  # what the view reads: no other column
             partition=tp.partition,
             positions=(tp.topic, offsets[idx]),
             views=[view],
