@@ -87,24 +87,38 @@ def test_an_embedded_file_of_the_set_format_is_migrated(tmp_path: Path) -> None:
 
 
 @pytest.mark.redis
-def test_a_redis_state_of_the_set_format_is_read_and_rewritten(redis_url: str) -> None:
+def test_a_redis_state_of_the_set_format_is_read_and_rewritten(
+    redis_url: str, tmp_path: Path
+) -> None:
     import redis
 
+    from loopline.features.kernel import layouts
     from loopline.features.redis import RedisStore
+    from loopline.features.redis_layout import v2_key
 
     url = redis_url.rsplit("/", 1)[0] + "/7"
     client = redis.Redis.from_url(url)
     client.flushdb()
+    (layout,) = layouts(VIEW).values()
+    embedded = EmbeddedStore(tmp_path / "s.db")
+    OnlineEngine(views=[VIEW], store=embedded).update_many({k: v[:3] for k, v in EVENTS.items()})
+    ((_, slot),) = embedded.locate(VIEW.version, "a")
+    ring = embedded.ring(VIEW.version, layout, 0)
+    assert ring is not None
+    ids, data = ring.row(slot)
+    old = v2_key(VIEW.version, 100, 0, "a")  # card a as format 1 wrote it: values as sets
+    client.set(
+        old,
+        msgspec.msgpack.encode((ids.tobytes(), data.tobytes(), {0: [["m1", "m2"]], 1: [["m1"]]})),
+    )
+    client.sadd(f"ll:f:partitions:{VIEW.version}", 0)  # which partitions hold the view
+    embedded.close()
     engine = OnlineEngine(views=[VIEW], store=RedisStore(url))
-    engine.update_many({k: v[:3] for k, v in EVENTS.items()})  # card a only
-    (name,) = client.keys("*:a")
-    ids, data, _, version = msgspec.msgpack.decode(client.get(name))
-    assert version == 2
-    client.set(name, msgspec.msgpack.encode((ids, data, {0: [["m1", "m2"]], 1: [["m1"]]})))
     (a,) = engine.read("v", ["a"], as_of_ms=200)
     assert a.values["merchant_distinct_count_300ms"] == 2
     engine.update_many({k: v[:1] for k, v in EVENTS.items()} | {"ts": np.array([170])})
     (a,) = engine.read("v", ["a"], as_of_ms=200)
     assert a.values["merchant_distinct_count_300ms"] == 2  # m1 again: still two
-    assert len(msgspec.msgpack.decode(client.get(name))) == 4  # rewritten as format 2
+    assert client.exists(old) == 0  # rewritten as format 3
+    assert [client.type(n) for n in client.keys("*:a")] == [b"hash"]
     engine.store.close()
