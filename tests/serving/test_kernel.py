@@ -285,3 +285,23 @@ async def test_metrics_stay_bounded_and_openapi_lists_the_endpoints(toy: Toy, wo
     assert "RankRequest" in schema["components"]["schemas"]
     stream = schema["paths"]["/v1/rank/stream"]["post"]["responses"]["200"]["content"]
     assert list(stream) == ["text/event-stream"]
+
+
+async def test_a_commit_wait_gives_up_on_time_and_leaves_the_write_running() -> None:
+    from loopline.serving.service import _within
+
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    done.set_result(None)
+    assert await _within(done, 0.01)  # already durable: no wait
+    slow = asyncio.ensure_future(asyncio.sleep(0.2))
+    assert not await _within(slow, 0.01)  # late: the caller is told, the write goes on
+    assert not slow.cancelled()
+    assert await _within(slow, 5.0)  # and lands
+    waiter = asyncio.ensure_future(_within(work := asyncio.ensure_future(asyncio.sleep(0.05)), 5))
+    await asyncio.sleep(0)
+    waiter.cancel()  # a caller that goes away does not cancel the write
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    await work
+    assert not work.cancelled()

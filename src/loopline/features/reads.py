@@ -210,9 +210,13 @@ class OnlineReads:
     def _rows(
         self, view: FeatureView, keys: Sequence[str], times: npt.NDArray[np.int64]
     ) -> dict[str, npt.NDArray[np.float64]]:
-        rows = np.array(
-            [self._row_array(view, k, t) for k, t in zip(keys, times.tolist(), strict=True)]
-        ).reshape(len(keys), view.width)
+        if len(keys) == 1:  # one row as it was read (a fresh array): no copy, no stack
+            row = np.asarray(self._row_array(view, keys[0], int(times[0])), dtype=np.float64)
+            rows = row.reshape(1, view.width)
+        else:
+            rows = np.array(
+                [self._row_array(view, k, t) for k, t in zip(keys, times.tolist(), strict=True)]
+            ).reshape(len(keys), view.width)
         return {
             f.name: rows[:, start] if f.scalar else rows[:, start : start + w]
             for f, (start, w) in zip(view.features, view.places.values(), strict=True)
