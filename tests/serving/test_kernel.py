@@ -218,6 +218,29 @@ async def test_back_pressure_and_a_slow_log_answer_503_and_the_retry_is_replayed
     toy.close()
 
 
+async def test_a_log_write_that_fails_in_time_is_no_answer(
+    tmp_path: Path, toy_registry: Registry, world: World
+) -> None:
+    """Durable before answered: a write that fails at once (a database error) must fail
+    the request and release its key, never return a 200 that no log holds."""
+    toy = build(tmp_path / "broken", toy_registry, world)
+
+    async def broken(row: Any) -> None:
+        raise OSError("disk full")
+
+    write = toy.log.write
+    toy.log.write = broken  # type: ignore[method-assign]
+    async with client(toy) as c:
+        with pytest.raises(OSError, match="disk full"):
+            await rank(c, ask(world, 602))
+        toy.log.write = write  # type: ignore[method-assign]
+        again = await rank(c, ask(world, 602))  # the key was released: decided afresh
+        assert again.status_code == 200
+        assert again.json()["replayed"] is False
+    assert toy.log.count() == 1
+    toy.close()
+
+
 async def test_a_streamed_answer_arrives_as_events_and_is_logged_whole(
     toy: Toy, world: World
 ) -> None:

@@ -323,6 +323,7 @@ class Service:
                     detail="Retry-After: 1; the retry with the same request id returns it.",
                 ),
             ) from None
+        write.result()  # a write that failed in time fails the request: never a 200 unlogged
         self._durable(endpoint, p, key, body, write, answered)
 
     def _durable(
