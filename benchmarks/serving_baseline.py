@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import threading
 from pathlib import Path
 
 import lightgbm as lgb
@@ -46,6 +47,9 @@ def make_app(registry: str, state: Path) -> FastAPI:
     fs = fraud_feature_set()
     engine = OnlineEngine(views=fs.views, store=EmbeddedStore(state / "baseline-features.db"))
     app = FastAPI()
+    # FastAPI runs a plain endpoint on a pool of threads; the engine is not thread-safe
+    # (without this lock, concurrent applies corrupted its tables and crashed the server)
+    engine_lock = threading.Lock()
 
     @app.post("/v1/score")
     def score(tx: Transaction) -> dict[str, object]:
@@ -55,10 +59,12 @@ def make_app(registry: str, state: Path) -> FastAPI:
         for key in ("latitude", "longitude"):
             row[key] = math.nan if row[key] is None else row[key]
         cols = {k: np.array([v if v is not None else ""]) for k, v in row.items()}
-        features = {k: float(v[0]) for k, v in fs.online(engine, cols).items()}
+        with engine_lock:
+            features = {k: float(v[0]) for k, v in fs.online(engine, cols).items()}
         frame = pd.DataFrame([features])[meta["features"]]
         p = float(booster.predict(frame, num_threads=1)[0])  # one core, as ours
-        engine.apply_many(cols, topic="transactions")
+        with engine_lock:
+            engine.apply_many(cols, topic="transactions")
         decision = (
             "decline"
             if p >= meta["threshold"]

@@ -50,6 +50,10 @@ class OnlineEngine(OnlineReads):
     the version that name points at: the last one given for it, until :meth:`point`
     moves it. Keeping the previous version maintained makes rollback a re-pointing.
 
+    Not thread-safe: one thread at a time reads and applies (the serving kernel keeps it
+    on its event loop, or on one offload thread); an application calling it from a pool
+    of threads must hold a lock around each call.
+
     Args:
         views: The feature views to maintain.
         store: Where tiles and checkpoints live.
