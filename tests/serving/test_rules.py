@@ -1,6 +1,6 @@
-"""Decision rules: a batch's outcomes (one NumPy comparison per rule) equal the rules
-applied one row at a time, whatever the values: NaN, None, strings against numbers,
-lists, blocks that stop later rules, scores clipped to [0, 1]."""
+"""Decision rules: a batch's outcomes (one NumPy comparison per rule; up to four rows,
+row by row) equal the rules applied one row at a time, whatever the values: NaN, None,
+strings against numbers, lists, blocks that stop later rules, scores clipped to [0, 1]."""
 
 from __future__ import annotations
 

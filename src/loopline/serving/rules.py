@@ -43,6 +43,7 @@ from loopline.exceptions import ConfigError
 
 log = logging.getLogger("loopline.serving")
 F64 = npt.NDArray[np.float64]
+_ROW_BY_ROW = 4  # batches this small: the rules row by row
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     ">": operator.gt,
@@ -130,8 +131,19 @@ class RuleSet:
         return Outcome(None, score, tuple(fired))
 
     def apply_many(self, scores: F64, values: Mapping[str, Any]) -> Outcomes:
-        """:meth:`apply` of each row at once: ``values`` maps a field to its column."""
+        """:meth:`apply` of each row at once: ``values`` maps a field to its column (a few
+        rows one by one: NumPy's per-call cost would exceed the work)."""
         n = len(scores)
+        if n <= _ROW_BY_ROW:
+            each = [
+                self.apply(float(s), {f: c[i] for f, c in values.items()})
+                for i, s in enumerate(scores)
+            ]
+            return Outcomes(
+                [o.blocked_by for o in each],
+                np.array([o.score for o in each], dtype=np.float64),
+                [o.fired for o in each],
+            )
         out = np.array(scores, dtype=np.float64)
         blocked = np.zeros(n, dtype=np.bool_)
         blocked_by: list[str | None] = [None] * n
