@@ -11,7 +11,7 @@ import pytest
 
 from loopline.apps.fraud.events import Label
 from loopline.apps.fraud.labels import LABELS
-from loopline.apps.fraud.service import LABELS_EVERY_S, ServeOptions, build
+from loopline.apps.fraud.service import LABELS_EVERY_S, FraudService, ServeOptions, build
 from loopline.events import Codec, Message, open_log
 from loopline.registry import Registry
 from loopline.serving import KeyRing
@@ -30,16 +30,7 @@ def anyio_backend() -> str:
 async def test_the_service_on_postgres(
     tmp_path: Path, fraud_registry: Registry, rules_file: Path, postgres_url: str
 ) -> None:
-    KeyRing([SCORE, ADMIN]).save(tmp_path / "keys.json")
-    svc = build(
-        ServeOptions(
-            state=tmp_path / "state",
-            registry=fraud_registry.uri,
-            rules=rules_file,
-            keys=tmp_path / "keys.json",
-            decisions=postgres_url,
-        )
-    )
+    svc = _on_postgres(tmp_path, fraud_registry, rules_file, postgres_url)
     try:
         async with client(svc) as c:
             first = await score(c, tx(77))
@@ -60,17 +51,8 @@ async def test_a_label_import_held_by_a_lock_does_not_stop_requests(
     waits on the other's row lock. That wait ran on the event loop, and every request
     stopped behind it (the scale demo's replay timed out after 5 s). The service's own
     background tasks run here, with another connection holding the labels' table."""
-    KeyRing([SCORE, ADMIN]).save(tmp_path / "keys.json")
-    svc = build(
-        ServeOptions(
-            state=tmp_path / "state",
-            registry=fraud_registry.uri,
-            rules=rules_file,
-            keys=tmp_path / "keys.json",
-            decisions=postgres_url,
-            learn=False,  # labels go to the log only, as on the scale profile
-        )
-    )
+    # labels go to the log only, as on the scale profile
+    svc = _on_postgres(tmp_path, fraud_registry, rules_file, postgres_url, learn=False)
     label = Label(transaction_id="t-90", label_time_ms=1, event_time_ms=1,
                   card_token="tok_card6", terminal_id="term-0000001", is_fraud=1.0)  # fmt: skip
     events = open_log(f"file://{(tmp_path / 'state' / 'events.db').resolve()}")
@@ -101,3 +83,14 @@ async def test_a_label_import_held_by_a_lock_does_not_stop_requests(
         for task in tasks:
             task.cancel()
         svc.close()
+
+
+def _on_postgres(
+    tmp_path: Path, registry: Registry, rules: Path, url: str, *, learn: bool = True
+) -> FraudService:
+    KeyRing([SCORE, ADMIN]).save(tmp_path / "keys.json")
+    options = ServeOptions(
+        state=tmp_path / "state", registry=registry.uri, rules=rules,
+        keys=tmp_path / "keys.json", decisions=url, learn=learn,
+    )  # fmt: skip
+    return build(options)
