@@ -311,7 +311,7 @@ async def test_metrics_stay_bounded_and_openapi_lists_the_endpoints(toy: Toy, wo
 
 
 async def test_a_commit_wait_gives_up_on_time_and_leaves_the_write_running() -> None:
-    from loopline.serving.service import _within
+    from loopline.serving.loop import within as _within
 
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()

@@ -14,13 +14,14 @@ from loopline.serving.canary import CanaryGuard
 from loopline.serving.endpoint import Endpoint, Pipeline, Prediction, StreamingPipeline
 from loopline.serving.fallbacks import NO_MODEL, predict_ordered
 from loopline.serving.idempotency import payload_hash
+from loopline.serving.loop import every
 from loopline.serving.openapi import openapi_document
 from loopline.serving.outbox import Outbox, OutboxCollector
 from loopline.serving.problems import Problem, RequestError, refuse
 from loopline.serving.resilience import CircuitBreaker
 from loopline.serving.routing import Deployment, Routing
 from loopline.serving.rules import Outcome, RuleBook, RuleSet, parse
-from loopline.serving.service import Limits, Service, every
+from loopline.serving.service import Limits, Service
 from loopline.serving.stream import ColumnPipeline, StreamScorer
 from loopline.serving.tabular import Scored, TabularCollector, TabularScorer, as_rows, lap
 from loopline.serving.telemetry import Metrics

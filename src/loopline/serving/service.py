@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import math
 import time
@@ -50,6 +49,7 @@ from loopline.serving.batching import Batcher
 from loopline.serving.collector import freeze_survivors, keep_collections_short, thaw
 from loopline.serving.endpoint import Endpoint, Prediction
 from loopline.serving.idempotency import Idempotency, payload_hash
+from loopline.serving.loop import every, within
 from loopline.serving.openapi import openapi_document
 from loopline.serving.problems import Problem, RequestError, decode, refuse
 from loopline.serving.routing import Deployment
@@ -311,7 +311,7 @@ class Service:
         self.deployment.observe(p)
         row = p.row(key, fingerprint, int(self.clock() * 1000), body)
         write = asyncio.ensure_future(self.log.write(row))
-        if not await _within(write, self.limits.commit_timeout_ms / 1000):
+        if not await within(write, self.limits.commit_timeout_ms / 1000):
             self.metrics.shed()
             write.add_done_callback(
                 lambda _: self._durable(endpoint, p, key, body, write, answered)
@@ -438,45 +438,6 @@ class Service:
                 with contextlib.suppress(Exception):
                     await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-async def every(seconds: float, step: Callable[[], object], *, offload: bool = False) -> None:
-    """Run ``step`` every ``seconds``, forever (a task for :class:`Service`): on the
-    event loop, or with ``offload`` on a worker thread (a step that waits on a remote
-    database, which may hold it for seconds behind another process's lock, must not stop
-    the requests). A step may be a coroutine function. A step's failure is logged and
-    the next one runs."""
-    while True:
-        await asyncio.sleep(seconds)
-        try:
-            done = await asyncio.to_thread(step) if offload else step()
-            if inspect.isawaitable(done):
-                await done
-        except Exception:  # one failed step must not stop the next
-            log.warning("background step failed", exc_info=True)
-
-
-async def _within(work: asyncio.Future[Any], seconds: float) -> bool:
-    """Wait for ``work`` at most ``seconds``; whether it is done. ``work`` goes on either
-    way, and when the waiter is cancelled (what ``wait_for(shield(work))`` does, without
-    its task and two futures per call: measured ~15 µs a request)."""
-    if work.done():
-        return True
-    loop = asyncio.get_running_loop()
-    waiter: asyncio.Future[None] = loop.create_future()
-
-    def wake(_: object = None) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    timer = loop.call_later(seconds, wake)
-    work.add_done_callback(wake)
-    try:
-        await waiter
-    finally:
-        timer.cancel()
-        work.remove_done_callback(wake)
-    return work.done()
 
 
 class _LateError(RequestError):
