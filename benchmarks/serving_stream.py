@@ -21,6 +21,7 @@ import numpy as np
 
 from loopline.apps.fraud.service import ServeOptions, build, stream_scorer
 from loopline.events import EmbeddedLog
+from loopline.serving.collector import freeze_survivors
 
 
 def main() -> None:
@@ -51,6 +52,7 @@ def main() -> None:
             )
         )
     else:
+        freeze_survivors()  # the build's objects: the first full collection is no event's
         print("ready", flush=True)  # the producer starts now: a cold start is not following
         deadline = time.monotonic() + args.seconds
         stream.run(until=lambda: time.monotonic() > deadline, idle_sleep_s=0.005)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -143,6 +144,46 @@ def test_state_across_ring_blocks_survives_snapshots_and_a_restart(
     assert sum(r.values["count_300ms"] for r in again.read("v", keys, as_of_ms=299)) == 1200
     again.store.close()
     reference.store.close()
+
+
+def test_a_snapshot_being_written_holds_the_state_it_was_taken_at(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Commits copy their tiles into the snapshot's copy, but not while a snapshot of it
+    is being written (at the lowest priority): the file holds the state of the moment it
+    was taken, and the next snapshot the batches that came meanwhile."""
+    import os
+    import threading
+
+    store = EmbeddedStore(tmp_path / "s.db", snapshot_interval_s=1e-9)  # due at every commit
+    write, release, niceness = store._write, threading.Event(), []
+
+    def slow_write(*state: object) -> None:
+        niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        release.wait(10)
+        write(*state)
+
+    monkeypatch.setattr(store, "_write", slow_write)
+    engine = OnlineEngine(views=[VIEW], store=store)
+    engine.update_many(batch([0, 50]))  # a snapshot of these two starts, and waits
+    engine.update_many(batch([60, 70, 80]))  # committed while it is being written
+    release.set()
+    store._join()
+
+    def count_in(path: Path) -> float:
+        again = EmbeddedStore(path)
+        (read,) = OnlineEngine(views=[VIEW], store=again).read("v", ["a"], as_of_ms=99)
+        again._conn.close()
+        return float(read.values["count_300ms"])
+
+    first = tmp_path / "first.db"
+    store._conn.execute(f"VACUUM INTO '{first}'")
+    assert count_in(first) == 2
+    engine.update_many(batch([90]))  # the copy catches up, and the next snapshot has all
+    store.close()
+    assert count_in(tmp_path / "s.db") == 6
+    if sys.platform == "linux":  # nice is per thread: the writers', not the caller's
+        assert niceness == [19, 19, os.getpriority(os.PRIO_PROCESS, 0)]  # close(): in line
 
 
 def test_idle_entities_give_their_slots_to_new_ones(tmp_path: Path) -> None:

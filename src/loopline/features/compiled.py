@@ -146,6 +146,18 @@ def copy_rows(dst_ids: I64, dst_data: F64, src_ids: I64, src_data: F64, rows: I6
 
 
 @numba.njit(cache=True, nogil=True)
+def copy_cells(
+    dst_ids: I64, dst_data: F64, src_ids: I64, src_data: F64, rows: I64, positions: I64
+) -> None:
+    """Copy the tiles at (``rows[i]``, ``positions[i]``) of a ring into another of its
+    shape, in place (:func:`copy_rows` for single tiles)."""
+    for i in range(len(rows)):
+        r, p = rows[i], positions[i]
+        dst_ids[r, p] = src_ids[r, p]
+        dst_data[r, p, :] = src_data[r, p, :]
+
+
+@numba.njit(cache=True, nogil=True)
 def finalize_value(code: int, merged: F64, off: int, read_ms: int) -> float:
     """The value read at ``read_ms`` of the aggregation ``code`` (``FINALIZE_CODES``) whose
     fields start at ``off`` of the merged partial ``merged``: NaN where the window holds

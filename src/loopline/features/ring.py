@@ -91,7 +91,10 @@ class TileRing:
         self.values: list[F64] = []
         self.newest: list[I64] = []
         self.codes = CodeTable(ring, self.block)  # the distinct counts' codes of every tile
+        # what changed since the last snapshot took it: whole slots (cleared, or a list
+        # ring's), and tile cells (slot * ring + position: a merge changes one position)
         self.dirty: set[int] = set()
+        self.dirty_cells: set[int] = set()
         self.ensure(self.block)
 
     @property
@@ -185,9 +188,10 @@ class TileRing:
             )  # fmt: skip
             if idx is not None:
                 status[idx] = st
-        self.dirty.update(np.unique(slots).tolist())
+        cells = slots * self.ring + tiles % self.ring
+        self.dirty_cells.update(np.unique(cells).tolist())
         if self.layout.distinct:
-            self._merge_codes(slots * self.ring + tiles % self.ring, status, distinct)
+            self._merge_codes(cells, status, distinct)
 
     def _merge_codes(self, keys: I64, status: npt.NDArray[np.int8], distinct: Codes) -> None:
         """The runs' codes into the table: at each (slot, position), those of the runs
