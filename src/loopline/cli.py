@@ -1,9 +1,10 @@
 """The ``loopline`` command: one entry point, a group per stage and per verb.
 
 The verbs (``serve``, ``train``, ``demo``, ``simulate``, ``scenario``, ``work``,
-``features``) name no application: each application registers its commands into them
-from an entry point of the ``loopline.applications`` group (``register(verbs)``), so
-``loopline serve fraud`` comes from the fraud application's own module.
+``features``, ``bench``, ``plan``) name no application: each application registers its
+commands into them from an entry point of the ``loopline.applications`` group
+(``register(verbs)``), so ``loopline serve fraud`` comes from the fraud application's
+own module.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Verbs:
     work: typer.Typer
     features: typer.Typer
     bench: typer.Typer
+    plan: typer.Typer
     erasers: dict[str, str] = field(default_factory=dict)
 
 
@@ -63,8 +65,20 @@ VERBS = Verbs(
         help="Benchmarks: `loopline bench NAME [ARGS]` runs benchmarks/NAME.py.",
         no_args_is_help=True,
     ),
+    plan=typer.Typer(help="Plans: memory, time and cost before a run.", no_args_is_help=True),
 )
-for _verb in ("serve", "train", "demo", "simulate", "scenario", "work", "features", "bench"):
+_VERB_NAMES = (
+    "serve",
+    "train",
+    "demo",
+    "simulate",
+    "scenario",
+    "work",
+    "features",
+    "bench",
+    "plan",
+)
+for _verb in _VERB_NAMES:
     app.add_typer(getattr(VERBS, _verb), name=_verb)
 
 

@@ -1,0 +1,55 @@
+"""The LLM commands, registered into the ``loopline`` verbs (entry point
+``loopline.applications``): ``plan llm``. PyTorch is imported inside the commands that
+train, never here."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from loopline.cli import Verbs, show_record
+
+ZERO = {"0": "none", "1": "zero1", "2": "zero2", "3": "zero3", "fsdp": "fsdp"}
+
+
+def plan_llm(
+    params: Annotated[float, typer.Option(help="Parameters, e.g. 175e9.")] = 175e9,
+    tokens: Annotated[float, typer.Option(help="Training tokens, e.g. 300e9.")] = 300e9,
+    gpus: Annotated[int, typer.Option(min=1, help="GPUs, data parallel.")] = 1024,
+    gpu: Annotated[str, typer.Option(help="h100, h200, a100 or v100.")] = "h100",
+    zero: Annotated[
+        str, typer.Option(help="Sharding: 0 (replicated), 1, 2, 3 (ZeRO stages) or fsdp.")
+    ] = "fsdp",
+    shape: Annotated[
+        str | None,
+        typer.Option(help="A named shape (tiny, small, 350m, gpt3-175b); default: from --params."),
+    ] = None,
+    seq_len: Annotated[int, typer.Option(min=1, help="Context length.")] = 2048,
+    micro_batch: Annotated[int, typer.Option(min=1, help="Sequences a GPU a step.")] = 1,
+    mfu: Annotated[float, typer.Option(help="Model FLOPs utilisation assumed.")] = 0.4,
+    price: Annotated[
+        float | None, typer.Option(help="US dollars a GPU-hour (default: the GPU's assumed).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Memory per GPU, FLOPs, days and cost of training a model (docs/llm.md)."""
+    from loopline.llm.configs import CONFIGS, named, shape_for
+    from loopline.llm.plan import plan
+
+    if zero not in ZERO:
+        raise typer.BadParameter(f"--zero must be one of {', '.join(ZERO)}.")
+    if shape is not None:
+        model = named(shape, seq_len=seq_len)
+    else:
+        near = [c for c in CONFIGS.values() if abs(c.params() - params) <= 0.02 * params]
+        model = near[0] if near else shape_for(params, seq_len=seq_len)
+    planned = plan(
+        shape=model, params=params, tokens=tokens, gpus=gpus, gpu=gpu,
+        sharding=ZERO[zero], micro_batch=micro_batch, mfu=mfu, price_per_hour=price,  # type: ignore[arg-type]
+    )  # fmt: skip
+    show_record(planned.summary(), as_json=as_json)
+
+
+def register(verbs: Verbs) -> None:
+    verbs.plan.command("llm")(plan_llm)
