@@ -1,11 +1,15 @@
 """Keeping Python's cyclic garbage collector off the request path.
 
-The online feature state holds hundreds of thousands of long-lived container objects
-(the distinct-count sets of every tile). A full collection scans all of them, and on the
-serving process it grew to 200 ms pauses: the whole p99 at half load (measured in
-docs/decisions/0003-serving.md). Every few seconds this collects what is not yet frozen,
-which is only what was born since the last pass, and then freezes the survivors
-(``gc.freeze``) so that later collections skip them.
+The online feature state held hundreds of thousands of long-lived container objects
+(the distinct-count sets of every tile, code arrays since decision 0002's "Blocks and
+value codes"). A full collection scanned all of them, and on the serving process it grew
+to 200 ms pauses: the whole p99 at half load (measured in
+docs/decisions/0003-serving.md). A service still holds many long-lived objects (models,
+routing, caches), and a full pass over them is still a pause worth avoiding.
+
+Every few seconds this collects what is not yet frozen, which is only what was born
+since the last pass, and then freezes the survivors (``gc.freeze``) so that later
+collections skip them.
 
 Reference cycles among frozen objects are not reclaimed. Everything that dies young,
 asyncio's exception and future cycles included, is still collected: only objects that
