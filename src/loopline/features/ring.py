@@ -65,6 +65,9 @@ class SlotMap:
                 self.free.append(slot)
 
 
+# changed cells are listed while they are under 1/16 of a ring's cells; past that, a
+# sequential copy of whole blocks costs less than visiting each (and than listing them)
+LISTED_CELLS = 16
 BLOCK_BYTES = 4 << 20  # partials per block of a ring that grows: ~4 MiB, 64-1,024 slots
 
 
@@ -91,10 +94,12 @@ class TileRing:
         self.values: list[F64] = []
         self.newest: list[I64] = []
         self.codes = CodeTable(ring, self.block)  # the distinct counts' codes of every tile
-        # what changed since the last snapshot took it: whole slots (cleared, or a list
-        # ring's), and tile cells (slot * ring + position: a merge changes one position)
+        # what changed since a snapshot's copy last took it: whole slots (cleared, or a
+        # list ring's) and tile cells (slot * ring + position: a merge changes one
+        # position); None once the cells are too many to be worth listing (a bulk load:
+        # the copy then takes every block whole)
         self.dirty: set[int] = set()
-        self.dirty_cells: set[int] = set()
+        self.dirty_cells: set[int] | None = set()
         self.ensure(self.block)
 
     @property
@@ -189,7 +194,10 @@ class TileRing:
             if idx is not None:
                 status[idx] = st
         cells = slots * self.ring + tiles % self.ring
-        self.dirty_cells.update(np.unique(cells).tolist())
+        if self.dirty_cells is not None:
+            self.dirty_cells.update(np.unique(cells).tolist())
+            if len(self.dirty_cells) * LISTED_CELLS > self.capacity * self.ring:
+                self.dirty_cells = None
         if self.layout.distinct:
             self._merge_codes(cells, status, distinct)
 
