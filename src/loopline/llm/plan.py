@@ -4,9 +4,10 @@ Memory per GPU for mixed-precision Adam, data parallel over ``N`` GPUs, ``P`` pa
 (the ZeRO paper, Rajbhandari et al. 2020, section 3 and figure 1): 2P bytes of 16-bit
 weights, 2P of 16-bit gradients, and K * P of optimizer state with K = 12 (fp32 master
 weights, momentum and variance). ZeRO-1 shards the optimizer state over the N GPUs,
-ZeRO-2 the gradients too, ZeRO-3 the weights too. FSDP full sharding keeps ZeRO-3's
-shards, plus the layers it gathers whole: the one computing and the one prefetched,
-each as 16-bit weights and gradients.
+ZeRO-2 the gradients too, ZeRO-3 the weights too; FSDP full sharding keeps the same
+shards. Those are the paper's model states. A fully sharded step also holds the layers
+it gathers whole, the one computing and the one prefetched, each as 16-bit weights and
+gradients; the plan adds them to ZeRO-3 and FSDP alike.
 
 Activations a layer (Korthikanti et al. 2022, "Reducing Activation Recomputation in
 Large Transformer Models", section 4.1, no tensor parallelism): s * b * h * (34 + 5 * a
@@ -103,7 +104,7 @@ class Plan:
     def memory(self, *, checkpointing: bool) -> dict[str, float]:
         """Bytes per GPU by part, and their total."""
         parts = state_bytes(self.params, self.gpus, self.sharding)
-        if self.sharding == "fsdp":  # two layers gathered whole: 16-bit weights, gradients
+        if self.sharding in ("zero3", "fsdp"):  # two layers whole: 16-bit weights, grads
             parts["gathered_layers"] = 2 * 2 * 2 * self.shape.layer_params()
         parts["activations"] = activation_bytes(
             self.shape, self.micro_batch, checkpointing=checkpointing
