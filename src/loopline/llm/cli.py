@@ -1,9 +1,10 @@
 """The LLM commands, registered into the ``loopline`` verbs (entry point
-``loopline.applications``): ``plan llm``. PyTorch is imported inside the commands that
-train, never here."""
+``loopline.applications``): ``plan llm`` and ``train llm``. PyTorch is imported inside
+the commands that train, never here."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -51,5 +52,21 @@ def plan_llm(
     show_record(planned.summary(), as_json=as_json)
 
 
+def train_llm(
+    config: Annotated[Path, typer.Option(help="The run's settings (TOML, docs/llm.md).")],
+    processes: Annotated[
+        int | None, typer.Option(min=1, help="Workers (default: one per GPU, else 2 CPU).")
+    ] = None,
+    max_restarts: Annotated[int, typer.Option(min=0, help="torchrun restarts.")] = 3,
+) -> None:
+    """Train a language model with FSDP2 under torchrun, resuming from its checkpoints."""
+    from loopline.llm.launch import launch
+
+    code = launch(config, processes=processes, max_restarts=max_restarts)
+    if code:
+        raise typer.Exit(code)
+
+
 def register(verbs: Verbs) -> None:
     verbs.plan.command("llm")(plan_llm)
+    verbs.train.command("llm")(train_llm)

@@ -273,7 +273,7 @@ def unigram_bits_per_byte(train: list[str], val: list[str]) -> float:
     return float(-(held * logp).sum() / held.sum())
 
 
-def bits_per_byte(loss_nats_per_token: float, tokens: int, n_bytes: int) -> float:
+def bits_per_byte(loss_nats_per_token: float, tokens: float, n_bytes: float) -> float:
     """A mean next-token loss (nats) over ``tokens`` tokens of text of ``n_bytes`` bytes,
     as bits per byte: comparable across tokenizers."""
     return loss_nats_per_token * tokens / n_bytes / math.log(2)
