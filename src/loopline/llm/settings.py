@@ -32,7 +32,7 @@ out = ".loopline/llm/run"
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -61,7 +61,6 @@ class TrainSettings:
     eval_every: int = 50
     eval_batches: int = 8
     out: Path = Path(".loopline/llm/run")
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.precision not in ("bf16", "fp32"):
@@ -108,7 +107,7 @@ def load(path: Path, **overrides: Any) -> TrainSettings:
         raise ConfigError(f"{path}: unknown sections {sorted(raw)}.")
     if "folder" in flat:
         flat["data"] = flat.pop("folder")
-    known = {f.name for f in fields(TrainSettings)} - {"extra"}
+    known = {f.name for f in fields(TrainSettings)}
     unknown = sorted(set(flat) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown settings {unknown}.")
