@@ -131,6 +131,7 @@ class Run:
             "lr": float(lr),
             "tokens_per_s": tokens / seconds,
             "seconds": seconds,
+            "time": time.time(),  # when the step ended
         }
         if self.peak_flops:
             flops = self.config.flops_per_token() * tokens / seconds
