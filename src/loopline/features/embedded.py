@@ -21,7 +21,6 @@ entities active within that horizon, not every card or device ever seen.
 
 from __future__ import annotations
 
-import math
 import os
 import sqlite3
 import sys
@@ -31,34 +30,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import numpy as np
 import numpy.typing as npt
-import pyarrow as pa
 
-from loopline.features import compiled
 from loopline.features.base import ManyRead, ManyValues, ManyWindows, Runs, Window, WindowValue
-from loopline.features.distinct import CodeTable, value_code
-from loopline.features.kernel import F64, Layout
+from loopline.features.distinct import CodeTable
+from loopline.features.kernel import Layout
 from loopline.features.ring import NO_TILE, SlotMap, TileRing, combine, make_ring, windows_of
+from loopline.features.ring_copy import RingCopy, pending
+from loopline.features.snapshot_file import KEYS_CODEC, SCHEMA, migrate, pack, unpack
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS slot_maps (
-    version TEXT NOT NULL, partition INTEGER NOT NULL, keys BLOB NOT NULL,
-    PRIMARY KEY (version, partition)
-);
-CREATE TABLE IF NOT EXISTS rings (
-    version TEXT NOT NULL, hop INTEGER NOT NULL, partition INTEGER NOT NULL,
-    ring INTEGER NOT NULL, tiles BLOB NOT NULL, data BLOB NOT NULL, sets BLOB NOT NULL,
-    PRIMARY KEY (version, hop, partition)
-);
-CREATE TABLE IF NOT EXISTS checkpoints (partition INTEGER PRIMARY KEY, data BLOB NOT NULL);
-"""
-
-_keys_codec = (msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder(list[str | None]))
-# format 1 kept each tile's distinct values as msgpack sets; format 2 (this one) keeps the
-# ring's code table (loopline.features.distinct) as packed arrays, like the tiles
-FORMAT = 2
 # commits copy their changes into the snapshot's copy while at most this many are waiting
 # (serving: batches of tens of events); a bulk load's batches wait for the snapshot, which
 # copies each changed tile once instead of at every batch that changes it (measured on the
@@ -67,7 +48,6 @@ SYNC_CELLS = 20_000
 # the snapshot writer's niceness: compressing and writing yield the core to the
 # serving thread, which it shares in a process pinned to one core
 WRITER_NICE = 19
-_v1_sets = msgspec.msgpack.Decoder(list[tuple[int, int, list[list[object]]]])
 
 
 class EmbeddedStore:
@@ -88,15 +68,14 @@ class EmbeddedStore:
         self._conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_SCHEMA)
-        _migrate(self._conn)
+        self._conn.executescript(SCHEMA)
+        migrate(self._conn)
         self._writer: threading.Thread | None = None  # the snapshot being written
         self._writer_error: BaseException | None = None
-        # per ring and block: the last snapshot's copy of (tile ids, partials), kept up to
-        # date tile by tile
-        self._copies: dict[tuple[str, int, int], list[tuple[npt.NDArray[np.int64], F64]]] = {}
+        # per ring: the copy a snapshot writes, kept up to date tile by tile
+        self._copies: dict[tuple[str, int, int], RingCopy] = {}
         self._slot_maps = {
-            (v, p): SlotMap(_keys_codec[1].decode(keys))
+            (v, p): SlotMap(KEYS_CODEC[1].decode(keys))
             for v, p, keys in self._conn.execute("SELECT version, partition, keys FROM slot_maps")
         }
         self._checkpoints: dict[int, bytes] = dict(
@@ -132,11 +111,11 @@ class EmbeddedStore:
             (version, hop),
         )
         for partition, size, tiles, data, sets in rows.fetchall():
-            ids = _unpack(tiles, np.int64).view(np.int64).reshape(-1, size)
-            values = _unpack(data, np.float64).view(np.float64).reshape(len(ids), size, -1)
+            ids = unpack(tiles, np.int64).view(np.int64).reshape(-1, size)
+            values = unpack(data, np.float64).view(np.float64).reshape(len(ids), size, -1)
             ring = self._ring(version, hop, partition, layout, size)
             ring.put_rows(ids, values)
-            stacked = _unpack(sets, np.int64).view(np.int64)
+            stacked = unpack(sets, np.int64).view(np.int64)
             ring.codes = CodeTable.from_arrays(size, stacked, ring.block)
 
     def apply(self, keys: npt.NDArray[np.generic], runs: Sequence[Runs]) -> None:
@@ -206,15 +185,8 @@ class EmbeddedStore:
             return  # the copies are the writer's until it is done
         if time.monotonic() - self._last_snapshot >= self.snapshot_interval_s:
             self.snapshot(wait=self.snapshot_interval_s == 0)
-        elif self._pending() <= SYNC_CELLS:
+        elif sum(pending(ring) for ring in self._rings.values()) <= SYNC_CELLS:
             self._sync()
-
-    def _pending(self) -> float:
-        """How many changed slots and cells wait for the snapshot's copy."""
-        return sum(
-            len(r.dirty) + (math.inf if r.dirty_cells is None else len(r.dirty_cells))
-            for r in self._rings.values()
-        )
 
     def snapshot(self, *, wait: bool = True) -> None:
         """Write the whole state and every checkpoint in one transaction: copied now, and
@@ -298,75 +270,41 @@ class EmbeddedStore:
         for hop, size, tiles, data, sets in rows:
             if (version, hop) in self._loaded:
                 continue
-            ids = _unpack(tiles, np.int64).reshape(-1, size).copy()
-            values = _unpack(data, np.float64).reshape(len(ids), size, -1).copy()
+            ids = unpack(tiles, np.int64).reshape(-1, size).copy()
+            values = unpack(data, np.float64).reshape(len(ids), size, -1).copy()
             inside = slots[slots < len(ids)]
             ids[inside], values[inside] = NO_TILE, 0.0
-            codes = CodeTable.from_arrays(size, _unpack(sets, np.int64).view(np.int64))
+            codes = CodeTable.from_arrays(size, unpack(sets, np.int64).view(np.int64))
             codes.drop_slots(inside)
             self._conn.execute(
                 "UPDATE rings SET tiles = ?, data = ?, sets = ? "
                 "WHERE version = ? AND hop = ? AND partition = ?",
-                (_pack([ids]), _pack([values]), _pack([codes.arrays()]), version, hop, partition),
+                (pack([ids]), pack([values]), pack([codes.arrays()]), version, hop, partition),
             )
 
     def _capture(self) -> tuple[list[Any], list[Any], list[Any]]:
         """A consistent copy of the state: the rings' copies brought up to date
         (:meth:`_sync`), the sets and keys encoded."""
         self._sync()
-        maps = [(v, p, _keys_codec[0].encode(m.keys)) for (v, p), m in self._slot_maps.items()]
+        maps = [(v, p, KEYS_CODEC[0].encode(m.keys)) for (v, p), m in self._slot_maps.items()]
         rings = []
         for name, ring in self._rings.items():
             version, hop, partition = name
-            spans = ring.spans(len(self._slot_maps[(version, partition)].keys))
-            copies = self._copies[name]
-            ids = [copies[b][0][: hi - lo] for b, (lo, hi) in enumerate(spans)]
-            data = [copies[b][1][: hi - lo] for b, (lo, hi) in enumerate(spans)]
+            n = len(self._slot_maps[(version, partition)].keys)
+            ids, data = self._copies[name].arrays(ring, n)
             codes = ring.codes.columns()  # arrays replaced, never written: no copy needed
             rings.append((version, hop, partition, ring.ring, ids, data, codes))
         return maps, rings, list(self._checkpoints.items())
 
     def _sync(self) -> None:
-        """Copy what changed in each ring since the last sync into its copy: the tiles
-        merged (and the slots cleared) in each block; of a new block, the slots in use
-        (the rest of its copy stays untouched, zero pages). Run at every commit while no
-        snapshot is being written, it copies a batch's tiles while they are still in the
-        CPU's cache, and a snapshot finds its copy almost ready: copied at the snapshot
-        alone, a few seconds' tiles stalled the caller ~50 ms (random reads of cold
-        memory)."""
+        """Bring each ring's snapshot copy up to date (:mod:`loopline.features.ring_copy`)."""
         for name, ring in self._rings.items():
             version, _, partition = name
             n = len(self._slot_maps[(version, partition)].keys)
-            copies = self._copies.setdefault(name, [])
-            fresh = len(copies)
-            for b in range(fresh, len(ring.ids)):
-                used = max(0, min(ring.block, n - b * ring.block))
-                # np.zeros, not zeros_like: calloc'd pages, faulted in only where written
-                copy = np.full_like(ring.ids[b], NO_TILE), np.zeros(ring.values[b].shape)
-                copy[0][:used], copy[1][:used] = ring.ids[b][:used], ring.values[b][:used]
-                copies.append(copy)
-            changed = _drain(ring.dirty)
-            for b, idx in ring.by_block(changed):
-                if b < fresh:
-                    rows = (changed if idx is None else changed[idx]) % ring.block
-                    compiled.copy_rows(*copies[b], ring.ids[b], ring.values[b], rows)
-            cells, ring.dirty_cells = ring.dirty_cells, set()
-            if cells is None:  # too many to list: every block whole, one sequential copy
-                for b, (lo, hi) in enumerate(ring.spans(n)[:fresh]):
-                    copies[b][0][: hi - lo], copies[b][1][: hi - lo] = (
-                        ring.ids[b][: hi - lo],
-                        ring.values[b][: hi - lo],
-                    )
-                continue
-            slots, positions = np.divmod(_drain(cells), ring.ring)
-            for b, idx in ring.by_block(slots):
-                if b < fresh:
-                    rows, at = (slots, positions) if idx is None else (slots[idx], positions[idx])
-                    rows = rows % ring.block
-                    compiled.copy_cells(*copies[b], ring.ids[b], ring.values[b], rows, at)
+            self._copies.setdefault(name, RingCopy()).sync(ring, n)
 
     def _write(self, maps: list[Any], rings: list[Any], checkpoints: list[Any]) -> None:
-        packed = [(*r[:4], _pack(r[4]), _pack(r[5]), _pack(r[6])) for r in rings]
+        packed = [(*r[:4], pack(r[4]), pack(r[5]), pack(r[6])) for r in rings]
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -400,57 +338,3 @@ class EmbeddedStore:
     def close(self) -> None:
         self.snapshot()
         self._conn.close()
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    """Bring a file of an earlier format to :data:`FORMAT` (format 1: distinct values as
-    msgpack sets per tile, now hashed into code tables), in one transaction."""
-    (found,) = conn.execute("PRAGMA user_version").fetchone()
-    if found >= FORMAT:
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        rows = conn.execute("SELECT version, hop, partition, ring, sets FROM rings").fetchall()
-        for version, hop, partition, size, sets in rows:
-            table = CodeTable(size)
-            entries = [
-                (s * size + p, d, value_code(v))
-                for s, p, values in _v1_sets.decode(sets)
-                for d, held in enumerate(values)
-                for v in held
-            ]
-            if entries:
-                keys, which, codes = np.array(entries, dtype=np.int64).T
-                table.merge(keys, which, codes, np.empty(0, dtype=np.int64))
-            conn.execute(
-                "UPDATE rings SET sets = ? WHERE version = ? AND hop = ? AND partition = ?",
-                (_pack([table.arrays()]), version, hop, partition),
-            )
-        conn.execute(f"PRAGMA user_version = {FORMAT}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
-def _drain(changed: set[int]) -> npt.NDArray[np.int64]:
-    """The set's members as an array; the set is emptied."""
-    out = np.fromiter(changed, dtype=np.int64, count=len(changed))
-    changed.clear()
-    return out
-
-
-def _pack(arrays: Sequence[npt.NDArray[np.generic]]) -> bytes:
-    """The arrays one after the other, as zstd: dense rings are mostly empty tiles (~60x
-    smaller), compressed at ~3 GB/s straight from each array's memory (no copy, and the
-    GIL released meanwhile). One frame per array; the frames decompress as one."""
-    raws = [pa.py_buffer(np.ascontiguousarray(a)) for a in arrays]
-    packed = b"".join(pa.compress(raw, codec="zstd", asbytes=True) for raw in raws)
-    size: int = sum(raw.size for raw in raws)
-    return size.to_bytes(8, "little") + packed
-
-
-def _unpack(blob: bytes, dtype: type[np.generic]) -> npt.NDArray[np.generic]:
-    size = int.from_bytes(blob[:8], "little")
-    raw = pa.decompress(blob[8:], decompressed_size=size, codec="zstd", asbytes=True)
-    return np.frombuffer(raw, dtype=dtype)
