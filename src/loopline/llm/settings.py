@@ -31,6 +31,7 @@ out = ".loopline/llm/run"
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -86,8 +87,6 @@ class TrainSettings:
     def lr_at(self, step: int) -> float:
         """Linear warmup to ``lr`` over ``warmup`` steps, then a cosine down to
         ``lr * min_lr_ratio`` at the last step (``step`` counts from 0)."""
-        import math
-
         if step < self.warmup:
             return self.lr * (step + 1) / self.warmup
         span = max(1, self.steps - self.warmup - 1)

@@ -54,10 +54,11 @@ class Run:
     def __init__(self, settings: TrainSettings) -> None:
         self.settings = s = settings
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
-        cuda = torch.cuda.is_available()
-        self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)) if cuda else 0)
-        if not cuda:
-            self.device = torch.device("cpu")
+        self.device = (
+            torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            if torch.cuda.is_available()
+            else torch.device("cpu")
+        )
         manifest = open_manifest(s.data)
         self.config = named(s.shape, vocab_size=manifest.vocab_size, seq_len=s.seq_len)
         torch.manual_seed(s.seed)  # the same initial weights on every rank, then sharded
@@ -91,7 +92,7 @@ class Run:
         self.train, self.val = Tokens(manifest, "train"), Tokens(manifest, "val")
         self.val_bytes_per_token = manifest.bytes("val") / manifest.tokens("val")
         self.sampler = Sampler(len(self.train), s.seq_len, s.global_batch, seed=s.seed)
-        self.share, self.accumulate = s.per_rank(self.world)
+        _, self.accumulate = s.per_rank(self.world)
         self.step = 0
         self.checkpoints = s.out / "checkpoints"
         self.peak_flops = _peak_flops(self.device)
