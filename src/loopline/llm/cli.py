@@ -58,15 +58,54 @@ def train_llm(
         int | None, typer.Option(min=1, help="Workers (default: one per GPU, else 2 CPU).")
     ] = None,
     max_restarts: Annotated[int, typer.Option(min=0, help="torchrun restarts.")] = 3,
+    registry: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI (default: SQLite under .loopline/registry)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
-    """Train a language model with FSDP2 under torchrun, resuming from its checkpoints."""
-    from loopline.llm.launch import launch
+    """Train a language model with FSDP2 under torchrun (resuming from its checkpoints),
+    track it in MLflow, write its HTML report and register it."""
+    from loopline.llm.pipeline import train_and_register
+    from loopline.registry import Registry
 
-    code = launch(config, processes=processes, max_restarts=max_restarts)
-    if code:
-        raise typer.Exit(code)
+    trained = train_and_register(
+        config,
+        registry=Registry(registry) if registry else None,
+        processes=processes,
+        max_restarts=max_restarts,
+    )
+    show_record(trained.summary, as_json=as_json)
+
+
+def demo_llm_train(
+    out: Annotated[Path, typer.Option(help="The run, its settings and report.")] = Path(
+        ".loopline/llm-demo"
+    ),
+    shape: Annotated[str, typer.Option(help="A named shape (tiny, small).")] = "small",
+    steps: Annotated[int, typer.Option(min=10, help="Training steps.")] = 240,
+    seq_len: Annotated[int, typer.Option(min=8, help="Context length.")] = 256,
+    vocab_size: Annotated[int, typer.Option(help="BPE vocabulary.")] = 4096,
+    registry: Annotated[
+        str | None,
+        typer.Option(help="MLflow tracking URI (default: SQLite under .loopline/registry)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Train a small model on Shakespeare with FSDP2 on 2 CPU processes, kill a rank
+    mid-run and resume, register the model and write the report (a few minutes)."""
+    from loopline.llm.demo import run
+    from loopline.registry import Registry
+
+    summary = run(
+        out, shape=shape, steps=steps, seq_len=seq_len, vocab_size=vocab_size,
+        registry=Registry(registry) if registry else None,
+        say=lambda line: typer.echo(line, err=True),
+    )  # fmt: skip
+    show_record(summary, as_json=as_json)
 
 
 def register(verbs: Verbs) -> None:
     verbs.plan.command("llm")(plan_llm)
     verbs.train.command("llm")(train_llm)
+    verbs.demo.command("llm-train")(demo_llm_train)

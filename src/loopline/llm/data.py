@@ -110,6 +110,13 @@ class Manifest:
         return int(self.data["bytes"][split_name])
 
     @property
+    def unigram_bits_per_byte(self) -> float | None:
+        """The held-out text's unigram entropy (see :func:`unigram_bits_per_byte`);
+        None in a manifest written before it was recorded."""
+        found = self.data.get("unigram_bits_per_byte")
+        return None if found is None else float(found)
+
+    @property
     def tokenizer_path(self) -> Path:
         return self.folder / str(self.data["tokenizer"])
 
@@ -147,6 +154,7 @@ def prepare(
             "vocab_size": tokenizer.get_vocab_size(),
             "dtype": "uint16",
             "bytes": {name: sum(len(t.encode()) for t in ts) for name, ts in texts.items()},
+            "unigram_bits_per_byte": unigram_bits_per_byte(texts["train"], texts["val"]),
             "splits": {},
         }
         for name, ts in texts.items():

@@ -2,6 +2,7 @@
 
 ```toml
 [model]
+name = "llm"              # the registered model's name
 shape = "tiny"            # a named shape (loopline.llm.configs); the vocabulary is the tokenizer's
 seq_len = 128
 
@@ -42,6 +43,7 @@ from loopline.exceptions import ConfigError
 
 @dataclass(frozen=True, kw_only=True)
 class TrainSettings:
+    name: str = "llm"
     shape: str = "tiny"
     seq_len: int = 128
     data: Path = Path(".loopline/llm/shards")

@@ -253,8 +253,7 @@ def train(settings: TrainSettings) -> None:
         if settings.eval_every and (run.step % settings.eval_every == 0 or last):
             record |= run.evaluate()
         if run.rank == 0:
-            _append(log, record)
-            print(json.dumps(record), flush=True)
+            _append(log, record)  # the launcher follows it (loopline.llm.follow)
         if crash == f"{run.rank}:{run.step}" and not marker.exists():
             marker.touch()
             os.kill(os.getpid(), signal.SIGKILL)

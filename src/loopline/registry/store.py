@@ -32,6 +32,7 @@ from mlflow.tracking import MlflowClient
 from loopline.registry import location
 from loopline.registry.bundle import DOWNLOADED, Bundle, Pinned, RegistryError, sha256, untrusted
 from loopline.registry.signing import Keys, Manifest, SigningKey, signed_tags, verify
+from loopline.registry.tracking import TrackedRun
 
 DEFAULT_ROOT = Path(".loopline/registry")
 HISTORY_TAG = "loopline.history."  # + alias: the versions it pointed at before, newest last
@@ -123,14 +124,22 @@ class Registry:
         metrics: Mapping[str, float],
         params: Mapping[str, object],
         tags: Mapping[str, str],
+        run: TrackedRun | None = None,
     ) -> ModelVersion:
         """Log a training run (metrics, parameters, lineage tags, the bundle's files) and
         register it as the next version of ``name``, signed: every file's checksum goes
-        with it in a manifest signed with this process's key."""
+        with it in a manifest signed with this process's key.
+
+        ``run``: the training's own run (:meth:`track`), which then holds the files and
+        stays open for its owner to finish; by default a run is made and closed here.
+        """
         key = self.keys.signing_key()  # before anything is written: no unsigned leftovers
         files = bundle.contents()
-        run = self.client.create_run(self._experiment(name), tags={"loopline.model": name})
-        run_id = run.info.run_id
+        if run is None:
+            info = self.client.create_run(self._experiment(name), tags={"loopline.model": name})
+        else:
+            info = self.client.get_run(run.run_id)
+        run_id = info.info.run_id
         now = int(time.time() * 1000)
         checksums = {f"{CHECKSUM_TAG}{f}": sha256(b) for f, b in files.items()}
         self.client.log_batch(
@@ -143,17 +152,34 @@ class Registry:
             for fname, data in files.items():
                 (Path(tmp) / fname).write_bytes(data)
             self.client.log_artifacts(run_id, tmp)
-        self.client.set_terminated(run_id)
+        if run is None:
+            self.client.set_terminated(run_id)
         try:
             self.client.get_registered_model(name)
         except MlflowException:
             self.client.create_registered_model(name)
         mv = self.client.create_model_version(
-            name, source=run.info.artifact_uri, run_id=run_id, tags={**tags, **checksums}
+            name, source=info.info.artifact_uri, run_id=run_id, tags={**tags, **checksums}
         )
         version = int(mv.version)
         self._sign(Manifest.of(name, version, bundle.signature, files), key)
         return self.get(name, version)
+
+    def track(
+        self,
+        name: str,
+        *,
+        params: Mapping[str, object] | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> TrackedRun:
+        """Open a run in ``name``'s experiment for a training to log its steps to (and
+        to register its version from, see :meth:`register`)."""
+        info = self.client.create_run(
+            self._experiment(name), tags={"loopline.model": name, **(tags or {})}
+        )
+        run = TrackedRun(self.client, info.info.run_id)
+        run.log_params(params or {})
+        return run
 
     def sign(
         self, name: str, version: int, *, key: Path | None = None, from_files: bool = False
