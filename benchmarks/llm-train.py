@@ -54,6 +54,7 @@ eval_every = {steps}
 eval_batches = 8
 precision = "fp32"
 activation_checkpointing = false
+reshard_after_forward = false
 out = "{out}"
 """
 

@@ -31,15 +31,20 @@ checkpoint_every = 3
 eval_every = 4
 eval_batches = 2
 precision = "{precision}"
+async_checkpoints = {async_}
 out = "{out}"
 """
 
 
-def settings(tmp: Path, name: str, *, steps: int = 8, precision: str = "fp32") -> Path:
+def settings(
+    tmp: Path, name: str, *, steps: int = 8, precision: str = "fp32", async_: bool = False
+) -> Path:
     path = tmp / f"{name}.toml"
-    path.write_text(
-        SETTINGS.format(data=tmp / "shards", steps=steps, precision=precision, out=tmp / name)
-    )
+    text = SETTINGS.format(
+        data=tmp / "shards", steps=steps, precision=precision, out=tmp / name,
+        async_=str(async_).lower(),
+    )  # fmt: skip
+    path.write_text(text)
     return path
 
 
@@ -83,6 +88,19 @@ def test_a_killed_rank_resumes_with_the_same_losses_exactly(runs: Path) -> None:
     assert events == ["started", "resumed"]  # killed after step 5, back from step 3
     assert (runs / "crashed" / "crashed-once").exists()
     assert losses(runs / "crashed") == losses(runs / "whole")  # bit for bit
+
+
+def test_asynchronous_checkpoints_resume_as_exactly(runs: Path) -> None:
+    # step 3's checkpoint is written while steps 4-6 change the weights, made visible
+    # at step 6's; the kill after step 7 (step 6's still in flight) resumes from it
+    crashed = settings(runs, "async", async_=True)
+    code = launch(crashed, processes=2, max_restarts=1, env={"LOOPLINE_LLM_CRASH": "1:7"})
+    assert code == 0
+    records = [json.loads(x) for x in (runs / "async" / "metrics.jsonl").read_text().splitlines()]
+    assert {"event": "resumed", "step": 3, "world": 2} in records
+    assert losses(runs / "async") == losses(runs / "whole")
+    checkpoints = sorted(p.name for p in (runs / "async" / "checkpoints").iterdir())
+    assert checkpoints == ["step-000006", "step-000008"]  # the last one made visible at the end
 
 
 def test_a_two_rank_checkpoint_resumes_on_one(runs: Path) -> None:

@@ -36,6 +36,7 @@ warmup = {warmup}
 min_lr_ratio = 0.1
 precision = "{precision}"
 activation_checkpointing = false
+reshard_after_forward = false
 checkpoint_every = {every}
 eval_every = {every}
 eval_batches = 8

@@ -5,13 +5,19 @@ FSDP2 shards each block, then the whole model, over a one-dimensional device mes
 on CPU, NCCL on GPU); with bf16 the weights and activations are bf16 and the gradient
 reductions fp32. A step takes the sampler's next global batch, this rank's share of it
 in micro-batches (gradients synchronised on the last), clips the gradient norm, steps
-AdamW and the warmup + cosine schedule.
+AdamW and the warmup + cosine schedule. With ``reshard_after_forward = false`` a
+block's parameters are gathered once a step and held until the last micro-batch's
+backward (ZeRO-2's memory: the whole model's parameters on each rank, for a quarter
+of the all-gathers with four micro-batches).
 
 Checkpoints (torch.distributed.checkpoint) hold the model, the optimizer, the schedule,
 the sampler and each rank's RNG state. A checkpoint is written under a hidden temporary
 name, then renamed by rank 0 once every rank has written its part: a checkpoint cut
-short is never found, and a restart resumes from the last whole one. DCP reshards on
-load, so a checkpoint written by N ranks resumes on fewer.
+short is never found, and a restart resumes from the last whole one. With
+``async_checkpoints`` the state is copied and written by a background thread (on a gloo
+group of its own) while training goes on; it is made visible at the next checkpoint
+or the run's end. DCP reshards on load, so a checkpoint written by N ranks resumes on
+fewer.
 
 ``LOOPLINE_LLM_CRASH=RANK:STEP`` kills that rank (SIGKILL) after that step, once (a
 marker file in the run folder remembers it): the fault the tests and the demo inject.
@@ -70,11 +76,12 @@ class Run:
             if s.precision == "bf16"
             else MixedPrecisionPolicy()
         )
+        reshard = s.reshard_after_forward
         for layer in model.layers:
             if s.compile:
                 layer.compile()
-            fully_shard(layer, mesh=mesh, mp_policy=policy)
-        fully_shard(model, mesh=mesh, mp_policy=policy)
+            fully_shard(layer, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard)
+        fully_shard(model, mesh=mesh, mp_policy=policy, reshard_after_forward=reshard)
         self.model: Any = model  # FSDP2 adds its methods to the module's class
         decay = [p for p in model.parameters() if p.dim() > 1]
         plain = [p for p in model.parameters() if p.dim() <= 1]
@@ -95,6 +102,8 @@ class Run:
         _, self.accumulate = s.per_rank(self.world)
         self.step = 0
         self.checkpoints = s.out / "checkpoints"
+        self.pending: tuple[Any, Path, Path] | None = None  # a checkpoint being written
+        self.files = dist.new_group(backend="gloo") if s.async_checkpoints else None
         self.peak_flops = _peak_flops(self.device)
 
     # --- one step ---------------------------------------------------------------------
@@ -111,7 +120,10 @@ class Run:
         micro = self.settings.micro_batch
         total = torch.zeros((), device=self.device)
         for i in range(self.accumulate):
-            self.model.set_requires_gradient_sync(i == self.accumulate - 1)
+            last = i == self.accumulate - 1
+            self.model.set_requires_gradient_sync(last)
+            if not self.settings.reshard_after_forward:
+                self.model.set_reshard_after_backward(last)  # gathered once a step
             loss = self.model.loss(batch[i * micro : (i + 1) * micro]) / self.accumulate
             loss.backward()
             total += loss.detach()
@@ -167,17 +179,18 @@ class Run:
 
     # --- checkpoints ------------------------------------------------------------------
 
-    def save(self) -> Path:
-        """Write a checkpoint of this step; rank 0 makes it visible once all have."""
+    def save(self) -> None:
+        """Write a checkpoint of this step under a hidden name; it is made visible
+        (:meth:`commit`) once every rank has written its part: at once, or, with
+        ``async_checkpoints``, at the next checkpoint or the run's end, the files being
+        written from a copy of the state by a background thread meanwhile."""
+        self.commit()  # at most one checkpoint in flight
         final = self.checkpoints / f"step-{self.step:06d}"
         partial = self.checkpoints / f".step-{self.step:06d}.partial"
         if self.rank == 0:
             shutil.rmtree(partial, ignore_errors=True)
-            self.checkpoints.mkdir(parents=True, exist_ok=True)
+            partial.mkdir(parents=True)
         dist.barrier()
-        model_state, optimizer_state = get_state_dict(self.model, self.optimizer)
-        state = {"model": model_state, "optimizer": optimizer_state}
-        dcp.save(state, checkpoint_id=partial)  # type: ignore[attr-defined]
         torch.save(torch.get_rng_state(), partial / f"rng-{self.rank}.pt")
         if self.rank == 0:
             trainer = {
@@ -187,13 +200,33 @@ class Run:
                 "world": self.world,
             }
             torch.save(trainer, partial / "trainer.pt")
+        model_state, optimizer_state = get_state_dict(self.model, self.optimizer)
+        state = {"model": model_state, "optimizer": optimizer_state}
+        if self.settings.async_checkpoints:
+            # staged (copied) before it returns; written and planned on a gloo group of
+            # its own, beside the training's collectives
+            future = dcp.async_save(state, checkpoint_id=partial, process_group=self.files)  # type: ignore[attr-defined]
+        else:
+            dcp.save(state, checkpoint_id=partial)  # type: ignore[attr-defined]
+            future = None
+        self.pending = (future, partial, final)
+        if future is None:
+            self.commit()
+
+    def commit(self) -> None:
+        """Wait for the checkpoint in flight, if any, and make it visible."""
+        if self.pending is None:
+            return
+        future, partial, final = self.pending
+        self.pending = None
+        if future is not None:
+            future.result()
         dist.barrier()
         if self.rank == 0:
             os.replace(partial, final)
             for old in sorted(self.checkpoints.glob("step-*"))[:-KEEP_CHECKPOINTS]:
                 shutil.rmtree(old, ignore_errors=True)
         dist.barrier()
-        return final
 
     def resume(self) -> bool:
         """Load the newest whole checkpoint, if any."""
@@ -259,6 +292,7 @@ def train(settings: TrainSettings) -> None:
             os.kill(os.getpid(), signal.SIGKILL)
         if run.step % settings.checkpoint_every == 0 or last:
             run.save()
+    run.commit()
 
 
 def _append(path: Path, record: dict[str, Any]) -> None:
