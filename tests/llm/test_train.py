@@ -32,6 +32,7 @@ eval_every = 4
 eval_batches = 2
 precision = "{precision}"
 async_checkpoints = {async_}
+peak_tflops = 1.0
 out = "{out}"
 """
 
@@ -72,6 +73,8 @@ def test_two_ranks_train_and_checkpoint(runs: Path) -> None:
     records = [json.loads(x) for x in (runs / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert records[0] == {"event": "started", "step": 0, "world": 2}
     assert "val_bits_per_byte" in records[-1]
+    assert 0 < records[-1]["mfu"] < 1  # against the stated peak (a CPU has none known)
+    assert records[-1]["memory_gib"] > 0
     checkpoints = sorted(p.name for p in (runs / "whole" / "checkpoints").iterdir())
     assert checkpoints == ["step-000006", "step-000008"]  # the last two, no partial one
 

@@ -71,7 +71,7 @@ def _figures(
     panels = [("loss", "loss (nats/token)"), ("val_bits_per_byte", "validation bits per byte"),
               ("lr", "learning rate"), ("grad_norm", "gradient norm (before clipping)"),
               ("tokens_per_s", "tokens/s")]  # fmt: skip
-    panels += [(k, t) for k, t in (("mfu", "MFU"), ("memory_gib", "peak memory (GiB)"))
+    panels += [(k, t) for k, t in (("mfu", "MFU"), ("memory_gib", "peak memory, GiB (CPU: RSS)"))
                if any(k in r for r in steps.values())]  # fmt: skip
     cols = 2
     rows = (len(panels) + cols - 1) // cols

@@ -28,6 +28,7 @@ checkpoint_every = 20
 async_checkpoints = false  # true: written by a background thread while training goes on
 eval_every = 50
 eval_batches = 8
+peak_tflops = 989         # a device's dense peak for MFU (default: known GPUs; none on a CPU)
 out = ".loopline/llm/run"
 ```
 """
@@ -67,6 +68,7 @@ class TrainSettings:
     async_checkpoints: bool = False
     eval_every: int = 50
     eval_batches: int = 8
+    peak_tflops: float | None = None
     out: Path = Path(".loopline/llm/run")
 
     def __post_init__(self) -> None:

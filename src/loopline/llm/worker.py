@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -104,7 +105,9 @@ class Run:
         self.checkpoints = s.out / "checkpoints"
         self.pending: tuple[Any, Path, Path] | None = None  # a checkpoint being written
         self.files = dist.new_group(backend="gloo") if s.async_checkpoints else None
-        self.peak_flops = _peak_flops(self.device)
+        self.peak_flops = (
+            s.peak_tflops * 1e12 if s.peak_tflops is not None else _peak_flops(self.device)
+        )
 
     # --- one step ---------------------------------------------------------------------
 
@@ -151,6 +154,8 @@ class Run:
             out["mfu"] = flops / (self.peak_flops * self.world)
         if self.device.type == "cuda":
             out["memory_gib"] = torch.cuda.max_memory_allocated(self.device) / 1024**3
+        else:  # the process's peak resident memory (Linux: KiB)
+            out["memory_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
         return out
 
     @torch.no_grad()
