@@ -9,6 +9,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from loopline.exceptions import ConfigError
 from loopline.llm.data import prepare
 from loopline.llm.settings import load
 
@@ -33,6 +34,7 @@ def launch(
     settings = load(config)
     prepare(settings.data, vocab_size=settings.vocab_size)  # one writer, before the ranks
     n = processes or default_processes()
+    _check_devices(n)
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
         f"--nproc-per-node={n}", f"--max-restarts={max_restarts}",
@@ -41,3 +43,14 @@ def launch(
     threads = max(1, (os.cpu_count() or 1) // n)  # torchrun's default is 1 a worker
     environ = {"OMP_NUM_THREADS": str(threads), **os.environ, **(env or {})}
     return subprocess.run(cmd, env=environ, check=False).returncode
+
+
+def _check_devices(processes: int) -> None:
+    """On a machine with GPUs, a rank takes one (its local rank's): no more ranks."""
+    import torch
+
+    if torch.cuda.is_available() and processes > torch.cuda.device_count():
+        raise ConfigError(
+            f"{processes} processes on {torch.cuda.device_count()} GPU(s): one GPU a rank; "
+            "use --processes to ask for fewer."
+        )
