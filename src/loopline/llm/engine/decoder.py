@@ -97,6 +97,27 @@ class RMSNorm(nn.Module):
         return (y * scale).to(x.dtype)
 
 
+class Int8Linear(nn.Module):
+    """Weight-only int8: each output channel's weights scaled into int8 (symmetric,
+    per-channel), multiplied with bfloat16 activations by PyTorch's int8-weight kernel
+    (``_weight_int8pack_mm``); a quarter of float32's weight bytes to read."""
+
+    def __init__(self, linear: nn.Linear) -> None:
+        super().__init__()
+        w = linear.weight.detach().float()
+        scales = w.abs().amax(dim=1).clamp(min=1e-12) / 127
+        self.weight: torch.Tensor
+        self.scales: torch.Tensor
+        self.register_buffer(
+            "weight", torch.round(w / scales[:, None]).clamp(-128, 127).to(torch.int8)
+        )
+        self.register_buffer("scales", scales.to(torch.bfloat16))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch._weight_int8pack_mm(x.to(torch.bfloat16), self.weight, self.scales)
+        return y.to(x.dtype)
+
+
 class Layer(nn.Module):
     def __init__(self, spec: DecoderSpec) -> None:
         super().__init__()
@@ -139,6 +160,24 @@ class PagedDecoder(nn.Module):
         self.scale = spec.attn_scale if spec.attn_scale is not None else spec.head_dim**-0.5
         self.act = (F.silu if spec.activation == "silu"
                     else lambda x: F.gelu(x, approximate="tanh"))  # fmt: skip
+
+    def quantize_int8(self) -> None:
+        """Weight-only int8 for every projection and the head (:class:`Int8Linear`); the
+        embedding stays as it is. Meant for a bfloat16 decoder."""
+        for layer in cast(list[Layer], self.layers):
+            for name in ("qkv", "o", "gate_up", "down"):
+                setattr(layer, name, Int8Linear(getattr(layer, name)))
+        self.head = Int8Linear(self.head)  # type: ignore[assignment]
+
+    def weight_bytes(self) -> int:
+        """Bytes of the weights (the cache apart), a tied head counted once."""
+        seen: set[int] = set()
+        total = 0
+        for t in [*self.parameters(), *self.buffers()]:
+            if t.data_ptr() not in seen:
+                seen.add(t.data_ptr())
+                total += t.numel() * t.element_size()
+        return total
 
     def untie(self) -> None:
         """Give the output head weights of its own (not the embedding's)."""
