@@ -174,3 +174,36 @@ def test_perplexity_through_the_cache_is_the_models_and_int8_stays_close(
     assert perplexity(small, tokens, window=100, chunk=32) == pytest.approx(want, rel=0.05)
     eng = Engine(small, num_blocks=16)
     assert len(eng.generate([PROMPTS[0]], GREEDY)[0]) == GREEDY.max_tokens
+
+
+def test_the_runner_streams_cancels_and_drains_on_a_thread(
+    model: Transformer, expected: list[list[int]]
+) -> None:
+    import asyncio
+
+    from loopline.llm.engine.runner import EngineRunner, RunnerStoppedError
+
+    done: list[str | None] = []
+    runner = EngineRunner(engine(model), finished=lambda s: done.append(s.finish_reason))
+
+    async def tokens(prompt: list[int], limit: int | None = None) -> list[int]:
+        got: list[int] = []
+        async for output in runner.stream(prompt, GREEDY):
+            got += output.tokens
+            if limit is not None and len(got) >= limit:
+                break  # the client goes away
+        return got
+
+    async def main() -> tuple[list[list[int]], list[int]]:
+        whole = asyncio.gather(*(tokens(p) for p in PROMPTS))
+        cut = await tokens(PROMPTS[0], limit=3)
+        return await whole, cut
+
+    whole, cut = asyncio.run(main())
+    assert whole == expected
+    assert cut == expected[0][: len(cut)]
+    runner.stop(drain=True, timeout=10)
+    assert sorted(map(str, done)) == sorted(["cancelled"] + ["length"] * len(PROMPTS))
+    assert runner.engine.blocks.usage == 0
+    with pytest.raises(RunnerStoppedError):
+        runner.submit(PROMPTS[0], GREEDY, lambda _: None)

@@ -1,0 +1,150 @@
+"""The engine on a thread of its own, for a server: requests come in from the event loop,
+each sequence's tokens go back as they are made, a client that goes away cancels its
+sequence, and a runner being replaced (a blue-green swap) finishes the streams it has
+before it stops.
+
+One thread steps the engine (PyTorch's kernels use the other cores); the event loop
+only queues requests and reads outputs, so it stays free for the HTTP side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable
+from collections.abc import Sequence as Seq
+from typing import Any
+
+from loopline.llm.engine.engine import Engine
+from loopline.llm.engine.sampling import SamplingParams
+from loopline.llm.engine.scheduler import QueueFullError
+from loopline.llm.engine.sequence import Output, Sequence
+
+IDLE_WAIT_S = 0.05
+# a request on its way to the engine's thread, and where its sequence (or error) goes back
+_Request = tuple[Seq[int], SamplingParams, Callable[[Output], Any], "queue.SimpleQueue[Any]"]
+
+
+class RunnerStoppedError(RuntimeError):
+    """The runner takes no new requests (stopping, or replaced)."""
+
+
+class EngineRunner:
+    """Steps ``engine`` on a daemon thread (see the module). ``finished(seq)`` is
+    called on that thread for each sequence that ends (metrics, logs)."""
+
+    def __init__(
+        self, engine: Engine, *, finished: Callable[[Sequence], None] = lambda _: None
+    ) -> None:
+        self.engine = engine
+        self.finished = finished
+        self._inbox: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._accepting = True
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="loopline-llm-engine", daemon=True)
+        self._thread.start()
+
+    # --- requests ---------------------------------------------------------------------
+
+    def submit(
+        self, prompt: Seq[int], params: SamplingParams, emit: Callable[[Output], Any]
+    ) -> Sequence:
+        """Queue a sequence; ``emit`` is called on the engine's thread with each output.
+
+        Raises:
+            QueueFullError: The engine's queue is full (back-pressure: answer 429).
+            RunnerStoppedError: The runner is stopping or was replaced.
+            ValueError: The request does not fit the model (its context, the cache).
+        """
+        if not self._accepting:
+            raise RunnerStoppedError("this engine is stopping")
+        s = self.engine.scheduler
+        if len(s.waiting) + self._inbox.qsize() >= s.max_waiting:
+            raise QueueFullError(f"{len(s.waiting)} requests are waiting already")
+        reply: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._inbox.put((prompt, params, emit, reply))
+        self._wake.set()
+        got = reply.get()
+        if isinstance(got, BaseException):
+            raise got
+        return got  # type: ignore[no-any-return]
+
+    async def stream(self, prompt: Seq[int], params: SamplingParams) -> AsyncIterator[Output]:
+        """The sequence's outputs as they come, ending with the one that has a
+        ``finish_reason``; leaving the iteration early cancels the sequence."""
+        loop = asyncio.get_running_loop()
+        outputs: asyncio.Queue[Output] = asyncio.Queue()
+
+        def emit(output: Output) -> None:
+            loop.call_soon_threadsafe(outputs.put_nowait, output)
+
+        seq = await asyncio.to_thread(self.submit, prompt, params, emit)
+        try:
+            while True:
+                output = await outputs.get()
+                yield output
+                if output.finish_reason is not None:
+                    return
+        finally:
+            if seq.finish_reason is None:
+                seq.cancel()  # the client went away: free its blocks at the next step
+                self._wake.set()
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        s = self.engine.scheduler
+        return len(s.waiting) + len(s.running) + self._inbox.qsize()
+
+    def stop(self, *, drain: bool = True, timeout: float | None = None) -> None:
+        """Take no new requests; with ``drain``, finish the ones it has first (a swap's
+        old side), else cancel them."""
+        self._accepting = False
+        if not drain:
+            for seq in [*self.engine.scheduler.waiting, *self.engine.scheduler.running]:
+                seq.cancel()
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        engine = self.engine
+        while True:
+            self._take_requests()
+            if engine.scheduler.busy:
+                engine.step()
+                continue
+            if self._stop.is_set() and self._inbox.empty():
+                return
+            self._wake.wait(IDLE_WAIT_S)
+            self._wake.clear()
+
+    def _take_requests(self) -> None:
+        while True:
+            try:
+                prompt, params, emit, reply = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                seq = self.engine.add(prompt, params, emit)
+            except (QueueFullError, ValueError) as exc:
+                reply.put(exc)
+                continue
+            seq.emit = _watch(seq, emit, self.finished)
+            reply.put(seq)
+
+
+def _watch(
+    seq: Sequence, emit: Callable[[Output], Any], finished: Callable[[Sequence], None]
+) -> Callable[[Output], Any]:
+    """``emit``, then ``finished(seq)`` once it ends."""
+
+    def watched(output: Output) -> None:
+        emit(output)
+        if output.finish_reason is not None:
+            finished(seq)
+
+    return watched
