@@ -17,6 +17,9 @@ from typer.testing import CliRunner
 
 from loopline.cli import app
 from loopline.llm import export
+from loopline.llm.engine.engine import Engine
+from loopline.llm.engine.sampling import SamplingParams
+from loopline.llm.engine.weights import from_version
 from loopline.llm.follow import Follower
 from loopline.llm.pipeline import TrainingFailedError, train_and_register
 from loopline.llm.settings import load
@@ -75,9 +78,19 @@ def test_the_registered_model_loads_with_the_checkpoints_weights(
     trained = export.from_checkpoint(model.config, checkpoint)
     for (name, a), b in zip(model.state_dict().items(), trained.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
-    ids = torch.tensor([tokenizer.encode("To be, or not to be: that is the question").ids])
+    ids = tokenizer.encode("To be, or not to be: that is the question").ids
     with torch.no_grad():
-        assert model.loss(ids).item() < math.log(model.config.vocab_size)
+        assert model.loss(torch.tensor([ids])).item() < math.log(model.config.vocab_size)
+        want, context = [], list(ids[:5])
+        for _ in range(8):  # greedy, the whole context each token
+            want.append(int(model(torch.tensor([context]))[0, -1].argmax()))
+            context.append(want[-1])
+    # the serving engine loads the same version and decodes the same tokens
+    pinned = registry.resolve("shakespeare-small", summary["version"])  # type: ignore[arg-type]
+    decoder, _ = from_version(pinned, num_blocks=8, block_size=8)
+    engine = Engine(decoder, num_blocks=8)
+    greedy = SamplingParams(temperature=0, max_tokens=8, ignore_eos=True)
+    assert engine.generate([ids[:5]], greedy) == [want]
 
 
 def test_a_training_that_fails_marks_its_run_failed(

@@ -1,12 +1,16 @@
 """Models into the engine's :class:`~loopline.llm.engine.decoder.PagedDecoder`: a model
-trained by ``loopline train llm`` (its :class:`~loopline.llm.model.Transformer`)."""
+trained by ``loopline train llm`` (its :class:`~loopline.llm.model.Transformer`), or a
+registered version of one."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
 from loopline.llm.engine.decoder import DecoderSpec, PagedDecoder
 from loopline.llm.model import Transformer
+from loopline.registry import Pinned
 
 
 def spec_of(model: Transformer) -> DecoderSpec:
@@ -51,3 +55,14 @@ def from_transformer(
         decoder.untie()
     decoder.load_state_dict(mine, strict=True)
     return decoder.eval()
+
+
+def from_version(
+    pinned: Pinned, *, num_blocks: int, block_size: int = 16, dtype: torch.dtype = torch.float32
+) -> tuple[PagedDecoder, Any]:
+    """A registered version's decoder and tokenizer, every file checked as it is read."""
+    from loopline.llm.export import load
+
+    model, tokenizer = load(pinned)
+    return from_transformer(model, num_blocks=num_blocks, block_size=block_size,
+                            dtype=dtype), tokenizer  # fmt: skip
