@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import tempfile
@@ -130,10 +131,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         manifest = data.prepare(tmp / "shards", vocab_size=4096)
-        texts = data.split(data.shakespeare())
-        out["unigram_bits_per_byte"] = round(
-            data.unigram_bits_per_byte(texts["train"], texts["val"]), 3
-        )
+        out["unigram_bits_per_byte"] = round(manifest.unigram_bits_per_byte or math.nan, 3)
         base = baseline(manifest, args.shape, args.seq_len, steps=10)
         steps = max(8, int(args.seconds * base / (16 * args.seq_len)))
         every = max(1, steps // 4)

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from loopline.cli import Verbs, show_record
+from loopline.cli_models import RegistryOpt
 
 ZERO = {"0": "none", "1": "zero1", "2": "zero2", "3": "zero3", "fsdp": "fsdp"}
 
@@ -58,10 +59,7 @@ def train_llm(
         int | None, typer.Option(min=1, help="Workers (default: one per GPU, else 2 CPU).")
     ] = None,
     max_restarts: Annotated[int, typer.Option(min=0, help="torchrun restarts.")] = 3,
-    registry: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking URI (default: SQLite under .loopline/registry)."),
-    ] = None,
+    registry: RegistryOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Train a language model with FSDP2 under torchrun (resuming from its checkpoints),
@@ -86,10 +84,7 @@ def demo_llm_train(
     steps: Annotated[int, typer.Option(min=10, help="Training steps.")] = 240,
     seq_len: Annotated[int, typer.Option(min=8, help="Context length.")] = 256,
     vocab_size: Annotated[int, typer.Option(help="BPE vocabulary.")] = 4096,
-    registry: Annotated[
-        str | None,
-        typer.Option(help="MLflow tracking URI (default: SQLite under .loopline/registry)."),
-    ] = None,
+    registry: RegistryOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Train a small model on Shakespeare with FSDP2 on 2 CPU processes, kill a rank
