@@ -18,15 +18,17 @@ from loopline.serving.loop import every
 from loopline.serving.openapi import openapi_document
 from loopline.serving.outbox import Outbox, OutboxCollector
 from loopline.serving.problems import Problem, RequestError, refuse
+from loopline.serving.quota import Quota
 from loopline.serving.resilience import CircuitBreaker
 from loopline.serving.routing import Deployment, Routing
 from loopline.serving.rules import Outcome, RuleBook, RuleSet, parse
-from loopline.serving.service import Limits, Service
+from loopline.serving.service import CURRENT_CALLER, Limits, Service
 from loopline.serving.stream import ColumnPipeline, StreamScorer
 from loopline.serving.tabular import Scored, TabularCollector, TabularScorer, as_rows, lap
 from loopline.serving.telemetry import Metrics
 
 __all__ = [
+    "CURRENT_CALLER",
     "NO_MODEL",
     "ApiKey",
     "CanaryGuard",
@@ -43,6 +45,7 @@ __all__ = [
     "Pipeline",
     "Prediction",
     "Problem",
+    "Quota",
     "RequestError",
     "Routing",
     "RuleBook",

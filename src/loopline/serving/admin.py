@@ -1,6 +1,6 @@
 """The admin endpoints (scope ``admin``): reload the model (blue-green), roll it back,
-route a challenger (canary, shadow), and the application's own actions (reloading its
-rules, say)."""
+route a challenger (canary, shadow), promote it, and the application's own actions
+(reloading its rules, say)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,15 @@ Action = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 class Admin:
     """The admin actions, by path below ``/admin/``: ``model/reload``,
-    ``model/rollback``, ``routing``, and ``actions`` of the application's."""
+    ``model/rollback``, ``model/promote`` (the challenger becomes the champion),
+    ``routing``, and ``actions`` of the application's."""
 
     def __init__(self, deployment: Deployment, actions: Mapping[str, Action] | None = None) -> None:
         self.deployment = deployment
         self.actions: dict[str, Action] = {
             "model/reload": self.reload_model,
             "model/rollback": self.rollback,
+            "model/promote": self.promote,
             "routing": self.set_routing,
             **(actions or {}),
         }
@@ -58,6 +60,12 @@ class Admin:
         if self.deployment.routing.previous is None:
             raise refuse(409, "No previous model is loaded to roll back to.")
         return {"champion": self.deployment.rollback().champion.label}
+
+    async def promote(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.deployment.routing.challenger is None:
+            raise refuse(409, "No challenger is routed to promote.")
+        self.deployment.promote()
+        return describe(self.deployment.routing)
 
     async def set_routing(self, args: dict[str, Any]) -> dict[str, Any]:
         percent = float(args.get("canary_percent", self.deployment.routing.canary_percent))

@@ -62,7 +62,7 @@ def _too_large(max_bytes: int) -> Exception:
 
 async def respond(send: Send, status: int, body: bytes, headers: Headers) -> None:
     base = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    if status == 503:
+    if status in (429, 503):
         base.append((b"retry-after", b"1"))
     names = {k for k, _ in headers}
     await send(
@@ -77,13 +77,15 @@ async def respond(send: Send, status: int, body: bytes, headers: Headers) -> Non
 
 class EventStream:
     """A ``text/event-stream`` response (Server-Sent Events): each :meth:`send` is one
-    ``data:`` event, flushed at once; :meth:`close` ends the body."""
+    ``data:`` event, flushed at once; :meth:`close` ends the body. The response starts
+    with the first event, so an error found before it can still be a plain 4xx."""
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: Send, headers: Headers | None = None) -> None:
         self._send = send
+        self._headers = headers or []
         self.started = False
 
-    async def start(self, headers: Headers) -> None:
+    async def _start(self) -> None:
         await self._send(
             {
                 "type": "http.response.start",
@@ -92,18 +94,22 @@ class EventStream:
                     (b"content-type", b"text/event-stream"),
                     (b"cache-control", b"no-cache"),
                     (b"x-accel-buffering", b"no"),  # proxies must not hold events back
-                    *headers,
+                    *self._headers,
                 ],
             }
         )
         self.started = True
 
     async def send(self, data: bytes, event: str | None = None) -> None:
+        if not self.started:
+            await self._start()
         head = b"" if event is None else b"event: " + event.encode() + b"\n"
         body = head + b"data: " + data + b"\n\n"
         await self._send({"type": "http.response.body", "body": body, "more_body": True})
 
     async def close(self) -> None:
+        if not self.started:
+            await self._start()
         await self._send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -146,6 +146,10 @@ class Endpoint:
         response: Its answer's type (for a stream: each chunk's).
         pipeline: A :class:`Pipeline`, or a :class:`StreamingPipeline` with ``stream``.
         stream: Answer as Server-Sent Events.
+        stream_field: The request's boolean field that asks for a stream (OpenAI's
+            ``stream``): with it false, a streaming pipeline's answer comes whole, as
+            one JSON body (``response``), once it is done.
+        chunk: With ``stream_field``, the type of each streamed chunk.
         scope: The API-key scope it needs.
         max_body_bytes: The largest body accepted (413 beyond it): raise it for routes
             that take images or audio.
@@ -166,6 +170,8 @@ class Endpoint:
     response: type
     pipeline: Any
     stream: bool = False
+    stream_field: str | None = None
+    chunk: type | None = None
     scope: str = "score"
     max_body_bytes: int = 16 * 1024
     check: Callable[[Any], None] | None = None
@@ -181,6 +187,18 @@ class Endpoint:
                 f"Endpoint path {self.path!r} must start with '/' and not with /admin/ or "
                 "/monitor (the kernel's own routes)."
             )
+        if self.stream_field is not None and (
+            self.stream or self.stream_field not in getattr(self.request, "__struct_fields__", ())
+        ):
+            raise ConfigError(
+                f"Endpoint {self.path}: stream_field must name a field of its request, and "
+                "not be given with stream=True (always streamed)."
+            )
         if self.max_body_bytes <= 0:
             raise ConfigError(f"Endpoint {self.path}: max_body_bytes must be positive.")
         object.__setattr__(self, "decoder", msgspec.json.Decoder(self.request))
+
+    @property
+    def streams(self) -> bool:
+        """Whether its pipeline streams (always, or when a request asks)."""
+        return self.stream or self.stream_field is not None

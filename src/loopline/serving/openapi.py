@@ -17,12 +17,15 @@ ERRORS = (
     (403, "key lacks the scope"),
     (413, "body too large"),
     (422, "a field is invalid (named in the body)"),
+    (429, "over the key's rate limit: retry after the Retry-After seconds"),
     (503, "overloaded: retry after the Retry-After seconds"),
 )
 
 
 def openapi_document(title: str, endpoints: Sequence[Endpoint]) -> dict[str, Any]:
-    types = [Problem, *(t for e in endpoints for t in (e.request, e.response))]
+    types: list[type] = [Problem]
+    for e in endpoints:
+        types += [e.request, e.response, e.chunk or e.response]
     schemas, components = msgspec.json.schema_components(
         types, ref_template="#/components/schemas/{name}"
     )
@@ -33,8 +36,14 @@ def openapi_document(title: str, endpoints: Sequence[Endpoint]) -> dict[str, Any
     }
     paths: dict[str, Any] = {}
     for i, e in enumerate(endpoints):
-        request, response = rest[2 * i], rest[2 * i + 1]
-        media = "text/event-stream" if e.stream else "application/json"
+        request, response, chunk = rest[3 * i : 3 * i + 3]
+        if e.stream:
+            content = {"text/event-stream": {"schema": response}}
+        elif e.stream_field is not None:
+            content = {"application/json": {"schema": response},
+                       "text/event-stream": {"schema": chunk}}  # fmt: skip
+        else:
+            content = {"application/json": {"schema": response}}
         paths[e.path] = {
             "post": {
                 "summary": e.summary,
@@ -52,12 +61,12 @@ def openapi_document(title: str, endpoints: Sequence[Endpoint]) -> dict[str, Any
                 },
                 "responses": {
                     "200": {
-                        "description": "the answer" + (" (Server-Sent Events)" if e.stream else ""),
-                        "content": {media: {"schema": response}},
+                        "description": _answer(e),
+                        "content": content,
                     },
                     **errors,
                 },
-                "security": [{"apiKey": []}],
+                "security": [{"apiKey": []}, {"bearer": []}],
             }
         }
     paths |= {
@@ -78,6 +87,17 @@ def openapi_document(title: str, endpoints: Sequence[Endpoint]) -> dict[str, Any
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
         },
     }
+
+
+def _answer(e: Endpoint) -> str:
+    if e.stream:
+        return "the answer (Server-Sent Events)"
+    if e.stream_field is not None:
+        return f"the answer; Server-Sent Events of chunks when '{e.stream_field}' is true"
+    return "the answer"

@@ -17,10 +17,16 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from loopline.events.base import Message
+from loopline.exceptions import TopicNotFoundError
+
+if TYPE_CHECKING:
+    from loopline.events import EventLog
 
 T = TypeVar("T")
 log = logging.getLogger("loopline.serving")
@@ -55,6 +61,20 @@ class Outbox(Generic[T]):
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"outbox-{name}", daemon=True)
         self._thread.start()
+
+    @staticmethod
+    def to_topic(log: EventLog, topic: str, *, name: str | None = None) -> Outbox[bytes]:
+        """An outbox of encoded messages to ``topic`` of ``log`` (created with one
+        partition when missing)."""
+        try:
+            log.partitions(topic)
+        except TopicNotFoundError:
+            log.create_topic(topic, partitions=1)
+
+        def publish(values: Sequence[bytes]) -> None:
+            log.append_many(topic, [Message(v) for v in values])
+
+        return Outbox(publish, name=name or topic)
 
     def put_many(self, items: Sequence[T]) -> None:
         """Hand ``items`` over; never blocks (a full queue drops and counts them)."""

@@ -19,19 +19,24 @@ class Problem(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class RequestError(Exception):
-    """A refused request: becomes ``status`` with a :class:`Problem` body."""
+    """A refused request: becomes ``status`` with a :class:`Problem` body (and
+    ``headers``, e.g. a ``retry-after`` that says when a rate limit lets it in)."""
 
-    def __init__(self, status: int, problem: Problem) -> None:
+    def __init__(
+        self, status: int, problem: Problem, headers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         super().__init__(problem.error)
         self.status = status
         self.problem = problem
+        self.headers = headers or []
 
 
 def refuse(
-    status: int, error: str, *, field: str | None = None, detail: str | None = None
-) -> RequestError:
+    status: int, error: str, *, field: str | None = None, detail: str | None = None,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> RequestError:  # fmt: skip
     """A :class:`RequestError`, to raise."""
-    return RequestError(status, Problem(error=error, field=field, detail=detail))
+    return RequestError(status, Problem(error=error, field=field, detail=detail), headers)
 
 
 _AT = re.compile(r" - at `\$\.?([^`]*)`$")

@@ -150,16 +150,23 @@ class Deployment:
         self.guard.reset()
         return self._swap(fresh)
 
-    async def follow(self, version_of: Callable[[], int], every_s: float) -> None:
+    async def follow(
+        self, version_of: Callable[[], int], every_s: float, *, name: str | None = None
+    ) -> None:
         """Blue-green on the registry: every ``every_s``, read the champion alias's
         version (off the event loop); when it moved, load and swap. Forever. A version
-        refused as untrusted is not tried again (an admin reload does, once re-signed)."""
+        refused as untrusted is not tried again (an admin reload does, once re-signed).
+        ``name``: the followed model's, where the champion may be another model's (a
+        base model before its first adapter): then a champion of another name is not
+        that version."""
         untrusted: int | None = None
         while True:
             await asyncio.sleep(every_s)
             try:
                 version = await asyncio.to_thread(version_of)
-                if version not in (self.routing.champion.version, self.rolled_back, untrusted):
+                champion = self.routing.champion
+                current = champion.version if name in (None, champion.name) else None
+                if version not in (current, self.rolled_back, untrusted):
                     await self.reload(version)
                     self.swaps += 1
                     log.info("champion swapped", extra={"champion": self.routing.champion.label})

@@ -10,14 +10,18 @@ admin routes, health, and the background tasks that watch the registry and the d
 
 Routes: ``POST <endpoint>`` (the endpoint's scope), ``GET /livez``, ``GET /readyz``,
 ``GET /metrics``, ``GET /openapi.json``, the pages given (e.g. ``GET /monitor``: no key,
-no data), the reports given (``GET /monitor/data``: scope ``monitor``), and
-``POST /admin/<action>`` (scope ``admin``).
+no data), the reports given (``GET /monitor/data``: scope ``monitor``; or the scope
+given with one, e.g. a model list for ``score``), and ``POST /admin/<action>`` (scope
+``admin``). A key comes as ``X-API-Key: KEY`` or ``Authorization: Bearer KEY`` (what
+OpenAI's clients send); while a request is served, :data:`CURRENT_CALLER` is its key
+(per-key rate limits).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import math
 import time
@@ -62,6 +66,9 @@ Answer = tuple[int, bytes, Headers]
 Page = Callable[[], tuple[bytes, bytes]]  # () -> (content type, body)
 Task = Callable[[], Awaitable[None]]  # a coroutine run while serving
 KEYS_EVERY_S = 2.0  # how often the API key file is checked for changes (revoked keys)
+CURRENT_CALLER: contextvars.ContextVar[ApiKey | None] = contextvars.ContextVar(
+    "loopline_caller", default=None
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,13 +102,17 @@ class Service:
         limits: Back-pressure and body limits.
         admin: The application's own admin actions, by path below ``/admin/``.
         pages: ``GET`` routes without a key (a monitoring page's HTML), by path.
-        reports: ``GET`` routes of data, scope ``monitor`` (what a page draws), by path.
+        reports: ``GET`` routes of data, by path: scope ``monitor`` (what a page draws),
+            or ``(scope, page)``.
         tasks: Coroutines to run while serving (registry watch, drift checks, label
             feeds), cancelled on shutdown.
         tracing: One span per request (None: trace ids only).
         clock: Seconds since 1970: when a prediction is logged as decided (a
             simulation's clock, or the wall clock).
         metrics: The Prometheus registry and its metrics.
+        problems: How a refused request's body is written (status, problem -> JSON):
+            the kernel's :class:`Problem` by default; another API's error shape
+            where clients expect one (OpenAI's ``{"error": {"message": ...}}``).
     """
 
     def __init__(
@@ -115,11 +126,12 @@ class Service:
         limits: Limits | None = None,
         admin: Mapping[str, Action] | None = None,
         pages: Mapping[str, Page] | None = None,
-        reports: Mapping[str, Page] | None = None,
+        reports: Mapping[str, Page | tuple[str, Page]] | None = None,
         tasks: Sequence[Task] = (),
         tracing: Tracing | None = None,
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
+        problems: Callable[[int, Problem], bytes] | None = None,
     ) -> None:
         self.endpoints = {f"POST {e.path}": e for e in endpoints}
         self.deployment = deployment
@@ -129,18 +141,22 @@ class Service:
         self.limits = limits or Limits()
         self.admin = Admin(deployment, admin)
         self.pages = {f"GET {path}": page for path, page in (pages or {}).items()}
-        self.reports = {f"GET {path}": page for path, page in (reports or {}).items()}
+        self.reports = {
+            f"GET {path}": report if isinstance(report, tuple) else ("monitor", report)
+            for path, report in (reports or {}).items()
+        }
         self.tasks: list[Task] = [*tasks, self._watch_keys]
         self.tracing = tracing
         self.clock = clock
         self.metrics = metrics or Metrics()
+        self.problem_body = problems or (lambda _, problem: _json.encode(problem))
         self.metrics.watch(deployment)
         self.ready = True
         self.inflight = 0
         self._batchers = {
             route: Batcher(e.pipeline, lambda: self.deployment.routing, offload=e.offload)
             for route, e in self.endpoints.items()
-            if not e.stream
+            if not e.streams
         }
         self.idempotency = Idempotency(log)
         self._routes = {
@@ -170,7 +186,7 @@ class Service:
             try:
                 answer = await self._route(scope, receive, send, route)
             except RequestError as exc:
-                answer = exc.status, _json.encode(exc.problem), []
+                answer = exc.status, self.problem_body(exc.status, exc.problem), exc.headers
             except Exception:
                 log.exception("request failed", extra={"route": route})
                 raise
@@ -207,9 +223,13 @@ class Service:
         endpoint = self.endpoints.get(route)
         if endpoint is not None:
             caller = self._require(scope, endpoint.scope)
-            if endpoint.stream:
-                return await self._stream(endpoint, caller, scope, receive, send)
-            return await self._predict(endpoint, route, caller, scope, receive)
+            token = CURRENT_CALLER.set(caller)
+            try:
+                if endpoint.streams:
+                    return await self._stream(endpoint, caller, scope, receive, send)
+                return await self._predict(endpoint, route, caller, scope, receive)
+            finally:
+                CURRENT_CALLER.reset(token)
         if route == "GET /livez":
             return 200, b'{"status":"live"}', []
         if route == "GET /readyz":
@@ -226,8 +246,8 @@ class Service:
         page = self.pages.get(route)
         report = self.reports.get(route)
         if report is not None:
-            self._require(scope, "monitor")
-            page = report
+            self._require(scope, report[0])
+            page = report[1]
         if page is not None:
             content_type, body = page()
             return 200, body, [(b"content-type", content_type)]
@@ -240,7 +260,12 @@ class Service:
         raise refuse(404, f"No route {route}.", detail="See /openapi.json.")
 
     def _require(self, scope: Scope, needed: str) -> ApiKey:
-        caller = self.keys.identify(header(scope, b"x-api-key"))
+        presented = header(scope, b"x-api-key")
+        if presented is None:
+            bearer = header(scope, b"authorization")
+            if bearer is not None and bearer[:7].lower() == "bearer ":
+                presented = bearer[7:].strip()
+        caller = self.keys.identify(presented)
         if caller is None:
             raise refuse(401, "Missing, unknown, expired or revoked API key.", field="X-API-Key")
         if not caller.allows(needed):
@@ -353,16 +378,26 @@ class Service:
     async def _stream(
         self, endpoint: Endpoint, caller: ApiKey, scope: Scope, receive: Receive, send: Send
     ) -> Answer | None:
-        """An answer as Server-Sent Events, logged once whole; cancelled if the caller
-        goes away. Errors after the first event arrive as an ``error`` event."""
+        """An answer as Server-Sent Events (or whole, where the request's
+        ``stream_field`` is false), logged once whole; cancelled if the caller goes
+        away. Errors before the first event are plain 4xx answers; after it, an
+        ``error`` event."""
         self._admit()
         self.inflight += 1
         try:
             request, key, fingerprint = await self._request(endpoint, caller, scope, receive)
+            field = endpoint.stream_field
+            streamed = endpoint.stream or (field is not None and bool(getattr(request, field)))
             replay = await self._replay(key, fingerprint)
-            events = EventStream(send)
             trace = CURRENT_TRACE.get() or uuid.uuid4().hex
-            await events.start([(b"x-trace-id", trace.encode())])
+            if not streamed:
+                if replay is not None:
+                    return 200, self._visible(endpoint, caller, None, replay), []
+                body = await self._stream_answer(
+                    endpoint, request, key, fingerprint, trace, receive, None
+                )
+                return None if body is None else (200, body, [])
+            events = EventStream(send, [(b"x-trace-id", trace.encode())])
             if replay is not None:
                 await events.send(replay, event="replay")
             else:
@@ -376,10 +411,14 @@ class Service:
 
     async def _stream_answer(
         self, endpoint: Endpoint, request: Any, key: str, fingerprint: str, trace: str,
-        receive: Receive, events: EventStream,
-    ) -> None:  # fmt: skip
+        receive: Receive, events: EventStream | None,
+    ) -> bytes | None:  # fmt: skip
+        """Run the pipeline's stream (its chunks to ``events``, or dropped for a whole
+        answer); commit and return the whole answer's body (None: the caller left)."""
+
         async def emit(chunk: Any) -> None:
-            await events.send(_json.encode(chunk))
+            if events is not None:
+                await events.send(_json.encode(chunk))
 
         routing = self.deployment.routing
         answer = asyncio.ensure_future(endpoint.pipeline.stream(request, trace, routing, emit))
@@ -390,20 +429,27 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await answer
             self.metrics.cancelled.inc()
-            return
+            return None
         gone.cancel()
         try:
             prediction = answer.result()
             body = _json.encode(prediction.response)
             await self._commit(endpoint, prediction, key, fingerprint, body)
         except RequestError as exc:
-            await events.send(_json.encode(exc.problem), event="error")
-            return
+            if events is None or not events.started:
+                raise  # nothing sent yet: a plain 4xx
+            await events.send(self.problem_body(exc.status, exc.problem), event="error")
+            return None
         except Exception:
+            if events is None:
+                raise
             log.exception("streamed answer failed", extra={"route": endpoint.path})
-            await events.send(_json.encode(Problem(error="The answer failed.")), event="error")
-            return
-        await events.send(b"[DONE]")
+            failed = Problem(error="The answer failed.")
+            await events.send(self.problem_body(500, failed), event="error")
+            return None
+        if events is not None:
+            await events.send(b"[DONE]")
+        return body
 
     def _note_degraded(self, p: Prediction[Any]) -> None:
         if not p.degraded:

@@ -42,8 +42,7 @@ from loopline.apps.recs.features import UserFeatures, interaction_columns, user_
 from loopline.apps.recs.pipeline import COLUMNS, FeedbackPipeline, RecsPipeline, Versions
 from loopline.apps.recs.rerank import RerankConfig, Thompson
 from loopline.apps.recs.train import ALIAS, ATTRS, MODEL
-from loopline.events import DeadLetterQueue, EventLog, Message, open_log
-from loopline.exceptions import TopicNotFoundError
+from loopline.events import DeadLetterQueue, EventLog, open_log
 from loopline.features import EmbeddedStore, FeatureWorker, OnlineEngine
 from loopline.feedback import LabelFeed
 from loopline.models import ServingModel, load
@@ -122,9 +121,9 @@ def build(options: ServeOptions) -> RecsService:
         open_vectors(where), alias=ALIAS, encoders={}, attrs=ATTRS, state=swap_state
     )
     events = open_log(options.events or f"file://{(state / 'events.db').resolve()}")
-    impressions = _outbox(events, IMPRESSIONS, "impressions")
-    clicks = _outbox(events, CLICKS, "clicks")
-    clicked = _outbox(events, INTERACTIONS, "interactions")  # clicks as interactions
+    impressions = Outbox.to_topic(events, IMPRESSIONS, name="impressions")
+    clicks = Outbox.to_topic(events, CLICKS, name="clicks")
+    clicked = Outbox.to_topic(events, INTERACTIONS, name="interactions")  # clicks as interactions
     engine = OnlineEngine(
         views=[user_view()], store=EmbeddedStore(options.features or state / "features.db")
     )
@@ -221,20 +220,6 @@ def _interaction(
         )  # fmt: skip
 
     return of
-
-
-def _outbox(log: EventLog, topic: str, name: str) -> Outbox[bytes]:
-    """Messages to ``topic`` (created with one partition when missing), published by a
-    thread of their own (a slow broker never holds the event loop)."""
-    try:
-        log.partitions(topic)
-    except TopicNotFoundError:
-        log.create_topic(topic, partitions=1)
-
-    def publish(values: Sequence[bytes]) -> None:
-        log.append_many(topic, [Message(v) for v in values])
-
-    return Outbox(publish, name=name)
 
 
 def serve(options: ServeOptions, *, host: str = "127.0.0.1", port: int = 8000) -> None:

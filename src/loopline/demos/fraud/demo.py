@@ -19,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 import tempfile
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -43,6 +41,7 @@ from loopline.demos.fraud.scenario import (
 )
 from loopline.demos.fraud.scenario_report import alert_row, steps_of
 from loopline.serving import KeyRing, new_key
+from loopline.serving.local import running
 from loopline.tasks import average_precision
 from loopline.testing import HttpReplay
 from loopline.units import DAY_MS
@@ -101,28 +100,12 @@ async def _replay(
     """POST each transaction to the service, served by uvicorn on a thread,
     ``HTTP_CONNECTIONS`` at a time; return each first attempt's latency in ms, and how
     many were shed (503) and asked again; every transaction must end with a 200."""
-    import uvicorn
-
-    config = uvicorn.Config(world.built.service, host="127.0.0.1", port=0, log_level="warning",
-                            access_log=False, lifespan="on")  # fmt: skip
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("The HTTP service did not start; see the log above.")
-        await asyncio.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    replay = HttpReplay(
-        [port], key, path="/v1/score", id_field="transaction_id",
-        connections=HTTP_CONNECTIONS, advance=advance,
-    )  # fmt: skip
-    try:
+    with running(world.built.service) as port:
+        replay = HttpReplay(
+            [port], key, path="/v1/score", id_field="transaction_id",
+            connections=HTTP_CONNECTIONS, advance=advance,
+        )  # fmt: skip
         await replay.post(request_bodies(table))
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     return replay.latencies, replay.retried
 
 
