@@ -199,6 +199,8 @@ def test_the_runner_streams_cancels_and_drains_on_a_thread(
         cut = await tokens(PROMPTS[0], limit=3)
         return await whole, cut
 
+    with pytest.raises(TypeError):  # raised to the caller; the engine's thread goes on
+        runner.submit(None, GREEDY, lambda _: None)  # type: ignore[arg-type]
     whole, cut = asyncio.run(main())
     assert whole == expected
     assert cut == expected[0][: len(cut)]

@@ -63,3 +63,19 @@ def test_a_fork_shares_blocks_and_copies_on_write() -> None:
     m.release(a)
     m.release(b)
     assert m.num_free == 4
+
+
+def test_a_tables_root_keeps_its_names_apart_from_other_roots() -> None:
+    m = BlockManager(8, 4)
+    tokens = list(range(9))
+    for root in (b"", b"lora"):  # the base model's blocks, and an adapter's
+        table = BlockTable(root=root)
+        m.grow(table, 9)
+        m.seal(table, tokens, 9)
+    base, adapted = BlockTable(), BlockTable(root=b"lora")
+    assert m.lookup(base, tokens) == 8
+    assert m.lookup(adapted, tokens) == 8
+    assert set(base.blocks).isdisjoint(adapted.blocks)  # each found its own
+    assert base.hashes != adapted.hashes
+    assert m.lookup(BlockTable(root=b"other"), tokens) == 0
+    assert m.fork(adapted).root == b"lora"

@@ -5,7 +5,6 @@ on a GPU), with each crash and resume marked. One self-contained file, figures i
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
+from loopline.reports import table, write_page
 from loopline.training import svg
 
 
@@ -109,34 +109,15 @@ def write(
 ) -> Path:
     """Write the report of the run whose ``metrics.jsonl`` is ``log``; return ``path``."""
     run = read_log(log)
-    rows = "".join(
-        f"<tr><td>{html.escape(k)}</td><td>{html.escape(_fmt(v))}</td></tr>"
-        for k, v in summary.items()
-    )
-    marks = "".join(
-        f"<li>stopped after step {r.lost_after} (dotted), resumed from the checkpoint of "
-        f"step {r.resumed_at} on {r.world} ranks (solid)</li>"
+    marks = [
+        f"stopped after step {r.lost_after} (dotted), resumed from the checkpoint of step "
+        f"{r.resumed_at} on {r.world} ranks (solid)"
         for r in run.restarts
-    )
-    items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-    body = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse}}td{{border-bottom:1px solid #ddd;padding:4px 12px}}
-svg{{max-width:100%;height:auto}}</style></head><body>
-<h1>{html.escape(title)}</h1>
-<table>{rows}</table>
-<ul>{items}</ul>
-<h2>Restarts</h2><ul>{marks or "<li>none</li>"}</ul>
-<h2>Curves</h2>{_figures(run.steps, run.restarts, unigram_bits_per_byte)}
-</body></html>
-"""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(body)
-    return path
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-    return str(value)
+    ]
+    return write_page(
+        path, title=title, summary=summary, notes=notes,
+        sections=[
+            ("Restarts", table([[m] for m in marks] or [["none"]])),
+            ("Curves", _figures(run.steps, run.restarts, unigram_bits_per_byte)),
+        ],
+    )  # fmt: skip

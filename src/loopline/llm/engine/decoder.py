@@ -5,6 +5,9 @@ prompt's chunk, or one token of a sequence being decoded). The projections and t
 run on all of them together, which is where batching pays; attention reads each
 sequence's keys and values from its cache slots. Decoding sequences (one new token
 each) are padded into one batched attention call; a prefill chunk attends by itself.
+Sequences served with the same LoRA adapter are packed next to each other, one run of
+rows per adapter: each projection runs on every row, then each run gets its adapter's
+low-rank product (:mod:`loopline.llm.engine.adapters`).
 
 A :class:`DecoderSpec` says which of the family's variants a model is, so the same code
 runs loopline's own models (``loopline train llm``: SwiGLU, plain RMSNorm) and Gemma 3
@@ -14,12 +17,15 @@ embedding, local sliding-window layers between global ones).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, cast
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, cast
 
 import torch
 import torch.nn.functional as F  # noqa: N812 (PyTorch's own name for it)
 from torch import nn
+
+if TYPE_CHECKING:
+    from loopline.llm.engine.adapters import LoraAdapter
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,6 +78,8 @@ class Batch:
         keys: Per sequence, the cache slots of its whole context so far, new tokens
             included, in position order.
         logits_at: Indices into the packed tokens whose next-token logits are wanted.
+        adapters: Runs of packed rows and the LoRA adapter each is served with (rows
+            in none: the base model alone).
     """
 
     tokens: torch.Tensor
@@ -80,6 +88,7 @@ class Batch:
     spans: list[tuple[int, int]]
     keys: list[torch.Tensor]
     logits_at: torch.Tensor
+    adapters: list[tuple[slice, LoraAdapter]] = field(default_factory=list)
 
 
 class RMSNorm(nn.Module):
@@ -206,7 +215,8 @@ class PagedDecoder(nn.Module):
         rotary = {theta: (cos[batch.positions].to(x.dtype), sin[batch.positions].to(x.dtype))
                   for theta, (cos, sin) in self.tables.items()}  # fmt: skip
         for i, layer in enumerate(cast(list[Layer], self.layers)):
-            q, k, v = layer.qkv(layer.attn_norm(x)).split([h * hd, kv * hd, kv * hd], dim=-1)
+            qkv = _project(layer.qkv, i, "qkv", layer.attn_norm(x), batch.adapters)
+            q, k, v = torch.split(qkv, [h * hd, kv * hd, kv * hd], dim=-1)
             q, k, v = q.view(-1, h, hd), k.view(-1, kv, hd), v.view(-1, kv, hd)
             if spec.qk_norm:
                 q, k = layer.q_norm(q), layer.k_norm(k)
@@ -215,12 +225,13 @@ class PagedDecoder(nn.Module):
             self.k_cache[i, batch.slots] = k
             self.v_cache[i, batch.slots] = v
             out = self._attend(i, q, masks, spec.window[i])
-            out = layer.o(out.reshape(-1, h * hd))
+            out = _project(layer.o, i, "o", out.reshape(-1, h * hd), batch.adapters)
             if spec.sandwich_norms:
                 out = layer.post_attn_norm(out)
             x = x + out
-            gate, up = layer.gate_up(layer.mlp_norm(x)).chunk(2, dim=-1)
-            out = layer.down(self.act(gate) * up)
+            gate_up = _project(layer.gate_up, i, "gate_up", layer.mlp_norm(x), batch.adapters)
+            gate, up = gate_up.chunk(2, dim=-1)
+            out = _project(layer.down, i, "down", self.act(gate) * up, batch.adapters)
             if spec.sandwich_norms:
                 out = layer.post_mlp_norm(out)
             x = x + out
@@ -303,6 +314,21 @@ class _Masks:
                 found.append((start, count, slots, mask))
             self._cache[key] = found
         return self._cache[key]  # type: ignore[return-value]
+
+
+def _project(
+    linear: nn.Module,
+    layer: int,
+    name: str,
+    x: torch.Tensor,
+    adapters: list[tuple[slice, LoraAdapter]],
+) -> torch.Tensor:
+    """``linear`` on every row, then each run of rows' adapter product added to its
+    rows (slices: views, added in place)."""
+    y: torch.Tensor = linear(x)
+    for rows, adapter in adapters:
+        adapter.apply(layer, name, x[rows], y[rows])
+    return y
 
 
 def _rotary(theta: float, head_dim: int, positions: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,19 +7,30 @@ guessed by prompt lookup (the latest earlier place in its own text where its las
 tokens occurred: what follows there) and checked in the same pass as its next token.
 The longest agreeing run is kept, plus the model's own token after it, so greedy
 output is the same as plain decoding's, in fewer passes when the text repeats itself.
+
+**LoRA adapters** (:mod:`loopline.llm.engine.adapters`): :meth:`Engine.load_adapter`
+names an adapter, and a sequence added with that name is served with it (others with
+the base model, in the same passes). Each pass packs its sequences grouped by adapter,
+so each adapter's rows are one run (:class:`~loopline.llm.engine.decoder.Batch`). An
+adapter cannot be unloaded while a sequence uses it: a swap loads the new one under
+another name, sends new requests there, and unloads the old one when
+:meth:`Engine.adapter_in_use` turns false.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from collections.abc import Sequence as Seq
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
+from loopline.llm.engine.adapters import AdapterInUseError, LoraAdapter, read_adapter
 from loopline.llm.engine.decoder import Batch, PagedDecoder
-from loopline.llm.engine.kv import BlockManager
+from loopline.llm.engine.kv import BlockManager, BlockTable
 from loopline.llm.engine.sampling import SamplingParams, sample
 from loopline.llm.engine.scheduler import Scheduled, Scheduler
 from loopline.llm.engine.sequence import Output, Sequence, Status
@@ -63,6 +74,7 @@ class Engine:
         self.speculate = speculate
         self.steps = 0
         self.drafted = self.accepted = 0  # speculative tokens proposed, and kept
+        self._adapters: dict[str, LoraAdapter] = {}
 
     # --- requests ---------------------------------------------------------------------
 
@@ -71,10 +83,14 @@ class Engine:
         prompt: Seq[int],
         params: SamplingParams,
         emit: Callable[[Output], Any] = lambda _: None,
+        adapter: str | None = None,
     ) -> Sequence:
+        """Queue a prompt, served with the loaded LoRA adapter ``adapter`` (None: the
+        base model)."""
         if params.stop and self.decode is None:
             raise ValueError("stop strings need the engine's decode function")
-        seq = Sequence(list(prompt), params, emit)
+        root = b"" if adapter is None else self._adapter(adapter).digest
+        seq = Sequence(list(prompt), params, emit, adapter, table=BlockTable(root=root))
         if len(prompt) + params.max_tokens > self.model.spec.max_positions:
             raise ValueError(
                 f"prompt ({len(prompt)} tokens) and max_tokens ({params.max_tokens}) exceed "
@@ -83,12 +99,67 @@ class Engine:
         self.scheduler.add(seq)
         return seq
 
-    def generate(self, prompts: Iterable[Seq[int]], params: SamplingParams) -> list[list[int]]:
+    def generate(
+        self, prompts: Iterable[Seq[int]], params: SamplingParams, adapter: str | None = None
+    ) -> list[list[int]]:
         """Complete every prompt (blocking); their outputs in order."""
-        seqs = [self.add(p, params) for p in prompts]
+        seqs = [self.add(p, params, adapter=adapter) for p in prompts]
         while self.scheduler.busy:
             self.step()
         return [s.output for s in seqs]
+
+    # --- adapters ---------------------------------------------------------------------
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        """The loaded LoRA adapters' names, in the order they were loaded."""
+        return tuple(self._adapters)
+
+    def load_adapter(self, name: str, source: Path | LoraAdapter) -> None:
+        """Serve the PEFT LoRA adapter in folder ``source`` (or one read already by
+        :func:`~loopline.llm.engine.adapters.read_adapter`, off the engine's thread) to
+        the sequences added with ``name``.
+
+        Raises:
+            ValueError: ``name`` is taken (unload it first, or use another name), or
+                the adapter is not supported (see ``read_adapter``).
+        """
+        if not name:
+            raise ValueError("An adapter's name must not be empty.")
+        if name in self._adapters:
+            raise ValueError(f"An adapter named {name!r} is loaded already; unload it "
+                             "first, or load the new one under another name.")  # fmt: skip
+        if not isinstance(source, LoraAdapter):
+            source = read_adapter(source, spec=self.model.spec, dtype=self.model.dtype)
+        self._adapters[name] = source
+
+    def unload_adapter(self, name: str) -> None:
+        """Stop serving adapter ``name``; refused while a sequence uses it (see the
+        module for a swap).
+
+        Raises:
+            ValueError: No adapter of that name is loaded.
+            AdapterInUseError: A waiting or running sequence uses it.
+        """
+        self._adapter(name)
+        if self.adapter_in_use(name):
+            raise AdapterInUseError(f"Adapter {name!r} is in use by waiting or running "
+                                    "sequences; unload it once adapter_in_use() is "
+                                    "false.")  # fmt: skip
+        del self._adapters[name]
+
+    def adapter_in_use(self, name: str) -> bool:
+        """Whether a waiting or running sequence is served with adapter ``name``. A
+        cancelled one does not count: the next step drops it before any pass."""
+        s = self.scheduler
+        return any(q.adapter == name and not q.cancelled for q in (*s.waiting, *s.running))
+
+    def _adapter(self, name: str) -> LoraAdapter:
+        adapter = self._adapters.get(name)
+        if adapter is None:
+            raise ValueError(f"No adapter named {name!r} is loaded (loaded: "
+                             f"{list(self._adapters)}); load it first.")  # fmt: skip
+        return adapter
 
     # --- one step ---------------------------------------------------------------------
 
@@ -97,6 +168,7 @@ class Engine:
         work = self.scheduler.schedule()
         if not work:
             return work
+        work.sort(key=lambda w: w.seq.adapter or "")  # one run of rows per adapter
         drafts = {w.seq.id: self._draft(w) for w in work}
         batch, reads = self._batch(work, drafts)
         logits = self.model(batch)
@@ -178,8 +250,22 @@ class Engine:
             spans=spans,
             keys=keys,
             logits_at=torch.tensor(logits_at, dtype=torch.long),
+            adapters=self._runs(work, spans),
         )
         return batch, reads
+
+    def _runs(
+        self, work: list[Scheduled], spans: list[tuple[int, int]]
+    ) -> list[tuple[slice, LoraAdapter]]:
+        """Each adapter's run of packed rows (the work is sorted by adapter)."""
+        runs = []
+        pairs = zip(work, spans, strict=True)
+        for name, group in itertools.groupby(pairs, key=lambda pair: pair[0].seq.adapter):
+            if name is not None:
+                members = [span for _, span in group]
+                (first, _), (last, count) = members[0], members[-1]
+                runs.append((slice(first, last + count), self._adapters[name]))
+        return runs
 
     def _accept(self, seq: Sequence, logits: torch.Tensor, draft: list[int]) -> list[int]:
         """The tokens this pass adds: sampled (one), or the drafts the model agrees

@@ -7,11 +7,13 @@ slots a sequence's tokens go to. A sequence's position ``p`` lives in slot
 ``table[p // block_size] * block_size + p % block_size``.
 
 **Prefix caching.** A full block is named by a hash of its tokens chained to its
-predecessor's (so equal names mean equal prefixes). A new sequence whose first blocks'
-names are cached shares those blocks (reference counted) instead of computing them.
-A block whose last user left goes to the back of the free list but keeps its name:
-it is taken again, LRU, only when the free list reaches it, and until then a new
-sequence with that prefix can revive it.
+predecessor's (so equal names mean equal prefixes); a table's first block is chained to
+the table's ``root``, empty for the base model and a LoRA adapter's digest otherwise
+(the adapter changes the keys and values, so its blocks are its own). A new sequence
+whose first blocks' names are cached shares those blocks (reference counted) instead
+of computing them. A block whose last user left goes to the back of the free list but
+keeps its name: it is taken again, LRU, only when the free list reaches it, and until
+then a new sequence with that prefix can revive it.
 
 **Copy on write.** Full blocks are never written again, so sharing them is safe. A
 forked sequence (parallel samples of one prompt) also shares its parent's partly
@@ -41,10 +43,12 @@ def block_hash(parent: bytes, tokens: Sequence[int]) -> bytes:
 
 @dataclass
 class BlockTable:
-    """One sequence's blocks, in order, and the names of its full ones."""
+    """One sequence's blocks, in order, the names of its full ones, and the root its
+    chain of names starts from (see the module)."""
 
     blocks: list[int] = field(default_factory=list)
     hashes: list[bytes] = field(default_factory=list)  # of blocks[: len(hashes)]
+    root: bytes = b""
 
 
 @dataclass
@@ -115,7 +119,7 @@ class BlockManager:
         assert not table.blocks
         n = 0
         if self.prefix_caching:
-            parent = b""
+            parent = table.root
             for start in range(0, len(prompt) - self.block_size, self.block_size):
                 name = block_hash(parent, prompt[start : start + self.block_size])
                 block = self.cached.get(name)
@@ -146,7 +150,7 @@ class BlockManager:
             return
         while (len(table.hashes) + 1) * self.block_size <= computed:
             i = len(table.hashes)
-            parent = table.hashes[-1] if table.hashes else b""
+            parent = table.hashes[-1] if table.hashes else table.root
             name = block_hash(parent, tokens[i * self.block_size : (i + 1) * self.block_size])
             table.hashes.append(name)
             block = table.blocks[i]
@@ -170,7 +174,7 @@ class BlockManager:
         """A second table sharing every block of ``table``."""
         for block in table.blocks:
             self._hold(block)
-        return BlockTable(list(table.blocks), list(table.hashes))
+        return BlockTable(list(table.blocks), list(table.hashes), table.root)
 
     def writable(self, table: BlockTable, index: int) -> tuple[int, int] | None:
         """Make the table's block ``index`` its own before a write: when it is shared,

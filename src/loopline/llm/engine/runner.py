@@ -1,7 +1,9 @@
 """The engine on a thread of its own, for a server: requests come in from the event loop,
 each sequence's tokens go back as they are made, a client that goes away cancels its
 sequence, and a runner being replaced (a blue-green swap) finishes the streams it has
-before it stops.
+before it stops. LoRA adapters are loaded and unloaded while it serves: the files are
+read on the caller's thread, and the engine's table of adapters changes on its own
+thread, between two steps.
 
 One thread steps the engine (PyTorch's kernels use the other cores); the event loop
 only queues requests and reads outputs, so it stays free for the HTTP side.
@@ -14,16 +16,20 @@ import queue
 import threading
 from collections.abc import AsyncIterator, Callable
 from collections.abc import Sequence as Seq
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
+from loopline.llm.engine.adapters import read_adapter
 from loopline.llm.engine.engine import Engine
 from loopline.llm.engine.sampling import SamplingParams
 from loopline.llm.engine.scheduler import QueueFullError
 from loopline.llm.engine.sequence import Output, Sequence
 
 IDLE_WAIT_S = 0.05
-# a request on its way to the engine's thread, and where its sequence (or error) goes back
-_Request = tuple[Seq[int], SamplingParams, Callable[[Output], Any], "queue.SimpleQueue[Any]"]
+_T = TypeVar("_T")
+# work for the engine's thread (a request, an adapter to load), and where its result
+# (or error) goes back
+_Call = tuple[Callable[[Engine], Any], "queue.SimpleQueue[Any]"]
 
 
 class RunnerStoppedError(RuntimeError):
@@ -39,7 +45,7 @@ class EngineRunner:
     ) -> None:
         self.engine = engine
         self.finished = finished
-        self._inbox: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[_Call] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._accepting = True
         self._stop = threading.Event()
@@ -49,38 +55,88 @@ class EngineRunner:
     # --- requests ---------------------------------------------------------------------
 
     def submit(
-        self, prompt: Seq[int], params: SamplingParams, emit: Callable[[Output], Any]
+        self,
+        prompt: Seq[int],
+        params: SamplingParams,
+        emit: Callable[[Output], Any],
+        adapter: str | None = None,
     ) -> Sequence:
-        """Queue a sequence; ``emit`` is called on the engine's thread with each output.
+        """Queue a sequence, served with the loaded LoRA adapter ``adapter`` (None: the
+        base model); ``emit`` is called on the engine's thread with each output.
 
         Raises:
             QueueFullError: The engine's queue is full (back-pressure: answer 429).
             RunnerStoppedError: The runner is stopping or was replaced.
-            ValueError: The request does not fit the model (its context, the cache).
+            ValueError: The request does not fit the model (its context, the cache), or
+                no adapter of that name is loaded.
         """
         if not self._accepting:
             raise RunnerStoppedError("this engine is stopping")
         s = self.engine.scheduler
         if len(s.waiting) + self._inbox.qsize() >= s.max_waiting:
             raise QueueFullError(f"{len(s.waiting)} requests are waiting already")
+
+        def add(engine: Engine) -> Sequence:
+            seq = engine.add(prompt, params, emit, adapter)
+            seq.emit = _watch(seq, emit, self.finished)
+            return seq
+
+        return self._call(add)
+
+    def load_adapter(self, name: str, folder: Path) -> None:
+        """Serve the PEFT LoRA adapter in ``folder`` as ``name`` (see
+        :meth:`Engine.load_adapter`): read here, installed between two steps. Blocks
+        until then (call it off the event loop).
+
+        Raises:
+            ValueError: ``name`` is taken, or the adapter is not supported.
+            RunnerStoppedError: The runner is stopping or was replaced.
+        """
+        model = self.engine.model
+        adapter = read_adapter(folder, spec=model.spec, dtype=model.dtype)
+        self._call(lambda engine: engine.load_adapter(name, adapter))
+
+    def unload_adapter(self, name: str) -> None:
+        """Stop serving adapter ``name``, between two steps (blocks until then).
+
+        Raises:
+            ValueError: No adapter of that name is loaded.
+            AdapterInUseError: A waiting or running sequence uses it: a swap unloads
+                the old adapter once :meth:`adapter_in_use` turns false.
+            RunnerStoppedError: The runner is stopping or was replaced.
+        """
+        self._call(lambda engine: engine.unload_adapter(name))
+
+    def adapter_in_use(self, name: str) -> bool:
+        """Whether a sequence submitted with adapter ``name`` has yet to finish."""
+        return self._call(lambda engine: engine.adapter_in_use(name))
+
+    def _call(self, work: Callable[[Engine], _T]) -> _T:
+        """``work(engine)`` on the engine's thread, between two steps; its result, or
+        its error raised here."""
+        if not self._accepting:
+            raise RunnerStoppedError("this engine is stopping")
         reply: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._inbox.put((prompt, params, emit, reply))
+        self._inbox.put((work, reply))
         self._wake.set()
         got = reply.get()
         if isinstance(got, BaseException):
             raise got
         return got  # type: ignore[no-any-return]
 
-    async def stream(self, prompt: Seq[int], params: SamplingParams) -> AsyncIterator[Output]:
-        """The sequence's outputs as they come, ending with the one that has a
-        ``finish_reason``; leaving the iteration early cancels the sequence."""
+    async def stream(
+        self, prompt: Seq[int], params: SamplingParams, adapter: str | None = None
+    ) -> AsyncIterator[Output]:
+        """The sequence's outputs as they come (served with ``adapter``, None: the base
+        model), ending with the one that has a ``finish_reason``; leaving the iteration
+        early cancels the sequence."""
         loop = asyncio.get_running_loop()
         outputs: asyncio.Queue[Output] = asyncio.Queue()
 
         def emit(output: Output) -> None:
             loop.call_soon_threadsafe(outputs.put_nowait, output)
 
-        seq = await asyncio.to_thread(self.submit, prompt, params, emit)
+        seq = await asyncio.to_thread(self.submit, prompt, params, emit, adapter)
         try:
             while True:
                 output = await outputs.get()
@@ -125,16 +181,13 @@ class EngineRunner:
     def _take_requests(self) -> None:
         while True:
             try:
-                prompt, params, emit, reply = self._inbox.get_nowait()
+                work, reply = self._inbox.get_nowait()
             except queue.Empty:
                 return
             try:
-                seq = self.engine.add(prompt, params, emit)
-            except (QueueFullError, ValueError) as exc:
+                reply.put(work(self.engine))
+            except Exception as exc:  # the caller's to raise; the engine goes on
                 reply.put(exc)
-                continue
-            seq.emit = _watch(seq, emit, self.finished)
-            reply.put(seq)
 
 
 def _watch(

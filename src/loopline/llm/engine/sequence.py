@@ -1,5 +1,6 @@
 """A request as the engine holds it: its tokens, how many of them the KV cache holds,
-its blocks, its sampling state, and where its output goes."""
+its blocks, its sampling state, the LoRA adapter it is served with, and where its
+output goes."""
 
 from __future__ import annotations
 
@@ -36,11 +37,13 @@ class Output:
 class Sequence:
     """One prompt being completed. ``computed`` tokens have their keys and values in
     the cache; the rest (the prompt's unread part, or the last sampled token) go into
-    the next forward pass."""
+    the next forward pass. ``adapter`` names the engine's LoRA adapter it is served
+    with (None: the base model)."""
 
     prompt: list[int]
     params: SamplingParams
     emit: Callable[[Output], Any] = lambda _: None
+    adapter: str | None = None
     id: int = field(default_factory=lambda: next(_ids))
     tokens: list[int] = field(default_factory=list)  # the prompt, then the output
     table: BlockTable = field(default_factory=BlockTable)
