@@ -1,9 +1,11 @@
 """The LLM commands, registered into the ``loopline`` verbs (entry point
-``loopline.applications``): ``plan llm`` and ``train llm``. PyTorch is imported inside
-the commands that train, never here."""
+``loopline.applications``): ``plan llm``, ``train llm``, ``serve llm``. PyTorch is
+imported inside the commands, never here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -76,6 +78,53 @@ def train_llm(
     show_record(trained.summary, as_json=as_json)
 
 
+def train_llm_feedback(
+    state: Annotated[Path, typer.Option(help="The server's state folder.")] = Path(".loopline/llm"),
+    registry: RegistryOpt = None,
+    name: Annotated[str, typer.Option(help="The adapter's registry name.")] = (
+        "gemma-3-270m-feedback"
+    ),
+    method: Annotated[
+        str, typer.Option(help="kto (ratings), dpo (preference pairs) or auto.")
+    ] = "auto",
+    steps: Annotated[
+        int | None, typer.Option(min=1, help="Training steps (default: one pass).")
+    ] = None,
+    learning_rate: Annotated[float, typer.Option(min=0.0, help="AdamW's rate.")] = 5e-5,
+    rank: Annotated[int, typer.Option(min=1, help="LoRA rank.")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Fine-tune a LoRA adapter of Gemma 3 270M on the feedback its server logged (TRL
+    KTO for thumbs up/down, DPO for preference pairs) and register it."""
+    from loopline.llm.feedback.train import FeedbackOptions, train_feedback
+
+    if method not in ("auto", "kto", "dpo"):
+        raise typer.BadParameter("kto, dpo or auto", param_hint="--method")
+    options = FeedbackOptions(
+        state=state, registry=registry, name=name, method=method,  # type: ignore[arg-type]
+        steps=steps, learning_rate=learning_rate, rank=rank,
+    )  # fmt: skip
+    with _bar("fine-tuning") as progress:
+        summary = train_feedback(options, progress)
+    show_record(summary, as_json=as_json)
+
+
+@contextmanager
+def _bar(what: str) -> Iterator[Callable[[int, int, Mapping[str, float]], None]]:
+    """A progress bar on stderr, advanced with (step, total, logs)."""
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(what, total=None)
+
+        def advance(step: int, total: int, logs: Mapping[str, float]) -> None:
+            loss = logs.get("loss")
+            shown = what if loss is None else f"{what} (loss {loss:.3f})"
+            bar.update(task, completed=step, total=total, description=shown)
+
+        yield advance
+
+
 def demo_llm_train(
     out: Annotated[Path, typer.Option(help="The run, its settings and report.")] = Path(
         ".loopline/llm-demo"
@@ -100,7 +149,85 @@ def demo_llm_train(
     show_record(summary, as_json=as_json)
 
 
+def demo_llm(
+    out: Annotated[Path, typer.Option(help="Its state, registry and report.")] = Path(
+        ".loopline/llm-feedback-demo"
+    ),
+    train_prompts: Annotated[int, typer.Option(min=8, help="Questions for feedback.")] = 64,
+    test_prompts: Annotated[int, typer.Option(min=4, help="Held-out questions (A/B).")] = 32,
+    max_tokens: Annotated[int, typer.Option(min=8, help="Tokens an answer.")] = 48,
+    steps: Annotated[
+        int | None, typer.Option(min=1, help="Fine-tuning steps (default: one pass).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Serve Gemma 3 270M, stream, collect a simulated user's feedback, fine-tune a LoRA
+    adapter with DPO, A/B it against the base, promote it; an HTML report (CPU, minutes)."""
+    from loopline.llm.feedback.demo import run
+
+    summary = run(
+        out, train_prompts=train_prompts, test_prompts=test_prompts, max_tokens=max_tokens,
+        steps=steps, say=lambda line: typer.echo(line, err=True),
+    )  # fmt: skip
+    show_record(summary, as_json=as_json)
+
+
+def serve_llm(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    state: Annotated[Path, typer.Option(help="Event log, prediction log, API keys.")] = Path(
+        ".loopline/llm"
+    ),
+    registry: RegistryOpt = None,
+    base: Annotated[
+        str, typer.Option(help="gemma-3-270m (its GGUF file), or a registered model's name.")
+    ] = "gemma-3-270m",
+    adapter: Annotated[
+        str | None, typer.Option(help="A registered LoRA adapter's name: its champion is served.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="The model name requests are routed by (default: BASE).")
+    ] = None,
+    keys: Annotated[
+        Path | None, typer.Option(help="API key file (default: STATE/keys.json).")
+    ] = None,
+    events: Annotated[
+        str | None, typer.Option(help="Event log URL (default: file:// under STATE).")
+    ] = None,
+    decisions: Annotated[
+        str | None, typer.Option(help="postgresql://... prediction log (default: SQLite).")
+    ] = None,
+    tokens_per_minute: Annotated[
+        int, typer.Option(min=0, help="Each API key's token budget a minute (0: none).")
+    ] = 0,
+    max_seqs: Annotated[int, typer.Option(min=1, help="Sequences decoded together.")] = 32,
+    num_blocks: Annotated[int, typer.Option(min=16, help="KV-cache blocks of 16 tokens.")] = 2048,
+    speculate: Annotated[
+        int, typer.Option(min=0, help="Prompt-lookup draft tokens a step (0: off).")
+    ] = 0,
+    dtype: Annotated[str, typer.Option(help="float32, bfloat16 or int8 (weights).")] = "float32",
+) -> None:
+    """Serve a language model with an OpenAI-compatible API (POST /v1/completions,
+    /v1/chat/completions, /v1/feedback; GET /v1/models), streamed as Server-Sent Events."""
+    from loopline.llm.server.models import EngineOptions
+    from loopline.llm.server.service import ServeOptions
+    from loopline.llm.server.service import serve as run
+
+    engine = EngineOptions(
+        num_blocks=num_blocks, max_seqs=max_seqs, speculate=speculate, dtype=dtype
+    )
+    options = ServeOptions(
+        state=state, registry=registry, base=base, adapter=adapter, name=name, keys=keys,
+        events=events, decisions=decisions, tokens_per_minute=tokens_per_minute,
+        engine=engine,
+    )  # fmt: skip
+    run(options, host=host, port=port)
+
+
 def register(verbs: Verbs) -> None:
     verbs.plan.command("llm")(plan_llm)
     verbs.train.command("llm")(train_llm)
+    verbs.serve.command("llm")(serve_llm)
+    verbs.train.command("llm-feedback")(train_llm_feedback)
     verbs.demo.command("llm-train")(demo_llm_train)
+    verbs.demo.command("llm")(demo_llm)

@@ -1,0 +1,92 @@
+"""The HTML report of ``loopline demo llm``: how long the answers were before and after
+the adapter, the fine-tuning loss, the latencies the client saw, the engine's gauges,
+and held-out answers side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+
+from loopline.reports import table, write_page
+from loopline.training.report import svg
+
+SHOWN_METRICS = ("loopline_llm_prefix_hit_rate", "loopline_llm_kv_cache_usage",
+                 "loopline_llm_queue_length")  # fmt: skip
+
+
+def write(
+    path: Path,
+    summary: Mapping[str, Any],
+    found: Mapping[str, Any],
+    tuned: Mapping[str, Any],
+    ab: Mapping[str, Any],
+    metrics: str,
+) -> Path:
+    return write_page(
+        path,
+        title="loopline demo llm: feedback, fine-tuning, A/B (simulated user)",
+        summary=summary,
+        notes=[
+            "The user is simulated (loopline.llm.feedback.simulated): it prefers brief "
+            "answers that end by themselves. Its judgements are the feedback and the A/B judge.",
+            f"Streamed first answer: {found['streamed']!r}",
+        ],
+        sections=[
+            ("Answer length", _lengths(found, ab)),
+            ("Fine-tuning", _losses(tuned)),
+            ("Latency seen by the client (feedback collection)", _latency(found)),
+            ("Engine", table(_gauges(metrics), header=("metric", "model", "value"))),
+            ("Held-out answers", table(ab["pairs"][:8], header=("question", "base", "adapter"))),
+        ],
+    )
+
+
+def _lengths(found: Mapping[str, Any], ab: Mapping[str, Any]) -> str:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
+    left.hist(found["base_words"], bins=20, color="#888")
+    left.set(title="sampled base answers (feedback)", xlabel="words", ylabel="answers")
+    top = max([*ab["base_words"], *ab["tuned_words"], 1])
+    bins = range(0, top + 3, max(1, top // 20))
+    right.hist(ab["base_words"], bins=bins, alpha=0.6, label="base", color="#888")
+    right.hist(ab["tuned_words"], bins=bins, alpha=0.6, label="adapter", color="crimson")
+    right.set(title="held-out answers (greedy)", xlabel="words")
+    right.legend()
+    fig.tight_layout()
+    return svg(fig)
+
+
+def _losses(tuned: Mapping[str, Any]) -> str:
+    fig, ax = plt.subplots(figsize=(6, 3))
+    losses = tuned["losses"]
+    ax.plot(range(1, len(losses) + 1), losses, marker=".")
+    ax.set(title=f"{tuned['method'].upper()} loss", xlabel="step", ylabel="loss")
+    fig.tight_layout()
+    return svg(fig)
+
+
+def _latency(found: Mapping[str, Any]) -> str:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3))
+    left.hist(found["ttft_ms"], bins=20, color="#4a7")
+    left.set(title="time to first token", xlabel="ms")
+    right.hist(found["tpot_ms"], bins=20, color="#47a")
+    right.set(title="time per output token", xlabel="ms")
+    fig.tight_layout()
+    return svg(fig)
+
+
+def _gauges(metrics: str) -> list[tuple[str, str, float]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return [
+        (s.name, s.labels.get("model", ""), round(s.value, 3))
+        for family in text_string_to_metric_families(metrics)
+        if family.name in SHOWN_METRICS
+        for s in family.samples
+    ]
