@@ -2,7 +2,9 @@
 CPU in a few minutes.
 
 1. **Serve** Gemma 3 270M (its GGUF file) with ``loopline serve llm``'s service on a
-   local port, and **stream** one chat answer token by token.
+   local port, and **stream** one answer token by token (``/v1/completions``: the file
+   holds the pretrained model, not an instruction-tuned one, so questions go in as
+   ``Question: ... / Answer:`` text).
 2. **Collect feedback** from a simulated user (:mod:`loopline.llm.feedback.simulated`,
    a stated preference for brief, finished answers): two sampled answers a question,
    each rated up or down, and the better one preferred over the other, all posted to
@@ -13,7 +15,8 @@ CPU in a few minutes.
    engine as the base; held-out questions go to both, and the same simulated judge
    picks a winner of each pair (the win rate), while the users of each arm rate what
    they got.
-5. **Promote** the adapter when it wins more than half, and write an HTML report.
+5. **Promote** the adapter when it wins more than half (else route everyone back to
+   the base), and write an HTML report.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from loopline.llm.feedback.train import FeedbackOptions
 
 ADAPTER = f"{GEMMA}-feedback"
+PROMPT = "Question: {}\nAnswer:"
 CONCURRENCY = 16
 T = TypeVar("T")
 
@@ -48,8 +52,6 @@ class Asked:
     finish_reason: str | None
     model: str
     ttft_s: float
-    seconds: float
-    tokens: int
 
 
 @dataclass
@@ -67,17 +69,20 @@ class Client:
             base_url=self.base, headers={"Authorization": f"Bearer {self.key}"}, timeout=600
         )
 
-    async def chat(self, prompt: str, *, model: str, max_tokens: int, **more: Any) -> list[Asked]:
-        """A chat answer, streamed (each choice's text, timings from the client)."""
-        body = {"model": model, "messages": [{"role": "user", "content": prompt}],
-                "max_tokens": max_tokens, "stream": True,
-                "stream_options": {"include_usage": True}, **more}  # fmt: skip
+    async def complete(
+        self, question: str, *, model: str, max_tokens: int, **more: Any
+    ) -> list[Asked]:
+        """An answer to ``question``, streamed (each choice's text; timings from the
+        client). The base model is pretrained, not tuned to chat: a question and an
+        ``Answer:`` line, stopped at the line's end, is the prompt it answers best."""
+        body = {"model": model, "prompt": PROMPT.format(question), "stop": ["\n"],
+                "max_tokens": max_tokens, "stream": True, **more}  # fmt: skip
         started = time.perf_counter()
         texts: dict[int, list[str]] = {}
         finish: dict[int, str | None] = {}
         first: float | None = None
-        tokens, served, cid = 0, model, ""
-        async with self.http.stream("POST", "/v1/chat/completions", json=body) as r:
+        served, cid = model, ""
+        async with self.http.stream("POST", "/v1/completions", json=body) as r:
             if r.status_code != 200:
                 await r.aread()
                 raise RuntimeError(f"{r.status_code}: {r.text}")
@@ -86,17 +91,13 @@ class Client:
                     continue
                 chunk = json.loads(line[6:])
                 served, cid = chunk["model"], chunk["id"]
-                if chunk.get("usage"):
-                    tokens = chunk["usage"]["completion_tokens"]
                 for c in chunk["choices"]:
-                    text = c["delta"].get("content") or ""
-                    if text and first is None:
+                    if c["text"] and first is None:
                         first = time.perf_counter()
-                    texts.setdefault(c["index"], []).append(text)
+                    texts.setdefault(c["index"], []).append(c["text"])
                     finish[c["index"]] = c["finish_reason"] or finish.get(c["index"])
-        took = time.perf_counter() - started
         ttft = (first or time.perf_counter()) - started
-        return [Asked(cid, i, "".join(texts[i]), finish[i], served, ttft, took, tokens)
+        return [Asked(cid, i, "".join(texts[i]).strip(), finish[i], served, ttft)
                 for i in sorted(texts)]  # fmt: skip
 
     async def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +126,7 @@ def run(
     test_prompts: int = 32,
     max_tokens: int = 48,
     steps: int | None = None,
+    learning_rate: float = 5e-4,
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """The demo (see the module); its summary, and the report at ``out/report.html``."""
@@ -153,7 +155,7 @@ def run(
             found, tuned, ab, after, metrics = asyncio.run(
                 _loop(Client(f"http://127.0.0.1:{port}", key), train, test, user, max_tokens,
                       FeedbackOptions(state=state, registry=url, name=ADAPTER, method="dpo",
-                                      steps=steps), say)
+                                      steps=steps, learning_rate=learning_rate), say)
             )  # fmt: skip
         if ab["win_rate"] > 0.5:
             registry = Registry(url, root=out / "registry")
@@ -188,7 +190,10 @@ async def _loop(
     if ab["win_rate"] > 0.5:
         promoted = await client.post("/admin/model/promote", {})
         say(f"promoted: {promoted['champion']} answers {GEMMA} now")
-    after = (await client.chat(test[0], model=GEMMA, max_tokens=max_tokens, temperature=0))[0]
+    else:  # it lost: every user back on the base
+        await client.post("/admin/routing", {"challenger": None, "canary_percent": 0})
+        say(f"not promoted: {GEMMA}:1 answers everyone again")
+    after = (await client.complete(test[0], model=GEMMA, max_tokens=max_tokens, temperature=0))[0]
     metrics = (await client.http.get("/metrics")).text
     await client.http.aclose()
     return found, tuned, ab, after, metrics
@@ -199,11 +204,11 @@ async def _serve_and_collect(
     say: Callable[[str], None],
 ) -> dict[str, Any]:  # fmt: skip
     """Stream one answer to show; then two sampled answers a question, judged."""
-    first = (await client.chat(train[0], model=GEMMA, max_tokens=max_tokens, temperature=0))[0]
+    first = (await client.complete(train[0], model=GEMMA, max_tokens=max_tokens, temperature=0))[0]
     say(f"streamed ({first.ttft_s * 1000:.0f} ms to the first token): {first.text!r}")
     say(f"collecting feedback on {len(train)} questions, two answers each")
     answers = await _gather([
-        client.chat(q, model=GEMMA, max_tokens=max_tokens, n=2, temperature=1.0, seed=i)
+        client.complete(q, model=GEMMA, max_tokens=max_tokens, n=2, temperature=1.0, seed=i)
         for i, q in enumerate(train)])  # fmt: skip
     posts: list[dict[str, Any]] = []
     for a, b in answers:
@@ -222,7 +227,6 @@ async def _serve_and_collect(
         "streamed": first.text,
         "base_words": [len(x.text.split()) for x in flat],
         "ttft_ms": [x.ttft_s * 1000 for x in flat],
-        "tpot_ms": [1000 * (x.seconds - x.ttft_s) / max(x.tokens / 2 - 1, 1) for x in flat],
         "summary": {"questions": len(train), "answers": len(flat), "liked": liked,
                     "preferences": sum("preferred_over" in p for p in posts),
                     "p50_ttft_ms": round(statistics.median(x.ttft_s for x in flat) * 1000)},
@@ -240,15 +244,15 @@ async def _ab(
 
     async def both(q: str) -> tuple[Asked, Asked]:
         ask = {"max_tokens": max_tokens, "temperature": 0}
-        a, b = await asyncio.gather(client.chat(q, model=base, **ask),
-                                    client.chat(q, model=tuned, **ask))  # fmt: skip
+        a, b = await asyncio.gather(client.complete(q, model=base, **ask),
+                                    client.complete(q, model=tuned, **ask))  # fmt: skip
         return a[0], b[0]
 
     pairs = await _gather([both(q) for q in test])
     wins = [user.prefers((t.text, t.finish_reason), (b.text, b.finish_reason)) for b, t in pairs]
     win_rate = (sum(w > 0 for w in wins) + 0.5 * sum(w == 0 for w in wins)) / len(wins)
     split = await _gather([
-        client.chat(q, model=GEMMA, max_tokens=max_tokens, temperature=0, user=f"user-{i}")
+        client.complete(q, model=GEMMA, max_tokens=max_tokens, temperature=0, user=f"user-{i}")
         for i, q in enumerate(test)])  # fmt: skip
     arms: dict[str, list[bool]] = {}
     for (x,) in split:

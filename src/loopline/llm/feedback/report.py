@@ -17,8 +17,8 @@ import matplotlib.pyplot as plt
 from loopline.reports import table, write_page
 from loopline.training.report import svg
 
-SHOWN_METRICS = ("loopline_llm_prefix_hit_rate", "loopline_llm_kv_cache_usage",
-                 "loopline_llm_queue_length")  # fmt: skip
+SHOWN_METRICS = ("loopline_llm_tokens", "loopline_llm_prefix_hit_rate")
+TPOT = "loopline_llm_time_per_output_token_seconds"
 
 
 def write(
@@ -41,7 +41,7 @@ def write(
         sections=[
             ("Answer length", _lengths(found, ab)),
             ("Fine-tuning", _losses(tuned)),
-            ("Latency seen by the client (feedback collection)", _latency(found)),
+            ("Latency", _latency(found, metrics)),
             ("Engine", table(_gauges(metrics), header=("metric", "model", "value"))),
             ("Held-out answers", table(ab["pairs"][:8], header=("question", "base", "adapter"))),
         ],
@@ -71,12 +71,26 @@ def _losses(tuned: Mapping[str, Any]) -> str:
     return svg(fig)
 
 
-def _latency(found: Mapping[str, Any]) -> str:
+def _latency(found: Mapping[str, Any], metrics: str) -> str:
+    """Time to first token as the client saw it (feedback collection), and the
+    server's histogram of time per output token (every request of the run)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3))
     left.hist(found["ttft_ms"], bins=20, color="#4a7")
-    left.set(title="time to first token", xlabel="ms")
-    right.hist(found["tpot_ms"], bins=20, color="#47a")
-    right.set(title="time per output token", xlabel="ms")
+    left.set(title="time to first token (client)", xlabel="ms", ylabel="requests")
+    cumulative: dict[float, float] = {}
+    for family in text_string_to_metric_families(metrics):
+        for s in family.samples:
+            if s.name == f"{TPOT}_bucket":
+                edge = float(s.labels["le"])
+                cumulative[edge] = cumulative.get(edge, 0.0) + s.value
+    edges = sorted(cumulative)
+    counts = [cumulative[e] - (cumulative[edges[i - 1]] if i else 0) for i, e in enumerate(edges)]
+    names = [f"≤{e * 1000:g}" if e != float("inf") else "more" for e in edges]
+    right.bar(names, counts, color="#47a")
+    right.set(title="time per output token (server)", xlabel="ms")
+    right.tick_params(axis="x", labelrotation=45)
     fig.tight_layout()
     return svg(fig)
 

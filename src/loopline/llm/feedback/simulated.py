@@ -3,9 +3,12 @@ feedback by a stated preference. It is a simulator, not people: no user data of 
 kind ships offline, and a stated rule makes the A/B result checkable.
 
 The preference: **brief, finished answers**. An answer is liked when it ends by itself
-(not cut at ``max_tokens``) within ``max_words`` words; of two answers, the one with
-fewer words wins, and a finished one beats one cut off. Small chat models ramble, so the
-rule has room to move, and a LoRA adapter can learn it from a few dozen judgements.
+(not cut at ``max_tokens``) with ``min_words`` to ``max_words`` words; of two answers, a
+finished one beats one cut off, and of two finished ones the one with fewer words wins;
+an answer under ``min_words`` (nothing, or a word) loses to any other. Small models
+ramble, so the rule has room to move, and a LoRA adapter learns it from a few dozen
+judgements. (Without the floor, DPO found the rule's loophole at once: the adapter
+learned to answer nothing, which has the fewest words.)
 """
 
 from __future__ import annotations
@@ -41,14 +44,19 @@ def prompts(n: int, *, seed: int = 0) -> list[str]:
 class BriefUser:
     """The simulated user (see the module)."""
 
+    min_words: int = 3
     max_words: int = 30
 
     def score(self, text: str, finish_reason: str | None) -> float:
-        """Higher is better: finished first, then fewer words."""
-        return (0.0 if finish_reason == "length" else 1000.0) - len(text.split())
+        """Higher is better: an answer at all, finished, then fewer words."""
+        words = len(text.split())
+        if words < self.min_words:
+            return -1000.0
+        return (0.0 if finish_reason == "length" else 1000.0) - words
 
     def likes(self, text: str, finish_reason: str | None) -> bool:
-        return finish_reason != "length" and 0 < len(text.split()) <= self.max_words
+        words = len(text.split())
+        return finish_reason != "length" and self.min_words <= words <= self.max_words
 
     def prefers(self, a: tuple[str, str | None], b: tuple[str, str | None]) -> int:
         """1 if ``a`` wins, -1 if ``b`` does, 0 for a tie."""
