@@ -42,7 +42,7 @@ def write(
             ("Answer length", _lengths(found, ab)),
             ("Fine-tuning", _losses(tuned)),
             ("Latency", _latency(found, metrics)),
-            ("Engine", table(_gauges(metrics), header=("metric", "model", "value"))),
+            ("Engine", table(_gauges(metrics), header=("metric", "labels", "value"))),
             ("Held-out answers", table(ab["pairs"][:8], header=("question", "base", "adapter"))),
         ],
     )
@@ -99,7 +99,7 @@ def _gauges(metrics: str) -> list[tuple[str, str, float]]:
     from prometheus_client.parser import text_string_to_metric_families
 
     return [
-        (s.name, s.labels.get("model", ""), round(s.value, 3))
+        (s.name, ", ".join(f"{k}={v}" for k, v in sorted(s.labels.items())), round(s.value, 3))
         for family in text_string_to_metric_families(metrics)
         if family.name in SHOWN_METRICS
         for s in family.samples
