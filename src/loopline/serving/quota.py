@@ -49,7 +49,6 @@ class Quota:
         self.clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # level, at
         self._lock = threading.Lock()
-        self.refused = 0
 
     def limit(self, key: str) -> int:
         return self.overrides.get(key, self.per_minute)
@@ -72,7 +71,6 @@ class Quota:
             now = self.clock()
             level = self._level(key, now)
             if level < cost:
-                self.refused += 1
                 wait = math.ceil((cost - level) * 60 / limit)
                 raise refuse(
                     429, f"Rate limit: {limit} tokens a minute for this key.",

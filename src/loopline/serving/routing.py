@@ -86,7 +86,9 @@ class Deployment:
         self.on_champion = on_champion
         self.on_rollback = on_rollback
         self.swaps = 0  # new champions taken from the registry
-        self.rolled_back: int | None = None  # the version a rollback moved away from
+        # a version the registry watch must not bring back: the one a rollback moved
+        # away from, or the one a promotion here replaced (until the registry agrees)
+        self.rolled_back: int | None = None
         self.refused: dict[str, int] = {}  # models refused as untrusted, by reason
         self.rollbacks = 0  # canaries the guard rolled back
         self.follow_failures = 0  # failed reads of the registry's champion
@@ -151,14 +153,15 @@ class Deployment:
         return self._swap(fresh)
 
     async def follow(
-        self, version_of: Callable[[], int], every_s: float, *, name: str | None = None
+        self, version_of: Callable[[], int | None], every_s: float, *, name: str | None = None
     ) -> None:
         """Blue-green on the registry: every ``every_s``, read the champion alias's
         version (off the event loop); when it moved, load and swap. Forever. A version
         refused as untrusted is not tried again (an admin reload does, once re-signed).
         ``name``: the followed model's, where the champion may be another model's (a
         base model before its first adapter): then a champion of another name is not
-        that version."""
+        that version. ``version_of`` returns None while there is nothing to follow (no
+        alias yet)."""
         untrusted: int | None = None
         while True:
             await asyncio.sleep(every_s)
@@ -166,7 +169,7 @@ class Deployment:
                 version = await asyncio.to_thread(version_of)
                 champion = self.routing.champion
                 current = champion.version if name in (None, champion.name) else None
-                if version not in (current, self.rolled_back, untrusted):
+                if version is not None and version not in (current, self.rolled_back, untrusted):
                     await self.reload(version)
                     self.swaps += 1
                     log.info("champion swapped", extra={"champion": self.routing.champion.label})
@@ -241,6 +244,7 @@ class Deployment:
         r = self.routing
         if r.challenger is None:
             raise ConfigError("No challenger to promote.")
+        self.rolled_back = r.champion.version  # the registry may still name it
         self._swap(
             r.replace(
                 champion=r.challenger, previous=r.champion, challenger=None, shadow=False,

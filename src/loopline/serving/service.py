@@ -396,7 +396,9 @@ class Service:
                 body = await self._stream_answer(
                     endpoint, request, key, fingerprint, trace, receive, None
                 )
-                return None if body is None else (200, body, [])
+                if body is None:  # the caller went away
+                    return None
+                return 200, self._visible(endpoint, caller, None, body), []
             events = EventStream(send, [(b"x-trace-id", trace.encode())])
             if replay is not None:
                 await events.send(replay, event="replay")

@@ -40,8 +40,7 @@ from loopline.demos.fraud.scenario import (
     progress_bar,
 )
 from loopline.demos.fraud.scenario_report import alert_row, steps_of
-from loopline.serving import KeyRing, new_key
-from loopline.serving.local import running
+from loopline.serving import KeyRing, new_key, running
 from loopline.tasks import average_precision
 from loopline.testing import HttpReplay
 from loopline.units import DAY_MS

@@ -12,6 +12,7 @@ only queues requests and reads outputs, so it stays free for the HTTP side.
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,8 @@ from loopline.llm.engine.scheduler import QueueFullError
 from loopline.llm.engine.sequence import Output, Sequence
 
 IDLE_WAIT_S = 0.05
+CALL_CHECK_S = 0.5  # how often a caller waiting on the engine's thread checks it lives
+log = logging.getLogger("loopline.llm")
 _T = TypeVar("_T")
 # work for the engine's thread (a request, an adapter to load), and where its result
 # (or error) goes back
@@ -48,6 +51,7 @@ class EngineRunner:
         self._inbox: queue.SimpleQueue[_Call] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._accepting = True
+        self.failed: Exception | None = None  # what stopped the engine's thread, if it broke
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="loopline-llm-engine", daemon=True)
         self._thread.start()
@@ -119,7 +123,13 @@ class EngineRunner:
         reply: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._inbox.put((work, reply))
         self._wake.set()
-        got = reply.get()
+        while True:  # the thread may stop between the check above and the put
+            try:
+                got = reply.get(timeout=CALL_CHECK_S)
+                break
+            except queue.Empty:
+                if not self._thread.is_alive():
+                    self._refuse_waiting_calls()
         if isinstance(got, BaseException):
             raise got
         return got  # type: ignore[no-any-return]
@@ -151,6 +161,11 @@ class EngineRunner:
     # --- lifecycle --------------------------------------------------------------------
 
     @property
+    def stopped(self) -> bool:
+        """Whether its thread has ended (stopped, or broken: see ``failed``)."""
+        return not self._thread.is_alive()
+
+    @property
     def in_flight(self) -> int:
         s = self.engine.scheduler
         return len(s.waiting) + len(s.running) + self._inbox.qsize()
@@ -168,15 +183,34 @@ class EngineRunner:
 
     def _loop(self) -> None:
         engine = self.engine
+        try:
+            while True:
+                self._take_requests()
+                if engine.scheduler.busy:
+                    engine.step()
+                    continue
+                if self._stop.is_set() and self._inbox.empty():
+                    return
+                self._wake.wait(IDLE_WAIT_S)
+                self._wake.clear()
+        except Exception as exc:  # a bug or a broken model: end every stream, not hang it
+            log.exception("the engine failed: its sequences end with an error")
+            self.failed = exc
+            for seq in [*engine.scheduler.waiting, *engine.scheduler.running]:
+                if seq.finish_reason is None:
+                    seq.finish_reason = "error"
+                    seq.emit(Output((), "error"))
+        finally:
+            self._accepting = False
+            self._refuse_waiting_calls()
+
+    def _refuse_waiting_calls(self) -> None:
         while True:
-            self._take_requests()
-            if engine.scheduler.busy:
-                engine.step()
-                continue
-            if self._stop.is_set() and self._inbox.empty():
+            try:
+                _, reply = self._inbox.get_nowait()
+            except queue.Empty:
                 return
-            self._wake.wait(IDLE_WAIT_S)
-            self._wake.clear()
+            reply.put(RunnerStoppedError("this engine has stopped"))
 
     def _take_requests(self) -> None:
         while True:

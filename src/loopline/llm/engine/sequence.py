@@ -26,8 +26,8 @@ class Status(enum.Enum):
 @dataclass(frozen=True)
 class Output:
     """What one engine step made for a sequence: its new tokens (none when it ends
-    without one), and why it ended (``stop``, ``length``, ``cancelled``; None while it
-    goes on)."""
+    without one), and why it ended (``stop``, ``length``, ``cancelled``, ``error``: the
+    engine failed; None while it goes on)."""
 
     tokens: tuple[int, ...]
     finish_reason: str | None = None

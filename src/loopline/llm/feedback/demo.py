@@ -133,8 +133,7 @@ def run(
     from loopline.llm.feedback.train import FeedbackOptions
     from loopline.llm.server.service import ServeOptions, build
     from loopline.registry import Registry
-    from loopline.serving import KeyRing, new_key
-    from loopline.serving.local import running
+    from loopline.serving import KeyRing, new_key, running
 
     out.mkdir(parents=True, exist_ok=True)
     state, url = out / "state", f"sqlite:///{(out / 'registry' / 'mlflow.db').resolve()}"

@@ -37,7 +37,7 @@ class Sampling(Struct, kw_only=True, forbid_unknown_fields=True):
     temperature: Temperature = 1.0
     top_p: TopP = 1.0
     top_k: TopK = 0
-    seed: int | None = None
+    seed: Annotated[int, Meta(ge=0, le=2**63 - 1)] | None = None
     stop: Stop | Annotated[list[Stop], Meta(max_length=MAX_STOPS)] | None = None
     n: N = 1
     stream: bool = False

@@ -40,8 +40,6 @@ def gemma(messages: Sequence[Message]) -> str:
 
 
 TEMPLATES: dict[str, Callable[[Sequence[Message]], str]] = {"gemma": gemma}
-# the tokens that end a turn, by template (chat answers stop there)
-END_OF_TURN = {"gemma": "<end_of_turn>"}
 
 
 def render(template: str | None, messages: Sequence[Message], model: str) -> str:

@@ -19,12 +19,11 @@ import msgspec
 from msgspec import Meta
 
 from loopline.events import Codec, DeadLetterQueue, Event, Record, decode_or_dead_letter
-from loopline.llm.server.api import CompletionId, FeedbackRequest, FeedbackResponse
+from loopline.llm.server.api import Choice, CompletionId, FeedbackRequest, FeedbackResponse
 from loopline.predictions import Label
 from loopline.serving import Prediction, Routing
 
 TOPIC = "llm.feedback"
-Choice = Annotated[int, Meta(ge=0, lt=64)]
 
 
 class Feedback(Event, frozen=True, kw_only=True):
@@ -90,7 +89,7 @@ class FeedbackPipeline:
                     request_id=self.request_id(r),
                     routing_key=r.id,
                     model_version="feedback",
-                    arm="champion",
+                    arm="feedback",  # not a model's answer: the canary guard skips it
                     inputs=msgspec.to_builtins(r),
                     outputs={},
                     outcome=r.rating or "preference",

@@ -1,7 +1,8 @@
 """The language model's own metrics, beside the kernel's in the service's Prometheus
 registry: time to first token and per output token, tokens in and out, and each loaded
 engine's queue, running sequences, KV-cache use and prefix-cache hit rate (read when
-scraped). The ``model`` label is a loaded base's label: bounded by what is loaded."""
+scraped). The ``model`` label is a loaded model's (the latencies: the base or adapter
+that answered; the engine's gauges: the base's), bounded by what is loaded."""
 
 from __future__ import annotations
 
@@ -46,11 +47,12 @@ class LLMMetrics:
         registry.register(_Engines(engines))
 
     def finished(
-        self, model: str, ttft_s: float, total_s: float, generated: int, prompt: int
+        self, model: str, ttft_s: float, per_token_s: list[float], generated: int, prompt: int
     ) -> None:
+        """One request: its time to first token, each choice's time per output token."""
         self.ttft.labels(model).observe(ttft_s)
-        if generated > 1:
-            self.tpot.labels(model).observe((total_s - ttft_s) / (generated - 1))
+        for seconds in per_token_s:
+            self.tpot.labels(model).observe(seconds)
         self.tokens.labels(model, "prompt").inc(prompt)
         self.tokens.labels(model, "completion").inc(generated)
 

@@ -9,8 +9,10 @@ a version of a model ``loopline train llm-feedback`` registered, over the base i
 trained on.
 
 A swap never cuts a stream: the requests a model is answering hold it, so a new
-champion takes new requests while the old one finishes its own; :meth:`Models.sweep`
-then stops the engines and unloads the adapters no routing names and no request uses.
+champion takes new requests while the old one finishes its own; :meth:`Models.retire`
+(on the event loop, where requests count themselves in) then marks the models no
+routing names and no request uses, and :meth:`Models.stop_retired` stops their engines
+and unloads their adapters.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +83,8 @@ class LLMModel:
     pinned: Pinned | None
     base: Base
     adapter: str | None = None  # the engine's name for it (None: the base alone)
-    active: int = 0  # requests it is answering (read by the sweep)
+    active: int = 0  # requests it is answering (changed and read on the event loop)
+    retired: bool = False  # out of every routing and unused: being stopped
 
     @property
     def label(self) -> str:
@@ -91,25 +94,31 @@ class LLMModel:
         raise TypeError(f"{self.label} generates text: it answers through its engine.")
 
 
-@dataclass
 class Models:
     """Loads bases and adapters (the deployment's loader), and stops what is unused.
 
     Args:
         base: ``gemma-3-270m`` (its GGUF file) or a registered model's name.
+        registry: Where registered bases and adapters come from.
         adapter: A registered adapter model's name: refs other than ``base`` load its
             versions over the base. Without one, refs are the base's versions.
-        registry: Where registered bases and adapters come from.
         engine: Each base's engine.
     """
 
-    base: str
-    registry: Registry | None
-    adapter: str | None = None
-    engine: EngineOptions = field(default_factory=EngineOptions)
-    _bases: dict[str, LLMModel] = field(default_factory=dict)  # loaded, by label
-    _adapters: dict[str, LLMModel] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(
+        self,
+        *,
+        base: str,
+        registry: Registry | None,
+        adapter: str | None = None,
+        engine: EngineOptions | None = None,
+    ) -> None:
+        self.base, self.registry, self.adapter = base, registry, adapter
+        self.engine = engine or EngineOptions()
+        self._bases: dict[str, LLMModel] = {}  # loaded, by label
+        self._adapters: dict[str, LLMModel] = {}
+        self._retiring: list[LLMModel] = []  # out of use, to stop or unload
+        self._lock = threading.Lock()
 
     def load(self, ref: str | int) -> LLMModel:
         """The deployment's loader: ``base`` (the base, loaded once), else a version or
@@ -132,36 +141,55 @@ class Models:
     def loaded(self) -> list[LLMModel]:
         return [*self._bases.values(), *self._adapters.values()]
 
-    def sweep(self, routing: Routing) -> list[str]:
-        """Stop the bases and unload the adapters ``routing`` does not name and no
-        request uses; return their labels."""
-        from loopline.llm.engine.adapters import AdapterInUseError
-
+    def retire(self, routing: Routing) -> list[LLMModel]:
+        """Mark the models ``routing`` does not name and no request uses as retired,
+        and take them out of the loaded ones. Call it on the event loop, where
+        requests pick their model and count themselves in (``active``): a request
+        never picks a retired model, and a model in use is never retired."""
         named = [m for m in (routing.champion, routing.challenger, routing.previous) if m]
         routed = {id(m) for m in named}
-        in_use = {id(m.base) for m in named if isinstance(m, LLMModel)}
-        gone = []
-        for label, m in list(self._adapters.items()):
-            if id(m) not in routed and m.active == 0:
-                try:
-                    m.base.runner.unload_adapter(str(m.adapter))
-                except AdapterInUseError:  # a request for it is queued: the next sweep
-                    continue
-                del self._adapters[label]
-                gone.append(label)
-        for label, m in list(self._bases.items()):
-            busy = any(a.base is m.base for a in self._adapters.values())
-            if id(m) not in routed and id(m.base) not in in_use and m.active == 0 and not busy:
-                del self._bases[label]
-                m.base.runner.stop(drain=True)
-                gone.append(label)
+        with self._lock:
+            for label, m in list(self._adapters.items()):
+                if id(m) not in routed and m.active == 0:
+                    m.retired = True
+                    self._retiring.append(self._adapters.pop(label))
+            bases_in_use = {id(m.base) for m in [*named, *self._adapters.values()]
+                            if isinstance(m, LLMModel)}  # fmt: skip
+            for label, m in list(self._bases.items()):
+                if id(m) not in routed and id(m.base) not in bases_in_use and m.active == 0:
+                    m.retired = True
+                    self._retiring.append(self._bases.pop(label))
+            return list(self._retiring)
+
+    def stop_retired(self) -> list[str]:
+        """Unload the retired adapters and stop the retired engines (blocking: off the
+        event loop); return their labels. An adapter a cancelled request still holds
+        is left for the next call."""
+        from loopline.llm.engine.adapters import AdapterInUseError
+
+        with self._lock:
+            retiring, self._retiring = self._retiring, []
+        gone, left = [], []
+        for m in retiring:
+            try:
+                if m.adapter is not None:
+                    m.base.runner.unload_adapter(m.adapter)
+                else:
+                    m.base.runner.stop(drain=True)
+            except AdapterInUseError:
+                left.append(m)
+                continue
+            gone.append(m.label)
+        with self._lock:
+            self._retiring += left
         if gone:
             log.info("models unloaded", extra={"models": gone})
         return gone
 
     def close(self) -> None:
-        for m in self._bases.values():
-            m.base.runner.stop(drain=False, timeout=10)
+        for m in [*self._bases.values(), *self._retiring]:
+            if m.adapter is None:
+                m.base.runner.stop(drain=False, timeout=10)
 
     # --- loading ----------------------------------------------------------------------
 

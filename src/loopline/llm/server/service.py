@@ -72,7 +72,8 @@ class ServeOptions:
     tokens_per_minute: int = 0
     watch_s: float = 5.0
     engine: EngineOptions = field(default_factory=EngineOptions)
-    limits: Limits = field(default_factory=Limits)
+    # an answer takes seconds to make: a second to make it durable is no burden
+    limits: Limits = field(default_factory=lambda: Limits(commit_timeout_ms=2000))
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,9 @@ def build(options: ServeOptions) -> LLMService:
     registry = (
         Registry(options.registry, root=state / "registry") if options.registry else Registry()
     )
-    models = Models(options.base, registry, options.adapter, options.engine)
+    models = Models(
+        base=options.base, registry=registry, adapter=options.adapter, engine=options.engine
+    )
     public = options.name or options.base
     champion = _first_champion(models, registry, options.adapter)
     deployment = Deployment(Routing(champion=champion), load=models.load)
@@ -123,14 +126,18 @@ def build(options: ServeOptions) -> LLMService:
         await asyncio.to_thread(feed.run_once)
 
     async def sweep() -> None:
-        await asyncio.to_thread(models.sweep, deployment.routing)
+        if models.retire(deployment.routing):  # here, on the loop: see Models.retire
+            await asyncio.to_thread(models.stop_retired)
 
     tasks = [lambda: every(FEEDS_EVERY_S, feeds), lambda: every(SWEEP_EVERY_S, sweep)]
     followed = options.adapter or (None if options.base == GEMMA else options.base)
     if options.watch_s > 0 and followed is not None:
 
-        def version_of() -> int:
-            return registry.get(str(followed), "champion").version
+        def version_of() -> int | None:
+            try:
+                return registry.get(str(followed), "champion").version
+            except RegistryError:  # no champion yet (no adapter trained): nothing to follow
+                return None
 
         tasks.append(lambda: deployment.follow(version_of, options.watch_s, name=followed))
     service = Service(
