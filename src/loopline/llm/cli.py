@@ -13,6 +13,7 @@ import typer
 
 from loopline.cli import Verbs, show_record
 from loopline.cli_models import RegistryOpt
+from loopline.cli_options import DecisionsOpt, EventsOpt, HostOpt, JsonOpt, KeysOpt, PortOpt
 
 ZERO = {"0": "none", "1": "zero1", "2": "zero2", "3": "zero3", "fsdp": "fsdp"}
 
@@ -35,7 +36,7 @@ def plan_llm(
     price: Annotated[
         float | None, typer.Option(help="US dollars a GPU-hour (default: the GPU's assumed).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Memory per GPU, FLOPs, days and cost of training a model (docs/llm.md)."""
     from loopline.llm.configs import CONFIGS, named, shape_for
@@ -62,7 +63,7 @@ def train_llm(
     ] = None,
     max_restarts: Annotated[int, typer.Option(min=0, help="torchrun restarts.")] = 3,
     registry: RegistryOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Train a language model with FSDP2 under torchrun (resuming from its checkpoints),
     track it in MLflow, write its HTML report and register it."""
@@ -92,7 +93,7 @@ def train_llm_feedback(
     ] = None,
     learning_rate: Annotated[float, typer.Option(min=0.0, help="AdamW's rate.")] = 5e-5,
     rank: Annotated[int, typer.Option(min=1, help="LoRA rank.")] = 8,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Fine-tune a LoRA adapter of Gemma 3 270M on the feedback its server logged (TRL
     KTO for thumbs up/down, DPO for preference pairs) and register it."""
@@ -134,7 +135,7 @@ def demo_llm_train(
     seq_len: Annotated[int, typer.Option(min=8, help="Context length.")] = 256,
     vocab_size: Annotated[int, typer.Option(help="BPE vocabulary.")] = 4096,
     registry: RegistryOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Train a small model on Shakespeare with FSDP2 on 2 CPU processes, kill a rank
     mid-run and resume, register the model and write the report (a few minutes)."""
@@ -159,7 +160,7 @@ def demo_llm(
     steps: Annotated[
         int | None, typer.Option(min=1, help="Fine-tuning steps (default: one pass).")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Serve Gemma 3 270M, stream, collect a simulated user's feedback, fine-tune a LoRA
     adapter with DPO, A/B it against the base, promote it; an HTML report (CPU, minutes)."""
@@ -173,8 +174,8 @@ def demo_llm(
 
 
 def serve_llm(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
     state: Annotated[Path, typer.Option(help="Event log, prediction log, API keys.")] = Path(
         ".loopline/llm"
     ),
@@ -188,15 +189,9 @@ def serve_llm(
     name: Annotated[
         str | None, typer.Option(help="The model name requests are routed by (default: BASE).")
     ] = None,
-    keys: Annotated[
-        Path | None, typer.Option(help="API key file (default: STATE/keys.json).")
-    ] = None,
-    events: Annotated[
-        str | None, typer.Option(help="Event log URL (default: file:// under STATE).")
-    ] = None,
-    decisions: Annotated[
-        str | None, typer.Option(help="postgresql://... prediction log (default: SQLite).")
-    ] = None,
+    keys: KeysOpt = None,
+    events: EventsOpt = None,
+    decisions: DecisionsOpt = None,
     tokens_per_minute: Annotated[
         int, typer.Option(min=0, help="Each API key's token budget a minute (0: none).")
     ] = 0,

@@ -11,33 +11,23 @@ from typing import Annotated
 import typer
 
 from loopline.cli import Verbs, show_record
-
-RegistryOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--registry", help="MLflow tracking URI (default: SQLite under .loopline/registry)."
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+from loopline.cli_models import RegistryOpt
+from loopline.cli_options import DecisionsOpt, HostOpt, JsonOpt, KeysOpt, PortOpt
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
     state: Annotated[Path, typer.Option(help="Features, decisions, token key, API keys.")] = Path(
         ".loopline/serving"
     ),
     registry: RegistryOpt = None,
     rules: Annotated[Path | None, typer.Option(help="Rule file (YAML).")] = None,
-    keys: Annotated[
-        Path | None, typer.Option(help="API key file (default: STATE/keys.json).")
-    ] = None,
+    keys: KeysOpt = None,
     features: Annotated[
         str | None, typer.Option(help="redis://host:port/db online store (default: embedded).")
     ] = None,
-    decisions: Annotated[
-        str | None, typer.Option(help="postgresql://... prediction log (default: SQLite).")
-    ] = None,
+    decisions: DecisionsOpt = None,
     settings: Annotated[
         Path | None,
         typer.Option(help="Settings file (loopline.settings); replaces the URL options."),

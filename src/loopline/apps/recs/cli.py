@@ -13,17 +13,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from loopline.cli import Verbs, show_record
+from loopline.cli_models import RegistryOpt
+from loopline.cli_options import DecisionsOpt, EventsOpt, HostOpt, JsonOpt, KeysOpt, PortOpt
 
 if TYPE_CHECKING:
     from loopline.apps.recs.swap import SwapConfig
     from loopline.vectors import Backfill
 
-RegistryOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--registry", help="MLflow tracking URI (default: SQLite under .loopline/registry)."
-    ),
-]
 StateOpt = Annotated[
     Path, typer.Option(help="Event log, prediction log, API keys, embedded vectors.")
 ]
@@ -34,20 +30,14 @@ VectorsOpt = Annotated[
 
 
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    host: HostOpt = "127.0.0.1",
+    port: PortOpt = 8000,
     state: StateOpt = Path(".loopline/recs"),
     registry: RegistryOpt = None,
-    keys: Annotated[
-        Path | None, typer.Option(help="API key file (default: STATE/keys.json).")
-    ] = None,
+    keys: KeysOpt = None,
     vectors: VectorsOpt = None,
-    events: Annotated[
-        str | None, typer.Option(help="Event log URL (default: file:// under STATE).")
-    ] = None,
-    decisions: Annotated[
-        str | None, typer.Option(help="postgresql://... prediction log (default: SQLite).")
-    ] = None,
+    events: EventsOpt = None,
+    decisions: DecisionsOpt = None,
     body_timeout_s: Annotated[
         float, typer.Option(min=0.01, help="A body not all arrived by then is a 408.")
     ] = 10.0,
@@ -86,7 +76,7 @@ def train(
     max_quality_drop: Annotated[
         float, typer.Option(min=0.0, help="Shadow gate: most held-out recall@50 lost.")
     ] = 0.02,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Train the recommender on MovieLens-100K (a per-user random 80/20 split; NDCG@10
     and recall@20 on the fifth held out), register it, and index its items under that
