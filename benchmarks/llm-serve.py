@@ -2,7 +2,8 @@
 against static batching and ``transformers``' ``generate()``, on Gemma 3 270M (its Q4_K_M
 GGUF file, dequantized to float32) on this machine's CPU.
 
-    loopline bench llm-serve [--requests N] [--rate R] [--max-seqs B] [--json]
+    loopline bench llm-serve [--requests N] [--rate R] [--max-seqs B] [--dtype D]
+        [--only-batching] [--json]
 
 * The trace: N requests arriving as a Poisson process at R a second, prompts from a
   fixed list of openings, output lengths drawn from a long-tailed (log-normal) law,
@@ -217,6 +218,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=96)
     parser.add_argument("--rate", type=float, default=16.0, help="arrivals a second")
     parser.add_argument("--max-seqs", type=int, default=32)
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32",
+                        help="the engine's weights and activations for the trace")  # fmt: skip
+    parser.add_argument("--only-batching", action="store_true",
+                        help="the trace through continuous and static batching alone")  # fmt: skip
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
@@ -224,14 +229,16 @@ def main() -> None:
     path = assemble()
     folder = gguf_file.convert(path)
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    decoder = gguf_file.decoder(folder, num_blocks=NUM_BLOCKS, block_size=BLOCK)
+    dtype = torch.float32 if args.dtype == "float32" else torch.bfloat16
+    decoder = gguf_file.decoder(folder, num_blocks=NUM_BLOCKS, block_size=BLOCK, dtype=dtype)
 
     def make(**options: Any) -> Engine:
         options = {"max_seqs": args.max_seqs, **options}
         return Engine(decoder, num_blocks=NUM_BLOCKS, eos=[1], **options)
 
     work = trace(args.requests, args.rate)
-    out: dict[str, Any] = {"benchmark": "llm-serve", "model": "gemma-3-270m (Q4_K_M GGUF, fp32)",
+    out: dict[str, Any] = {"benchmark": "llm-serve",
+                           "model": f"gemma-3-270m (Q4_K_M GGUF, {args.dtype})",
                            "device": "cpu", "requests": args.requests, "rate": args.rate,
                            "max_seqs": args.max_seqs,
                            "output_tokens": sum(k for _, _, k in work)}  # fmt: skip
@@ -239,6 +246,26 @@ def main() -> None:
         say(f"{name} batching: {args.requests} requests ...")
         got = run_engine(make, tok, work, **options)
         out |= {f"{name}_{k}": round(v, 1) for k, v in got.items()}
+    out["continuous_over_static"] = round(
+        out["continuous_tokens_per_s"] / out["static_tokens_per_s"], 2
+    )
+    if not args.only_batching:
+        others(out, args, make, path, folder, tok, work)
+    if args.json:
+        print(json.dumps(out))
+        return
+    table = Table(title="LLM serving (CPU)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for k, v in out.items():
+        table.add_row(k, str(v))
+    Console().print(table)
+
+
+def others(out: dict[str, Any], args: Any, make: Callable[..., Engine], path: Any, folder: Any,
+           tok: Tokenizer, work: list[tuple[float, str, int]]) -> None:  # fmt: skip
+    """The prefix cache, speculation, quantization and the ``transformers`` baseline."""
+    say = Console(stderr=True).print
     say("prefix cache, speculative decoding ...")
     out["prefix_ttft_speedup"] = round(prefix(make, tok), 2)
     ratio, same = speculative(make, tok)
@@ -249,7 +276,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     hf = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
-                                              dtype=torch.float32).eval()  # fmt: skip
+                                              dtype=getattr(torch, args.dtype)).eval()  # fmt: skip
     hf_tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     prompts = [tok.encode(p).ids for p in OPENINGS[:4]]
     mine = make().generate(prompts, SamplingParams(temperature=0, max_tokens=16))
@@ -259,18 +286,6 @@ def main() -> None:
     out["reference_identical"] = theirs == mine
     got = run_transformers(hf, hf_tok, work, args.max_seqs)
     out |= {f"transformers_{k}": round(v, 1) for k, v in got.items()}
-    out["continuous_over_static"] = round(
-        out["continuous_tokens_per_s"] / out["static_tokens_per_s"], 2
-    )
-    if args.json:
-        print(json.dumps(out))
-        return
-    table = Table(title="LLM serving (CPU)")
-    table.add_column("measure")
-    table.add_column("value", justify="right")
-    for k, v in out.items():
-        table.add_row(k, str(v))
-    Console().print(table)
 
 
 if __name__ == "__main__":
