@@ -14,6 +14,7 @@ from loopline.serving.canary import CanaryGuard
 from loopline.serving.endpoint import Endpoint, Pipeline, Prediction, StreamingPipeline
 from loopline.serving.fallbacks import NO_MODEL, predict_ordered
 from loopline.serving.idempotency import payload_hash
+from loopline.serving.limits import Limits
 from loopline.serving.local import running
 from loopline.serving.loop import every
 from loopline.serving.openapi import openapi_document
@@ -23,7 +24,7 @@ from loopline.serving.quota import Quota
 from loopline.serving.resilience import CircuitBreaker
 from loopline.serving.routing import Deployment, Routing
 from loopline.serving.rules import Outcome, RuleBook, RuleSet, parse
-from loopline.serving.service import CURRENT_CALLER, Limits, Service
+from loopline.serving.service import CURRENT_CALLER, Service
 from loopline.serving.stream import ColumnPipeline, StreamScorer
 from loopline.serving.tabular import Scored, TabularCollector, TabularScorer, as_rows, lap
 from loopline.serving.telemetry import Metrics

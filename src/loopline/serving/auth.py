@@ -47,6 +47,14 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def presented(api_key: str | None, authorization: str | None) -> str | None:
+    """The key a request presents: its ``X-API-Key``, else its ``Authorization: Bearer``
+    (what OpenAI's clients send)."""
+    if api_key is not None or authorization is None:
+        return api_key
+    return authorization[7:].strip() if authorization[:7].lower() == "bearer " else None
+
+
 def new_key(name: str, scopes: list[str], *, expires_ms: int | None = None) -> tuple[str, ApiKey]:
     """A fresh random key (returned once) and its stored form."""
     bad = sorted(set(scopes) - set(SCOPES))

@@ -23,17 +23,14 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from opentelemetry.trace import Span
 
-from loopline.exceptions import ConfigError
 from loopline.monitoring.tracing import CURRENT_TRACE, Tracing
 from loopline.predictions import PredictionLog
 from loopline.serving.admin import Action, Admin
@@ -48,12 +45,14 @@ from loopline.serving.asgi import (
     read_body,
     respond,
 )
-from loopline.serving.auth import ApiKey, KeyRing
+from loopline.serving.auth import ApiKey, KeyRing, presented
 from loopline.serving.batching import Batcher
 from loopline.serving.collector import freeze_survivors, keep_collections_short, thaw
-from loopline.serving.endpoint import Endpoint, Prediction
-from loopline.serving.idempotency import Idempotency, payload_hash
-from loopline.serving.loop import every, within
+from loopline.serving.durable import Durable, LateError
+from loopline.serving.endpoint import Endpoint
+from loopline.serving.idempotency import payload_hash
+from loopline.serving.limits import Limits
+from loopline.serving.loop import every
 from loopline.serving.openapi import openapi_document
 from loopline.serving.problems import Problem, RequestError, decode, refuse
 from loopline.serving.routing import Deployment
@@ -69,25 +68,6 @@ KEYS_EVERY_S = 2.0  # how often the API key file is checked for changes (revoked
 CURRENT_CALLER: contextvars.ContextVar[ApiKey | None] = contextvars.ContextVar(
     "loopline_caller", default=None
 )
-
-
-@dataclass(frozen=True, kw_only=True)
-class Limits:
-    """Back-pressure: beyond ``max_inflight`` requests, 503 + Retry-After instead of
-    queueing; a prediction not durable ``commit_timeout_ms`` after its hand-over to the
-    log is a 503 too (docs/decisions/0003); a body not all there ``body_timeout_s``
-    after the headers is a 408; admin bodies up to ``max_admin_bytes``."""
-
-    max_inflight: int = 256
-    commit_timeout_ms: float = 50.0
-    body_timeout_s: float = 10.0
-    max_admin_bytes: int = 16 * 1024
-
-    def __post_init__(self) -> None:
-        if self.max_inflight < 0 or self.commit_timeout_ms <= 0 or self.body_timeout_s <= 0:
-            raise ConfigError(
-                "Limits: max_inflight must be >= 0, commit_timeout_ms and body_timeout_s > 0."
-            )
 
 
 class Service:
@@ -158,13 +138,14 @@ class Service:
             for route, e in self.endpoints.items()
             if not e.streams
         }
-        self.idempotency = Idempotency(log)
+        self.durable = Durable(deployment=deployment, log=log, limits=self.limits,
+                               metrics=self.metrics, clock=clock)  # fmt: skip
+        self.idempotency = self.durable.idempotency
         self._routes = {
             *self.endpoints, *self.pages, *self.reports, "GET /livez", "GET /readyz",
             "GET /metrics", "GET /openapi.json", *(f"POST /admin/{a}" for a in self.admin.actions),
         }  # fmt: skip
         self._openapi = _json.encode(openapi_document(title, endpoints))
-        self._degraded_logged, self._degraded_since_log = -math.inf, 0
 
     async def _watch_keys(self) -> None:
         """Read the key file again when it changes: revoked keys stop working at once."""
@@ -260,12 +241,8 @@ class Service:
         raise refuse(404, f"No route {route}.", detail="See /openapi.json.")
 
     def _require(self, scope: Scope, needed: str) -> ApiKey:
-        presented = header(scope, b"x-api-key")
-        if presented is None:
-            bearer = header(scope, b"authorization")
-            if bearer is not None and bearer[:7].lower() == "bearer ":
-                presented = bearer[7:].strip()
-        caller = self.keys.identify(presented)
+        key = presented(header(scope, b"x-api-key"), header(scope, b"authorization"))
+        caller = self.keys.identify(key)
         if caller is None:
             raise refuse(401, "Missing, unknown, expired or revoked API key.", field="X-API-Key")
         if not caller.allows(needed):
@@ -305,7 +282,7 @@ class Service:
         self.inflight += 1
         try:
             request, key, fingerprint = await self._request(endpoint, caller, scope, receive)
-            replay = await self._replay(key, fingerprint)
+            replay = await self.durable.replay(key, fingerprint)
             if replay is not None:
                 return 200, self._visible(endpoint, caller, None, replay), []
             answered = self.idempotency.claim(key)
@@ -313,67 +290,14 @@ class Service:
                 trace_id = CURRENT_TRACE.get() or uuid.uuid4().hex
                 prediction = await self._batchers[route].predict(request, trace_id)
                 body = _json.encode(prediction.response)
-                await self._commit(endpoint, prediction, key, fingerprint, body, answered)
+                await self.durable.commit(endpoint, prediction, key, fingerprint, body, answered)
             except BaseException as exc:
-                if not answered.done() and not isinstance(exc, _LateError):
+                if not answered.done() and not isinstance(exc, LateError):
                     self.idempotency.release(key, exc)
                 raise
             return 200, self._visible(endpoint, caller, prediction.response, body), []
         finally:
             self.inflight -= 1
-
-    async def _commit(
-        self, endpoint: Endpoint, p: Prediction[Any], key: str, fingerprint: str, body: bytes,
-        answered: asyncio.Future[bytes] | None = None,
-    ) -> None:  # fmt: skip
-        """Watch the canary, log the prediction durably, then tell the pipeline and the
-        duplicates waiting on ``answered``.
-
-        A write that outlives the commit timeout is a 503 to the caller, but it goes on:
-        once it is durable the pipeline is told (it learns and publishes once), and a
-        retry meanwhile waits for it and gets this answer, not a second decision."""
-        self._note_degraded(p)
-        self.deployment.observe(p)
-        row = p.row(key, fingerprint, int(self.clock() * 1000), body)
-        write = asyncio.ensure_future(self.log.write(row))
-        if not await within(write, self.limits.commit_timeout_ms / 1000):
-            self.metrics.shed()
-            write.add_done_callback(
-                lambda _: self._durable(endpoint, p, key, body, write, answered)
-            )
-            raise _LateError(
-                503,
-                Problem(
-                    error="The answer was not durable in time: the prediction log is slow.",
-                    detail="Retry-After: 1; the retry with the same request id returns it.",
-                ),
-            ) from None
-        write.result()  # a write that failed in time fails the request: never a 200 unlogged
-        self._durable(endpoint, p, key, body, write, answered)
-
-    def _durable(
-        self, endpoint: Endpoint, p: Prediction[Any], key: str, body: bytes,
-        write: asyncio.Future[None], answered: asyncio.Future[bytes] | None,
-    ) -> None:  # fmt: skip
-        error = write.exception() if not write.cancelled() else asyncio.CancelledError()
-        if error is not None:  # only a late write gets here failed: its caller had a 503
-            log.warning("a late prediction-log write failed", exc_info=error)
-            if answered is not None:
-                self.idempotency.release(key, error)
-            return
-        try:
-            endpoint.pipeline.committed(p)
-            self.metrics.predicted(p)
-        finally:  # durable: its duplicates get this answer, whatever the pipeline did
-            if answered is not None:
-                answered.set_result(body)
-                self.idempotency.release(key)
-
-    async def _replay(self, key: str, fingerprint: str) -> bytes | None:
-        replay = await self.idempotency.replay(key, fingerprint)
-        if replay is not None:
-            self.metrics.replayed()
-        return replay
 
     async def _stream(
         self, endpoint: Endpoint, caller: ApiKey, scope: Scope, receive: Receive, send: Send
@@ -388,7 +312,7 @@ class Service:
             request, key, fingerprint = await self._request(endpoint, caller, scope, receive)
             field = endpoint.stream_field
             streamed = endpoint.stream or (field is not None and bool(getattr(request, field)))
-            replay = await self._replay(key, fingerprint)
+            replay = await self.durable.replay(key, fingerprint)
             trace = CURRENT_TRACE.get() or uuid.uuid4().hex
             if not streamed:
                 if replay is not None:
@@ -436,7 +360,7 @@ class Service:
         try:
             prediction = answer.result()
             body = _json.encode(prediction.response)
-            await self._commit(endpoint, prediction, key, fingerprint, body)
+            await self.durable.commit(endpoint, prediction, key, fingerprint, body)
         except RequestError as exc:
             if events is None or not events.started:
                 raise  # nothing sent yet: a plain 4xx
@@ -452,19 +376,6 @@ class Service:
         if events is not None:
             await events.send(b"[DONE]")
         return body
-
-    def _note_degraded(self, p: Prediction[Any]) -> None:
-        if not p.degraded:
-            return
-        self._degraded_since_log += 1
-        now = time.monotonic()
-        if now - self._degraded_logged >= 1.0:  # a line a second, not one per request
-            log.warning(
-                "degraded answer",
-                extra={"degraded": p.degraded, "model_version": p.model_version,
-                       "degraded_answers": self._degraded_since_log},
-            )  # fmt: skip
-            self._degraded_logged, self._degraded_since_log = now, 0
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         running: list[asyncio.Task[None]] = []
@@ -486,7 +397,3 @@ class Service:
                 with contextlib.suppress(Exception):
                     await send({"type": "lifespan.shutdown.complete"})
                 return
-
-
-class _LateError(RequestError):
-    """A 503 whose prediction is still being written: its key stays claimed until then."""
