@@ -49,6 +49,8 @@ FUSED: dict[str, tuple[str, ...]] = {
     "gate_up": ("gate_proj", "up_proj"),
     "down": ("down_proj",),
 }
+CONFIG, WEIGHTS = "adapter_config.json", "adapter_model.safetensors"  # PEFT's folder
+FILES = (CONFIG, WEIGHTS)
 TARGETS = frozenset(part for parts in FUSED.values() for part in parts)
 KEY = re.compile(r"(?:^|\.)layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)\.lora_([AB])\.weight$")
 # config fields that change the arithmetic beyond y += (x A^T B^T) scale, when set
@@ -101,8 +103,8 @@ def read_adapter(folder: Path, *, spec: DecoderSpec, dtype: torch.dtype) -> Lora
         ValueError: The adapter uses something not supported (named), or its shapes do
             not fit ``spec``.
     """
-    raw_config = (folder / "adapter_config.json").read_bytes()
-    raw_weights = (folder / "adapter_model.safetensors").read_bytes()
+    raw_config = (folder / CONFIG).read_bytes()
+    raw_weights = (folder / WEIGHTS).read_bytes()
     config = json.loads(raw_config)
     scale = _scale(config, folder)
     parts = _parts(load_safetensors(raw_weights), spec, int(config["r"]), folder)

