@@ -85,7 +85,6 @@ class LLMService:
     events: EventLog
     labels: LabelFeed
     outbox: Outbox[bytes]
-    public: str
 
     def close(self) -> None:
         self.outbox.close()
@@ -156,7 +155,7 @@ def build(options: ServeOptions) -> LLMService:
         metrics=metrics,
         problems=api.error_body,
     )
-    return LLMService(service, deployment, models, log, events, feed, outbox, public)
+    return LLMService(service, deployment, models, log, events, feed, outbox)
 
 
 def endpoints(
