@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loopline.privacy import find_pans
 from loopline.registry import Registry
 from loopline.serving import KeyRing, new_key
 from tests.fraud.conftest import fraud_registry, rules_file, service  # noqa: F401 (fixtures)
@@ -23,6 +24,21 @@ DETAIL_KEY, DETAIL = new_key("analyst", ["score", "detail"])
 MONITOR_KEY, MONITOR = new_key("dashboard", ["monitor"])
 ADMIN_KEY, ADMIN = new_key("ops", ["admin"])
 PAN = "4111111111111111"  # a test card number (passes Luhn)
+# every card number the tests sent the live process (the fuzzer's too): none may be stored
+sent_pans: set[str] = set()
+
+
+def note_pans(value: object) -> None:
+    """Add the card numbers in ``value`` (a request body or headers, nested) to
+    :data:`sent_pans`."""
+    if isinstance(value, str):
+        sent_pans.update(find_pans(value))
+    elif isinstance(value, dict):
+        for v in value.values():
+            note_pans(v)
+    elif isinstance(value, list):
+        for v in value:
+            note_pans(v)
 
 
 @dataclass

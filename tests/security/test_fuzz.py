@@ -12,7 +12,7 @@ from schemathesis import GenerationMode
 
 from loopline.apps.fraud.service import openapi
 
-from .conftest import DETAIL_KEY, Live
+from .conftest import DETAIL_KEY, Live, note_pans
 
 EXAMPLES = 10_000
 schema = schemathesis.openapi.from_dict(openapi())
@@ -25,6 +25,7 @@ sent: list[int] = []
 @schema.include(method="POST", path="/v1/score").parametrize()
 @settings(deadline=None, suppress_health_check=list(HealthCheck), database=None)
 def test_no_request_gets_a_server_error(case: schemathesis.Case, live: Live) -> None:
+    note_pans([case.body, dict(case.headers or {})])
     response = case.call(base_url=live.url, headers={"X-API-Key": DETAIL_KEY}, timeout=10)
     sent.append(response.status_code)
     if response.status_code >= 500:
