@@ -15,6 +15,8 @@ for binary in "${!needs[@]}"; do
 done
 # PostgreSQL's server binaries live off PATH, under /usr/lib/postgresql/<version>/bin
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
+# vtest.avi (795 street frames): real footage for the vision runtime's tests
+[ -f /usr/share/doc/opencv-doc/examples/data/vtest.avi ] || missing+=(opencv-doc)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""
