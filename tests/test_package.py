@@ -86,10 +86,11 @@ PUBLIC = {
         "running"
     ],
     "monitoring": [
-        "REFERENCE_FILE", "BatchQuality", "DataQualityError", "Drift", "DriftCollector",
-        "DriftEvent", "DriftMonitor", "DriftReport", "DriftWatch", "Expectations", "FixedBins",
-        "MonitorPage", "Sampler", "Tracing", "WorkerCollector", "categorical", "compare",
-        "json_logging", "numeric", "psi", "reference_of"
+        "REFERENCE_FILE", "BatchQuality", "Change", "DataQualityError", "Drift",
+        "DriftCollector", "DriftEvent", "DriftMonitor", "DriftReport", "DriftWatch",
+        "Expectations", "FixedBins", "Health", "Level", "MonitorPage", "Sampler", "Status",
+        "Tracing", "Watchdog", "WorkerCollector", "categorical", "compare", "json_logging",
+        "monotonic_ms", "numeric", "psi", "reference_of"
     ],
     "feedback": [
         "ABResult", "DayPerformance", "Evidence", "GateResult", "Interleaved",
@@ -119,6 +120,12 @@ PUBLIC = {
     "capacity": [
         "Distribution", "Outage", "Pool", "Region", "Result", "Shards", "Sink", "Stream",
         "Traffic", "erlang_c", "fifo_waits", "mmc_mean_wait", "simulate"
+    ],
+    "edge": [
+        "PACKAGE_DOMAIN", "Device", "EdgeError", "Fleet", "HealthCheck", "PackageManifest",
+        "Report", "Rollout", "RolloutPlan", "SlotEvent", "SlotStatus", "Slots", "Stage",
+        "StagePipeline", "StageResult", "UntrustedPackageError", "Upload", "UploadCounters",
+        "UploadQueue", "VerifiedPackage", "build_package", "cohort", "open_package"
     ],
     "vectors": [
         "Answer", "Backfill", "CollectionNotFoundError", "EmbeddedVectors", "Matches",
@@ -179,7 +186,7 @@ def test_applications_and_demos_import_only_public_names(root: str) -> None:
 APPLICATION_WORDS = re.compile(r"(?<![a-z])(fraud|card(?!inal)|approve|review|decline)", re.I)
 PLATFORM = ["events", "features", "training", "registry", "serving", "monitoring", "feedback",
             "predictions", "tasks", "models", "testing", "privacy", "vectors",
-            "capacity"]  # fmt: skip
+            "capacity", "edge"]  # fmt: skip
 
 
 def _names(node: ast.AST) -> list[str]:

@@ -13,9 +13,12 @@ built-in too, so ``except KeyError`` keeps working::
     │   ├── BackendUnavailableError (ConnectionError)
     │   │                                   the server cannot be reached in time
     │   └── CommitError                     offsets could not be committed
-    └── RegistryError                       (loopline.registry) unknown model, version, alias
-        └── UntrustedModelError             a version serving must not load: unsigned, an
-                                            untrusted key, files unlike its signed manifest
+    ├── RegistryError                       (loopline.registry) unknown model, version, alias
+    │   └── UntrustedModelError             a version serving must not load: unsigned, an
+    │                                       untrusted key, files unlike its signed manifest
+    └── EdgeError                           (loopline.edge) a device's slots or a package
+        └── UntrustedPackageError           a package a device must not install: unsigned,
+                                            tampered, incompatible, a downgrade
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def test_idf1_and_mota_on_tud_agree_with_motmetrics(
     monkeypatch.setattr(
         np, "asfarray", lambda a, dtype=float: np.asarray(a, dtype=dtype), raising=False
     )
-    import motmetrics as mm  # type: ignore[import-untyped]
+    import motmetrics as mm
 
     gt, test = _tud(name)
     acc = mm.utils.compare_to_groundtruth(

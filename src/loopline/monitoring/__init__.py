@@ -1,6 +1,7 @@
 """Monitoring: drift of inputs and outputs against the training reference, data quality
 of event batches, Prometheus collectors of the stream workers, tracing and JSON logs,
-and the monitoring page a service serves.
+the monitoring page a service serves, and a watchdog of heartbeats reduced to one health
+state.
 
 Not imported by ``import loopline``. Each name is imported from its module on first use,
 so that the feature worker's data-quality checks do not pull in SciPy (drift, the
@@ -43,6 +44,14 @@ if TYPE_CHECKING:  # the same names, for the type checker
         Tracing,
         json_logging,
     )
+    from loopline.monitoring.watchdog import (
+        Change,
+        Health,
+        Level,
+        Status,
+        Watchdog,
+        monotonic_ms,
+    )
     from loopline.monitoring.workers import (
         WorkerCollector,
     )
@@ -56,6 +65,7 @@ _MODULES = {
     "page": ("MonitorPage", "Sampler"),
     "quality": ("BatchQuality", "DataQualityError", "Expectations"),
     "tracing": ("Tracing", "json_logging"),
+    "watchdog": ("Change", "Health", "Level", "Status", "Watchdog", "monotonic_ms"),
     "workers": ("WorkerCollector",),
 }  # fmt: skip
 _HOME = {name: module for module, names in _MODULES.items() for name in names}
@@ -63,6 +73,7 @@ _HOME = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = [
     "REFERENCE_FILE",
     "BatchQuality",
+    "Change",
     "DataQualityError",
     "Drift",
     "DriftCollector",
@@ -72,13 +83,18 @@ __all__ = [
     "DriftWatch",
     "Expectations",
     "FixedBins",
+    "Health",
+    "Level",
     "MonitorPage",
     "Sampler",
+    "Status",
     "Tracing",
+    "Watchdog",
     "WorkerCollector",
     "categorical",
     "compare",
     "json_logging",
+    "monotonic_ms",
     "numeric",
     "psi",
     "reference_of",

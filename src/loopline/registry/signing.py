@@ -16,7 +16,6 @@ A key's id is the first 16 hex digits of the SHA-256 of its raw public key.
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import hashlib
 import json
@@ -87,8 +86,10 @@ class SigningKey:
             raise ConfigError(f"{path} is not an ed25519 key; make one: `loopline models keygen`.")
         return cls(key_id(private.public_key()), private)
 
-    def sign(self, manifest: bytes) -> str:
-        return base64.b64encode(self.private.sign(DOMAIN + manifest)).decode()
+    def sign(self, manifest: bytes, *, domain: bytes = DOMAIN) -> str:
+        """The base64 signature of ``domain + manifest``: each kind of signed document
+        has its own domain, so a signature of one is never valid as another."""
+        return base64.b64encode(self.private.sign(domain + manifest)).decode()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -239,11 +240,8 @@ def verify(tags: Mapping[str, str], keys: Keys, *, name: str, version: int) -> t
             f"${TRUSTED_KEYS_ENV}, or re-sign it with a trusted key: "
             f"`loopline models sign {name} {version}`.", name, version,
         )  # fmt: skip
-    for kid in known:
-        try:
-            trusted[kid].verify(base64.b64decode(signatures[kid]), DOMAIN + signed.encode())
-        except (InvalidSignature, binascii.Error):
-            continue
+    kid = signed_by(signed.encode(), signatures, trusted)
+    if kid is not None:
         manifest = Manifest.from_json(signed.encode())
         if (manifest.name, manifest.version) != (name, version):
             raise untrusted(
@@ -257,6 +255,25 @@ def verify(tags: Mapping[str, str], keys: Keys, *, name: str, version: int) -> t
         "manifest: the manifest or the signature was changed after signing. Register "
         "the model again.", name, version,
     )  # fmt: skip
+
+
+def signed_by(
+    signed: bytes,
+    signatures: Mapping[str, str],
+    trusted: Mapping[str, Ed25519PublicKey],
+    *,
+    domain: bytes = DOMAIN,
+) -> str | None:
+    """The id of a ``trusted`` key whose signature of ``domain + signed`` is among
+    ``signatures`` (key id -> base64) and valid; None when none is (no trusted signer,
+    or only signatures that do not match)."""
+    for kid in (k for k in signatures if k in trusted):
+        try:
+            trusted[kid].verify(base64.b64decode(signatures[kid]), domain + signed)
+        except (InvalidSignature, ValueError):  # binascii.Error, or a non-ASCII str
+            continue
+        return kid
+    return None
 
 
 def _signatures(recorded: str, label: str, name: str, version: int) -> dict[str, str]:
@@ -273,6 +290,6 @@ def _signatures(recorded: str, label: str, name: str, version: int) -> dict[str,
 
 
 __all__ = [
-    "Keys", "Manifest", "SigningKey", "UntrustedModelError", "create_key", "key_id", "signed_tags",
-    "verify",
+    "Keys", "Manifest", "SigningKey", "UntrustedModelError", "create_key", "key_id", "signed_by",
+    "signed_tags", "verify",
 ]  # fmt: skip

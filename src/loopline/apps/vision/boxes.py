@@ -64,4 +64,5 @@ def iou(a: Boxes, b: Boxes) -> NDArray[np.float32]:
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     union = area_a[:, None] + area_b[None, :] - inter
-    return (inter / np.maximum(union, 1e-9)).astype(np.float32)
+    out: NDArray[np.float32] = (inter / np.maximum(union, 1e-9)).astype(np.float32)
+    return out

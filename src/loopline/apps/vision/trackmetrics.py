@@ -70,7 +70,7 @@ def score_tracking(truth: Sequence[Frame], tracked: Sequence[Frame]) -> TrackSco
     Raises:
         ValueError: If a frame holds one id twice, or its ids and boxes differ in number.
     """
-    from trackeval.metrics import CLEAR, HOTA, Identity  # type: ignore[import-untyped]
+    from trackeval.metrics import CLEAR, HOTA, Identity
 
     data = _trackeval_data(truth, tracked)
     quiet = {"PRINT_CONFIG": False}

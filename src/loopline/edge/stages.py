@@ -1,0 +1,179 @@
+"""A real-time pipeline of stages, each on its own thread, joined by bounded queues, with a
+deadline per item.
+
+An item is stamped when it enters (its capture time). A stage that takes an item already
+past the deadline does not process it: the item is *late* and travels on as such, so that
+a stage that must know of every item (a tracker predicting through a missed frame) gets
+its ``on_late`` call, and the sink counts it. A queue that is full drops its oldest item
+(the freshest data wins in real time), counted too; a later stage with ``on_late`` gets a
+call for it when it sees the gap in sequence numbers, on its own thread (a stage's state
+is only ever touched by its thread). Nothing waits without bound, and
+every stage reports a heartbeat per item, so a watchdog sees a stage that hangs.
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+Beat = Callable[[str], None]  # a stage's heartbeat, by name
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step: ``run(value) -> value``; ``on_late(seq)`` when a late item passes (else
+    the item only passes)."""
+
+    name: str
+    run: Callable[[Any], Any]
+    on_late: Callable[[int], None] | None = None
+
+
+@dataclass
+class Item:
+    seq: int
+    born: float  # time.perf_counter() at entry
+    value: Any
+    late: bool = False
+
+
+@dataclass
+class Counts:
+    submitted: int = 0
+    published: int = 0
+    late: int = 0  # missed the deadline: dropped, with on_late calls downstream
+    overflow: int = 0  # dropped because a queue was full
+    errors: int = 0  # a stage raised: the item is dropped like a late one
+    latencies_ms: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=100_000)
+    )
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+    def miss_rate(self) -> float:
+        """Items that did not come out in time, of those submitted."""
+        return (self.late + self.overflow + self.errors) / max(self.submitted, 1)
+
+
+class StagePipeline:
+    """``stages`` in order; what the last returns goes to ``sink(seq, value, latency_ms)``.
+
+    Args:
+        deadline_ms: An item older than this when a stage takes it, or when the last stage
+            ends, is late.
+        queue_size: Items each queue holds; a full one drops its oldest.
+        beat: Called with a stage's name after each item it handles (a watchdog's
+            heartbeat).
+        on_error: Called with the stage's name and the exception when a stage raises (the
+            item is dropped; the pipeline goes on).
+    """
+
+    def __init__(
+        self, stages: list[Stage], sink: Callable[[int, Any, float], None], *,
+        deadline_ms: float, queue_size: int = 2, beat: Beat | None = None,
+        on_error: Callable[[str, BaseException], None] | None = None,
+    ) -> None:  # fmt: skip
+        self.stages, self.sink = stages, sink
+        self.deadline_s = deadline_ms / 1000.0
+        self.beat = beat or (lambda name: None)
+        self.on_error = on_error or (lambda name, exc: None)
+        self.counts = Counts()
+        self._queues: list[queue.Queue[Item | None]] = [queue.Queue(queue_size) for _ in stages]
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._work, args=(i,), name=f"stage-{s.name}", daemon=True)
+            for i, s in enumerate(stages)
+        ]
+        self._seq = 0
+
+    def start(self) -> StagePipeline:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def submit(self, value: Any, born: float | None = None) -> int:
+        """Put ``value`` in (stamped now, or at ``born``); return its sequence number."""
+        with self._lock:
+            seq = self._seq
+            self._seq += 1
+            self.counts.submitted += 1
+        self._put(0, Item(seq, time.perf_counter() if born is None else born, value))
+        return seq
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Let what is queued through, then end every stage's thread."""
+        self._queues[0].put(None, timeout=timeout_s)
+        for t in self._threads:
+            t.join(timeout_s)
+
+    def _put(self, i: int, item: Item | None) -> None:
+        q = self._queues[i]
+        while True:
+            try:
+                q.put_nowait(item)
+                return
+            except queue.Full:
+                try:
+                    dropped = q.get_nowait()
+                except queue.Empty:
+                    continue
+                if dropped is not None:  # later stages see the gap (see _work)
+                    with self._lock:
+                        self.counts.overflow += 1
+
+    def _work(self, i: int) -> None:
+        stage, last = self.stages[i], i == len(self.stages) - 1
+        seen = -1
+        while True:
+            item = self._queues[i].get()
+            if item is None:
+                if not last:
+                    self._queues[i + 1].put(None)
+                return
+            if stage.on_late is not None:  # items dropped upstream, in this stage's thread
+                for missing in range(seen + 1, item.seq):
+                    stage.on_late(missing)
+            seen = item.seq
+            self._handle(stage, item)
+            self.beat(stage.name)
+            if last:
+                self._finish(item)
+            else:
+                self._put(i + 1, item)
+
+    def _handle(self, stage: Stage, item: Item) -> None:
+        if not item.late and time.perf_counter() - item.born > self.deadline_s:
+            item.late = True
+            with self._lock:
+                self.counts.late += 1
+        if item.late:
+            if stage.on_late is not None:
+                stage.on_late(item.seq)
+            return
+        try:
+            item.value = stage.run(item.value)
+        except Exception as exc:  # a stage's failure drops its item, not the pipeline
+            item.late = True
+            with self._lock:
+                self.counts.errors += 1
+            self.on_error(stage.name, exc)
+
+    def _finish(self, item: Item) -> None:
+        if item.late:
+            return
+        latency = time.perf_counter() - item.born
+        with self._lock:
+            if latency > self.deadline_s:
+                self.counts.late += 1
+                return
+            self.counts.published += 1
+            self.counts.latencies_ms.append(latency * 1000.0)
+        self.sink(item.seq, item.value, latency * 1000.0)
