@@ -32,10 +32,15 @@ class Track:
 def test_items_come_out_in_order_within_the_deadline() -> None:
     out: list[tuple[int, Any, float]] = []
     beats: list[str] = []
+
+    def beat(name: str, error: BaseException | None) -> None:
+        assert error is None
+        beats.append(name)
+
     track = Track()
     p = StagePipeline(
         [Stage("double", lambda v: v * 2), Stage("track", track.run, track.late)],
-        lambda seq, v, ms: out.append((seq, v, ms)), deadline_ms=1000, beat=beats.append,
+        lambda seq, v, ms: out.append((seq, v, ms)), deadline_ms=1000, beat=beat,
     ).start()  # fmt: skip
     for i in range(20):
         p.submit(i)
@@ -109,7 +114,7 @@ def test_a_failing_stage_drops_its_item_and_the_pipeline_goes_on() -> None:
 
     p = StagePipeline(
         [Stage("detect", fragile)], lambda seq, v, ms: out.append(v), deadline_ms=1000,
-        on_error=lambda name, exc: errors.append((name, exc)),
+        beat=lambda name, exc: errors.append((name, exc)) if exc is not None else None,
     ).start()  # fmt: skip
     for i in range(6):
         p.submit(i)

@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-Beat = Callable[[str], None]  # a stage's heartbeat, by name
+# a stage's heartbeat after each item: its name, and what it raised on the item (None: fine)
+Beat = Callable[[str, BaseException | None], None]
 
 
 @dataclass(frozen=True)
@@ -70,21 +71,18 @@ class StagePipeline:
         deadline_ms: An item older than this when a stage takes it, or when the last stage
             ends, is late.
         queue_size: Items each queue holds; a full one drops its oldest.
-        beat: Called with a stage's name after each item it handles (a watchdog's
-            heartbeat).
-        on_error: Called with the stage's name and the exception when a stage raises (the
-            item is dropped; the pipeline goes on).
+        beat: Called after each item a stage handles, with the stage's name and the
+            exception it raised on the item, if it did (a watchdog's heartbeat; the item
+            is then dropped and the pipeline goes on).
     """
 
     def __init__(
         self, stages: list[Stage], sink: Callable[[int, Any, float], None], *,
         deadline_ms: float, queue_size: int = 2, beat: Beat | None = None,
-        on_error: Callable[[str, BaseException], None] | None = None,
     ) -> None:  # fmt: skip
         self.stages, self.sink = stages, sink
         self.deadline_s = deadline_ms / 1000.0
-        self.beat = beat or (lambda name: None)
-        self.on_error = on_error or (lambda name, exc: None)
+        self.beat = beat or (lambda name, error: None)
         self.counts = Counts()
         self._queues: list[queue.Queue[Item | None]] = [queue.Queue(queue_size) for _ in stages]
         self._lock = threading.Lock()
@@ -142,14 +140,13 @@ class StagePipeline:
                 for missing in range(seen + 1, item.seq):
                     stage.on_late(missing)
             seen = item.seq
-            self._handle(stage, item)
-            self.beat(stage.name)
+            self.beat(stage.name, self._handle(stage, item))
             if last:
                 self._finish(item)
             else:
                 self._put(i + 1, item)
 
-    def _handle(self, stage: Stage, item: Item) -> None:
+    def _handle(self, stage: Stage, item: Item) -> Exception | None:
         if not item.late and time.perf_counter() - item.born > self.deadline_s:
             item.late = True
             with self._lock:
@@ -157,14 +154,15 @@ class StagePipeline:
         if item.late:
             if stage.on_late is not None:
                 stage.on_late(item.seq)
-            return
+            return None
         try:
             item.value = stage.run(item.value)
         except Exception as exc:  # a stage's failure drops its item, not the pipeline
             item.late = True
             with self._lock:
                 self.counts.errors += 1
-            self.on_error(stage.name, exc)
+            return exc
+        return None
 
     def _finish(self, item: Item) -> None:
         if item.late:

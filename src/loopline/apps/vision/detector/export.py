@@ -8,6 +8,7 @@ activations at every call and ONNX Runtime has no dynamic INT8 convolution kerne
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,15 @@ def to_onnx(model: Any, path: Path) -> Path:
 
     model.eval()
     dummy = torch.zeros(1, 3, INPUT_H, INPUT_W)
-    torch.onnx.export(
-        model, (dummy,), str(path), input_names=[INPUT], output_names=[OUTPUT],
-        opset_version=17, dynamo=False,
-    )  # fmt: skip
+    with warnings.catch_warnings():
+        # the TorchScript exporter (deprecated, and it says so twice): a plain graph of Conv,
+        # Resize and Add that ONNX Runtime's quantizer takes as is; torch.export's exporter
+        # needs onnxscript, which nothing else here needs
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model, (dummy,), str(path), input_names=[INPUT], output_names=[OUTPUT],
+            opset_version=17, dynamo=False,
+        )  # fmt: skip
     return path
 
 
