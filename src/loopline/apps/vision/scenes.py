@@ -220,7 +220,7 @@ class _World:
             left, top, right, bottom = boxes[k]
             clipped = (
                 max(left, 0.0),
-                max(y1, 0.0),
+                max(top, 0.0),
                 min(right, WIDTH - 1.0),
                 min(bottom, HEIGHT - 1.0),
             )

@@ -61,12 +61,16 @@ def dataset(
 
 def train(
     config: TrainConfig, *, data: tuple[NDArray[np.uint8], list[Truth]] | None = None,
-    progress: Progress | None = None,
+    init: dict[str, torch.Tensor] | None = None, progress: Progress | None = None,
 ) -> Trained:  # fmt: skip
+    """Train a detector on ``data`` (generated from ``config`` when None), from ``init``
+    weights when given (the fleet loop's fine-tuning)."""
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     images, truth = data if data is not None else dataset(config.seed, config.frames)
     model = CenterNet(len(CLASSES), config.width)
+    if init is not None:
+        model.load_state_dict(init)
     steps_per_epoch = max(len(images) // config.batch, 1)
     steps = steps_per_epoch * config.epochs
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
