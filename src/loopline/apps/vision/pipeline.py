@@ -101,7 +101,7 @@ def build(
         fp32_bytes, int8_bytes = fp32.read_bytes(), int8.read_bytes()
     buffer = io.BytesIO()
     torch.save(trained.model.state_dict(), buffer)
-    calibration = calibrate(Detector(int8_bytes), calibration_frames)
+    calibration = calibrate(Detector(int8_bytes, min_score=0.01), calibration_frames)
     say(f"temperature {calibration.temperature:.2f}: ECE {calibration.ece_before:.3f} -> "
         f"{calibration.ece_after:.3f}")  # fmt: skip
     eval_images, eval_truth = evaluation

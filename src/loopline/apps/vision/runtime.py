@@ -154,6 +154,7 @@ class Perception:
             self._publish, deadline_ms=deadline_ms, beat=self._beat,
         )  # fmt: skip
         self.predicted = 0
+        self.onsets: dict[str, int] = {}  # fault -> when its first frame was captured (ms)
         self._stop = threading.Event()
 
     def _fault(self, kind: str, index: int) -> bool:
@@ -228,6 +229,9 @@ class Perception:
                     time.sleep(delay)
                 now = time.perf_counter()
                 t_ms = monotonic_ms()
+                for f in self.faults:
+                    if f.on(n - 1):
+                        self.onsets.setdefault(f.kind, t_ms)
                 self.supervisor.beat("capture", now_ms=t_ms)
                 self.pipeline.submit(_Frame(n - 1, t_ms, image), born=now)
                 slow = self._fault("frame-rate", n)  # the camera delivers at a quarter rate
