@@ -24,7 +24,7 @@ from loopline.apps.vision.detector.calibrate import Calibration, fit_temperature
 from loopline.apps.vision.detector.evaluate import Quality, Truth, coco_map, true_positives
 from loopline.apps.vision.detector.runner import Detector
 from loopline.apps.vision.detector.train import TrainConfig, dataset
-from loopline.apps.vision.preprocess import to_input
+from loopline.apps.vision.preprocess import INPUT_W, resize, to_input
 from loopline.registry import Bundle, Pinned, Registry, Signature
 
 MODEL = "vision-detector"
@@ -101,7 +101,11 @@ def build(
         fp32_bytes, int8_bytes = fp32.read_bytes(), int8.read_bytes()
     buffer = io.BytesIO()
     torch.save(trained.model.state_dict(), buffer)
-    calibration = calibrate(Detector(int8_bytes, min_score=0.01), calibration_frames)
+    try:
+        calibration = calibrate(Detector(int8_bytes, min_score=0.01), calibration_frames)
+    except ValueError as exc:  # an undertrained detector: nothing true to calibrate on
+        say(f"confidence left uncalibrated (temperature 1): {exc}")
+        calibration = Calibration(1.0, float("nan"), float("nan"), 0)
     say(f"temperature {calibration.temperature:.2f}: ECE {calibration.ece_before:.3f} -> "
         f"{calibration.ece_after:.3f}")  # fmt: skip
     eval_images, eval_truth = evaluation
@@ -143,6 +147,17 @@ def register(registry: Registry, built: Built, *, tags: dict[str, str] | None = 
         tags=tags or {},
     )  # fmt: skip
     return int(version.version)
+
+
+def detector(built: Built) -> Detector:
+    """The INT8 detector of ``built``, with its temperature."""
+    return Detector(built.int8, temperature=built.calibration.temperature)
+
+
+def to_training(image: NDArray[np.uint8], truth: Truth) -> tuple[NDArray[np.uint8], Truth]:
+    """A labelled frame at capture size as a training example (input size, input pixels)."""
+    k = INPUT_W / image.shape[1]
+    return resize(image), Truth((truth.boxes * k).astype(np.float32), truth.classes)
 
 
 def load(pinned: Pinned, *, int8: bool = True, threads: int = 1) -> Detector:
