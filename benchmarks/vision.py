@@ -1,6 +1,6 @@
 """Vision benchmark: the edge perception system's figures, each beside its baseline, in one run.
 
-    loopline bench vision [--frames N] [--epochs E] [--width W] [--json]
+    loopline bench vision [--frames N] [--epochs E] [--width W] [--out DIR] [--reuse] [--json]
 
 * The detector is trained here on the CPU (``--frames`` generated frames, ``--epochs``),
   exported to ONNX and quantized to static INT8. ``int8_speedup``: the median time of one
@@ -19,7 +19,10 @@
 * ``failsafe_reaction_ms`` per fault (from the fault's onset to the manoeuvre request) and
   ``failsafe_reaction_ms_max``.
 
-No GPU is used: where one is lent, run the training there separately (docs/vision.md).
+The trained detector is kept in ``--out``; ``--reuse`` measures it again without
+training (its training figures come from the run that trained it). Training runs on a
+GPU where PyTorch finds one (``train_device`` names it); inference is always measured
+on one CPU core, the vehicle's.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import argparse
 import json
 import platform
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -41,6 +45,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=24, help="the network's channel scale")
     parser.add_argument("--eval-frames", type=int, default=300)
     parser.add_argument("--pipeline-frames", type=int, default=600, help="at 30 fps")
+    parser.add_argument("--out", type=Path, default=Path(".loopline/bench-vision"))
+    parser.add_argument("--reuse", action="store_true", help="the detector in --out, if any")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     console = Console(stderr=True)
@@ -56,39 +62,52 @@ def main() -> None:
     from loopline.apps.vision.runtime import video_frames
 
     config = TrainConfig(frames=args.frames, epochs=args.epochs, width=args.width)
-    built = build(config, evaluation=held_out(args.eval_frames), say=say)
-    t = built.calibration.temperature
-    result: dict[str, Any] = {
-        "cpu": platform.processor() or platform.machine(),
-        "train_frames": config.frames, "epochs": config.epochs, "width": config.width,
-        "train_seconds": round(built.train_seconds, 1),
-        "train_images_per_s": round(built.images_per_s, 1), **built.metrics(),
-    }  # fmt: skip
+    saved = args.out / "built.json"
+    if args.reuse and saved.exists():
+        say(f"reusing the detector in {args.out}")
+        result: dict[str, Any] = json.loads(saved.read_text())
+        fp32 = (args.out / "detector.fp32.onnx").read_bytes()
+        int8_bytes = (args.out / "detector.int8.onnx").read_bytes()
+    else:
+        built = build(config, evaluation=held_out(args.eval_frames), say=say)
+        fp32, int8_bytes = built.fp32, built.int8
+        result = {
+            "cpu": platform.processor() or platform.machine(),
+            "train_frames": config.frames, "epochs": config.epochs, "width": config.width,
+            "train_seconds": round(built.train_seconds, 1),
+            "train_images_per_s": round(built.images_per_s, 1),
+            "train_device": built.device, **built.metrics(),
+        }  # fmt: skip
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "detector.fp32.onnx").write_bytes(fp32)
+        (args.out / "detector.int8.onnx").write_bytes(int8_bytes)
+        saved.write_text(json.dumps(result))
+    t = float(result["temperature"])
     say("INT8 against FP32, one thread")
-    result.update(measure.speedup(built.fp32, built.int8))
-    int8 = Detector(built.int8, temperature=t)
+    result.update(measure.speedup(fp32, int8_bytes))
+    int8 = Detector(int8_bytes, temperature=t)
     say("HOG people detector against ours, pedestrians")
-    result.update(measure.pedestrians(int8, 150, seed=4242))
+    result.update(measure.pedestrians(int8, 100, seed=4242))
     say("ByteTrack against SORT on the same detections")
     result.update(measure.tracking(int8))
     say(f"pipeline in real time on one core, {args.pipeline_frames} frames")
     frames = [f.image for f in scenes.frames(measure.PIPELINE_SEED, args.pipeline_frames)]
     monitor = measure.monitor_for([f.image for f in scenes.frames(config.seed, 300)])
-    drive = measure.pipeline(built.int8, t, frames, monitor)
+    drive = measure.pipeline(int8_bytes, t, frames, monitor)
     result.update({
         "frame_p50_ms": drive.percentile(50), "frame_p99_ms": drive.percentile(99),
         "deadline_miss_rate": drive.deadline_miss_rate, "pipeline_frames": drive.frames,
     })  # fmt: skip
     for footage in measure.real_footage():
         real = list(video_frames(footage.path, limit=300))
-        d = measure.pipeline(built.int8, t, real, monitor, fps=footage.fps)
+        d = measure.pipeline(int8_bytes, t, real, monitor, fps=footage.fps)
         key = footage.name.split(".")[0]
         result[f"{key}_frame_p99_ms"] = d.percentile(99)
         result[f"{key}_deadline_miss_rate"] = d.deadline_miss_rate
         result[f"{key}_manoeuvre"] = d.manoeuvre.name.lower()
         say(f"  {footage.name}: p99 {d.percentile(99):.1f} ms, fail-safe {d.manoeuvre.name}")
     say("fail-safe reaction per fault")
-    reactions = measure.reactions(built.int8, t, frames[:150], monitor, say=say)
+    reactions = measure.reactions(int8_bytes, t, frames[:150], monitor, say=say)
     result["failsafe_reaction_ms"] = {k: v["reaction_ms"] for k, v in reactions.items()}
     result["failsafe_manoeuvre"] = {k: v["manoeuvre"] for k, v in reactions.items()}
     times = [v["reaction_ms"] for v in reactions.values()]

@@ -104,11 +104,13 @@ def run(
 
     say("5. update over the air")
     refused = _tampered(ota.package(registry, first, packages), vehicle)
+    shipped = second if verdict.passed else first  # a refused candidate never ships
     if verdict.passed:
         registry.promote(pipeline.MODEL, second, trigger="fleet loop", why=verdict.why())
-        broken = ota.package(registry, second, packages, model=b"not a model")
-        rollouts.append(_rollout(fleet, broken, "v2, a broken build"))
-        rollouts.append(_rollout(fleet, ota.package(registry, second, packages), "v2"))
+    broken = ota.package(registry, shipped, packages, model=b"not a model")
+    rollouts.append(_rollout(fleet, broken, f"v{shipped}, a broken build"))
+    if verdict.passed:
+        rollouts.append(_rollout(fleet, ota.package(registry, second, packages), f"v{second}"))
     say("6. report")
     quality = {**measure.pedestrians(pipeline.detector(v2 if verdict.passed else v1), 40, 4242),
                **measure.tracking(pipeline.detector(v1), clips=2, frames=90)}  # fmt: skip

@@ -6,8 +6,8 @@ The suite is generated, so it is the same every time: a pedestrian stepping out 
 ahead at night, one hidden behind a parked car until it steps out, a cyclist in heavy
 rain, a vehicle cutting in, and a blurred, over-bright scene. Each is scored by COCO's
 AP at IoU 0.5 over its frames; a candidate passes when, on every scenario, its AP is no
-lower than the champion's minus ``margin`` (one point by default: the same frames are
-scored, so the margin only absorbs retraining's small changes).
+lower than the champion's (minus ``margin``, zero by default: the same frames are scored
+every time, so any drop is the model's).
 
 Labels: no labellers here, so the generator's ground truth stands in for them (stated in
 the report): a clip's frames are the uploaded JPEGs, and their boxes come from the
@@ -80,7 +80,7 @@ def score_suite(detect: Detect, suite: Sequence[Scenario] = SAFETY_SUITE) -> dic
 
 
 def release_gate(
-    candidate: Mapping[str, float], champion: Mapping[str, float] | None, margin: float = 0.01
+    candidate: Mapping[str, float], champion: Mapping[str, float] | None, margin: float = 0.0
 ) -> Gate:
     """Whether ``candidate`` may replace ``champion`` (None: nothing to beat, it passes)."""
     if champion is None:

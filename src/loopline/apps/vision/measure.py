@@ -22,7 +22,7 @@ from loopline.apps.vision.detector.hog import HogPeople
 from loopline.apps.vision.detector.runner import Detector
 from loopline.apps.vision.failsafe import Supervisor
 from loopline.apps.vision.inputs import InputMonitor
-from loopline.apps.vision.preprocess import INPUT_W, to_input
+from loopline.apps.vision.preprocess import INPUT_W, resize, to_input
 from loopline.apps.vision.runtime import FAULTS, Drive, Fault, Perception
 from loopline.apps.vision.tracking import ByteTracker, SortTracker
 from loopline.apps.vision.trackmetrics import Frame as TrackFrame
@@ -114,9 +114,10 @@ def tracking(
 
 
 def monitor_for(frames: Sequence[NDArray[np.uint8]]) -> InputMonitor:
-    """Input checks whose out-of-distribution reference is ``frames`` (training-like)."""
+    """Input checks whose reference (sharpness, colour histogram) is ``frames``
+    (training-like), at the input size the runtime checks frames at."""
     m = InputMonitor()
-    m.fit_reference(frames)
+    m.fit_reference([resize(f) for f in frames])
     return m
 
 

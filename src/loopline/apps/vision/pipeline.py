@@ -48,6 +48,7 @@ class Built:
     train_seconds: float
     images_per_s: float
     losses: list[float]
+    device: str = "cpu"
 
     def metrics(self) -> dict[str, float]:
         return {
@@ -116,7 +117,7 @@ def build(
         say(f"{name}: mAP@0.5 {quality[name].map50:.3f}, mAP@0.5:0.95 {quality[name].map50_95:.3f}")
     return Built(
         config, fp32_bytes, int8_bytes, buffer.getvalue(), calibration, quality["fp32"],
-        quality["int8"], trained.seconds, trained.images_per_s, trained.losses,
+        quality["int8"], trained.seconds, trained.images_per_s, trained.losses, trained.device,
     )  # fmt: skip
 
 

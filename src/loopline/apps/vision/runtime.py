@@ -255,8 +255,8 @@ class Perception:
                 image = last
             elif self._fault("black", i):
                 image = np.zeros_like(image)
-            elif self._fault("blur", i):
-                image = np.asarray(cv2.GaussianBlur(image, (31, 31), 0), np.uint8)
+            elif self._fault("blur", i):  # a lens under water or out of focus
+                image = np.asarray(cv2.GaussianBlur(image, (61, 61), 0), np.uint8)
             elif self._fault("ood", i):
                 image = 255 - image
             elif self._fault("low-confidence", i):  # dense fog: little contrast left

@@ -31,6 +31,7 @@ class TrainConfig:
     epochs: int = 4
     lr: float = 4e-3
     threads: int = 2
+    device: str = "auto"  # "cuda" where a GPU is found, else "cpu"
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Trained:
     losses: list[float] = field(default_factory=list)  # one per step
     seconds: float = 0.0
     images_per_s: float = 0.0
+    device: str = "cpu"  # where it trained (a GPU's name)
 
 
 Progress = Callable[[int, int, float], None]  # step, steps, loss
@@ -68,9 +70,15 @@ def train(
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     images, truth = data if data is not None else dataset(config.seed, config.frames)
+    device = torch.device(
+        ("cuda" if torch.cuda.is_available() else "cpu")
+        if config.device == "auto"
+        else config.device
+    )
     model = CenterNet(len(CLASSES), config.width)
     if init is not None:
         model.load_state_dict(init)
+    model.to(device)
     steps_per_epoch = max(len(images) // config.batch, 1)
     steps = steps_per_epoch * config.epochs
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
@@ -83,7 +91,7 @@ def train(
         order = rng.permutation(len(images))
         for b in range(steps_per_epoch):
             idx = order[b * config.batch : (b + 1) * config.batch]
-            x, heat, reg, mask = _batch(images, truth, idx, rng)
+            x, heat, reg, mask = (t.to(device) for t in _batch(images, truth, idx, rng))
             value, _ = loss(model(x), heat, reg, mask)
             opt.zero_grad(set_to_none=True)
             value.backward()  # type: ignore[no-untyped-call]
@@ -96,7 +104,8 @@ def train(
                 progress(step, steps, float(np.mean(out.losses[-10:])))
     out.seconds = time.perf_counter() - start
     out.images_per_s = steps * config.batch / out.seconds
-    model.eval()
+    out.device = str(device) if device.type == "cpu" else torch.cuda.get_device_name(device)
+    model.to("cpu").eval()
     return out
 
 
