@@ -29,6 +29,8 @@ from loopline.apps.vision.trackmetrics import Frame as TrackFrame
 from loopline.apps.vision.trackmetrics import TrackScores, score_tracking
 
 PEDESTRIAN = CLASSES.index("pedestrian")
+_OFFSET = 1_000_000  # keeps the identities of joined clips apart
+Detect = Callable[[NDArray[np.uint8]], Detections]
 TRACKING_SEED, PIPELINE_SEED = 8800, 6600
 
 
@@ -62,7 +64,7 @@ def speedup(fp32: bytes, int8: bytes, runs: int = 200) -> dict[str, float]:
     return {"fp32_ms": fp32_ms, "int8_ms": int8_ms, "int8_speedup": fp32_ms / int8_ms}
 
 
-def pedestrians(detector: Detector, count: int, seed: int) -> dict[str, float]:
+def pedestrians(detector: Detect, count: int, seed: int) -> dict[str, float]:
     """AP at IoU 0.5 on pedestrians of OpenCV's HOG people detector and of ``detector``,
     on the same full-size frames."""
     hog = HogPeople()
@@ -78,18 +80,28 @@ def pedestrians(detector: Detector, count: int, seed: int) -> dict[str, float]:
 
 
 def tracking(
-    detector: Detector, clips: int = 4, frames: int = 150, seed: int = TRACKING_SEED
+    detect: Detect, clips: int = 4, frames: int = 150, seed: int = TRACKING_SEED
 ) -> dict[str, Any]:
     """ByteTrack and the SORT-style baseline on the same detections of generated clips,
-    scored against the generator's identities; clips are joined into one sequence with
-    identities kept apart, each tracker starting afresh per clip."""
-    truth: list[TrackFrame] = []
+    scored against the generator's identities."""
+    truth: list[list[TrackFrame]] = []
     found: list[list[Detections]] = []
     for k in range(clips):
+        truth.append([])
         found.append([])
         for f in scenes.clip(scenes.Scenario(f"track-{k}", seed + k, frames=frames)):
-            truth.append((f.track_ids + 1_000_000 * k, f.boxes))
-            found[k].append(detector(f.image))
+            truth[k].append((f.track_ids, f.boxes))
+            found[k].append(detect(f.image))
+    return compare_trackers(truth, found)
+
+
+def compare_trackers(
+    truth: Sequence[Sequence[TrackFrame]], found: Sequence[Sequence[Detections]]
+) -> dict[str, Any]:
+    """Both trackers on ``found`` (clips of detections), scored against ``truth`` (clips
+    of identities and boxes): the clips are joined into one sequence with each clip's
+    identities kept apart, and each tracker starts afresh on each clip."""
+    joined = [(ids + _OFFSET * k, boxes) for k, clip in enumerate(truth) for ids, boxes in clip]
     scores: dict[str, TrackScores] = {}
     step_ms: dict[str, float] = {}
     for name, make in (("bytetrack", ByteTracker), ("sort", SortTracker)):
@@ -101,15 +113,15 @@ def tracking(
                 start = time.perf_counter()
                 t = tracker.update(dets)
                 spent += time.perf_counter() - start
-                out.append((t.ids + 1_000_000 * k, t.boxes))
-        scores[name] = score_tracking(truth, out)
-        step_ms[name] = spent / len(out) * 1000
+                out.append((t.ids + _OFFSET * k, t.boxes))
+        scores[name] = score_tracking(joined, out)
+        step_ms[name] = spent / max(len(out), 1) * 1000
     b, s = scores["bytetrack"], scores["sort"]
     return {
         "hota": b.hota, "mota": b.mota, "idf1": b.idf1, "id_switches": b.id_switches,
         "baseline_hota": s.hota, "baseline_mota": s.mota, "baseline_idf1": s.idf1,
         "baseline_id_switches": s.id_switches, "tracker_step_ms": step_ms["bytetrack"],
-        "tracking_frames": len(truth),
+        "tracking_frames": len(joined),
     }  # fmt: skip
 
 
