@@ -92,7 +92,7 @@ def main() -> None:
     result.update(measure.tracking(int8))
     say(f"pipeline in real time on one core, {args.pipeline_frames} frames")
     frames = [f.image for f in scenes.frames(measure.PIPELINE_SEED, args.pipeline_frames)]
-    monitor = measure.monitor_for([f.image for f in scenes.frames(config.seed, 300)])
+    monitor = measure.monitor_for(measure.reference_frames(config.seed))
     drive = measure.pipeline(int8_bytes, t, frames, monitor)
     result.update({
         "frame_p50_ms": drive.percentile(50), "frame_p99_ms": drive.percentile(99),

@@ -14,7 +14,7 @@ from loopline.apps.vision import scenes
 from loopline.apps.vision.detector.runner import Detector
 from loopline.apps.vision.failsafe import Manoeuvre, Supervisor
 from loopline.apps.vision.inputs import InputMonitor
-from loopline.apps.vision.measure import monitor_for
+from loopline.apps.vision.measure import monitor_for, reference_frames
 from loopline.apps.vision.runtime import DEADLINE_MS, Fault, Perception, video_frames
 
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")  # Debian's opencv-doc
@@ -26,8 +26,8 @@ def frames() -> list[NDArray[np.uint8]]:
 
 
 @pytest.fixture(scope="module")
-def monitor(frames: list[NDArray[np.uint8]]) -> InputMonitor:
-    return monitor_for(frames)
+def monitor() -> InputMonitor:
+    return monitor_for(reference_frames(1, 200))
 
 
 def drive(

@@ -77,7 +77,7 @@ def run(
     say("3. drive: perception in real time on one core, faults in the last drive")
     vehicle = next(iter(fleet.devices.values()))
     slot = vehicle.slots.path(str(vehicle.slots.status().active))
-    monitor = measure.monitor_for([f.image for f in scenes.frames(config.seed, 200)])
+    monitor = measure.monitor_for(measure.reference_frames(config.seed))
     queue = UploadQueue(max_items=64, max_bytes=40_000_000)
     drives, shown, sent = [], [], []
     for scenario in DRIVES:

@@ -125,8 +125,14 @@ def compare_trackers(
     }  # fmt: skip
 
 
+def reference_frames(seed: int, count: int = 600) -> list[NDArray[np.uint8]]:
+    """Training-like frames for the input checks' reference: three from each of many clips
+    (their variety matters more than their number)."""
+    return [f.image for f in scenes.frames(seed, count, per_clip=3)]
+
+
 def monitor_for(frames: Sequence[NDArray[np.uint8]]) -> InputMonitor:
-    """Input checks whose reference (sharpness, colour histogram) is ``frames``
+    """Input checks whose reference (sharpness, colour histograms) is ``frames``
     (training-like), at the input size the runtime checks frames at."""
     m = InputMonitor()
     m.fit_reference([resize(f) for f in frames])
