@@ -110,6 +110,7 @@ def main() -> None:
     reactions = measure.reactions(int8_bytes, t, frames[:150], monitor, say=say)
     result["failsafe_reaction_ms"] = {k: v["reaction_ms"] for k, v in reactions.items()}
     result["failsafe_manoeuvre"] = {k: v["manoeuvre"] for k, v in reactions.items()}
+    result["failsafe_caught_by"] = {k: v["component"] for k, v in reactions.items()}
     times = [v["reaction_ms"] for v in reactions.values()]
     result["failsafe_reaction_ms_max"] = None if None in times else max(times)
     result["seconds"] = round(time.perf_counter() - started, 1)

@@ -11,9 +11,10 @@
    disagreeing, low confidence) queue clips, sent within a bandwidth budget.
 4. **Fleet loop**: the uploaded clips are labelled (the simulator's ground truth stands
    in for labellers), the detector is fine-tuned on them, and the candidate must not
-   regress on any safety scenario before it is promoted.
+   regress on any safety scenario to be promoted (the report shows each scenario; with
+   the demo's short training a refusal is a common outcome, and nothing refused ships).
 5. **Update**: a tampered package is refused; a broken build rolls back on the canaries
-   and halts its rollout; the good one reaches the whole fleet.
+   and halts its rollout; a promoted candidate then reaches the whole fleet.
 6. **Report**: annotated frames, the latency histogram, quality and tracking tables, the
    health timeline, the fleet loop and the rollouts, in one HTML page.
 """
@@ -92,7 +93,8 @@ def run(
     say(f"4. fleet loop: {len(sent)} clips uploaded, labelled, fine-tuned on, gated")
     named = {s.name: s for s in DRIVES}
     labelled = [pair for u in sent for pair in gate.label(unpack_clip(bytes(u.payload)), named)]
-    tuned = replace(config, frames=frames // 2, epochs=2, seed=config.seed + 1)
+    # from v1's weights at a quarter of the learning rate, on the clips and fresh scenes
+    tuned = replace(config, frames=frames // 2, epochs=2, seed=config.seed + 1, lr=config.lr / 4)
     extra = [pipeline.to_training(image, truth) for image, truth in labelled]
     v2 = pipeline.build(tuned, evaluation=evaluation, init=v1.weights, extra=extra, say=say)
     second = pipeline.register(registry, v2, tags={"trained_on": f"{len(labelled)} fleet frames"})

@@ -39,7 +39,7 @@ class InputLimits:
     freeze_diff: float = 0.25  # mean absolute difference, grey levels: below is a repeat
     black_warn: float = 20.0  # mean luminance, grey levels
     black_error: float = 8.0
-    sharpness: float = 100.0  # Laplacian variance of a sharp thumbnail; fit_reference sets it
+    sharpness: float = 1.0  # Laplacian over frame variance of a sharp one; fit_reference sets it
     blur_warn: float = 0.35  # fractions of the reference sharpness
     blur_error: float = 0.15
     nominal_period_ms: float = 1000 / 30
@@ -242,7 +242,10 @@ class InputMonitor:
         )
         grid = np.asarray(cv2.resize(gray, (8, 6), interpolation=cv2.INTER_AREA), np.float64)
         layout = (grid.ravel() - grid.mean()) / (grid.std() + 1.0)  # +1: a flat frame stays flat
-        return gray, layout, float(cv2.Laplacian(gray, cv2.CV_32F).var())
+        # the Laplacian's variance over the frame's own: focus, whatever the exposure (the
+        # raw variance falls with the light, and called every night scene blurred)
+        sharpness = float(cv2.Laplacian(gray, cv2.CV_32F).var()) / (float(gray.var()) + 1.0)
+        return gray, layout, sharpness
 
 
 def _nearest(layout: NDArray[np.float64], layouts: NDArray[np.float64]) -> float:
