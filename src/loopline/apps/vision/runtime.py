@@ -259,9 +259,9 @@ class Perception:
                 image = np.asarray(cv2.GaussianBlur(image, (61, 61), 0), np.uint8)
             elif self._fault("ood", i):
                 image = 255 - image
-            elif self._fault("low-confidence", i):  # dense fog: little contrast left
+            elif self._fault("low-confidence", i):  # haze: objects still there, less sure
                 image = np.asarray(
-                    cv2.addWeighted(image, 0.15, np.full_like(image, 200), 0.85, 0), np.uint8
+                    cv2.addWeighted(image, 0.3, np.full_like(image, 200), 0.7, 0), np.uint8
                 )
             last = image
             yield image
