@@ -125,7 +125,7 @@ class Supervisor:
         self._entered_ms = clock()
         self._ok_since: int | None = self._entered_ms  # first check of the current run of OK
         self._error_since: int | None = None  # first check of the current run of errors
-        self._requests: list[Request] = []
+        self._requests: deque[Request] = deque(maxlen=cfg.timeline_size)  # bounded too
         self._timeline: deque[Moment] = deque(maxlen=cfg.timeline_size)
         self._last_key: tuple[Level, Manoeuvre, tuple[tuple[str, Level], ...]] | None = None
 
