@@ -93,24 +93,28 @@ def main() -> None:
     say(f"pipeline in real time on one core, {args.pipeline_frames} frames")
     frames = [f.image for f in scenes.frames(measure.PIPELINE_SEED, args.pipeline_frames)]
     monitor = measure.monitor_for(measure.reference_frames(config.seed))
-    drive = measure.pipeline(int8_bytes, t, frames, monitor)
+    drive, _ = measure.drive_latency(int8_bytes, t, frames, monitor)
     result.update({
         "frame_p50_ms": drive.percentile(50), "frame_p99_ms": drive.percentile(99),
         "deadline_miss_rate": drive.deadline_miss_rate, "pipeline_frames": drive.frames,
     })  # fmt: skip
     for footage in measure.real_footage():
         real = list(video_frames(footage.path, limit=300))
-        d = measure.pipeline(int8_bytes, t, real, monitor, fps=footage.fps)
+        d, why = measure.drive_latency(int8_bytes, t, real, monitor, fps=footage.fps)
         key = footage.name.split(".")[0]
         result[f"{key}_frame_p99_ms"] = d.percentile(99)
         result[f"{key}_deadline_miss_rate"] = d.deadline_miss_rate
         result[f"{key}_manoeuvre"] = d.manoeuvre.name.lower()
-        say(f"  {footage.name}: p99 {d.percentile(99):.1f} ms, fail-safe {d.manoeuvre.name}")
+        result[f"{key}_caught_by"] = why
+        say(
+            f"  {footage.name}: p99 {d.percentile(99):.1f} ms, fail-safe {d.manoeuvre.name} ({why})"
+        )
     say("fail-safe reaction per fault")
     reactions = measure.reactions(int8_bytes, t, frames[:150], monitor, say=say)
     result["failsafe_reaction_ms"] = {k: v["reaction_ms"] for k, v in reactions.items()}
     result["failsafe_manoeuvre"] = {k: v["manoeuvre"] for k, v in reactions.items()}
     result["failsafe_caught_by"] = {k: v["component"] for k, v in reactions.items()}
+    result["failsafe_escalated"] = {k: v["escalated"] for k, v in reactions.items()}
     times = [v["reaction_ms"] for v in reactions.values()]
     result["failsafe_reaction_ms_max"] = None if None in times else max(times)
     result["seconds"] = round(time.perf_counter() - started, 1)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from loopline.edge import EdgeError, Slots, UntrustedPackageError, open_package
+from loopline.edge import EdgeError, Slots, UntrustedPackageError, build_package, open_package
 from loopline.edge.slots import verify_folder
 from tests.edge import FILES, HW, INSTALLED, TAMPERS, Signer, package, signer
 
@@ -166,6 +166,20 @@ def test_a_failed_first_install_leaves_nothing_active(tmp_path: Path, key: Signe
         slots.rollback("operator")
 
 
+def test_a_first_install_on_probation_rolls_back_to_nothing(tmp_path: Path, key: Signer) -> None:
+    slots = Slots(tmp_path / "device")
+    slots.install(
+        open_package(package(tmp_path, key.key, 1), key.trusted, HW), health_check=healthy
+    )
+    assert slots.status().probation
+    slots.rollback("rollout halted")  # a halted rollout undoes a first install too
+    assert (slots.status().active, slots.status().version) == (None, None)
+    slots.install(
+        open_package(package(tmp_path, key.key, 2), key.trusted, HW), health_check=healthy
+    )
+    assert slots.status().version == 2, "and the device takes the next package"
+
+
 def test_a_confirmed_version_rolls_back_on_request(
     tmp_path: Path, slots: Slots, key: Signer
 ) -> None:
@@ -206,3 +220,15 @@ def test_verify_folder_finds_a_file_slipped_in(tmp_path: Path, slots: Slots, key
     with pytest.raises(UntrustedPackageError) as e:
         verify_folder(manifest, slots.path("a"))
     assert e.value.reason == "unlisted-file"
+
+
+def test_a_package_of_another_name_never_replaces_the_installed_one(
+    tmp_path: Path, slots: Slots, key: Signer
+) -> None:
+    before = slots.status()
+    other = build_package(FILES, "another-model", 9, HW, key.key, out=tmp_path / "other.tar")
+    with pytest.raises(UntrustedPackageError) as refused:
+        slots.install(open_package(other, key.trusted, HW), health_check=healthy)
+    assert refused.value.reason == "name"
+    assert slots.status().active == before.active
+    assert slots.status().version == before.version

@@ -124,3 +124,38 @@ def test_a_failing_stage_drops_its_item_and_the_pipeline_goes_on() -> None:
     assert p.counts.errors == 1
     assert errors[0][0] == "detect"
     assert "bad frame" in str(errors[0][1])
+
+
+def test_a_late_item_dropped_downstream_is_counted_once() -> None:
+    gate = threading.Event()
+    p = StagePipeline(
+        [Stage("a", lambda v: v), Stage("b", lambda v: gate.wait(5) and v)],
+        lambda seq, v, ms: None, deadline_ms=10, queue_size=1,
+    ).start()  # fmt: skip
+    for i in range(10):
+        p.submit(i, born=time.perf_counter() - 1.0)  # already a second old: late
+        time.sleep(0.005)
+    gate.set()
+    assert p.stop()
+    c = p.counts
+    assert c.late == 10
+    assert c.overflow == 0, "a late item a full queue drops was already counted"
+    assert c.published + c.late + c.overflow + c.errors == 10
+
+
+def test_a_failing_sink_is_an_error_and_the_pipeline_goes_on() -> None:
+    out: list[int] = []
+
+    def sink(seq: int, v: int, ms: float) -> None:
+        if v == 2:
+            raise OSError("planner unreachable")
+        out.append(v)
+
+    p = StagePipeline([Stage("a", lambda v: v)], sink, deadline_ms=1000).start()
+    for i in range(5):
+        p.submit(i)
+        time.sleep(0.005)
+    assert p.stop(timeout_s=2), "every thread ended"
+    assert out == [0, 1, 3, 4]
+    assert p.counts.errors == 1
+    assert p.counts.published == 4

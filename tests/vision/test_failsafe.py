@@ -335,3 +335,20 @@ def test_misconfiguration_names_the_field_and_what_was_given() -> None:
         InputMonitor().check_one(np.zeros((H, W, 3), np.float32), 0)
     with pytest.raises(ConfigError, match=r"at least 4 frames\. Got 0"):
         InputMonitor().fit_reference([])
+
+
+def test_a_failing_detector_s_downstream_timeouts_are_its_symptoms_not_a_second_fault() -> None:
+    now = [0]
+    config = FailsafeConfig(escalate_after_ms=ESCALATE, recover_after_ms=RECOVER)
+    sup = Supervisor(config=config, monitor=_fitted_monitor(), clock=lambda: now[0])
+    for i in range(29):  # under a second: the detector raises on every frame
+        now[0] += P
+        sup.observe_frame(render(7, i), now[0])  # nothing detected, nothing published
+        for stage in ("capture", "preprocess", "track"):
+            sup.beat(stage, Level.OK, "", now[0])
+        sup.beat("detect", Level.ERROR, "RuntimeError: session failed", now[0])
+        sup.step(now[0])
+    faulty = {s.component: s.level for s in sup.watchdog.check(now[0]).faults}
+    assert faulty["publish"] is Level.TIMEOUT
+    assert faulty["input.confidence"] is Level.TIMEOUT
+    assert [r.manoeuvre for r in sup.requests()] == [COMFORTABLE], "one fault, not two"

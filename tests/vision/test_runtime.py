@@ -33,8 +33,8 @@ def monitor() -> InputMonitor:
 def drive(
     onnx: Path, frames: list[NDArray[np.uint8]], monitor: InputMonitor, *faults: Fault
 ) -> Perception:
-    monitor.reset()  # the reference stays; the last test's frames go
-    p = Perception(Detector(onnx), supervisor=Supervisor(monitor=monitor), faults=faults)
+    supervisor = Supervisor(monitor=monitor.for_rate(30.0))  # the reference, no frames seen
+    p = Perception(Detector(onnx), supervisor=supervisor, faults=faults)
     p.result = p.drive(frames)  # type: ignore[attr-defined]
     return p
 

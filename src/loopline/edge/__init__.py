@@ -5,8 +5,8 @@ gated by cohort (:mod:`loopline.edge.rollout`), the device's upload queue
 (:mod:`loopline.edge.stages`).
 
 Packages are signed with the registry's ed25519 keys (:class:`loopline.registry.Keys`) over
-their own domain. The upload queue imports nothing heavy; the other names import
-``cryptography`` when first used.
+their own domain. The upload queue imports nothing heavy; the package, slot and rollout names
+import ``cryptography`` when first used, and the stages NumPy.
 """
 
 from __future__ import annotations

@@ -118,8 +118,9 @@ class Slots:
         a failed check (problems, or an exception) switches back at once.
 
         Raises:
-            UntrustedPackageError: A downgrade below the confirmed floor, or files that
-                did not land intact; the active slot is untouched.
+            UntrustedPackageError: A package of another name than the installed one, a
+                downgrade below the confirmed floor, or files that did not land intact;
+                the active slot is untouched.
             EdgeError: The active version is still on probation.
         """
         state = self._load()
@@ -127,8 +128,15 @@ class Slots:
             raise EdgeError(f"Slot {state['active']!r} is on probation: confirm() or "
                             "rollback() it before installing another version.")  # fmt: skip
         active = state["active"]
-        installed = _manifest(state, active).version if active else None
-        check_replaces(package.manifest, installed, floor=state["floor"])
+        installed = _manifest(state, active) if active else None
+        if installed is not None and installed.name != package.manifest.name:
+            raise untrusted(
+                "name", f"{package.manifest.name!r} cannot replace the installed "
+                f"{installed.name!r}: a package only replaces its own kind.",
+                package.manifest.name, package.manifest.version,
+            )  # fmt: skip
+        check_replaces(package.manifest, installed.version if installed else None,
+                       floor=state["floor"])  # fmt: skip
         target = SLOTS[1] if active == SLOTS[0] else SLOTS[0]
         state["slots"][target] = None  # not trusted while it is written
         self._save(state)
@@ -169,10 +177,15 @@ class Slots:
         self._save(state, self._event("confirm", state["active"], version, ok=True))
 
     def rollback(self, reason: str) -> None:
-        """Switch back to the other slot's version (confirmed or not), e.g. when a rollout
-        is halted. Raises EdgeError when the other slot holds nothing."""
+        """Switch back to what ran before (confirmed or not), e.g. when a rollout is
+        halted: on probation, the slot the new version replaced, nothing at all after a
+        first install; else the other slot's version. Raises EdgeError when there is
+        nothing to go back from or to."""
         state = self._load()
         other = SLOTS[1] if state["active"] == SLOTS[0] else SLOTS[0]
+        if state["active"] is not None and state["probation"]:
+            self._switch_back((reason,))
+            return
         if state["active"] is None or not state["slots"][other]:
             raise EdgeError(f"No version to roll back to in {self.root}: nothing is "
                             "installed, or only one version ever was.")  # fmt: skip

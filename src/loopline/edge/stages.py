@@ -14,6 +14,7 @@ every stage reports a heartbeat per item, so a watchdog sees a stage that hangs.
 from __future__ import annotations
 
 import collections
+import contextlib
 import queue
 import threading
 import time
@@ -106,11 +107,16 @@ class StagePipeline:
         self._put(0, Item(seq, time.perf_counter() if born is None else born, value))
         return seq
 
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Let what is queued through, then end every stage's thread."""
-        self._queues[0].put(None, timeout=timeout_s)
+    def stop(self, timeout_s: float = 5.0) -> bool:
+        """Let what is queued through, then end every stage's thread, waiting at most
+        ``timeout_s`` in all; return whether they all ended (a stage that hangs keeps its
+        thread, a daemon). The stop travels like an item: a full queue drops its oldest
+        for it, and an item dropped then gets no ``on_late`` (no later item shows the gap)."""
+        self._put(0, None)
+        deadline = time.monotonic() + timeout_s
         for t in self._threads:
-            t.join(timeout_s)
+            t.join(max(deadline - time.monotonic(), 0.0))
+        return not any(t.is_alive() for t in self._threads)
 
     def _put(self, i: int, item: Item | None) -> None:
         q = self._queues[i]
@@ -123,8 +129,8 @@ class StagePipeline:
                     dropped = q.get_nowait()
                 except queue.Empty:
                     continue
-                if dropped is not None:  # later stages see the gap (see _work)
-                    with self._lock:
+                if dropped is not None and not dropped.late:  # a late one is counted
+                    with self._lock:  # later stages see the gap (see _work)
                         self.counts.overflow += 1
 
     def _work(self, i: int) -> None:
@@ -134,13 +140,14 @@ class StagePipeline:
             item = self._queues[i].get()
             if item is None:
                 if not last:
-                    self._queues[i + 1].put(None)
+                    self._put(i + 1, None)
                 return
-            if stage.on_late is not None:  # items dropped upstream, in this stage's thread
-                for missing in range(seen + 1, item.seq):
-                    stage.on_late(missing)
+            for missing in range(seen + 1, item.seq):  # dropped upstream: this thread's call
+                self._late(stage, missing)
             seen = item.seq
-            self.beat(stage.name, self._handle(stage, item))
+            error = self._handle(stage, item)
+            with contextlib.suppress(Exception):  # a watchdog's failure stops no stage
+                self.beat(stage.name, error)
             if last:
                 self._finish(item)
             else:
@@ -152,9 +159,7 @@ class StagePipeline:
             with self._lock:
                 self.counts.late += 1
         if item.late:
-            if stage.on_late is not None:
-                stage.on_late(item.seq)
-            return None
+            return self._late(stage, item.seq)
         try:
             item.value = stage.run(item.value)
         except Exception as exc:  # a stage's failure drops its item, not the pipeline
@@ -164,14 +169,29 @@ class StagePipeline:
             return exc
         return None
 
+    def _late(self, stage: Stage, seq: int) -> Exception | None:
+        if stage.on_late is None:
+            return None
+        try:
+            stage.on_late(seq)
+        except Exception as exc:  # the heartbeat reports it; the item is already counted
+            return exc
+        return None
+
     def _finish(self, item: Item) -> None:
         if item.late:
             return
         latency = time.perf_counter() - item.born
-        with self._lock:
-            if latency > self.deadline_s:
+        if latency > self.deadline_s:
+            with self._lock:
                 self.counts.late += 1
-                return
+            return
+        try:
+            self.sink(item.seq, item.value, latency * 1000.0)
+        except Exception:  # the item did not get out: an error, and the sink goes on
+            with self._lock:
+                self.counts.errors += 1
+            return
+        with self._lock:
             self.counts.published += 1
             self.counts.latencies_ms.append(latency * 1000.0)
-        self.sink(item.seq, item.value, latency * 1000.0)

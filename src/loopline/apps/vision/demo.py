@@ -31,10 +31,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from loopline.apps.vision import gate, measure, ota, pipeline, scenes
+from loopline.apps.vision.detector.runner import Detector
 from loopline.apps.vision.detector.train import TrainConfig
 from loopline.apps.vision.failsafe import Supervisor
 from loopline.apps.vision.fleet import Recorder, Triggers, unpack_clip
-from loopline.apps.vision.runtime import Drive, Fault, Perceived, Perception
+from loopline.apps.vision.inputs import InputMonitor
+from loopline.apps.vision.runtime import Captured, Drive, Fault, Perceived, Perception
 from loopline.edge import Rollout, RolloutPlan, UntrustedPackageError, UploadQueue, open_package
 
 Say = Callable[[str], None]
@@ -134,17 +136,19 @@ def run(
 
 
 def _drive(
-    detector: Any, scenario: scenes.Scenario, monitor: Any, queue: UploadQueue,
+    detector: Detector, scenario: scenes.Scenario, monitor: InputMonitor, queue: UploadQueue,
     faults: tuple[Fault, ...],
 ) -> tuple[Drive, Supervisor, list[tuple[NDArray[np.uint8], Perceived]]]:  # fmt: skip
-    monitor.reset()
-    sup = Supervisor(monitor=monitor)
+    """One drive; its clips go to ``queue`` unless faults were injected (a black or
+    blurred camera's frames are no training data, whatever the simulator says was there)."""
+    sup = Supervisor(monitor=monitor.for_rate(scenes.FPS))
     triggers, recorder = Triggers(), Recorder(queue, scenario.name)
     kept: list[tuple[NDArray[np.uint8], Perceived]] = []
 
-    def published(frame: Any, seen: Perceived) -> None:
-        fired = triggers.check(seen.index, frame.image.shape, seen.detections, seen.tracks)
-        recorder.add(seen.index, frame.image, fired)
+    def published(frame: Captured, seen: Perceived) -> None:
+        if not faults:
+            fired = triggers.check(seen.index, frame.image.shape, seen.detections, seen.tracks)
+            recorder.add(seen.index, frame.image, fired)
         if seen.index in (30, 100) and len(kept) < 4:
             kept.append((frame.image, seen))
 

@@ -95,9 +95,10 @@ class FailsafeConfig:
 class Supervisor:
     """The Guardian: stage heartbeats and input checks in, one manoeuvre out.
 
-    Stages call :meth:`beat` (from any thread), the capture loop :meth:`observe_frame`, the
-    detector's loop :meth:`observe_detections` (or its check times out), and a supervisor
-    loop :meth:`step`, which returns the manoeuvre to request.
+    Stages call :meth:`beat` (from any thread), the stage that preprocesses frames
+    :meth:`observe_frame`, the detector's :meth:`observe_detections` (or its check times
+    out), and a supervisor loop :meth:`step`, which returns the manoeuvre to request;
+    :meth:`arm` starts every heartbeat clock when the pipeline starts.
 
     Args:
         config: The stages and the policy.
@@ -128,6 +129,13 @@ class Supervisor:
         self._requests: deque[Request] = deque(maxlen=cfg.timeline_size)  # bounded too
         self._timeline: deque[Moment] = deque(maxlen=cfg.timeline_size)
         self._last_key: tuple[Level, Manoeuvre, tuple[tuple[str, Level], ...]] | None = None
+
+    def arm(self, now_ms: int | None = None) -> None:
+        """Every stage and check starts its heartbeat clock now (a pipeline about to run):
+        the time spent setting up before is nobody's timeout."""
+        now = self.clock() if now_ms is None else now_ms
+        for component in self.watchdog.components:
+            self.watchdog.beat(component, Level.OK, "armed", now)
 
     def beat(
         self, stage: str, level: Level = Level.OK, message: str = "", now_ms: int | None = None
@@ -185,7 +193,7 @@ class Supervisor:
             return Manoeuvre.EMERGENCY_STOP, timeouts[0], "critical stage timed out"
         first: dict[str, Status] = {}  # the earliest fault of each independent group
         for s in sorted(errors, key=lambda s: s.since_ms):
-            first.setdefault("capture" if s.component.startswith("input.") else s.component, s)
+            first.setdefault(self._group(s, errors), s)
         if len(first) >= 2:
             second = sorted(first.values(), key=lambda s: s.since_ms)[1]
             return Manoeuvre.EMERGENCY_STOP, second, "second independent fault"
@@ -195,6 +203,25 @@ class Supervisor:
             why = f"error persisted {persisted} ms in a comfortable stop"
             return Manoeuvre.EMERGENCY_STOP, oldest, why
         return Manoeuvre.COMFORTABLE_STOP, oldest, "error"
+
+    def _group(self, s: Status, errors: list[Status]) -> str:
+        """Which independent fault ``s`` belongs to: the camera's checks are one camera;
+        a stage (or the confidence check, which waits on the detector) that times out
+        below a faulty stage is that stage's symptom, not a second fault."""
+        if s.component == "capture" or (
+            s.component.startswith("input.") and s.component != "input.confidence"
+        ):
+            return "camera"
+        stages = self._config.stages
+        if s.component == "input.confidence":  # it waits on the detector's output
+            below = stages.index("detect") + 1 if "detect" in stages else 0
+        else:
+            below = stages.index(s.component) if s.component in stages else 0
+        if s.level is Level.TIMEOUT:
+            above = [e.component for e in errors if e.component in stages[1:below]]
+            if above:
+                return min(above, key=stages.index)
+        return s.component
 
     def _request(
         self, now: int, manoeuvre: Manoeuvre, fault_ms: int, component: str, reason: str

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import cv2
@@ -156,8 +156,15 @@ class InputMonitor:
         self._previous: Frame | None = None
         self._previous_ms: int | None = None
 
+    def for_rate(self, fps: float) -> InputMonitor:
+        """The same checks and reference for a camera at ``fps`` (the frame-rate check's
+        nominal period), with no frames seen."""
+        other = InputMonitor(limits=replace(self._limits, nominal_period_ms=1000.0 / fps))
+        other.reference_ = self.reference_
+        return other
+
     def fit_reference(self, frames: Iterable[Frame]) -> None:
-        """Learn the histograms and sharpness of in-distribution (training) frames, given
+        """Learn the layouts and sharpness of in-distribution (training) frames, given
         in the order of their clips (many short clips cover more of the distribution): the
         first half is the reference, the second sets its threshold."""
         stats = [self._stats(f)[1:] for f in frames]

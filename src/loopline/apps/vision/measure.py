@@ -20,9 +20,9 @@ from loopline.apps.vision.boxes import CLASSES, Detections
 from loopline.apps.vision.detector.evaluate import Truth, coco_map
 from loopline.apps.vision.detector.hog import HogPeople
 from loopline.apps.vision.detector.runner import Detector
-from loopline.apps.vision.failsafe import Supervisor
+from loopline.apps.vision.failsafe import Manoeuvre, Supervisor
 from loopline.apps.vision.inputs import InputMonitor
-from loopline.apps.vision.preprocess import INPUT_W, resize, to_input
+from loopline.apps.vision.preprocess import INPUT_H, INPUT_W, resize, to_input
 from loopline.apps.vision.runtime import FAULTS, Drive, Fault, Perception
 from loopline.apps.vision.tracking import ByteTracker, SortTracker
 from loopline.apps.vision.trackmetrics import Frame as TrackFrame
@@ -46,7 +46,8 @@ def speedup(fp32: bytes, int8: bytes, runs: int = 200) -> dict[str, float]:
     _one_core()
     try:
         a, b = Detector(fp32), Detector(int8)
-        x = to_input(np.random.default_rng(0).integers(0, 255, (1, 192, INPUT_W, 3), np.uint8))
+        shape = (1, INPUT_H, INPUT_W, 3)
+        x = to_input(np.random.default_rng(0).integers(0, 255, shape, np.uint8))
         times: dict[str, list[float]] = {"fp32": [], "int8": []}
         for _ in range(10):
             a.raw(x)
@@ -132,24 +133,24 @@ def reference_frames(seed: int, count: int = 600) -> list[NDArray[np.uint8]]:
 
 
 def monitor_for(frames: Sequence[NDArray[np.uint8]]) -> InputMonitor:
-    """Input checks whose reference (sharpness, colour histograms) is ``frames``
+    """Input checks whose reference (sharpness, layouts of light) is ``frames``
     (training-like), at the input size the runtime checks frames at."""
     m = InputMonitor()
     m.fit_reference([resize(f) for f in frames])
     return m
 
 
-def pipeline(
+def drive_latency(
     detector_bytes: bytes, temperature: float, frames: Sequence[NDArray[np.uint8]],
     monitor: InputMonitor, *, fps: float = 30.0,
-) -> Drive:  # fmt: skip
-    """The whole pipeline in real time on one core."""
-    monitor.reset()
-    p = Perception(
-        Detector(detector_bytes, temperature=temperature),
-        supervisor=Supervisor(monitor=monitor),
-    )  # fmt: skip
-    return p.drive(frames, fps=fps)
+) -> tuple[Drive, str | None]:  # fmt: skip
+    """The whole pipeline in real time on one core at the camera's ``fps``; with what
+    first asked the fail-safe for a manoeuvre, if anything did."""
+    sup = Supervisor(monitor=monitor.for_rate(fps))
+    p = Perception(Detector(detector_bytes, temperature=temperature), supervisor=sup)
+    drive = p.drive(frames, fps=fps)
+    asked = [r for r in sup.requests() if r.manoeuvre > 0]
+    return drive, asked[0].component if asked else None
 
 
 def reactions(
@@ -162,10 +163,10 @@ def reactions(
     first bad frame)."""
     out = {}
     for kind in FAULTS:
-        monitor.reset()
-        sup = Supervisor(monitor=monitor)
+        detector = Detector(detector_bytes, temperature=temperature)
+        sup = Supervisor(monitor=monitor.for_rate(30.0))
         p = Perception(
-            Detector(detector_bytes, temperature=temperature), supervisor=sup,
+            detector, supervisor=sup,
             faults=[Fault(kind, onset, len(frames) if kind not in ("stall",) else onset + 1)],
         )  # fmt: skip
         p.drive(frames)
@@ -177,7 +178,7 @@ def reactions(
             "manoeuvre": first.manoeuvre.name.lower() if first else "none",
             "component": first.component if first else None,
             "reaction_ms": first.t_ms - start if first else None,
-            "escalated": any(r.manoeuvre.name == "EMERGENCY_STOP" for r in after),
+            "escalated": any(r.manoeuvre is Manoeuvre.EMERGENCY_STOP for r in after),
             "false_alarms_before": len(before),
         }
         say(f"  {kind}: {out[kind]['manoeuvre']} by {out[kind]['component']} "

@@ -14,14 +14,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from loopline.apps.vision.detector.runner import Detector
-from loopline.apps.vision.pipeline import INT8, MODEL
+from loopline.apps.vision.pipeline import INT8, MODEL, SIGNATURE, from_files
 from loopline.apps.vision.runtime import DEADLINE_MS
 from loopline.edge import Device, Fleet, HealthCheck, build_package
-from loopline.registry import Registry, Signature
+from loopline.registry import Registry
 
 # the hardware and runtime a package is built for: a vehicle refuses any other
 COMPATIBLE = "loopline-vision/x86_64/onnxruntime-1/input-320x192"
-SIGNATURE = "signature.json"
 
 
 def package(registry: Registry, version: int, folder: Path, *, model: bytes | None = None) -> Path:
@@ -39,10 +38,7 @@ def package(registry: Registry, version: int, folder: Path, *, model: bytes | No
 
 def load(slot: Path, *, threads: int = 1) -> Detector:
     """The detector installed in a vehicle's slot."""
-    meta = Signature.from_json((slot / SIGNATURE).read_bytes()).meta
-    return Detector(
-        (slot / INT8).read_bytes(), temperature=float(meta["temperature"]), threads=threads
-    )
+    return from_files((slot / INT8).read_bytes(), (slot / SIGNATURE).read_bytes(), threads=threads)
 
 
 def health_check(

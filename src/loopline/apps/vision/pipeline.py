@@ -29,6 +29,7 @@ from loopline.registry import Bundle, Pinned, Registry, Signature
 
 MODEL = "vision-detector"
 FP32, INT8, WEIGHTS = "detector.fp32.onnx", "detector.int8.onnx", "weights.pt"
+SIGNATURE = "signature.json"  # the registry's (loopline.registry.bundle.SIGNATURE_FILE)
 EVAL_SEED, CALIBRATION_SEED = 777, 555
 
 Say = Callable[[str], None]
@@ -164,6 +165,10 @@ def to_training(image: NDArray[np.uint8], truth: Truth) -> tuple[NDArray[np.uint
 def load(pinned: Pinned, *, int8: bool = True, threads: int = 1) -> Detector:
     """The detector of a verified registry version (every file checked against its signed
     manifest as it is read)."""
-    signature = Signature.from_json(pinned.read("signature.json"))
-    temperature = float(signature.meta["temperature"])
-    return Detector(pinned.read(INT8 if int8 else FP32), temperature=temperature, threads=threads)
+    return from_files(pinned.read(INT8 if int8 else FP32), pinned.read(SIGNATURE), threads=threads)
+
+
+def from_files(model: bytes, signature: bytes, *, threads: int = 1) -> Detector:
+    """A detector from its ONNX bytes and its version's signature (the temperature)."""
+    temperature = float(Signature.from_json(signature).meta["temperature"])
+    return Detector(model, temperature=temperature, threads=threads)

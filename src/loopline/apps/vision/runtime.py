@@ -33,10 +33,10 @@ from loopline.apps.vision.failsafe import Manoeuvre, Supervisor
 from loopline.apps.vision.preprocess import resize, scale_of, to_input
 from loopline.apps.vision.tracking import ByteTracker
 from loopline.edge import Stage, StagePipeline
+from loopline.exceptions import ConfigError
 from loopline.monitoring import Level, monotonic_ms
 
 DEADLINE_MS = 30.0
-STAGES = ("capture", "preprocess", "detect", "track", "publish")
 # what the camera or a stage can be made to do wrong, for the fail-safe's tests
 FAULTS = ("frozen", "black", "blur", "frame-rate", "ood", "low-confidence", "stall", "crash")
 
@@ -51,7 +51,7 @@ class Fault:
 
     def __post_init__(self) -> None:
         if self.kind not in FAULTS:
-            raise ValueError(f"unknown fault {self.kind!r}; one of {FAULTS}")
+            raise ConfigError(f"Fault.kind must be one of {FAULTS}. Got {self.kind!r}.")
 
     def on(self, index: int) -> bool:
         return self.start <= index < self.end
@@ -90,11 +90,13 @@ class Planner:
 
 
 @dataclass
-class _Frame:
+class Captured:
+    """A frame on its way through the stages."""
+
     index: int
     t_ms: int
-    image: NDArray[np.uint8]
-    small: NDArray[np.uint8] | None = None
+    image: NDArray[np.uint8]  # as captured
+    network_input: NDArray[np.uint8] | None = None  # resized for the detector
     detections: Detections | None = None
     tracks: Tracks | None = None
 
@@ -111,6 +113,7 @@ class Drive:
     latencies_ms: list[float]
     manoeuvre: Manoeuvre
     wall_s: float
+    predicted: int  # frames the tracker predicted through
 
     @property
     def deadline_miss_rate(self) -> float:
@@ -135,7 +138,7 @@ class Perception:
         self, detector: Detector, *, supervisor: Supervisor | None = None,
         planner: Planner | None = None, tracker: ByteTracker | None = None,
         deadline_ms: float = DEADLINE_MS, faults: Iterable[Fault] = (),
-        on_published: Callable[[_Frame, Perceived], None] | None = None,
+        on_published: Callable[[Captured, Perceived], None] | None = None,
         guard_period_ms: int = 10,
     ) -> None:  # fmt: skip
         self.detector = detector
@@ -166,23 +169,23 @@ class Perception:
         else:
             self.supervisor.beat(stage, Level.ERROR, f"{type(error).__name__}: {error}")
 
-    def _preprocess(self, f: _Frame) -> _Frame:
-        f.small = resize(f.image)
-        self.supervisor.observe_frame(f.small, f.t_ms)
+    def _preprocess(self, f: Captured) -> Captured:
+        f.network_input = resize(f.image)
+        self.supervisor.observe_frame(f.network_input, f.t_ms)
         return f
 
-    def _detect(self, f: _Frame) -> _Frame:
+    def _detect(self, f: Captured) -> Captured:
         if self._fault("stall", f.index):
             time.sleep(0.4)  # a hung accelerator call: the heartbeat stops
         if self._fault("crash", f.index):
             raise RuntimeError("detector session failed")
-        assert f.small is not None
-        out = self.detector.raw(to_input(f.small[None]))[0]
+        assert f.network_input is not None
+        out = self.detector.raw(to_input(f.network_input[None]))[0]
         f.detections = self.detector.detections(out, scale_of(f.image.shape))
         self.supervisor.observe_detections(f.detections, f.t_ms)
         return f
 
-    def _track(self, f: _Frame) -> _Frame:
+    def _track(self, f: Captured) -> Captured:
         assert f.detections is not None
         f.tracks = self.tracker.update(f.detections)
         return f
@@ -192,7 +195,7 @@ class Perception:
         self.tracker.predict_only()
         self.predicted += 1
 
-    def _publish(self, seq: int, f: _Frame, latency_ms: float) -> None:
+    def _publish(self, seq: int, f: Captured, latency_ms: float) -> None:
         assert f.tracks is not None
         assert f.detections is not None
         out = Perceived(
@@ -215,38 +218,49 @@ class Perception:
         self, frames: Iterable[NDArray[np.uint8]], *, fps: float = 30.0, core: int | None = 0,
         progress: Callable[[int], None] | None = None,
     ) -> Drive:  # fmt: skip
-        """Play ``frames`` through the pipeline in real time at ``fps``; pinned to CPU
-        ``core`` (None: not pinned) for the run."""
+        """Play ``frames`` through the pipeline in real time at ``fps``, its threads pinned
+        to CPU ``core`` (None: not pinned). Once per :class:`Perception`: a stage's thread
+        runs once."""
         with _pinned(core):
             guard = threading.Thread(target=self._guard, name="guardian", daemon=True)
             self.pipeline.start()
+            self.supervisor.arm()
             guard.start()
-            start = wake = time.perf_counter()
-            n = 0
-            for n, image in enumerate(self._camera(frames), 1):
-                delay = wake - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                now = time.perf_counter()
-                t_ms = monotonic_ms()
-                for f in self.faults:
-                    if f.on(n - 1):
-                        self.onsets.setdefault(f.kind, t_ms)
-                self.supervisor.beat("capture", now_ms=t_ms)
-                self.pipeline.submit(_Frame(n - 1, t_ms, image), born=now)
-                slow = self._fault("frame-rate", n)  # the camera delivers at a quarter rate
-                wake = max(wake + (4.0 if slow else 1.0) / fps, now)
-                if progress is not None and n % 100 == 0:
-                    progress(n)
-            self.pipeline.stop()
-            time.sleep(self.guard_period_ms / 1000 * 2)
-            self._stop.set()
-            guard.join(1.0)
+            try:
+                n, start = self._play(frames, fps, progress)
+            finally:
+                self.pipeline.stop()
+                time.sleep(self.guard_period_ms / 1000 * 2)
+                self._stop.set()
+                guard.join(1.0)
         c = self.pipeline.counts
         return Drive(
             n, c.published, c.late, c.overflow, c.errors, list(c.latencies_ms),
-            self.supervisor.manoeuvre, time.perf_counter() - start,
+            self.supervisor.manoeuvre, time.perf_counter() - start, self.predicted,
         )  # fmt: skip
+
+    def _play(
+        self, frames: Iterable[NDArray[np.uint8]], fps: float,
+        progress: Callable[[int], None] | None,
+    ) -> tuple[int, float]:  # fmt: skip
+        start = wake = time.perf_counter()
+        n = 0
+        for n, image in enumerate(self._camera(frames), 1):
+            delay = wake - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            now = time.perf_counter()
+            t_ms = monotonic_ms()
+            for f in self.faults:
+                if f.on(n - 1):
+                    self.onsets.setdefault(f.kind, t_ms)
+            self.supervisor.beat("capture", now_ms=t_ms)
+            self.pipeline.submit(Captured(n - 1, t_ms, image), born=now)
+            slow = self._fault("frame-rate", n)  # the camera delivers at a quarter rate
+            wake = max(wake + (4.0 if slow else 1.0) / fps, now)
+            if progress is not None and n % 100 == 0:
+                progress(n)
+        return n, start
 
     def _camera(self, frames: Iterable[NDArray[np.uint8]]) -> Iterator[NDArray[np.uint8]]:
         last: NDArray[np.uint8] | None = None

@@ -47,9 +47,3 @@ def decode(
     )
     scores = 1.0 / (1.0 + np.exp(-z / temperature))
     return Detections(boxes.astype(np.float32), scores.astype(np.float32), cls.astype(np.int64))
-
-
-def peak_logits(out: NDArray[np.float32], classes: int) -> NDArray[np.float32]:
-    """The raw logits of every detection :func:`decode` returns at T = 1 (for calibration)."""
-    d = decode(out, classes=classes, temperature=1.0)
-    return np.log(d.scores / np.maximum(1 - d.scores, 1e-12)).astype(np.float32)

@@ -66,9 +66,9 @@ def coco_map(
     }  # fmt: skip
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
         gt.createIndex()
-        dt = gt.loadRes(results) if results else COCO()
         if not results:
             return Quality(0.0, 0.0, {CLASSES[c]: 0.0 for c in wanted})
+        dt = gt.loadRes(results)
         ev = COCOeval(gt, dt, "bbox")
         ev.params.maxDets = [1, 10, 100]
         ev.evaluate()
