@@ -222,3 +222,14 @@ def test_settings_are_checked_on_creation() -> None:
         ByteTrackSettings(low_threshold=0.7)
     with pytest.raises(ConfigError, match=r"SortTrackerSettings\.max_age"):
         SortTrackerSettings(max_age=-1)
+
+
+def test_held_tracks_include_the_ones_coasting_without_a_detection() -> None:
+    tracker = ByteTracker()
+    for t in range(5):
+        tracker.update(_dets([_box(t)]))
+    first = _id_at(tracker.held(), _box(4))
+    assert first is not None
+    assert len(tracker.update(_dets([]))) == 0, "nothing matched: nothing reported"
+    coasting = tracker.held()
+    assert _id_at(coasting, _box(5)) == first, "held, where its motion model puts it"

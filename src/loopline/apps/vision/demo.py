@@ -147,7 +147,7 @@ def _drive(
 
     def published(frame: Captured, seen: Perceived) -> None:
         if not faults:
-            fired = triggers.check(seen.index, frame.image.shape, seen.detections, seen.tracks)
+            fired = triggers.check(seen.index, frame.image.shape, seen.detections, seen.held)
             recorder.add(seen.index, frame.image, fired)
         if seen.index in (30, 100) and len(kept) < 4:
             kept.append((frame.image, seen))

@@ -6,7 +6,9 @@ Three triggers, most urgent first:
 - *near miss*: a pedestrian or cyclist tracked close ahead, in the vehicle's path (the
   bottom of its box low in the frame, its centre in the middle third);
 - *disagreement*: the detector and the tracker disagree: a confirmed track with no
-  detection under it (the tracker coasts) or a confident detection no track took;
+  detection under it (the tracker coasts on what the detector lost) or a confident
+  detection no track took (``tracks`` are every confirmed track the tracker holds:
+  :meth:`~loopline.apps.vision.tracking.ByteTracker.held`);
 - *low confidence*: several detections in the uncertain band of scores.
 
 Each trigger fires at most once per ``cooldown_frames`` (a long scene of doubt is one

@@ -63,7 +63,8 @@ class Perceived:
 
     index: int
     capture_ms: int
-    tracks: Tracks
+    tracks: Tracks  # confirmed and matched in this frame
+    held: Tracks  # every confirmed track kept, coasting ones too
     detections: Detections
     manoeuvre: Manoeuvre
     latency_ms: float
@@ -99,6 +100,7 @@ class Captured:
     network_input: NDArray[np.uint8] | None = None  # resized for the detector
     detections: Detections | None = None
     tracks: Tracks | None = None
+    held: Tracks | None = None
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,7 @@ class Perception:
     def _track(self, f: Captured) -> Captured:
         assert f.detections is not None
         f.tracks = self.tracker.update(f.detections)
+        f.held = self.tracker.held()
         return f
 
     def _predict(self, seq: int) -> None:
@@ -197,10 +200,10 @@ class Perception:
 
     def _publish(self, seq: int, f: Captured, latency_ms: float) -> None:
         assert f.tracks is not None
+        assert f.held is not None
         assert f.detections is not None
-        out = Perceived(
-            f.index, f.t_ms, f.tracks, f.detections, self.supervisor.manoeuvre, latency_ms
-        )
+        manoeuvre = self.supervisor.manoeuvre
+        out = Perceived(f.index, f.t_ms, f.tracks, f.held, f.detections, manoeuvre, latency_ms)
         self.planner.receive(out)
         self.supervisor.beat("publish")
         if self.on_published is not None:

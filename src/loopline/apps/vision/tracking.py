@@ -254,6 +254,13 @@ class _Tracker:
         t.confirmed |= t.hits >= self._min_hits
         return t.report()
 
+    def held(self) -> Tracks:
+        """Every confirmed track the tracker keeps, matched in the last frame or coasting
+        on its motion model (what a trigger compares with the detections)."""
+        t = self.tracks_
+        rows = t.confirmed
+        return Tracks(t.ids[rows], t.boxes()[rows], t.scores[rows], t.classes[rows])
+
     def predict_only(self) -> Tracks:
         """Advance every track one frame by its velocity, for a frame that was dropped;
         the confirmed tracks seen in the last frame, where they are predicted now."""
