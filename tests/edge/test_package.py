@@ -136,3 +136,21 @@ def test_the_manifest_round_trips_and_is_canonical() -> None:
     assert data == json.dumps(json.loads(data), sort_keys=True, separators=(",", ":")).encode()
     with pytest.raises(ValueError, match="format"):
         PackageManifest.from_json(data.replace(b"package/1", b"package/9"))
+
+
+def test_a_flood_of_members_is_refused_before_any_signature_is_read(
+    tmp_path: Path, trusted: Signer
+) -> None:
+    import io
+
+    from loopline.edge.package import MAX_MEMBERS
+
+    flood = tmp_path / "flood.tar"
+    with tarfile.open(flood, "w") as tar:
+        for i in range(MAX_MEMBERS + 1):
+            info = tarfile.TarInfo(f"f{i}")
+            tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(UntrustedPackageError) as refused:
+        open_package(flood, trusted.trusted, HW)
+    assert refused.value.reason == "malformed"
+    assert str(MAX_MEMBERS) in str(refused.value)

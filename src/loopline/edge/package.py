@@ -38,6 +38,7 @@ PACKAGE_DOMAIN = b"loopline edge package v1\n"  # never the registry's DOMAIN
 FORMAT = "loopline.edge.package/1"
 MANIFEST_FILE, SIGNATURES_FILE, FILES = "manifest.json", "signatures.json", "files/"
 MAX_MANIFEST = 1 << 20  # bytes read before any signature is checked
+MAX_MEMBERS = 1_000  # members of a package, headers read before any signature is checked
 
 log = logging.getLogger("loopline.edge")
 
@@ -238,16 +239,23 @@ def open_package(
     key signed it, it is built for ``expect_compatible``, it may replace version
     ``installed`` (no downgrade), and its files are exactly the signed ones.
 
-    Only the manifest is parsed before its signature is checked; files are hashed as
-    they stream, never held in memory.
+    Before the signature is checked, only the members' headers (at most
+    :data:`MAX_MEMBERS`) and the manifest's bytes are read; files are hashed as they
+    stream, never held in memory.
     """
     trusted = trusted_keys.public_keys() if isinstance(trusted_keys, Keys) else trusted_keys
     label = path.name
     try:
         with tarfile.open(path, "r:") as tar:
-            members = {m.name: _safe(m, label) for m in tar.getmembers()}
-            if len(members) != len(tar.getmembers()):
-                raise untrusted("malformed", f"{label} holds a member twice.", label)
+            members: dict[str, tarfile.TarInfo] = {}
+            for member in tar:  # headers one by one: a flood of them is refused early
+                if len(members) == MAX_MEMBERS:
+                    raise untrusted(
+                        "malformed", f"{label} holds over {MAX_MEMBERS} members.", label
+                    )
+                if member.name in members:
+                    raise untrusted("malformed", f"{label} holds a member twice.", label)
+                members[member.name] = _safe(member, label)
             manifest, kid = _signed_manifest(tar, members, trusted, label)
             check_target(manifest, expect_compatible)
             check_replaces(manifest, installed)
