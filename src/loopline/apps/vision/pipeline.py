@@ -24,7 +24,7 @@ from loopline.apps.vision.detector.calibrate import Calibration, fit_temperature
 from loopline.apps.vision.detector.evaluate import Quality, Truth, coco_map, true_positives
 from loopline.apps.vision.detector.runner import Detector
 from loopline.apps.vision.detector.train import TrainConfig, dataset
-from loopline.apps.vision.preprocess import INPUT_W, resize, to_input
+from loopline.apps.vision.preprocess import boxes_to_input, resize, to_input
 from loopline.registry import Bundle, Pinned, Registry, Signature
 
 MODEL = "vision-detector"
@@ -158,8 +158,7 @@ def detector(built: Built) -> Detector:
 
 def to_training(image: NDArray[np.uint8], truth: Truth) -> tuple[NDArray[np.uint8], Truth]:
     """A labelled frame at capture size as a training example (input size, input pixels)."""
-    k = INPUT_W / image.shape[1]
-    return resize(image), Truth((truth.boxes * k).astype(np.float32), truth.classes)
+    return resize(image), Truth(boxes_to_input(truth.boxes, image.shape), truth.classes)
 
 
 def load(pinned: Pinned, *, int8: bool = True, threads: int = 1) -> Detector:

@@ -29,3 +29,10 @@ def to_input(frames: list[NDArray[np.uint8]] | NDArray[np.uint8]) -> NDArray[np.
 def scale_of(frame_shape: tuple[int, ...]) -> tuple[float, float]:
     """How to map input pixels back to the frame's: (sx, sy)."""
     return frame_shape[1] / INPUT_W, frame_shape[0] / INPUT_H
+
+
+def boxes_to_input(boxes: NDArray[np.float32], frame_shape: tuple[int, ...]) -> NDArray[np.float32]:
+    """Boxes in a frame's pixels as boxes in the network input's (x and y each scaled)."""
+    sx, sy = scale_of(frame_shape)
+    out: NDArray[np.float32] = (boxes / np.array([sx, sy, sx, sy], np.float32)).astype(np.float32)
+    return out

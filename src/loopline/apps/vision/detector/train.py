@@ -19,7 +19,7 @@ from loopline.apps.vision import scenes
 from loopline.apps.vision.boxes import CLASSES
 from loopline.apps.vision.detector.evaluate import Truth
 from loopline.apps.vision.detector.model import CenterNet, loss, targets
-from loopline.apps.vision.preprocess import INPUT_W, resize, to_input
+from loopline.apps.vision.preprocess import boxes_to_input, resize, to_input
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,7 @@ def dataset(
     images, truth = [], []
     for f in made:
         images.append(resize(f.image))
-        k = INPUT_W / f.image.shape[1]
-        truth.append(Truth((f.boxes * k).astype(np.float32), f.classes))
+        truth.append(Truth(boxes_to_input(f.boxes, f.image.shape), f.classes))
     return np.stack(images), truth
 
 
