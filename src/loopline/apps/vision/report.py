@@ -26,7 +26,7 @@ from loopline.apps.vision.pipeline import Built
 from loopline.apps.vision.runtime import DEADLINE_MS, Drive, Perceived
 from loopline.edge import Rollout
 from loopline.reports import table, write_page
-from loopline.training.report import svg
+from loopline.training import svg
 
 COLOURS = ((0, 200, 255), (60, 220, 60), (255, 60, 255), (255, 160, 0))  # BGR, by class
 
