@@ -23,7 +23,7 @@ from loopline.apps.vision.detector.runner import Detector
 from loopline.apps.vision.failsafe import Manoeuvre, Supervisor
 from loopline.apps.vision.inputs import InputMonitor
 from loopline.apps.vision.preprocess import INPUT_H, INPUT_W, resize, to_input
-from loopline.apps.vision.runtime import FAULTS, Drive, Fault, Perception
+from loopline.apps.vision.runtime import FAULTS, Drive, Fault, Perception, pinned
 from loopline.apps.vision.tracking import ByteTracker, SortTracker
 from loopline.apps.vision.trackmetrics import Frame as TrackFrame
 from loopline.apps.vision.trackmetrics import TrackScores, score_tracking
@@ -34,17 +34,10 @@ Detect = Callable[[NDArray[np.uint8]], Detections]
 TRACKING_SEED, PIPELINE_SEED = 8800, 6600
 
 
-def _one_core() -> None:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-
-
 def speedup(fp32: bytes, int8: bytes, runs: int = 200) -> dict[str, float]:
     """Median time of one ONNX Runtime call on one thread, FP32 and INT8 interleaved in
     rounds (a noisy machine slows both alike), and the ratio."""
-    before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    _one_core()
-    try:
+    with pinned(0):
         a, b = Detector(fp32), Detector(int8)
         shape = (1, INPUT_H, INPUT_W, 3)
         x = to_input(np.random.default_rng(0).integers(0, 255, shape, np.uint8))
@@ -58,9 +51,6 @@ def speedup(fp32: bytes, int8: bytes, runs: int = 200) -> dict[str, float]:
                 for _ in range(20):
                     d.raw(x)
                 times[name].append((time.perf_counter() - start) / 20 * 1000)
-    finally:
-        if before is not None:
-            os.sched_setaffinity(0, before)
     fp32_ms, int8_ms = statistics.median(times["fp32"]), statistics.median(times["int8"])
     return {"fp32_ms": fp32_ms, "int8_ms": int8_ms, "int8_speedup": fp32_ms / int8_ms}
 

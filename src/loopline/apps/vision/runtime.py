@@ -224,7 +224,7 @@ class Perception:
         """Play ``frames`` through the pipeline in real time at ``fps``, its threads pinned
         to CPU ``core`` (None: not pinned). Once per :class:`Perception`: a stage's thread
         runs once."""
-        with _pinned(core):
+        with pinned(core):
             guard = threading.Thread(target=self._guard, name="guardian", daemon=True)
             self.pipeline.start()
             self.supervisor.arm()
@@ -285,7 +285,7 @@ class Perception:
 
 
 @contextlib.contextmanager
-def _pinned(core: int | None) -> Iterator[None]:
+def pinned(core: int | None) -> Iterator[None]:
     """Run on one CPU core (threads started inside inherit it), as on the vehicle."""
     if core is None or not hasattr(os, "sched_setaffinity"):
         yield
