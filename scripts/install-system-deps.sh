@@ -7,6 +7,7 @@ declare -A needs=(
     [redis-server]=redis-server
     [promtool]=prometheus  # checks deploy/prometheus/alerts.yml in the tests
     [chromium]=chromium  # renders the monitoring page in the tests (headless)
+    [espeak-ng]=espeak-ng  # speaks the moderation evaluation set's audio and video items
 )
 
 missing=()

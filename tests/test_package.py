@@ -78,8 +78,8 @@ PUBLIC = {
     ],
     "serving": [
         "CURRENT_CALLER", "NO_MODEL", "ApiKey", "CanaryGuard", "CircuitBreaker",
-        "ColumnPipeline", "Deployment", "Endpoint", "KeyRing", "Limits", "Metrics", "Outbox",
-        "OutboxCollector", "Outcome", "Pipeline", "Prediction", "Problem", "Quota",
+        "ColumnPipeline", "Deployment", "Endpoint", "Jobs", "KeyRing", "Limits", "Metrics",
+        "Outbox", "OutboxCollector", "Outcome", "Pipeline", "Prediction", "Problem", "Quota",
         "RequestError", "Routing", "RuleBook", "RuleSet", "Scored", "Service", "StreamScorer",
         "StreamingPipeline", "TabularCollector", "TabularScorer", "as_rows", "every", "lap",
         "new_key", "openapi_document", "parse", "payload_hash", "predict_ordered", "refuse",
@@ -108,7 +108,8 @@ PUBLIC = {
         "ndcg_at_k"
     ],
     "models": [
-        "FLAVOURS", "Explains", "Loader", "ServingModel", "load"
+        "FLAVOURS", "Explains", "Loader", "SentenceEncoder", "ServingModel", "load",
+        "sentence_encoder"
     ],
     "testing": [
         "HttpReplay", "SoakResult", "check", "rss_mb", "soak"
@@ -125,7 +126,7 @@ PUBLIC = {
         "PACKAGE_DOMAIN", "Device", "EdgeError", "Fleet", "HealthCheck", "PackageManifest",
         "Report", "Rollout", "RolloutPlan", "SlotEvent", "SlotStatus", "Slots", "Stage",
         "StagePipeline", "StageResult", "UntrustedPackageError", "Upload", "UploadCounters",
-        "UploadQueue", "VerifiedPackage", "build_package", "cohort", "open_package"
+        "UploadQueue", "VerifiedPackage", "build_package", "cohort", "open_package", "pinned"
     ],
     "vectors": [
         "Answer", "Backfill", "CollectionNotFoundError", "EmbeddedVectors", "Matches",

@@ -110,7 +110,7 @@ def version() -> None:
 def serve_key(
     name: Annotated[str, typer.Option(help="Who the key is for.")],
     scope: Annotated[
-        list[str] | None, typer.Option(help="score, detail, monitor and/or admin (repeat).")
+        list[str] | None, typer.Option(help="score, detail, monitor, label and/or admin (repeat).")
     ] = None,
     keys: Annotated[Path, typer.Option(help="API key file.")] = Path(".loopline/serving/keys.json"),
     expires_days: Annotated[

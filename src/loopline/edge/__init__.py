@@ -36,13 +36,13 @@ if TYPE_CHECKING:
         cohort,
     )
     from loopline.edge.slots import HealthCheck, SlotEvent, Slots, SlotStatus
-    from loopline.edge.stages import Stage, StagePipeline
+    from loopline.edge.stages import Stage, StagePipeline, pinned
 
 __all__ = [
     "PACKAGE_DOMAIN", "Device", "EdgeError", "Fleet", "HealthCheck", "PackageManifest",
     "Report", "Rollout", "RolloutPlan", "SlotEvent", "SlotStatus", "Slots", "Stage",
     "StagePipeline", "StageResult", "UntrustedPackageError", "Upload", "UploadCounters",
-    "UploadQueue", "VerifiedPackage", "build_package", "cohort", "open_package",
+    "UploadQueue", "VerifiedPackage", "build_package", "cohort", "open_package", "pinned",
 ]  # fmt: skip
 
 _LAZY = {
@@ -50,7 +50,7 @@ _LAZY = {
                 "VerifiedPackage", "build_package", "open_package"),
     "rollout": ("Device", "Fleet", "Report", "Rollout", "RolloutPlan", "StageResult", "cohort"),
     "slots": ("HealthCheck", "SlotEvent", "SlotStatus", "Slots"),
-    "stages": ("Stage", "StagePipeline"),
+    "stages": ("Stage", "StagePipeline", "pinned"),
 }  # fmt: skip
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -195,3 +196,18 @@ class StagePipeline:
         with self._lock:
             self.counts.published += 1
             self.counts.latencies_ms.append(latency * 1000.0)
+
+
+@contextlib.contextmanager
+def pinned(core: int | None) -> Iterator[None]:
+    """Run on one CPU core (threads started inside inherit it), as on a device with one
+    core to spare, or to measure a figure per core."""
+    if core is None or not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {core if core in before else min(before)})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)

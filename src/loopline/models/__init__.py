@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from loopline.models.base import Explains, ServingModel
+from loopline.models.sentences import SentenceEncoder
 from loopline.registry.bundle import Pinned, RegistryError
 
 Loader = Callable[..., ServingModel]
@@ -33,6 +34,13 @@ def _net(pinned: Pinned, *, threads: int = 1) -> ServingModel:
 FLAVOURS: Mapping[str, Loader] = {"onnx-trees": _trees, "onnx-net": _net}
 
 
+def sentence_encoder(*, threads: int | None = None) -> SentenceEncoder:
+    """The all-MiniLM-L6-v2 sentence model (:mod:`loopline.models.sentences`), loaded."""
+    from loopline.models import sentences
+
+    return sentences.load(threads=threads)
+
+
 def load(
     pinned: Pinned, *, flavours: Mapping[str, Loader] = FLAVOURS, threads: int = 1
 ) -> ServingModel:
@@ -47,4 +55,12 @@ def load(
     return loader(pinned, threads=threads)
 
 
-__all__ = ["FLAVOURS", "Explains", "Loader", "ServingModel", "load"]
+__all__ = [
+    "FLAVOURS",
+    "Explains",
+    "Loader",
+    "SentenceEncoder",
+    "ServingModel",
+    "load",
+    "sentence_encoder",
+]

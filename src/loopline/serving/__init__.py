@@ -14,6 +14,7 @@ from loopline.serving.canary import CanaryGuard
 from loopline.serving.endpoint import Endpoint, Pipeline, Prediction, StreamingPipeline
 from loopline.serving.fallbacks import NO_MODEL, predict_ordered
 from loopline.serving.idempotency import payload_hash
+from loopline.serving.jobs import Jobs
 from loopline.serving.limits import Limits
 from loopline.serving.local import running
 from loopline.serving.loop import every
@@ -38,6 +39,7 @@ __all__ = [
     "ColumnPipeline",
     "Deployment",
     "Endpoint",
+    "Jobs",
     "KeyRing",
     "Limits",
     "Metrics",

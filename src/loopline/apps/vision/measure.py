@@ -23,10 +23,11 @@ from loopline.apps.vision.detector.runner import Detector
 from loopline.apps.vision.failsafe import Manoeuvre, Supervisor
 from loopline.apps.vision.inputs import InputMonitor
 from loopline.apps.vision.preprocess import INPUT_H, INPUT_W, resize, to_input
-from loopline.apps.vision.runtime import FAULTS, Drive, Fault, Perception, pinned
+from loopline.apps.vision.runtime import FAULTS, Drive, Fault, Perception
 from loopline.apps.vision.tracking import ByteTracker, SortTracker
 from loopline.apps.vision.trackmetrics import Frame as TrackFrame
 from loopline.apps.vision.trackmetrics import TrackScores, score_tracking
+from loopline.edge import pinned
 
 PEDESTRIAN = CLASSES.index("pedestrian")
 _OFFSET = 1_000_000  # keeps the identities of joined clips apart

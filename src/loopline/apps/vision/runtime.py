@@ -16,8 +16,6 @@ the benchmark's reaction times and the demo.
 from __future__ import annotations
 
 import collections
-import contextlib
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -32,7 +30,7 @@ from loopline.apps.vision.detector.runner import Detector
 from loopline.apps.vision.failsafe import Manoeuvre, Supervisor
 from loopline.apps.vision.preprocess import resize, scale_of, to_input
 from loopline.apps.vision.tracking import ByteTracker
-from loopline.edge import Stage, StagePipeline
+from loopline.edge import Stage, StagePipeline, pinned
 from loopline.exceptions import ConfigError
 from loopline.monitoring import Level, monotonic_ms
 
@@ -282,20 +280,6 @@ class Perception:
                 )
             last = image
             yield image
-
-
-@contextlib.contextmanager
-def pinned(core: int | None) -> Iterator[None]:
-    """Run on one CPU core (threads started inside inherit it), as on the vehicle."""
-    if core is None or not hasattr(os, "sched_setaffinity"):
-        yield
-        return
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {core if core in before else min(before)})
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
 
 
 def video_frames(path: str, limit: int | None = None) -> Iterator[NDArray[np.uint8]]:

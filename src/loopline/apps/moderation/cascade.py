@@ -1,0 +1,244 @@
+"""The cascade: cheap stages first, expensive ones only where the cheap ones are unsure.
+
+1. **Lists** (microseconds): a known message (by the digest of its normalized text), a
+   blocked link domain, or an image whose perceptual hash is near a known item's decides
+   the item at once.
+2. **Fast**: each part read by its fast reader (the normalized message, words found in
+   images by OCR, speech by Whisper, the image classifier's look), each text through the
+   linear classifier, the sources fused by the learned combiner.
+3. **Thorough**: only items with a fused score inside the uncertain band: the sentence
+   model reads their texts, and its scores replace the fast ones before fusing again.
+4. **Review**: what is still uncertain after that goes to people; the regional policy's
+   escalation bands say so (:mod:`loopline.apps.moderation.policy`).
+
+Each item's answer says which stage decided it and how long each stage took.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from loopline.apps.moderation.fusion import Combiner, inputs
+from loopline.apps.moderation.language import Language, identify
+from loopline.apps.moderation.lists import TextList
+from loopline.apps.moderation.normalize import normalize
+from loopline.apps.moderation.taxonomy import CATEGORIES
+from loopline.apps.moderation.text import Linear, Thorough
+
+if TYPE_CHECKING:
+    from loopline.apps.moderation.images import HashList
+
+F32 = npt.NDArray[np.float32]
+RGB = npt.NDArray[np.uint8]
+TEXT_SOURCES = ("text", "image_text", "speech")
+
+
+@dataclass(frozen=True)
+class Content:
+    """One item's parts, decoded: a video arrives as its keyframes and its audio track."""
+
+    texts: tuple[str, ...] = ()
+    images: tuple[RGB, ...] = ()
+    audio: tuple[F32, ...] = ()  # 16 kHz mono
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(m for m, parts in (("text", self.texts), ("image", self.images),
+                                        ("audio", self.audio)) if parts)  # fmt: skip
+
+
+@dataclass
+class Assessment:
+    """What the cascade found about one item."""
+
+    scores: dict[str, float]  # fused, per category
+    stage: str  # "list", "fast" or "thorough": the last stage that ran
+    uncertain: float  # 0 (sure) to 1 (a coin toss): how close the top score is to 0.5
+    language: Language
+    tricks: tuple[str, ...]
+    hits: list[str]  # list matches: "category:source"
+    sources: dict[str, dict[str, float]]  # each source's scores (fast, or thorough)
+    words: dict[str, int]  # characters read per text source (not the text itself)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    inputs: F32 | None = None  # the combiner's inputs (kept to refit it from verdicts)
+    texts: dict[str, str] = field(default_factory=dict)  # the words read: for reviewers only
+    modalities: tuple[str, ...] = ()
+
+
+@dataclass
+class Readers:
+    """The heavy readers, each loaded at its first use (so a text-only process never
+    loads Whisper)."""
+
+    encoder: Callable[[list[str]], F32] | None = None
+    safety: Any = None  # images.ImageSafety
+    ocr: Any = None  # images.TextInImage
+    transcriber: Any = None  # audio.Transcriber
+    threads: int = 1
+
+    def sentences(self) -> Callable[[list[str]], F32]:
+        if self.encoder is None:
+            from loopline.models import sentence_encoder
+
+            self.encoder = sentence_encoder(threads=self.threads)
+        return self.encoder
+
+    def image_safety(self) -> Any:
+        if self.safety is None:
+            from loopline.apps.moderation.images import ImageSafety
+
+            self.safety = ImageSafety()
+        return self.safety
+
+    def text_in_image(self) -> Any:
+        if self.ocr is None:
+            from loopline.apps.moderation.images import TextInImage
+
+            self.ocr = TextInImage()
+        return self.ocr
+
+    def speech(self) -> Any:
+        if self.transcriber is None:
+            from loopline.apps.moderation.audio import Transcriber
+
+            self.transcriber = Transcriber()
+        return self.transcriber
+
+
+def _ms(start: float) -> float:
+    return (time.perf_counter() - start) * 1e3
+
+
+def _as_dict(p: F32) -> dict[str, float]:
+    return {c: round(float(v), 4) for c, v in zip(CATEGORIES, p, strict=True)}
+
+
+@dataclass
+class Cascade:
+    linear: Linear
+    thorough: Thorough
+    combiner: Combiner
+    texts: TextList
+    images: HashList | None
+    readers: Readers = field(default_factory=Readers)
+    band: tuple[float, float] = (0.2, 0.8)  # fused scores inside it go to the thorough stage
+
+    def assess(self, items: Sequence[Content]) -> list[Assessment]:
+        """One assessment per item, in order (the fast stage runs on the whole batch)."""
+        out: list[Assessment | None] = [None] * len(items)
+        read: list[dict[str, str]] = []
+        pending: list[int] = []
+        for i, item in enumerate(items):
+            a, texts = self._read(item)
+            if a.stage == "list":
+                out[i] = a
+            else:
+                pending.append(i)
+                read.append(texts)
+                out[i] = a
+        if pending:
+            self._fast([out[i] for i in pending], read)  # type: ignore[misc]
+        return [a for a in out if a is not None]
+
+    def _read(self, item: Content) -> tuple[Assessment, dict[str, str]]:
+        """Lists first, then every part's words (OCR, speech) and the images' look."""
+        t0 = time.perf_counter()
+        message = normalize(" \n".join(item.texts))
+        hits = self._listed(message.text, item.images)
+        texts = {"text": message.text} if message.text else {}
+        language = identify(message.text) if message.text else Language("und", 0.0)
+        a = Assessment(
+            scores={c: 0.0 for c in CATEGORIES}, stage="list", uncertain=0.0,
+            language=language, tricks=message.tricks, hits=hits, sources={}, words={},
+            timings_ms={"list": _ms(t0)}, texts=texts, modalities=item.modalities,
+        )  # fmt: skip
+        if hits:
+            for h in hits:
+                a.scores[h.split(":", 1)[0]] = 1.0
+            return a, texts
+        a.stage = "fast"
+        if item.images:
+            self._look(a, item.images)
+        if item.audio:
+            t = time.perf_counter()
+            said = [self.readers.speech().transcribe(clip) for clip in item.audio]
+            speech = normalize(" ".join(s.text for s in said))
+            if speech.text:
+                texts["speech"] = speech.text
+            a.timings_ms["speech"] = _ms(t)
+        if a.language.code == "und":  # no message: the words of its images or speech
+            words = texts.get("speech") or texts.get("image_text")
+            if words:
+                a.language = identify(words)
+        a.words = {k: len(v) for k, v in texts.items()}
+        return a, texts
+
+    def _listed(self, message: str, images: Sequence[RGB]) -> list[str]:
+        hits = [f"{h.category}:{h.source}" for h in self.texts.match(message)]
+        if self.images is not None:
+            for image in images:
+                m = self.images.match(image)
+                if m is not None:
+                    hits.append(f"{m.category}:image:{m.item_id}")
+        return hits
+
+    def _look(self, a: Assessment, images: Sequence[RGB]) -> None:
+        """The images' look (the classifier) and the words in them (OCR)."""
+        t = time.perf_counter()
+        looks = self.readers.image_safety().scores(list(images))
+        a.sources["visual"] = {c: max(float(x.get(c, 0.0)) for x in looks) for c in CATEGORIES}
+        a.timings_ms["image"] = _ms(t)
+        t = time.perf_counter()
+        found = [self.readers.text_in_image().read(image) for image in images]
+        words = normalize(" \n".join(w for w in found if w))
+        if words.text:
+            a.texts["image_text"] = words.text
+        a.timings_ms["ocr"] = _ms(t)
+
+    def _fast(self, items: list[Assessment], texts: list[dict[str, str]]) -> None:
+        t = time.perf_counter()
+        flat = [(i, s, v) for i, d in enumerate(texts) for s, v in d.items()]
+        scores = self.linear.scores([v for _, _, v in flat]) if flat else np.zeros((0, 6))
+        for (i, source, _), p in zip(flat, scores, strict=True):
+            items[i].sources[source] = _as_dict(p)
+        unsure = [i for i, a in enumerate(items) if self._fuse(a)]
+        share = _ms(t) / max(len(items), 1)
+        for a in items:
+            a.timings_ms["fast"] = share
+        if unsure:
+            self._thorough([items[i] for i in unsure], [texts[i] for i in unsure])
+
+    def _fuse(self, a: Assessment) -> bool:
+        """Fuse ``a``'s sources; whether it falls inside the uncertain band."""
+        sources = {
+            k: np.array([v[c] for c in CATEGORIES], np.float32) for k, v in a.sources.items()
+        }
+        a.inputs = inputs(sources, bool(a.tricks))
+        fused = self.combiner.scores(a.inputs)
+        a.scores = _as_dict(fused)
+        top = float(fused.max())
+        a.uncertain = round(1.0 - abs(2.0 * top - 1.0), 4)
+        lo, hi = self.band
+        return bool(((fused >= lo) & (fused < hi)).any())
+
+    def _thorough(self, items: list[Assessment], texts: list[dict[str, str]]) -> None:
+        t = time.perf_counter()
+        flat = [(i, s, v) for i, d in enumerate(texts) for s, v in d.items()]
+        if flat:
+            words = [v for _, _, v in flat]
+            scores = self.thorough.scores(
+                self.readers.sentences()(words), self.linear.logits(words)
+            )
+            for (i, source, _), p in zip(flat, scores, strict=True):
+                items[i].sources[source] = _as_dict(p)
+        share = _ms(t) / max(len(items), 1)
+        for a in items:
+            a.stage = "thorough"
+            self._fuse(a)
+            a.timings_ms["thorough"] = share

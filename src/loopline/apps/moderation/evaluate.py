@@ -1,0 +1,118 @@
+"""Quality on the evaluation set: precision, recall and false-positive rate at the operating
+point, overall and per category, language, modality and obfuscation, the false-positive rate
+on benign texts about sensitive topics, and the profanity-list baselines on the same texts.
+
+An item is flagged when its highest fused score reaches the operating threshold; for a
+category's figures, an item counts for the category it is labelled with and is found when
+it is flagged with that category among those above the threshold.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from loopline.apps.moderation.cascade import Assessment
+from loopline.apps.moderation.taxonomy import CATEGORIES
+
+
+@dataclass(frozen=True)
+class Rates:
+    precision: float
+    recall: float
+    false_positive_rate: float
+    items: int
+
+    @classmethod
+    def of(cls, flagged: Sequence[bool], harmful: Sequence[bool]) -> Rates:
+        f, h = np.asarray(flagged, bool), np.asarray(harmful, bool)
+        tp, fp = int((f & h).sum()), int((f & ~h).sum())
+        return cls(
+            round(tp / max(int(f.sum()), 1), 4), round(tp / max(int(h.sum()), 1), 4),
+            round(fp / max(int((~h).sum()), 1), 4), len(f),
+        )  # fmt: skip
+
+
+def flagged_categories(a: Assessment, threshold: float) -> set[str]:
+    return {c for c, s in a.scores.items() if s >= threshold}
+
+
+def quality(items: Sequence[Any], found: Sequence[Assessment], threshold: float) -> dict[str, Any]:
+    """Every figure of the report, for evaluation ``items`` and their assessments."""
+    flags = [flagged_categories(a, threshold) for a in found]
+    harmful = [i.label != "benign" for i in items]
+    flagged = [bool(f) for f in flags]
+    out: dict[str, Any] = {"overall": Rates.of(flagged, harmful).__dict__}
+    pairs = list(zip(flags, items, strict=True))
+    out["per_category"] = {
+        c: {
+            "recall": _share([c in f for f, i in pairs if i.label == c]),
+            "precision": _share([i.label == c for f, i in pairs if c in f]),
+            "items": sum(i.label == c for i in items),
+        }
+        for c in CATEGORIES
+    }
+    out["per_language"] = _grouped(items, flagged, harmful, lambda i: i.language)
+    out["per_modality"] = _grouped(items, flagged, harmful, lambda i: i.modality)
+    out["per_variant"] = _grouped(items, flagged, harmful, lambda i: i.variant)
+    sensitive = [(f, i.kind) for f, i in zip(flagged, items, strict=True)
+                 if i.label == "benign" and i.kind != "benign"]  # fmt: skip
+    out["sensitive_benign_fpr"] = {
+        kind: _share([f for f, k in sensitive if k == kind])
+        for kind in sorted({k for _, k in sensitive})
+    }
+    out["sensitive_benign_fpr"]["all"] = _share([f for f, _ in sensitive])
+    out["stages"] = _stages(found)
+    return out
+
+
+def _share(xs: Sequence[bool]) -> float:
+    return round(sum(xs) / len(xs), 4) if xs else float("nan")
+
+
+def _grouped(
+    items: Sequence[Any], flagged: Sequence[bool], harmful: Sequence[bool],
+    key: Callable[[Any], str],
+) -> dict[str, dict[str, Any]]:  # fmt: skip
+    groups: dict[str, list[int]] = defaultdict(list)
+    for n, item in enumerate(items):
+        groups[key(item)].append(n)
+    return {
+        g: Rates.of([flagged[n] for n in ns], [harmful[n] for n in ns]).__dict__
+        for g, ns in sorted(groups.items())
+    }
+
+
+def _stages(found: Sequence[Assessment]) -> dict[str, Any]:
+    """Each stage's share of items (the share that reached it) and its mean time."""
+    n = max(len(found), 1)
+    reached = {
+        "list": len(found),
+        "fast": sum(a.stage != "list" for a in found),
+        "thorough": sum(a.stage == "thorough" for a in found),
+    }
+    out: dict[str, Any] = {s: {"share": round(k / n, 4)} for s, k in reached.items()}
+    for stage in ("list", "fast", "thorough", "image", "ocr", "speech"):
+        times = [a.timings_ms[stage] for a in found if stage in a.timings_ms]
+        out.setdefault(stage, {})["mean_ms"] = round(float(np.mean(times)), 3) if times else 0.0
+        out[stage]["items"] = len(times)
+    out["decided_by_list"] = round(sum(bool(a.hits) for a in found) / n, 4)
+    return out
+
+
+def baselines(texts: Sequence[str]) -> dict[str, list[bool]]:
+    """The profanity-list baselines' flags: ``better-profanity``'s word list (with its own
+    leetspeak variants) and ``alt-profanity-check``'s linear model (probability >= 0.5)."""
+    from better_profanity import profanity
+    from profanity_check import predict_prob
+
+    profanity.load_censor_words()
+    probs = predict_prob(list(texts)) if texts else []
+    return {
+        "better-profanity": [bool(profanity.contains_profanity(t)) for t in texts],
+        "alt-profanity-check": [bool(p >= 0.5) for p in probs],
+    }

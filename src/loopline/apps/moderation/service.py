@@ -1,0 +1,370 @@
+"""``loopline serve moderation``: the moderation service, wired from the platform's parts.
+
+- ``POST /v1/moderate``: text and images are answered at once (the cascade, then the
+  region's policy); content with audio or video is accepted with a ``pending`` answer and
+  analysed by a background worker (:class:`loopline.serving.Jobs`), its decision kept for
+  ``GET /v1/moderate/{id}`` and posted to the request's ``callback_url``.
+- An ``escalate`` decision queues the item for review (:mod:`.review`); reviewers claim
+  tasks and give verdicts (``POST /v1/review/claim``, ``POST /v1/review/verdict``, scope
+  ``label``); authors appeal (``POST /v1/appeal``). A final verdict is published to
+  ``moderation.verdicts``, and the feedback stage joins it to the prediction log as the
+  item's label.
+- A user whose content keeps being removed is rate-limited (:mod:`.offenders`): 429 with a
+  retry-after.
+- The registry's ``moderation`` champion is followed (blue-green), and the policy file is
+  re-read when it changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from loopline.apps.moderation import api
+from loopline.apps.moderation.api import (
+    Ack,
+    AppealRequest,
+    ClaimRequest,
+    ClaimResponse,
+    ModerateRequest,
+    ModerateResponse,
+    Reason,
+    VerdictRequest,
+)
+from loopline.apps.moderation.cascade import Assessment, Content
+from loopline.apps.moderation.events import VERDICT_CODEC, VERDICTS, Verdict, VerdictLabels
+from loopline.apps.moderation.offenders import Offenders
+from loopline.apps.moderation.pipeline import MODEL, ModerationModel, load
+from loopline.apps.moderation.policy import Policies
+from loopline.apps.moderation.review import ReviewQueue
+from loopline.apps.moderation.taxonomy import SEVERITY
+from loopline.events import DeadLetterQueue, EventLog, Message, open_log
+from loopline.feedback import LabelFeed
+from loopline.predictions import Log, open_prediction_log
+from loopline.registry import Registry
+from loopline.serving import (
+    Deployment,
+    Endpoint,
+    Jobs,
+    KeyRing,
+    Limits,
+    Prediction,
+    Routing,
+    Service,
+    every,
+    refuse,
+)
+
+TITLE = "loopline moderation"
+SUMMARY_CHARS = 600  # what a reviewer reads of an item's words
+_json = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeOptions:
+    state: Path = Path(".loopline/moderation")
+    registry: str | None = None
+    keys: Path | None = None
+    events: str | None = None  # event log URL (default: file:// under state)
+    decisions: str | None = None  # postgresql://... prediction log (default: SQLite)
+    policies: Path | None = None  # the policy file (default: the packaged one)
+    watch_s: float = 5.0
+    limits: Limits = field(default_factory=lambda: Limits(body_timeout_s=60.0))  # large bodies
+    offender_limit: float = 12.0  # decayed severity of removed content before a 429
+    secret: bytes = b""  # keys the hash of user ids (default: a random per-state secret)
+
+
+class ModeratePipeline:
+    """``POST /v1/moderate``: the cascade, the policy, the review queue, the offenders."""
+
+    def __init__(
+        self, policies: Policies, review: ReviewQueue, offenders: Offenders, jobs: Jobs,
+        deployment: Deployment,
+    ) -> None:  # fmt: skip
+        self.policies, self.review, self.offenders = policies, review, offenders
+        self.jobs, self.deployment = jobs, deployment
+
+    def request_id(self, request: ModerateRequest) -> str:
+        return request.id
+
+    def fingerprint(self, request: ModerateRequest) -> Any:
+        parts = [hashlib.sha256((p.text or p.data or "").encode()).hexdigest()[:24]
+                 for p in request.parts]  # fmt: skip
+        return {"parts": parts, "region": request.region, "reach": request.reach}
+
+    def check(self, request: ModerateRequest) -> None:
+        api.check(request)
+        if request.user is not None:
+            allowed, retry_after = self.offenders.allowed(request.user)
+            if not allowed:
+                wait = str(max(int(retry_after), 1)).encode()
+                raise refuse(429, "This user's recent content was removed too often.",
+                             field="user", headers=[(b"retry-after", wait)])  # fmt: skip
+
+    def predict_many(
+        self, requests: Sequence[ModerateRequest], trace_ids: Sequence[str], routing: Routing
+    ) -> list[Prediction[ModerateResponse]]:
+        model: ModerationModel = routing.champion  # type: ignore[assignment]
+        now = [r for r in requests if not api.is_async(r)]
+        found = dict(zip((r.id for r in now), model.cascade.assess([_content(r) for r in now]),
+                         strict=True))  # fmt: skip
+        out = []
+        for request in requests:
+            if request.id in found:
+                response, a = self.decide(request, found[request.id], model), found[request.id]
+                out.append(_prediction(request, response, a, model))
+            else:
+                out.append(self._later(request, model))
+        return out
+
+    def decide(
+        self, request: ModerateRequest, a: Assessment, model: ModerationModel
+    ) -> ModerateResponse:
+        decision = self.policies.decide(request.region, a.scores)
+        task, deadline = None, None
+        if decision.action == "escalate":
+            category = decision.category or max(a.scores, key=a.scores.__getitem__)
+            summary = " | ".join(f"{k}: {v}" for k, v in a.texts.items())[:SUMMARY_CHARS]
+            task = self.review.submit(
+                request.id, category=category, score=a.scores[category],
+                uncertainty=a.uncertain, reach=request.reach, region=decision.region,
+                summary=summary or "(no words: an image or a recording)",
+            )  # fmt: skip
+            if task is not None:
+                deadline = int(self.review.deadline(task) * 1000)
+        full = decision.action == "escalate" and task is None
+        if decision.action == "remove" and request.user is not None and decision.category:
+            self.offenders.strike(request.user, SEVERITY[decision.category])
+        return ModerateResponse(
+            id=request.id, status="done", action=decision.action, category=decision.category,
+            score=decision.score, rule=decision.rule, region=decision.region,
+            policy_version=decision.policy_version,
+            reasons=[Reason(category=r.category, score=r.score, threshold=r.threshold,
+                            action=r.action) for r in decision.reasons],
+            scores=a.scores, stage=a.stage, language=a.language.code,
+            modalities=list(a.modalities), review_task=None if task is None else str(task),
+            review_deadline_ms=deadline, model_version=model.label,
+            degraded=["review_queue_full"] if full else [],
+        )  # fmt: skip
+
+    def _later(
+        self, request: ModerateRequest, model: ModerationModel
+    ) -> Prediction[ModerateResponse]:
+        pending = ModerateResponse(id=request.id, status="pending", model_version=model.label,
+                                   modalities=sorted({p.type for p in request.parts}))  # fmt: skip
+
+        def work() -> bytes:
+            champion: ModerationModel = self.deployment.routing.champion  # type: ignore[assignment]
+            a = champion.cascade.assess([_content(request, media=True)])[0]
+            return _json.encode(self.decide(request, a, champion))
+
+        self.jobs.submit(
+            request.id, work, pending=_json.encode(pending), callback=request.callback_url
+        )
+        return Prediction(
+            pending, request_id=request.id, routing_key=request.user or request.id,
+            model_version=model.label, arm="champion",
+            inputs={"modalities": pending.modalities}, outputs={"status": "pending"},
+            outcome="pending",
+        )  # fmt: skip
+
+    def committed(self, prediction: Prediction[ModerateResponse]) -> None:
+        pass
+
+    def close(self) -> None:
+        self.jobs.close()
+
+
+def _content(request: ModerateRequest, *, media: bool = False) -> Content:
+    """The request's parts decoded (audio and video only with ``media``: the worker's)."""
+    from loopline.apps.moderation.media import decode_audio, decode_image
+
+    texts, images, audio = [], [], []
+    for i, part in enumerate(request.parts):
+        if part.type == "text" and part.text:
+            texts.append(part.text)
+        elif part.type == "image":
+            images.append(decode_image(api.media(part, i)))
+        elif media and part.type == "audio":
+            audio.append(decode_audio(api.media(part, i)))
+        elif media and part.type == "video":
+            from loopline.apps.moderation.video import demux
+
+            clip = demux(api.media(part, i))
+            images.extend(clip.frames)
+            if clip.audio.size:
+                audio.append(clip.audio)
+    return Content(texts=tuple(texts), images=tuple(images), audio=tuple(audio))
+
+
+def _prediction(
+    request: ModerateRequest, response: ModerateResponse, a: Assessment, model: ModerationModel
+) -> Prediction[ModerateResponse]:
+    fusion = [] if a.inputs is None else [[round(float(x), 4) for x in row] for row in a.inputs]
+    return Prediction(
+        response, request_id=request.id, routing_key=request.user or request.id,
+        model_version=model.label, arm="champion",
+        inputs={"modalities": list(a.modalities), "language": a.language.code,
+                "tricks": list(a.tricks), "chars": a.words, "region": request.region},
+        outputs={"scores": a.scores, "stage": a.stage, "action": response.action,
+                 "category": response.category, "fusion": fusion, "hits": a.hits},
+        outcome=response.action or "", positive=response.action not in ("allow", None),
+        timings_ms=dict(a.timings_ms),
+    )  # fmt: skip
+
+
+class ReviewPipeline:
+    """Reviewers' claims and verdicts, and authors' appeals, answered one by one."""
+
+    def __init__(self, review: ReviewQueue, kind: str) -> None:
+        self.review, self.kind = review, kind
+
+    def request_id(self, request: Any) -> str:
+        return str(request.request_id)
+
+    def fingerprint(self, request: Any) -> Any:
+        return msgspec.to_builtins(request)
+
+    def predict_many(self, requests: Sequence[Any], trace_ids: Sequence[str],
+                     routing: Routing) -> list[Prediction[Any]]:  # fmt: skip
+        return [self._one(r) for r in requests]
+
+    def _one(self, request: Any) -> Prediction[Any]:
+        response: ClaimResponse | Ack
+        if isinstance(request, ClaimRequest):
+            task = self.review.claim(request.reviewer, senior=request.senior)
+            response = ClaimResponse(request_id=request.request_id)
+            if task is not None:
+                response = ClaimResponse(
+                    request_id=request.request_id, task=str(task.id), item=task.item_id,
+                    category=task.category, score=task.score, text=task.summary,
+                    deadline_ms=int(task.deadline * 1000), appeal=task.kind == "appeal",
+                    escalated=task.escalated,
+                )  # fmt: skip
+        elif isinstance(request, VerdictRequest):
+            if not request.task.isdigit():
+                raise refuse(422, "Not a task id.", field="task")
+            try:
+                self.review.verdict(int(request.task), request.reviewer, request.label)
+            except (KeyError, ValueError) as exc:
+                raise refuse(409, str(exc), field="task") from None
+            response = Ack(request_id=request.request_id, accepted=True)
+        else:
+            queued = self.review.appeal(request.id, request.note)
+            detail = "queued" if queued is not None else "nothing to appeal"
+            response = Ack(request_id=request.request_id, accepted=queued is not None, detail=detail)
+        return Prediction(response, request_id=request.request_id, routing_key=self.kind,
+                          model_version="people", arm="champion", inputs={"kind": self.kind},
+                          outputs={}, outcome=self.kind)  # fmt: skip
+
+    def committed(self, prediction: Prediction[Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class ModerationService:
+    service: Service
+    pipeline: ModeratePipeline
+    review: ReviewQueue
+    policies: Policies
+    labels: LabelFeed
+    log: Log
+    events: EventLog
+
+    def close(self) -> None:
+        self.pipeline.close()
+        self.review.close()
+        self.log.close()
+        self.events.close()
+
+
+def _secret(state: Path) -> bytes:
+    from loopline.files import write_private
+
+    path = state / "offenders.key"
+    if not path.exists():
+        import secrets
+
+        write_private(path, secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def build(options: ServeOptions) -> ModerationService:
+    """Everything the service needs, loaded (ready when this returns)."""
+    state = options.state
+    state.mkdir(parents=True, exist_ok=True)
+    registry = (
+        Registry(options.registry, root=state / "registry") if options.registry else Registry()
+    )
+    champion = load(registry.resolve(MODEL, "champion"))
+    deployment = Deployment(Routing(champion=champion),
+                            load=lambda ref: load(registry.resolve(MODEL, ref)))  # fmt: skip
+    events = open_log(options.events or f"file://{(state / 'events.db').resolve()}")
+    log = open_prediction_log(options.decisions or state / "decisions.db")
+    labels = LabelFeed(
+        events, log, topic=VERDICTS, decode=VerdictLabels(DeadLetterQueue(events, VERDICTS))
+    )
+
+    def publish(
+        item_id: str, label: str, verdicts: tuple[Any, ...], *, appeal: bool = False
+    ) -> None:
+        verdict = Verdict(item=item_id, label=label, reviews=max(len(verdicts), 1),  # type: ignore[arg-type]
+                          appeal=appeal, event_time_ms=int(time.time() * 1000))  # fmt: skip
+        events.append_many(VERDICTS, [Message(VERDICT_CODEC.encode(verdict), key=item_id.encode())])
+
+    review = ReviewQueue(state / "review.db", on_final=publish)
+    policies = Policies(options.policies)
+    offenders = Offenders(limit=options.offender_limit, secret=options.secret or _secret(state))
+    jobs = Jobs(state / "jobs.db", failed=lambda error: _json.encode(
+        ModerateResponse(id="", status="failed", error=error)))  # fmt: skip
+    pipeline = ModeratePipeline(policies, review, offenders, jobs, deployment)
+
+    async def upkeep() -> None:
+        labels.run_once()
+        policies.refresh()
+
+    tasks = [lambda: every(1.0, upkeep)]
+    if options.watch_s > 0:
+        tasks.append(lambda: deployment.follow(lambda: registry.get(MODEL, "champion").version,
+                                               options.watch_s))  # fmt: skip
+    endpoints = [
+        Endpoint(path="/v1/moderate", request=ModerateRequest, response=ModerateResponse,
+                 pipeline=pipeline, check=pipeline.check, offload=True,
+                 max_body_bytes=api.MAX_BODY,
+                 summary="Moderate content (text, images, audio, video)"),
+        Endpoint(path="/v1/review/claim", request=ClaimRequest, response=ClaimResponse,
+                 pipeline=ReviewPipeline(review, "claim"), scope="label",
+                 summary="A reviewer takes the most urgent task"),
+        Endpoint(path="/v1/review/verdict", request=VerdictRequest, response=Ack,
+                 pipeline=ReviewPipeline(review, "verdict"), scope="label",
+                 summary="A reviewer's verdict on a task"),
+        Endpoint(path="/v1/appeal", request=AppealRequest, response=Ack,
+                 pipeline=ReviewPipeline(review, "appeal"), summary="An author appeals a decision"),
+    ]  # fmt: skip
+    service = Service(
+        endpoints=endpoints, deployment=deployment, log=log,
+        keys=KeyRing.load(options.keys or state / "keys.json"), title=TITLE,
+        limits=options.limits, tasks=tasks, lookups={"/v1/moderate/": ("score", jobs.get)},
+    )  # fmt: skip
+    return ModerationService(service, pipeline, review, policies, labels, log, events)
+
+
+def serve(options: ServeOptions, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the service (one process, one event loop) until interrupted."""
+    import uvicorn
+
+    from loopline.monitoring import json_logging
+
+    json_logging()
+    built = build(options)
+    uvicorn.run(built.service, host=host, port=port, log_level="warning", access_log=False,
+                lifespan="on")  # fmt: skip
