@@ -42,7 +42,7 @@ from loopline.apps.moderation.events import VERDICT_CODEC, VERDICTS, Verdict, Ve
 from loopline.apps.moderation.offenders import Offenders
 from loopline.apps.moderation.pipeline import MODEL, ModerationModel, load
 from loopline.apps.moderation.policy import Policies
-from loopline.apps.moderation.review import ReviewQueue
+from loopline.apps.moderation.review import SUMMARY_MAX, ReviewQueue
 from loopline.apps.moderation.taxonomy import SEVERITY
 from loopline.events import DeadLetterQueue, EventLog, Message, open_log
 from loopline.feedback import LabelFeed
@@ -62,7 +62,6 @@ from loopline.serving import (
 )
 
 TITLE = "loopline moderation"
-SUMMARY_CHARS = 600  # what a reviewer reads of an item's words
 _json = msgspec.json.Encoder()
 
 
@@ -130,7 +129,7 @@ class ModeratePipeline:
         task, deadline = None, None
         if decision.action == "escalate":
             category = decision.category or max(a.scores, key=a.scores.__getitem__)
-            summary = " | ".join(f"{k}: {v}" for k, v in a.texts.items())[:SUMMARY_CHARS]
+            summary = " | ".join(f"{k}: {v}" for k, v in a.texts.items())[:SUMMARY_MAX]
             task = self.review.submit(
                 request.id, category=category, score=a.scores[category],
                 uncertainty=a.uncertain, reach=request.reach, region=decision.region,
@@ -256,9 +255,14 @@ class ReviewPipeline:
                 raise refuse(409, str(exc), field="task") from None
             response = Ack(request_id=request.request_id, accepted=True)
         else:
-            queued = self.review.appeal(request.id, request.note)
-            detail = "queued" if queued is not None else "nothing to appeal"
-            response = Ack(request_id=request.request_id, accepted=queued is not None, detail=detail)
+            try:
+                queued = self.review.appeal(request.id, request.note)
+            except KeyError:
+                queued = None
+            detail = "queued" if queued is not None else "no final verdict to appeal"
+            response = Ack(
+                request_id=request.request_id, accepted=queued is not None, detail=detail
+            )
         return Prediction(response, request_id=request.request_id, routing_key=self.kind,
                           model_version="people", arm="champion", inputs={"kind": self.kind},
                           outputs={}, outcome=self.kind)  # fmt: skip

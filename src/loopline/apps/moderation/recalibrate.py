@@ -1,0 +1,85 @@
+"""Retraining from reviewers' verdicts: the prediction log keeps each answer's fusion inputs
+(what every source said, never the content), and the feedback stage joins the verdicts to
+them as labels. From those rows the combiner is refitted and the operating threshold chosen
+again.
+
+Reviewed items are not a random sample (they are the uncertain ones), so the refit is
+gated: it is fitted on half of the labelled rows and kept only if its log loss on the other
+half beats the current combiner's; then it is refitted on all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from loopline.apps.moderation.cascade import Cascade
+from loopline.apps.moderation.fusion import Combiner
+from loopline.apps.moderation.pipeline import best_threshold
+from loopline.apps.moderation.taxonomy import CATEGORIES
+from loopline.predictions import Log
+
+F32 = npt.NDArray[np.float32]
+MIN_LABELS = 40
+
+
+@dataclass(frozen=True)
+class Recalibrated:
+    cascade: Cascade
+    threshold: float
+    combiner: Combiner | None  # None: the current one was kept
+    labels: int
+    loss_before: float | None
+    loss_after: float | None
+    threshold_before: float
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "verdict labels used": self.labels,
+            "held-out log loss, current combiner": self.loss_before,
+            "held-out log loss, refitted": self.loss_after,
+            "refit kept": self.combiner is not None,
+            "threshold before": self.threshold_before,
+            "threshold after": self.threshold,
+        }
+
+
+def labelled_rows(log: Log) -> tuple[list[F32], list[str]]:
+    """The fusion inputs and verdict of every answered item a reviewer labelled."""
+    joined = log.joined()
+    x, y = [], []
+    for outputs, labels in zip(joined.outputs, joined.labels, strict=True):
+        fusion = outputs.get("fusion")
+        truth = [s for s, v in labels.items() if v >= 1.0]
+        if fusion and len(truth) == 1:
+            x.append(np.asarray(fusion, np.float32))
+            y.append(truth[0])
+    return x, y
+
+
+def _loss(combiner: Combiner, x: list[F32], y: list[str]) -> float:
+    p = np.clip(np.stack([combiner.scores(r) for r in x]), 1e-6, 1 - 1e-6)
+    t = np.array([[label == c for c in CATEGORIES] for label in y], np.float32)
+    return round(float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p))), 4)
+
+
+def recalibrate(log: Log, cascade: Cascade, threshold: float, *, seed: int = 0) -> Recalibrated:
+    x, y = labelled_rows(log)
+    keep = Recalibrated(cascade, threshold, None, len(y), None, None, threshold)
+    if len(y) < MIN_LABELS or len(set(y)) < 2:
+        return keep
+    order = np.random.default_rng(seed).permutation(len(y))
+    fit, held = order[: len(y) // 2], order[len(y) // 2 :]
+    trial = Combiner.fit([x[i] for i in fit], [y[i] for i in fit])
+    before = _loss(cascade.combiner, [x[i] for i in held], [y[i] for i in held])
+    after = _loss(trial, [x[i] for i in held], [y[i] for i in held])
+    if after >= before:
+        return replace(keep, loss_before=before, loss_after=after)
+    combiner = Combiner.fit(x, y)
+    fused = np.stack([combiner.scores(r) for r in x]).max(axis=1)
+    new_threshold = best_threshold(fused, np.array([label != "benign" for label in y]))
+    return Recalibrated(replace(cascade, combiner=combiner), new_threshold, combiner, len(y),
+                        before, after, threshold)  # fmt: skip
