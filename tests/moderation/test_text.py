@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from loopline.apps.moderation.fusion import SOURCES, Combiner, inputs
+from loopline.apps.moderation.fusion import Combiner, inputs
 from loopline.apps.moderation.language import identify
 from loopline.apps.moderation.lists import TextList
 from loopline.apps.moderation.normalize import normalize
-from loopline.apps.moderation.taxonomy import CATEGORIES
+from loopline.apps.moderation.taxonomy import LABELS
 from loopline.apps.moderation.text import Linear
 from loopline.exceptions import ConfigError
 
@@ -71,40 +71,45 @@ def test_known_messages_match_after_normalization_and_domains_by_suffix() -> Non
 
 
 def test_the_linear_classifier_learns_and_recalibrates() -> None:
-    rng = np.random.default_rng(0)
     harmful = ["you are a worthless idiot", "shut up you stupid idiot", "idiot loser go away"]
     benign = ["see you at lunch", "the weather is nice today", "thanks for the help"]
-    texts = [t for t in harmful * 10 + benign * 10]
+    texts = harmful * 10 + benign * 10
     labels = ["harassment"] * 30 + ["benign"] * 30
     model = Linear.fit(texts, labels)
-    p = model.scores(["what a stupid idiot", "lunch at noon?"])
-    k = CATEGORIES.index("harassment")
+    p = model.probabilities(["what a stupid idiot", "lunch at noon?"])
+    assert np.allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    k, benign_k = LABELS.index("harassment"), LABELS.index("benign")
     assert p[0, k] > 0.5 > p[1, k]
+    assert p[1, benign_k] > 0.5
+    assert p[:, LABELS.index("spam")].max() < 1e-6  # never seen: never said
     again = Linear.from_bytes(model.to_bytes())
-    assert np.allclose(again.scores(["what a stupid idiot"]), p[:1])
-    order = rng.permutation(len(texts))
-    sharper = model.recalibrated([texts[i] for i in order], [labels[i] for i in order])
-    assert sharper.temperature[k] != 1.0  # refitted where there were positives
-    assert sharper.temperature[CATEGORIES.index("spam")] == 1.0  # none: kept
+    assert np.allclose(again.probabilities(["what a stupid idiot"]), p[:1])
+    # reviewers say the model is overconfident: the temperature rises above one
+    noisy = ["harassment" if i % 3 else "benign" for i in range(30)] + ["benign"] * 30
+    assert model.recalibrated(texts, noisy).temperature > 1.0
 
 
 def test_the_combiner_learns_which_source_to_trust() -> None:
     rng = np.random.default_rng(1)
     x, labels = [], []
+    hate, benign = LABELS.index("hate"), LABELS.index("benign")
     for _ in range(400):
         harmful = rng.random() < 0.5
-        label = "hate" if harmful else "benign"
-        truth = np.full(len(CATEGORIES), 0.05, np.float32)
-        truth[CATEGORIES.index("hate")] = 0.9 if harmful else 0.05
-        noise = rng.random(len(CATEGORIES)).astype(np.float32)  # a source that says nothing
+        truth = np.full(len(LABELS), 0.02, np.float32)
+        truth[hate if harmful else benign] = 0.88
+        noise = rng.dirichlet(np.ones(len(LABELS))).astype(np.float32)  # says nothing
         x.append(inputs({"text": truth, "image_text": noise}, tricks=False))
-        labels.append(label)
+        labels.append("hate" if harmful else "benign")
     combiner = Combiner.fit(x, labels)
-    k = CATEGORIES.index("hate")
-    w = combiner.weights[k]
-    assert w[SOURCES.index("text")] > 5 * abs(w[SOURCES.index("image_text")])
-    sure = inputs(
-        {"text": np.full(6, 0.9, np.float32), "image_text": np.zeros(6, np.float32)}, False
-    )
-    assert combiner.scores(sure)[k] > 0.8
-    assert np.allclose(Combiner.from_bytes(combiner.to_bytes()).scores(sure), combiner.scores(sure))
+    said = np.full(len(LABELS), 0.02, np.float32)
+    said[hate] = 0.88
+    flat = np.full(len(LABELS), 1 / len(LABELS), np.float32)
+    p = combiner.probabilities(inputs({"text": said, "image_text": flat}, False))
+    assert p[hate] > 0.8
+    q = combiner.probabilities(inputs({"text": flat, "image_text": said}, False))
+    assert q[hate] < p[hate] - 0.3  # the noisy source is not trusted
+    again = Combiner.from_bytes(combiner.to_bytes())
+    assert np.allclose(again.probabilities(inputs({"text": said}, False)),
+                       combiner.probabilities(inputs({"text": said}, False)))  # fmt: skip
+    default = Combiner.default().probabilities(inputs({"text": said}, False))
+    assert default.argmax() == hate

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from loopline.apps.moderation.fusion import Combiner, inputs
+from loopline.apps.moderation.fusion import Combiner, inputs, visual
 from loopline.apps.moderation.language import Language, identify
 from loopline.apps.moderation.lists import TextList
 from loopline.apps.moderation.normalize import normalize
-from loopline.apps.moderation.taxonomy import CATEGORIES
+from loopline.apps.moderation.taxonomy import CATEGORIES, LABELS
 from loopline.apps.moderation.text import Linear, Thorough
 
 if TYPE_CHECKING:
@@ -57,13 +57,14 @@ class Content:
 class Assessment:
     """What the cascade found about one item."""
 
-    scores: dict[str, float]  # fused, per category
+    scores: dict[str, float]  # fused probability per category
+    harmful: float  # fused probability of any category (one minus benign's)
     stage: str  # "list", "fast" or "thorough": the last stage that ran
-    uncertain: float  # 0 (sure) to 1 (a coin toss): how close the top score is to 0.5
+    uncertain: float  # 0 (sure) to 1 (a coin toss): how close ``harmful`` is to 0.5
     language: Language
     tricks: tuple[str, ...]
     hits: list[str]  # list matches: "category:source"
-    sources: dict[str, dict[str, float]]  # each source's scores (fast, or thorough)
+    sources: dict[str, F32]  # each source's probability per label (fast, or thorough)
     words: dict[str, int]  # characters read per text source (not the text itself)
     timings_ms: dict[str, float] = field(default_factory=dict)
     inputs: F32 | None = None  # the combiner's inputs (kept to refit it from verdicts)
@@ -76,17 +77,18 @@ class Readers:
     """The heavy readers, each loaded at its first use (so a text-only process never
     loads Whisper)."""
 
-    encoder: Callable[[list[str]], F32] | None = None
+    encoder: Callable[[Sequence[str]], F32] | None = None
     safety: Any = None  # images.ImageSafety
     ocr: Any = None  # images.TextInImage
     transcriber: Any = None  # audio.Transcriber
     threads: int = 1
 
-    def sentences(self) -> Callable[[list[str]], F32]:
+    def meaning(self) -> Callable[[Sequence[str]], F32]:
+        """The multilingual text encoder the thorough model reads (Gemma 3 270M)."""
         if self.encoder is None:
-            from loopline.models import sentence_encoder
+            from loopline.llm import text_encoder
 
-            self.encoder = sentence_encoder(threads=self.threads)
+            self.encoder = text_encoder(threads=self.threads)
         return self.encoder
 
     def image_safety(self) -> Any:
@@ -116,7 +118,8 @@ def _ms(start: float) -> float:
 
 
 def _as_dict(p: F32) -> dict[str, float]:
-    return {c: round(float(v), 4) for c, v in zip(CATEGORIES, p, strict=True)}
+    """A label distribution's categories (benign left out)."""
+    return {c: round(float(v), 4) for c, v in zip(CATEGORIES, p, strict=False)}
 
 
 @dataclass
@@ -127,7 +130,7 @@ class Cascade:
     texts: TextList
     images: HashList | None
     readers: Readers = field(default_factory=Readers)
-    band: tuple[float, float] = (0.2, 0.8)  # fused scores inside it go to the thorough stage
+    band: tuple[float, float] = (0.2, 0.8)  # a fused ``harmful`` inside it: thorough stage
 
     def assess(self, items: Sequence[Content]) -> list[Assessment]:
         """One assessment per item, in order (the fast stage runs on the whole batch)."""
@@ -154,13 +157,14 @@ class Cascade:
         texts = {"text": message.text} if message.text else {}
         language = identify(message.text) if message.text else Language("und", 0.0)
         a = Assessment(
-            scores={c: 0.0 for c in CATEGORIES}, stage="list", uncertain=0.0,
+            scores={c: 0.0 for c in CATEGORIES}, harmful=0.0, stage="list", uncertain=0.0,
             language=language, tricks=message.tricks, hits=hits, sources={}, words={},
             timings_ms={"list": _ms(t0)}, texts=texts, modalities=item.modalities,
         )  # fmt: skip
         if hits:
             for h in hits:
                 a.scores[h.split(":", 1)[0]] = 1.0
+            a.harmful = 1.0
             return a, texts
         a.stage = "fast"
         if item.images:
@@ -192,7 +196,8 @@ class Cascade:
         """The images' look (the classifier) and the words in them (OCR)."""
         t = time.perf_counter()
         looks = self.readers.image_safety().scores(list(images))
-        a.sources["visual"] = {c: max(float(x.get(c, 0.0)) for x in looks) for c in CATEGORIES}
+        worst = {c: max(float(x.get(c, 0.0)) for x in looks) for c in ("sexual", "violence")}
+        a.sources["visual"] = visual(worst)
         a.timings_ms["image"] = _ms(t)
         t = time.perf_counter()
         found = [self.readers.text_in_image().read(image) for image in images]
@@ -204,9 +209,9 @@ class Cascade:
     def _fast(self, items: list[Assessment], texts: list[dict[str, str]]) -> None:
         t = time.perf_counter()
         flat = [(i, s, v) for i, d in enumerate(texts) for s, v in d.items()]
-        scores = self.linear.scores([v for _, _, v in flat]) if flat else np.zeros((0, 6))
-        for (i, source, _), p in zip(flat, scores, strict=True):
-            items[i].sources[source] = _as_dict(p)
+        probs = self.linear.probabilities([v for _, _, v in flat]) if flat else np.zeros((0, 7))
+        for (i, source, _), p in zip(flat, probs, strict=True):
+            items[i].sources[source] = p
         unsure = [i for i, a in enumerate(items) if self._fuse(a)]
         share = _ms(t) / max(len(items), 1)
         for a in items:
@@ -216,27 +221,23 @@ class Cascade:
 
     def _fuse(self, a: Assessment) -> bool:
         """Fuse ``a``'s sources; whether it falls inside the uncertain band."""
-        sources = {
-            k: np.array([v[c] for c in CATEGORIES], np.float32) for k, v in a.sources.items()
-        }
-        a.inputs = inputs(sources, bool(a.tricks))
-        fused = self.combiner.scores(a.inputs)
+        a.inputs = inputs(a.sources, bool(a.tricks))
+        fused = self.combiner.probabilities(a.inputs)
         a.scores = _as_dict(fused)
-        top = float(fused.max())
-        a.uncertain = round(1.0 - abs(2.0 * top - 1.0), 4)
+        a.harmful = round(1.0 - float(fused[LABELS.index("benign")]), 4)
+        a.uncertain = round(1.0 - abs(2.0 * a.harmful - 1.0), 4)
         lo, hi = self.band
-        return bool(((fused >= lo) & (fused < hi)).any())
+        return lo <= a.harmful < hi
 
     def _thorough(self, items: list[Assessment], texts: list[dict[str, str]]) -> None:
         t = time.perf_counter()
         flat = [(i, s, v) for i, d in enumerate(texts) for s, v in d.items()]
         if flat:
             words = [v for _, _, v in flat]
-            scores = self.thorough.scores(
-                self.readers.sentences()(words), self.linear.logits(words)
-            )
-            for (i, source, _), p in zip(flat, scores, strict=True):
-                items[i].sources[source] = _as_dict(p)
+            meaning = self.readers.meaning()(words)
+            probs = self.thorough.probabilities(meaning, self.linear.logits(words))
+            for (i, source, _), p in zip(flat, probs, strict=True):
+                items[i].sources[source] = p
         share = _ms(t) / max(len(items), 1)
         for a in items:
             a.stage = "thorough"

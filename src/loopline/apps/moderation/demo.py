@@ -68,9 +68,12 @@ def run(out: Path, *, per_cell: int = 16, media: bool = True, say: Say = print) 
     answers: dict[str, dict[str, Any]] = {}
     latencies: dict[str, list[float]] = {"text": [], "image": [], "audio/video (async)": []}
     limited = 0
-    with running(svc.service) as port, httpx.Client(
-        base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}, timeout=120
-    ) as client:
+    with (
+        running(svc.service) as port,
+        httpx.Client(
+            base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": key}, timeout=120
+        ) as client,
+    ):
         pending: dict[str, float] = {}
         for n, item in enumerate(items):
             t = time.perf_counter()

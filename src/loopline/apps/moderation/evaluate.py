@@ -2,9 +2,9 @@
 point, overall and per category, language, modality and obfuscation, the false-positive rate
 on benign texts about sensitive topics, and the profanity-list baselines on the same texts.
 
-An item is flagged when its highest fused score reaches the operating threshold; for a
-category's figures, an item counts for the category it is labelled with and is found when
-it is flagged with that category among those above the threshold.
+An item is flagged when its fused probability of being harmful (of any category) reaches
+the operating threshold; for a category's figures, an item counts for the category it is
+labelled with, and is found when it is flagged and that category is its likeliest.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ class Rates:
 
 
 def flagged_categories(a: Assessment, threshold: float) -> set[str]:
-    return {c for c, s in a.scores.items() if s >= threshold}
+    """The category an item is flagged with (its likeliest), if it is flagged at all."""
+    return {max(a.scores, key=a.scores.__getitem__)} if a.harmful >= threshold else set()
 
 
 def quality(items: Sequence[Any], found: Sequence[Assessment], threshold: float) -> dict[str, Any]:

@@ -1,10 +1,10 @@
-"""Late fusion: one learned combiner per category over what each modality said.
+"""Late fusion: a learned combiner over what each modality said.
 
 An item's parts are read separately (the message, the words in its images, the speech in
-its audio, the look of its images); each source gives a probability per category. The
-combiner is a logistic regression per category over the sources' logits and whether each
-source was present, fitted on items that carry several modalities, so it learns, say, how
-far to trust OCR'd words against the message itself.
+its audio, the look of its images); each source gives a probability per label (the six
+categories and ``benign``). The combiner is a multinomial logistic regression over the
+sources' log-probabilities and whether each source was present, fitted on items that carry
+several modalities, so it learns, say, how far to trust OCR'd words against the message.
 """
 
 from __future__ import annotations
@@ -17,67 +17,60 @@ from typing import Final
 import numpy as np
 import numpy.typing as npt
 
-from loopline.apps.moderation.taxonomy import CATEGORIES
+from loopline.apps.moderation.taxonomy import LABELS
+from loopline.apps.moderation.text import fit_softmax, softmax
 
 F32 = npt.NDArray[np.float32]
 SOURCES: Final = ("text", "image_text", "speech", "visual")
+WIDTH: Final = len(SOURCES) * (len(LABELS) + 1) + 1
 _EPS = 1e-4
 
 
-def _logit(p: F32) -> F32:
-    p = np.clip(p, _EPS, 1 - _EPS)
-    return np.asarray(np.log(p / (1 - p)), dtype=np.float32)
-
-
 def inputs(sources: Mapping[str, F32], tricks: bool) -> F32:
-    """The combiner's inputs for one item, per category: (categories, 2 * sources + 1)."""
-    n = len(CATEGORIES)
-    logits = np.zeros((n, len(SOURCES)), np.float32)
-    present = np.zeros((n, len(SOURCES)), np.float32)
-    for j, name in enumerate(SOURCES):
+    """The combiner's inputs for one item: per source its log-probabilities (zeros when
+    absent) and whether it was present; then whether the text hid words."""
+    parts = []
+    for name in SOURCES:
         p = sources.get(name)
-        if p is not None:
-            logits[:, j] = _logit(p) / 4.0
-            present[:, j] = 1.0
-    flag = np.full((n, 1), float(tricks), np.float32)
-    return np.hstack([logits, present, flag])
+        if p is None:
+            parts.append(np.zeros(len(LABELS) + 1, np.float32))
+        else:
+            parts.append(np.append(np.log(np.clip(p, _EPS, 1.0)) / 4.0, 1.0))
+    return np.asarray(np.concatenate([*parts, [float(tricks)]]), dtype=np.float32)
+
+
+def visual(looks: Mapping[str, float]) -> F32:
+    """The image classifier's answer as a probability per label (it tells sexual and
+    violent images from the rest: those two, and benign for the rest)."""
+    p = np.zeros(len(LABELS), np.float32)
+    for label, value in looks.items():
+        p[LABELS.index(label)] = value
+    p[LABELS.index("benign")] = max(1.0 - float(p.sum()), 0.0)
+    return p
 
 
 @dataclass(frozen=True)
 class Combiner:
-    weights: F32  # (categories, 2 * sources + 1)
-    bias: F32  # (categories,)
+    weights: F32  # (labels, WIDTH)
+    bias: F32  # (labels,)
 
     @classmethod
     def fit(cls, x: Sequence[F32], labels: Sequence[str], *, c: float = 1.0) -> Combiner:
         """Fitted on items' :func:`inputs` and their labels (a category or ``benign``)."""
-        from sklearn.linear_model import LogisticRegression
-
-        stacked = np.stack(x)  # (items, categories, features)
-        weights, bias = [], []
-        for k, category in enumerate(CATEGORIES):
-            y = np.array([label == category for label in labels], dtype=np.int8)
-            if 0 < y.sum() < len(y):
-                head = LogisticRegression(C=c, max_iter=1000, class_weight="balanced")
-                head.fit(stacked[:, k, :], y)
-                weights.append(head.coef_[0])
-                bias.append(head.intercept_[0])
-            else:  # nothing to learn from: the strongest source decides
-                weights.append(cls.default().weights[k])
-                bias.append(0.0)
-        return cls(np.asarray(weights, np.float32), np.asarray(bias, np.float32))
+        return cls(*fit_softmax(np.stack(x), labels, c))
 
     @classmethod
     def default(cls) -> Combiner:
-        """Each source's logit as it is (before any fit): the sum of what was said."""
-        w = np.zeros((len(CATEGORIES), 2 * len(SOURCES) + 1), np.float32)
-        w[:, : len(SOURCES)] = 4.0
-        return cls(w, np.zeros(len(CATEGORIES), np.float32))
+        """Before any fit: the product of what the sources said (their logs summed)."""
+        w = np.zeros((len(LABELS), WIDTH), np.float32)
+        for j in range(len(SOURCES)):
+            for k in range(len(LABELS)):
+                w[k, j * (len(LABELS) + 1) + k] = 4.0
+        return cls(w, np.zeros(len(LABELS), np.float32))
 
-    def scores(self, x: F32) -> F32:
-        """Fused probabilities per category from one item's :func:`inputs`."""
-        z = np.einsum("kf,kf->k", x, self.weights) + self.bias
-        return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))), dtype=np.float32)
+    def probabilities(self, x: F32) -> F32:
+        """Fused probabilities per label from :func:`inputs` (one item, or a stack)."""
+        return softmax(np.asarray(x @ self.weights.T + self.bias, dtype=np.float32))
 
     def to_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -87,4 +80,6 @@ class Combiner:
     @classmethod
     def from_bytes(cls, data: bytes) -> Combiner:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            if z["weights"].shape != (len(LABELS), WIDTH):
+                raise ValueError(f"A combiner of shape {z['weights'].shape} is not this one's.")
             return cls(z["weights"], z["bias"])

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from loopline.apps.moderation.cascade import Cascade, Content, Readers
-from loopline.apps.moderation.fusion import Combiner, inputs
+from loopline.apps.moderation.fusion import Combiner, inputs, visual
 from loopline.apps.moderation.lists import TextList
 from loopline.apps.moderation.normalize import normalize
 from loopline.apps.moderation.taxonomy import CATEGORIES
@@ -85,33 +85,49 @@ def build(config: TrainConfig, *, readers: Readers | None = None, say: Say = pri
     say(f"training set: {len(items)} items ({len(a)} fast / {len(b)} thorough and fusion)")
     linear = Linear.fit([normalize(i.text).text for i in a], [i.label for i in a])
     say(f"fast classifier fitted in {time.perf_counter() - t0:.0f} s")
-    b_texts = [normalize(i.text).text for i in b]
-    encode = readers.sentences()
-    embeddings = encode(b_texts)
-    thorough = Thorough.fit(embeddings, linear.logits(b_texts), [i.label for i in b])
-    say(f"thorough model fitted ({len(b)} texts embedded)")
-    rows, labels = _fusion_rows(b, linear, readers, config, say)
-    combiner = Combiner.fit(rows, labels)
+    texts = [normalize(i.text).text for i in b]
+    labels = [i.label for i in b]
+    meaning = readers.meaning()(texts)
+    logits = linear.logits(texts)
+    say(f"{len(b)} texts read by the language model")
+    thorough = Thorough.fit(meaning, logits, labels)
+    rows = [inputs({"text": p}, bool(normalize(i.text).tricks))
+            for i, p in zip(b, linear.probabilities(texts), strict=True)]  # fmt: skip
+    rows += [inputs({"text": p}, bool(normalize(i.text).tricks))
+             for i, p in zip(b, _cross_fitted(meaning, logits, labels), strict=True)]  # fmt: skip
+    media_rows, media_labels = _media_rows(b, linear, readers, config, say)
+    fusion_labels = [*labels, *labels, *media_labels]
+    combiner = Combiner.fit([*rows, *media_rows], fusion_labels)
     cascade = Cascade(linear, thorough, combiner, known_texts(), known_images(),
                       readers=readers, band=config.band)  # fmt: skip
-    fused = np.stack([combiner.scores(x) for x in rows]).max(axis=1)
-    threshold = best_threshold(fused, np.array([label != "benign" for label in labels]))
-    say(f"combiner fitted on {len(rows)} items; operating threshold {threshold:.2f}")
+    harmful = 1.0 - combiner.probabilities(np.stack([*rows, *media_rows]))[:, -1]
+    threshold = best_threshold(harmful, np.array([label != "benign" for label in fusion_labels]))
+    say(f"combiner fitted on {len(fusion_labels)} rows; operating threshold {threshold:.2f}")
     metrics = {"train_items": float(len(items)), "train_seconds": time.perf_counter() - t0}
     return Built(config, cascade, threshold, metrics)
 
 
-def _fusion_rows(
+def _cross_fitted(meaning: F32, logits: F32, labels: Sequence[str]) -> F32:
+    """The thorough model's probabilities for each text from a model fitted on the other
+    half (what it says of texts it never saw, for the combiner to learn from)."""
+    half = np.arange(len(labels)) % 2 == 0
+    out = np.zeros((len(labels), logits.shape[1]), np.float32)
+    for part in (half, ~half):
+        fitted = Thorough.fit(
+            meaning[~part], logits[~part], [x for x, p in zip(labels, part, strict=True) if not p]
+        )
+        out[part] = fitted.probabilities(meaning[part], logits[part])
+    return out
+
+
+def _media_rows(
     items: Sequence[Item], linear: Linear, readers: Readers, config: TrainConfig, say: Say
 ) -> tuple[list[F32], list[str]]:
-    """The combiner's inputs: every fold-B text alone, and some drawn and spoken."""
+    """Some fold-B texts drawn into images (read back by OCR) and spoken (read back by
+    Whisper): the combiner's rows for those sources."""
     from loopline.apps.moderation.media import render_text_image, speak
 
     rows, labels = [], []
-    for item in items:
-        n = normalize(item.text)
-        rows.append(inputs({"text": linear.scores([n.text])[0]}, bool(n.tricks)))
-        labels.append(item.label)
     rng = np.random.default_rng(config.seed + 1)
     latin = [i for i in items if i.language in ("en", "es", "fr", "de", "it", "pt", "nl")]
     drawn = rng.choice(len(latin), min(config.images, len(latin)), replace=False)
@@ -120,11 +136,11 @@ def _fusion_rows(
         image = render_text_image(item.text, seed=int(j))
         looks = readers.image_safety().scores([image])[0]
         words = normalize(readers.text_in_image().read(image))
-        sources = {"visual": np.array([looks.get(c, 0.0) for c in CATEGORIES], np.float32)}
+        sources = {"visual": visual({c: looks.get(c, 0.0) for c in ("sexual", "violence")})}
         if words.text:
-            sources["image_text"] = linear.scores([words.text])[0]
+            sources["image_text"] = linear.probabilities([words.text])[0]
         if k % 2:  # half with a harmless caption beside the image
-            sources["text"] = linear.scores(["look at this"])[0]
+            sources["text"] = linear.probabilities(["look at this"])[0]
         rows.append(inputs(sources, bool(words.tricks)))
         labels.append(item.label)
     say(f"  {len(drawn)} training texts drawn into images and read back")
@@ -133,7 +149,7 @@ def _fusion_rows(
         item = spoken[int(j)]
         said = readers.speech().transcribe(speak(item.text, item.language))
         n = normalize(said.text)
-        sources = {"speech": linear.scores([n.text])[0]} if n.text else {}
+        sources = {"speech": linear.probabilities([n.text])[0]} if n.text else {}
         rows.append(inputs(sources, bool(n.tricks)))
         labels.append(item.label)
     say(f"  {min(config.speech, len(spoken))} training texts spoken and transcribed")
@@ -162,7 +178,7 @@ def known_texts() -> TextList:
 
 
 def known_images() -> HashList:
-    """Known images: sample pictures from scikit-image registered as stand-ins for a
+    """Known images: sample photographs (scikit-learn's) registered as stand-ins for a
     hash-sharing list (no real list of harmful images can ship), each under a category."""
     from loopline.apps.moderation.images import HashList, known_samples
 

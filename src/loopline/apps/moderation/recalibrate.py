@@ -19,7 +19,7 @@ import numpy.typing as npt
 from loopline.apps.moderation.cascade import Cascade
 from loopline.apps.moderation.fusion import Combiner
 from loopline.apps.moderation.pipeline import best_threshold
-from loopline.apps.moderation.taxonomy import CATEGORIES
+from loopline.apps.moderation.taxonomy import LABELS
 from loopline.predictions import Log
 
 F32 = npt.NDArray[np.float32]
@@ -61,9 +61,9 @@ def labelled_rows(log: Log) -> tuple[list[F32], list[str]]:
 
 
 def _loss(combiner: Combiner, x: list[F32], y: list[str]) -> float:
-    p = np.clip(np.stack([combiner.scores(r) for r in x]), 1e-6, 1 - 1e-6)
-    t = np.array([[label == c for c in CATEGORIES] for label in y], np.float32)
-    return round(float(-np.mean(t * np.log(p) + (1 - t) * np.log(1 - p))), 4)
+    """The log loss of the verdicts' labels under the combiner's probabilities."""
+    p = combiner.probabilities(np.stack(x))[np.arange(len(y)), [LABELS.index(v) for v in y]]
+    return round(float(-np.mean(np.log(np.clip(p, 1e-6, 1.0)))), 4)
 
 
 def recalibrate(log: Log, cascade: Cascade, threshold: float, *, seed: int = 0) -> Recalibrated:
@@ -79,7 +79,7 @@ def recalibrate(log: Log, cascade: Cascade, threshold: float, *, seed: int = 0) 
     if after >= before:
         return replace(keep, loss_before=before, loss_after=after)
     combiner = Combiner.fit(x, y)
-    fused = np.stack([combiner.scores(r) for r in x]).max(axis=1)
+    fused = 1.0 - combiner.probabilities(np.stack(x))[:, LABELS.index("benign")]
     new_threshold = best_threshold(fused, np.array([label != "benign" for label in y]))
     return Recalibrated(replace(cascade, combiner=combiner), new_threshold, combiner, len(y),
                         before, after, threshold)  # fmt: skip

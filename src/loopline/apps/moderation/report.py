@@ -85,7 +85,9 @@ def _groups(q: Mapping[str, Any]) -> str:
 def _sensitive(compared: Mapping[str, Any]) -> str:
     ours = compared["text"]["sensitive_benign_fpr"]
     rows = [(kind, rate) for kind, rate in ours.items()]
-    rows += [(f"all, {name}", r["sensitive_benign_fpr"]) for name, r in compared["baselines"].items()]
+    rows += [
+        (f"all, {name}", r["sensitive_benign_fpr"]) for name, r in compared["baselines"].items()
+    ]
     return table(rows, header=("benign kind (ours unless named)", "false-positive rate"))
 
 

@@ -31,3 +31,6 @@ LANGUAGES: Final = ("en", "es", "fr", "de", "it", "pt", "nl", "pl", "tr", "ru", 
 
 # Benign items that mention sensitive topics: what the false-positive rate is reported on.
 SENSITIVE_BENIGN: Final = ("news", "medical", "reclaimed", "education")
+
+# What a classifier tells apart: the categories, or none of them.
+LABELS: Final = (*CATEGORIES, "benign")

@@ -1,16 +1,18 @@
-"""The text classifiers: one score per category for a normalized text.
+"""The text classifiers: a probability for each label (the six categories and ``benign``) of
+a normalized text. An item's probability of being harmful is one minus its ``benign``.
 
 - :class:`Linear` is the fast one: character n-grams (1 to 5, inside word boundaries, so
   every script is read the same way) and word uni- and bigrams, hashed into 2^18 columns
-  (scikit-learn's ``HashingVectorizer``: no vocabulary to store, any language), and one
-  logistic regression per category. About a tenth of a millisecond a message.
-- :class:`Thorough` reads meaning: the all-MiniLM-L6-v2 sentence embedding of the text
-  beside the fast model's logits, into a logistic regression per category. Milliseconds a
-  message, so the cascade asks it only about the fast model's uncertain band.
+  each (scikit-learn's ``HashingVectorizer``: no vocabulary to store, any language), and a
+  multinomial logistic regression. A fraction of a millisecond a message.
+- :class:`Thorough` reads meaning: a multilingual language model's embedding of the text
+  (Gemma 3 270M, :func:`loopline.llm.text_encoder`) beside the fast model's logits, into a
+  multinomial logistic regression. Tens of milliseconds a message, so the cascade asks it
+  only about what the fast model is unsure of.
 
 Both keep their weights as NumPy arrays (``.npz``: nothing pickled) and are fitted with
-scikit-learn; each category's probability has a temperature, refitted from reviewers'
-labels (:meth:`Linear.recalibrated`).
+scikit-learn. The fast model's softmax has a temperature, refitted from reviewers' labels
+(:meth:`Linear.recalibrated`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from loopline.apps.moderation.taxonomy import CATEGORIES
+from loopline.apps.moderation.taxonomy import LABELS
 
 F32 = npt.NDArray[np.float32]
 FEATURES = 2**18
@@ -54,116 +56,116 @@ def featurize(texts: Sequence[str]) -> Any:
     return hstack([chars.transform(texts), words.transform(texts)], format="csr")
 
 
-def _targets(labels: Sequence[str], categories: Sequence[str]) -> npt.NDArray[np.int8]:
-    return np.array([[label == c for c in categories] for label in labels], dtype=np.int8)
+def softmax(z: F32) -> F32:
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return np.asarray(e / e.sum(axis=-1, keepdims=True), dtype=np.float32)
 
 
-def _fit_heads(x: Any, y: npt.NDArray[np.int8], c: float) -> tuple[F32, F32]:
+def fit_softmax(x: Any, labels: Sequence[str], c: float) -> tuple[F32, F32]:
+    """A multinomial logistic regression's weights and biases, rows in :data:`LABELS`
+    order (a label absent from ``labels`` gets a bias that keeps it at ~0)."""
     from sklearn.linear_model import LogisticRegression
 
-    weights, bias = [], []
-    for k in range(y.shape[1]):
-        if not 0 < y[:, k].sum() < len(y):  # nothing to tell apart: never fires
-            weights.append(np.zeros(x.shape[1]))
-            bias.append(-10.0 if y[:, k].sum() == 0 else 10.0)
-            continue
-        head = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(x, y[:, k])
-        weights.append(head.coef_[0])
-        bias.append(head.intercept_[0])
-    return np.asarray(weights, np.float32), np.asarray(bias, np.float32)
+    head = LogisticRegression(C=c, max_iter=3000).fit(x, list(labels))
+    classes = list(head.classes_)
+    coef = head.coef_ if len(classes) > 2 else np.vstack([-head.coef_[0], head.coef_[0]]) / 2
+    icpt = head.intercept_ if len(classes) > 2 else np.array([-1, 1]) * head.intercept_[0] / 2
+    weights = np.zeros((len(LABELS), x.shape[1]), np.float32)
+    bias = np.full(len(LABELS), -30.0, np.float32)
+    for k, label in enumerate(LABELS):
+        if label in classes:
+            weights[k], bias[k] = coef[classes.index(label)], icpt[classes.index(label)]
+    return weights, bias
 
 
-def _sigmoid(z: F32) -> F32:
-    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))), dtype=np.float32)
-
-
-def _temperature(logits: F32, truth: npt.NDArray[np.int8]) -> float:
-    """The temperature that minimises the log loss of ``sigmoid(logits / t)``."""
+def _temperature(logits: F32, labels: Sequence[str]) -> float:
+    """The temperature that minimises the log loss of ``softmax(logits / t)``."""
     from scipy.optimize import minimize_scalar
 
+    truth = np.array([LABELS.index(label) for label in labels])
+
     def loss(log_t: float) -> float:
-        p = np.clip(_sigmoid(logits / np.exp(log_t)), 1e-7, 1 - 1e-7)
-        return float(-np.mean(truth * np.log(p) + (1 - truth) * np.log(1 - p)))
+        p = softmax(logits / np.exp(log_t))[np.arange(len(truth)), truth]
+        return float(-np.mean(np.log(np.clip(p, 1e-9, 1.0))))
 
     return float(np.exp(minimize_scalar(loss, bounds=(-3, 3), method="bounded").x))
 
 
+def _npz(**arrays: Any) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
 @dataclass(frozen=True)
 class Linear:
-    """Hashed n-grams, one logistic regression per category."""
+    """Hashed n-grams, one multinomial logistic regression."""
 
-    weights: F32  # (categories, 2 * 2^18)
-    bias: F32  # (categories,)
-    temperature: F32  # (categories,)
-    categories: tuple[str, ...] = CATEGORIES
+    weights: F32  # (labels, 2 * 2^18)
+    bias: F32  # (labels,)
+    temperature: float = 1.0
 
     @classmethod
-    def fit(cls, texts: Sequence[str], labels: Sequence[str], *, c: float = 8.0) -> Linear:
+    def fit(cls, texts: Sequence[str], labels: Sequence[str], *, c: float = 10.0) -> Linear:
         """Fitted on normalized ``texts``, each labelled with a category or ``benign``."""
-        y = _targets(labels, CATEGORIES)
-        weights, bias = _fit_heads(featurize(texts), y, c)
-        return cls(weights, bias, np.ones(len(CATEGORIES), np.float32))
+        return cls(*fit_softmax(featurize(texts), labels, c))
 
     def logits(self, texts: Sequence[str]) -> F32:
-        z = featurize(texts) @ self.weights.T + self.bias
-        return np.asarray(z, dtype=np.float32)
+        return np.asarray(featurize(texts) @ self.weights.T + self.bias, dtype=np.float32)
 
-    def scores(self, texts: Sequence[str]) -> F32:
-        """Probabilities, (len(texts), categories)."""
-        return _sigmoid(self.logits(texts) / self.temperature)
+    def probabilities(self, texts: Sequence[str]) -> F32:
+        """(len(texts), labels), rows summing to one."""
+        return softmax(self.logits(texts) / self.temperature)
 
     def recalibrated(self, texts: Sequence[str], labels: Sequence[str]) -> Linear:
-        """The same weights with each category's temperature refitted on labelled texts
-        (reviewers' verdicts): a category with no positive among them keeps its own."""
-        z, y = self.logits(texts), _targets(labels, self.categories)
-        t = self.temperature.copy()
-        for k in range(len(self.categories)):
-            if 0 < y[:, k].sum() < len(y):
-                t[k] = _temperature(z[:, k], y[:, k])
-        return replace(self, temperature=t)
+        """The same weights with the temperature refitted on labelled texts (reviewers'
+        verdicts)."""
+        return replace(self, temperature=_temperature(self.logits(texts), labels))
 
     def to_bytes(self) -> bytes:
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, weights=self.weights, bias=self.bias,
-                            temperature=self.temperature,
-                            categories=np.array(self.categories))  # fmt: skip
-        return buffer.getvalue()
+        return _npz(weights=self.weights, bias=self.bias, temperature=self.temperature,
+                    labels=np.array(LABELS))  # fmt: skip
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Linear:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            return cls(z["weights"], z["bias"], z["temperature"],
-                       tuple(str(c) for c in z["categories"]))  # fmt: skip
+            _check_labels(z["labels"])
+            return cls(z["weights"], z["bias"], float(z["temperature"]))
 
 
 @dataclass(frozen=True)
 class Thorough:
-    """The sentence embedding and the fast model's logits, one logistic regression per
-    category (weights over 384 + categories inputs)."""
+    """A language model's embedding (standardized) and the fast model's logits, one
+    multinomial logistic regression."""
 
-    weights: F32  # (categories, 384 + categories)
+    weights: F32  # (labels, dim + labels)
     bias: F32
-    categories: tuple[str, ...] = CATEGORIES
+    mean: F32  # of the training embeddings
+    scale: F32
 
     @classmethod
     def fit(
-        cls, embeddings: F32, fast_logits: F32, labels: Sequence[str], *, c: float = 4.0
+        cls, embeddings: F32, fast_logits: F32, labels: Sequence[str], *, c: float = 0.1
     ) -> Thorough:
-        x = np.hstack([embeddings, fast_logits / 10.0])
-        weights, bias = _fit_heads(x, _targets(labels, CATEGORIES), c)
-        return cls(weights, bias)
+        mean, scale = embeddings.mean(axis=0), embeddings.std(axis=0) + 1e-6
+        x = np.hstack([(embeddings - mean) / scale, fast_logits / 10.0])
+        return cls(*fit_softmax(x, labels, c), mean.astype(np.float32), scale.astype(np.float32))
 
-    def scores(self, embeddings: F32, fast_logits: F32) -> F32:
-        x = np.hstack([embeddings, fast_logits / 10.0])
-        return _sigmoid(np.asarray(x @ self.weights.T + self.bias, dtype=np.float32))
+    def probabilities(self, embeddings: F32, fast_logits: F32) -> F32:
+        x = np.hstack([(embeddings - self.mean) / self.scale, fast_logits / 10.0])
+        return softmax(np.asarray(x @ self.weights.T + self.bias, dtype=np.float32))
 
     def to_bytes(self) -> bytes:
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, weights=self.weights, bias=self.bias,
-                            categories=np.array(self.categories))  # fmt: skip
-        return buffer.getvalue()
+        return _npz(weights=self.weights, bias=self.bias, mean=self.mean, scale=self.scale,
+                    labels=np.array(LABELS))  # fmt: skip
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Thorough:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            return cls(z["weights"], z["bias"], tuple(str(c) for c in z["categories"]))
+            _check_labels(z["labels"])
+            return cls(z["weights"], z["bias"], z["mean"], z["scale"])
+
+
+def _check_labels(stored: Any) -> None:
+    if tuple(str(x) for x in stored) != LABELS:
+        raise ValueError(f"The weights are for labels {list(stored)}, not {list(LABELS)}.")
