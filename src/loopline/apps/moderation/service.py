@@ -205,14 +205,15 @@ def _content(request: ModerateRequest, *, media: bool = False) -> Content:
 def _prediction(
     request: ModerateRequest, response: ModerateResponse, a: Assessment, model: ModerationModel
 ) -> Prediction[ModerateResponse]:
-    fusion = [] if a.inputs is None else [[round(float(x), 4) for x in row] for row in a.inputs]
+    fusion = [] if a.inputs is None else [round(float(x), 4) for x in a.inputs]
     return Prediction(
         response, request_id=request.id, routing_key=request.user or request.id,
         model_version=model.label, arm="champion",
         inputs={"modalities": list(a.modalities), "language": a.language.code,
                 "tricks": list(a.tricks), "chars": a.words, "region": request.region},
-        outputs={"scores": a.scores, "stage": a.stage, "action": response.action,
-                 "category": response.category, "fusion": fusion, "hits": a.hits},
+        outputs={"scores": a.scores, "harmful": a.harmful, "stage": a.stage,
+                 "action": response.action, "category": response.category, "fusion": fusion,
+                 "hits": a.hits},
         outcome=response.action or "", positive=response.action not in ("allow", None),
         timings_ms=dict(a.timings_ms),
     )  # fmt: skip
