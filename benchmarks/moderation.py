@@ -46,10 +46,9 @@ def main() -> None:
     def say(what: str) -> None:
         console.log(f"[{time.perf_counter() - started:5.0f} s] {what}")
 
-    from loopline.apps.moderation.evalset import evaluation_set
-
     from loopline.apps.moderation import measure, pipeline
     from loopline.apps.moderation.cascade import Content
+    from loopline.apps.moderation.evalset import evaluation_set
     from loopline.apps.moderation.language import COVERED
     from loopline.apps.moderation.media import render_text_image
     from loopline.apps.moderation.policy import Policies

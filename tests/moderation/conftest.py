@@ -9,13 +9,20 @@ from pathlib import Path
 import pytest
 
 from loopline.apps.moderation import pipeline
+from loopline.apps.moderation.cascade import Readers
 from loopline.registry import Registry
 
 
 @pytest.fixture(scope="session")
-def built() -> pipeline.Built:
-    config = pipeline.TrainConfig(per_cell=3, images=2, speech=1)
-    return pipeline.build(config, say=lambda _: None)
+def readers() -> Readers:
+    """The heavy models, loaded once for the session."""
+    return Readers()
+
+
+@pytest.fixture(scope="session")
+def built(readers: Readers) -> pipeline.Built:
+    config = pipeline.TrainConfig(per_cell=3, images=3, speech=1)
+    return pipeline.build(config, readers=readers, say=lambda _: None)
 
 
 @pytest.fixture(scope="session")

@@ -52,7 +52,7 @@ def test_images_round_trip_and_bad_bytes_are_refused_with_the_reason() -> None:
         decode_image(b"")
     with pytest.raises(ValueError, match="not an image"):
         decode_image(b"GIF? no, just text" * 10)
-    with pytest.raises(ValueError, match="384x256 image could not be decoded"):
+    with pytest.raises(ValueError, match="image could not be decoded"):
         decode_image(png[: len(png) // 2])
     icon = io.BytesIO()
     Image.fromarray(image[:, :256]).save(icon, "ICO", sizes=[(32, 32)])  # OpenCV lacks ICO

@@ -212,7 +212,7 @@ def test_the_queue_survives_a_restart(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("summary", "x" * 281, "short redacted description"),
+        ("summary", "x" * 281, "at most 280 characters"),
         ("category", "nudity", "'category' must be one of"),
         ("reach", -1, "'reach' must be an integer"),
         ("uncertainty", 1.5, "'uncertainty' must be a number"),

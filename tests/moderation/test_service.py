@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from loopline.apps.moderation.cascade import Readers
 from loopline.apps.moderation.media import encode_image, encode_wav, render_text_image, speak
 from loopline.apps.moderation.service import ModerationService, ServeOptions, build
 from loopline.serving import KeyRing, new_key, running
@@ -35,12 +36,14 @@ regions:
 
 
 @pytest.fixture
-def served(tmp_path: Path, registry_uri: str) -> Iterator[tuple[ModerationService, httpx.Client]]:
+def served(
+    tmp_path: Path, registry_uri: str, readers: Readers
+) -> Iterator[tuple[ModerationService, httpx.Client]]:
     (tmp_path / "policies.yaml").write_text(POLICIES)
     KeyRing([STORED, REVIEWER]).save(tmp_path / "state" / "keys.json")
     options = ServeOptions(state=tmp_path / "state", registry=registry_uri, watch_s=0,
                            policies=tmp_path / "policies.yaml", offender_limit=2.5)  # fmt: skip
-    svc = build(options)
+    svc = build(options, readers=readers)
     with (
         running(svc.service) as port,
         httpx.Client(
@@ -100,6 +103,7 @@ def test_an_image_is_read_for_its_words_and_look(served: Any) -> None:
         ({"type": "image", "text": "hello"}, "parts[0].text"),
         ({"type": "text", "text": "hi", "data": "aGk="}, "parts[0].text"),
         ({"type": "audio"}, "parts[0].data"),
+        ({"type": "text", "text": " \n "}, "parts[0].text"),
         ({"type": "smell", "text": "x"}, "parts[0].type"),
     ],
 )
@@ -124,6 +128,7 @@ def test_audio_is_answered_later_by_polling(served: Any) -> None:
         time.sleep(0.2)
     assert polled["status"] == "done"
     assert polled["modalities"] == ["audio"]
+    assert polled["language"] == "en"  # identified from what Whisper heard
     assert polled["action"] in ("escalate", "remove")
     assert client.get("/v1/moderate/never-sent").status_code == 404
 
@@ -140,6 +145,7 @@ def test_broken_audio_fails_its_job_not_the_service(served: Any) -> None:
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert polled["status"] == "failed"
+    assert polled["id"] == "voice-2"
     assert polled["error"]
 
 

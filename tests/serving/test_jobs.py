@@ -19,8 +19,8 @@ from tests.toyapp import SCORE, SCORE_KEY
 pytestmark = pytest.mark.anyio
 
 
-def failed(error: str) -> bytes:
-    return json.dumps({"status": "failed", "error": error}).encode()
+def failed(key: str, error: str) -> bytes:
+    return json.dumps({"key": key, "status": "failed", "error": error}).encode()
 
 
 def wait_for(jobs: Jobs, key: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
@@ -41,6 +41,7 @@ def test_work_runs_later_and_failures_are_answers(tmp_path: Path) -> None:
         assert wait_for(jobs, "a", lambda b: b["status"] != "pending") == {"status": "done", "n": 1}
         bad = wait_for(jobs, "b", lambda b: b["status"] != "pending")
         assert bad["status"] == "failed"
+        assert bad["key"] == "b"
         assert "division" in bad["error"]
         assert jobs.get("missing") is None
     finally:
@@ -50,20 +51,31 @@ def test_work_runs_later_and_failures_are_answers(tmp_path: Path) -> None:
 def test_a_full_queue_refuses_and_a_restart_fails_what_was_in_flight(tmp_path: Path) -> None:
     import threading
 
-    gate = threading.Event()
+    started, gate = threading.Event(), threading.Event()
+
+    def slow() -> bytes:
+        started.set()
+        gate.wait(5)
+        return b'{"status": "done"}'
+
     jobs = Jobs(tmp_path / "jobs.db", failed=failed, max_pending=1)
-    jobs.submit(
-        "slow", lambda: gate.wait(5) and b'{"status": "done"}', pending=b'{"status": "pending"}'
-    )  # type: ignore[arg-type,return-value]
-    time.sleep(0.2)  # the worker holds "slow"; the queue has room for one
+    jobs.submit("slow", slow, pending=b'{"status": "pending"}')
+    assert started.wait(5)  # the worker holds "slow"; the queue has room for one
     jobs.submit("next", lambda: b'{"status": "done"}', pending=b'{"status": "pending"}')
+    assert jobs.full
     with pytest.raises(RequestError) as refused:
         jobs.submit("third", lambda: b"{}", pending=b'{"status": "pending"}')
     assert refused.value.status == 503
     assert jobs.get("third") is None
+    with pytest.raises(RequestError) as again_key:
+        jobs.submit("next", lambda: b"{}", pending=b'{"status": "pending"}')
+    assert again_key.value.status == 409  # still pending under that key
+    assert json.loads(jobs.get("next") or b"{}")["status"] == "pending"  # not overwritten
     # a crash: another process opens the same file while "next" is still pending
     again = Jobs(tmp_path / "jobs.db", failed=failed)
-    assert json.loads(again.get("next") or b"{}")["status"] == "failed"
+    lost = json.loads(again.get("next") or b"{}")
+    assert lost["status"] == "failed"
+    assert lost["key"] == "next"
     gate.set()
     jobs.close()
     again.close()
@@ -81,9 +93,13 @@ def test_answers_are_posted_to_the_callback(tmp_path: Path) -> None:
         await send({"type": "http.response.body", "body": b""})
 
     with running(app) as port:
-        jobs = Jobs(tmp_path / "jobs.db", failed=failed)
-        jobs.submit("c", lambda: b'{"status": "done"}', pending=b"{}",
-                    callback=f"http://127.0.0.1:{port}/hook")  # fmt: skip
+        hook = f"http://127.0.0.1:{port}/hook"
+        guarded = Jobs(tmp_path / "guarded.db", failed=failed)  # loopback is refused
+        guarded.submit("c", lambda: b'{"status": "done"}', pending=b"{}", callback=hook)
+        guarded.close()
+        assert guarded.callbacks_failed == 1
+        jobs = Jobs(tmp_path / "jobs.db", failed=failed, private_callbacks=True)
+        jobs.submit("c", lambda: b'{"status": "done"}', pending=b"{}", callback=hook)
         deadline = time.monotonic() + 10
         while not received and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -93,7 +109,10 @@ def test_answers_are_posted_to_the_callback(tmp_path: Path) -> None:
 
 async def test_a_lookup_route_answers_polls(tmp_path: Path, toy: Toy) -> None:
     jobs = Jobs(tmp_path / "jobs.db", failed=failed)
-    jobs.submit("k-1", lambda: b'{"status": "done"}', pending=b'{"status": "pending"}')
+    jobs.submit("k-1", lambda: b'{"status": "done"}', pending=b'{"status": "pending"}',
+                owner="caller")  # fmt: skip
+    jobs.submit("k-2", lambda: b'{"status": "done"}', pending=b'{"status": "pending"}',
+                owner="someone else")  # fmt: skip
     wait_for(jobs, "k-1", lambda b: b["status"] == "done")
     lookups = {"/v1/jobs/": ("score", jobs.get)}
     service = Service(endpoints=[], deployment=toy.deployment, log=toy.log,
@@ -105,6 +124,7 @@ async def test_a_lookup_route_answers_polls(tmp_path: Path, toy: Toy) -> None:
         assert r.status_code == 200
         assert r.json() == {"status": "done"}
         assert (await c.get("/v1/jobs/k-1")).status_code == 401
+        assert (await c.get("/v1/jobs/k-2", headers=key)).status_code == 404  # not theirs
         missing = await c.get("/v1/jobs/nope", headers=key)
         assert missing.status_code == 404
         assert missing.json()["field"] == "key"

@@ -65,7 +65,7 @@ log = logging.getLogger("loopline.serving")
 _json = msgspec.json.Encoder()
 Answer = tuple[int, bytes, Headers]
 Page = Callable[[], tuple[bytes, bytes]]  # () -> (content type, body)
-Lookup = Callable[[str], bytes | None]  # key -> JSON body, None where nothing is kept
+Lookup = Callable[[str, str], bytes | None]  # (key, caller) -> JSON body, or None
 _KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 Task = Callable[[], Awaitable[None]]  # a coroutine run while serving
 KEYS_EVERY_S = 2.0  # how often the API key file is checked for changes (revoked keys)
@@ -89,8 +89,8 @@ class Service:
         reports: ``GET`` routes of data, by path: scope ``monitor`` (what a page draws),
             or ``(scope, page)``.
         lookups: ``GET <prefix><key>`` routes, by prefix (ending in ``/``): ``(scope,
-            find)``, where ``find(key)`` returns the JSON body kept under ``key`` (a
-            job's result, say), or None for a 404.
+            find)``, where ``find(key, caller)`` returns the JSON body kept under ``key``
+            for the calling key's name (a job's result, say), or None for a 404.
         tasks: Coroutines to run while serving (registry watch, drift checks, label
             feeds), cancelled on shutdown.
         tracing: One span per request (None: trace ids only).
@@ -265,11 +265,11 @@ class Service:
         """The body a lookup keeps under the path's key (None: no lookup's prefix)."""
         for prefix, (needed, find) in self.lookups.items():
             if scope["path"].startswith(prefix):
-                self._require(scope, needed)
+                caller = self._require(scope, needed)
                 key = scope["path"][len(prefix) :]
                 if not _KEY.fullmatch(key):
                     raise refuse(404, f"No route {route}.", detail="A key is 1-64 of A-Za-z0-9_.:-")
-                body = find(key)
+                body = find(key, caller.name)
                 if body is None:
                     raise refuse(404, f"Nothing is kept under {key!r}.", field="key")
                 return body

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
 
-from loopline.apps.moderation.taxonomy import CATEGORIES
 from loopline.serving import refuse
 
 Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
@@ -37,7 +36,7 @@ class ModerateRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     offenders' limit; ``region``: whose policy applies; ``reach``: how many people it
     would reach (the review queue weighs it). Audio and video are answered
     asynchronously: a ``pending`` answer at once, the decision by polling
-    ``POST /v1/moderate/status`` or at ``callback_url``."""
+    ``GET /v1/moderate/{id}`` or posted to ``callback_url`` (a public address)."""
 
     id: Id
     parts: Annotated[list[Part], Meta(min_length=1, max_length=MAX_PARTS)]
@@ -80,10 +79,6 @@ class ModerateResponse(msgspec.Struct, frozen=True, kw_only=True):
     degraded: list[str] = []
     error: str | None = None
     replayed: bool = False
-
-
-class StatusRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    id: Id
 
 
 class ClaimRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -141,20 +136,23 @@ def media(part: Part, index: int) -> bytes:
 
 
 def check(request: ModerateRequest) -> None:
-    """Each part carries what its type needs; images open (the rest is checked when read)."""
-    from loopline.apps.moderation.media import decode_image
+    """Each part carries what its type needs; an image's header says a size it may have
+    (its pixels are decoded when read; audio and video are checked when analysed)."""
+    from loopline.apps.moderation.media import image_size
 
     for i, part in enumerate(request.parts):
         if part.type == "text":
             if part.text is None or part.data is not None:
                 raise refuse(422, "A text part carries 'text' only.", field=f"parts[{i}].text")
+            if not part.text.strip():
+                raise refuse(422, "A text part needs words.", field=f"parts[{i}].text")
             continue
         if part.text is not None:
             raise refuse(422, "A media part carries 'data' only.", field=f"parts[{i}].text")
         data = media(part, i)
         if part.type == "image":
             try:
-                decode_image(data)
+                image_size(data)
             except ValueError as exc:
                 raise refuse(
                     422, f"The image does not open: {exc}", field=f"parts[{i}].data"
@@ -163,7 +161,3 @@ def check(request: ModerateRequest) -> None:
 
 def is_async(request: ModerateRequest) -> bool:
     return any(p.type in ("audio", "video") for p in request.parts)
-
-
-def scores_of(raw: Any) -> dict[str, float]:
-    return {c: float(raw.get(c, 0.0)) for c in CATEGORIES}

@@ -6,8 +6,9 @@
 2. **Fast**: each part read by its fast reader (the normalized message, words found in
    images by OCR, speech by Whisper, the image classifier's look), each text through the
    linear classifier, the sources fused by the learned combiner.
-3. **Thorough**: only items with a fused score inside the uncertain band: the sentence
-   model reads their texts, and its scores replace the fast ones before fusing again.
+3. **Thorough**: only items with a fused score inside the uncertain band: a multilingual
+   language model (Gemma 3 270M) reads their texts, and its answers replace the fast ones
+   before fusing again.
 4. **Review**: what is still uncertain after that goes to people; the regional policy's
    escalation bands say so (:mod:`loopline.apps.moderation.policy`).
 
@@ -16,6 +17,7 @@ Each item's answer says which stage decided it and how long each stage took.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,9 +48,12 @@ class Content:
     texts: tuple[str, ...] = ()
     images: tuple[RGB, ...] = ()
     audio: tuple[F32, ...] = ()  # 16 kHz mono
+    kinds: tuple[str, ...] = ()  # the parts' types as sent ("video" among them)
 
     @property
     def modalities(self) -> tuple[str, ...]:
+        if self.kinds:
+            return tuple(sorted(set(self.kinds)))
         return tuple(m for m, parts in (("text", self.texts), ("image", self.images),
                                         ("audio", self.audio)) if parts)  # fmt: skip
 
@@ -59,7 +64,7 @@ class Assessment:
 
     scores: dict[str, float]  # fused probability per category
     harmful: float  # fused probability of any category (one minus benign's)
-    stage: str  # "list", "fast" or "thorough": the last stage that ran
+    stage: str  # "list", "fast" or "thorough": the last stage that ran ("empty": none)
     uncertain: float  # 0 (sure) to 1 (a coin toss): how close ``harmful`` is to 0.5
     language: Language
     tricks: tuple[str, ...]
@@ -74,43 +79,54 @@ class Assessment:
 
 @dataclass
 class Readers:
-    """The heavy readers, each loaded at its first use (so a text-only process never
-    loads Whisper)."""
+    """The heavy readers, each loaded once, at its first use or by :meth:`load` (a service
+    loads them all before it says it is ready); shared by every model version, and safe
+    to call from the service's threads (loading is locked)."""
 
     encoder: Callable[[Sequence[str]], F32] | None = None
     safety: Any = None  # images.ImageSafety
     ocr: Any = None  # images.TextInImage
     transcriber: Any = None  # audio.Transcriber
     threads: int = 1
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def load(self) -> Readers:
+        """Every reader, loaded now."""
+        self.meaning(), self.image_safety(), self.text_in_image(), self.speech()
+        return self
 
     def meaning(self) -> Callable[[Sequence[str]], F32]:
         """The multilingual text encoder the thorough model reads (Gemma 3 270M)."""
-        if self.encoder is None:
-            from loopline.llm import text_encoder
+        with self.lock:
+            if self.encoder is None:
+                from loopline.llm import text_encoder
 
-            self.encoder = text_encoder(threads=self.threads)
-        return self.encoder
+                self.encoder = text_encoder(threads=self.threads)
+            return self.encoder
 
     def image_safety(self) -> Any:
-        if self.safety is None:
-            from loopline.apps.moderation.images import ImageSafety
+        with self.lock:
+            if self.safety is None:
+                from loopline.apps.moderation.images import ImageSafety
 
-            self.safety = ImageSafety()
-        return self.safety
+                self.safety = ImageSafety()
+            return self.safety
 
     def text_in_image(self) -> Any:
-        if self.ocr is None:
-            from loopline.apps.moderation.images import TextInImage
+        with self.lock:
+            if self.ocr is None:
+                from loopline.apps.moderation.images import TextInImage
 
-            self.ocr = TextInImage()
-        return self.ocr
+                self.ocr = TextInImage()
+            return self.ocr
 
     def speech(self) -> Any:
-        if self.transcriber is None:
-            from loopline.apps.moderation.audio import Transcriber
+        with self.lock:
+            if self.transcriber is None:
+                from loopline.apps.moderation.audio import Transcriber
 
-            self.transcriber = Transcriber()
-        return self.transcriber
+                self.transcriber = Transcriber()
+            return self.transcriber
 
 
 def _ms(start: float) -> float:
@@ -139,12 +155,10 @@ class Cascade:
         pending: list[int] = []
         for i, item in enumerate(items):
             a, texts = self._read(item)
-            if a.stage == "list":
-                out[i] = a
-            else:
+            out[i] = a
+            if a.stage == "fast":
                 pending.append(i)
                 read.append(texts)
-                out[i] = a
         if pending:
             self._fast([out[i] for i in pending], read)  # type: ignore[misc]
         return [a for a in out if a is not None]
@@ -165,6 +179,9 @@ class Cascade:
             for h in hits:
                 a.scores[h.split(":", 1)[0]] = 1.0
             a.harmful = 1.0
+            return a, texts
+        if not (message.text or item.images or item.audio):
+            a.stage = "empty"  # nothing to read: nothing said
             return a, texts
         a.stage = "fast"
         if item.images:
@@ -209,7 +226,11 @@ class Cascade:
     def _fast(self, items: list[Assessment], texts: list[dict[str, str]]) -> None:
         t = time.perf_counter()
         flat = [(i, s, v) for i, d in enumerate(texts) for s, v in d.items()]
-        probs = self.linear.probabilities([v for _, _, v in flat]) if flat else np.zeros((0, 7))
+        probs = (
+            self.linear.probabilities([v for _, _, v in flat])
+            if flat
+            else np.zeros((0, len(LABELS)))
+        )
         for (i, source, _), p in zip(flat, probs, strict=True):
             items[i].sources[source] = p
         unsure = [i for i, a in enumerate(items) if self._fuse(a)]
@@ -220,11 +241,20 @@ class Cascade:
             self._thorough([items[i] for i in unsure], [texts[i] for i in unsure])
 
     def _fuse(self, a: Assessment) -> bool:
-        """Fuse ``a``'s sources; whether it falls inside the uncertain band."""
+        """Fuse ``a``'s sources; whether it falls inside the uncertain band.
+
+        The image classifier's own probabilities of sexual and violent content stand as
+        floors of those categories: no training image shows such content (none can ship),
+        so the combiner cannot learn how far to trust them, and a picture without words
+        must not be judged by the other sources' silence alone."""
         a.inputs = inputs(a.sources, bool(a.tricks))
         fused = self.combiner.probabilities(a.inputs)
         a.scores = _as_dict(fused)
-        a.harmful = round(1.0 - float(fused[LABELS.index("benign")]), 4)
+        looks = a.sources.get("visual")
+        if looks is not None:
+            for c in ("sexual", "violence"):
+                a.scores[c] = max(a.scores[c], round(float(looks[LABELS.index(c)]), 4))
+        a.harmful = round(max(1.0 - float(fused[LABELS.index("benign")]), *a.scores.values()), 4)
         a.uncertain = round(1.0 - abs(2.0 * a.harmful - 1.0), 4)
         lo, hi = self.band
         return lo <= a.harmful < hi

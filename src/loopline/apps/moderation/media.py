@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import av
     from PIL import ImageFont
 
+MAX_SIDE = 1024  # pixels: OCR reads at most 960, the classifier 224
 RATE = 16_000  # Hz: what Whisper and every audio path here expect
 FONTS = "/usr/share/fonts/truetype/dejavu/"
 # The demuxers an upload may use (ffmpeg names): no playlists (hls, concat), no image2
@@ -160,12 +161,10 @@ def encode_image(rgb: NDArray[np.uint8], fmt: str = ".png") -> bytes:
     return buffer.tobytes()
 
 
-def decode_image(data: bytes, *, max_pixels: int = 16_000_000) -> NDArray[np.uint8]:
-    """An uploaded image as RGB ``HxWx3`` (an animation's first frame): decoded by OpenCV,
-    or by Pillow for the formats OpenCV lacks. Its size is read from the header first: more
-    than ``max_pixels`` is refused before a pixel is decoded (a decompression bomb costs
+def image_size(data: bytes, *, max_pixels: int = 16_000_000) -> tuple[int, int]:
+    """An uploaded image's width and height, from its header alone: more than
+    ``max_pixels`` is refused before a pixel is decoded (a decompression bomb costs
     nothing)."""
-    import cv2
     from PIL import Image, UnidentifiedImageError
 
     if not data:
@@ -186,14 +185,37 @@ def decode_image(data: bytes, *, max_pixels: int = 16_000_000) -> NDArray[np.uin
             f"The image has {width}x{height} = {width * height:,} pixels; the limit is "
             f"{max_pixels:,}. Send it smaller."
         )
+    return width, height
+
+
+def decode_image(
+    data: bytes, *, max_pixels: int = 16_000_000, max_side: int = MAX_SIDE
+) -> NDArray[np.uint8]:
+    """An uploaded image as RGB ``HxWx3`` (an animation's first frame), no longer than
+    ``max_side`` on its longer side (shrunk: no reader looks closer): decoded by OpenCV, or
+    by Pillow for the formats OpenCV lacks, once :func:`image_size` has checked its size."""
+    import cv2
+    from PIL import Image
+
+    image_size(data, max_pixels=max_pixels)
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is not None:
-        return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+        return _shrunk(np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8), max_side)
     try:  # a format OpenCV lacks (ICO, PCX, ...), or a damaged file
         with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+            return _shrunk(np.asarray(image.convert("RGB"), dtype=np.uint8), max_side)
     except (OSError, ValueError, SyntaxError) as e:
-        raise ValueError(f"The {width}x{height} image could not be decoded ({e}).") from None
+        raise ValueError(f"The image could not be decoded ({e}).") from None
+
+
+def _shrunk(rgb: NDArray[np.uint8], max_side: int) -> NDArray[np.uint8]:
+    import cv2
+
+    scale = max_side / max(rgb.shape[:2])
+    if scale >= 1:
+        return rgb
+    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+    return np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)
 
 
 def speak(text: str, language: str) -> NDArray[np.float32]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
+import threading
 import time
 from collections import OrderedDict
 
@@ -63,9 +64,14 @@ class Offenders:
         self.limit = limit
         self.evicted_ = 0  # users forgotten to stay within capacity
         self._users: OrderedDict[bytes, tuple[float, float]] = OrderedDict()  # (score, at)
+        self._lock = threading.Lock()  # the service's threads strike and check at once
 
     def __len__(self) -> int:
         return len(self._users)
+
+    def pseudonym(self, user: str) -> str:
+        """The user's keyed hash, as text: what logs may hold instead of the id."""
+        return self._key(user).hex()[:32]
 
     def _key(self, user: str) -> bytes:
         if not isinstance(user, str) or not user:
@@ -78,7 +84,9 @@ class Offenders:
 
     def score(self, user: str, now: float | None = None) -> float:
         """The user's decayed score now (0 for a user never struck or forgotten)."""
-        return self._decayed(self._key(user), _now(now))
+        key, now = self._key(user), _now(now)
+        with self._lock:
+            return self._decayed(key, now)
 
     def strike(self, user: str, severity: float, now: float | None = None) -> None:
         """Add a strike of ``severity`` (e.g. the category's 1-5) to the user's score."""
@@ -87,19 +95,21 @@ class Offenders:
         if not 0 < severity < math.inf:
             raise ValueError(f"A strike's severity must be positive and finite. Got {severity}.")
         key, now = self._key(user), _now(now)
-        self._users[key] = (self._decayed(key, now) + severity, now)
-        self._users.move_to_end(key)
-        while len(self._users) > self.capacity:
-            self._users.popitem(last=False)
-            self.evicted_ += 1
+        with self._lock:
+            self._users[key] = (self._decayed(key, now) + severity, now)
+            self._users.move_to_end(key)
+            while len(self._users) > self.capacity:
+                self._users.popitem(last=False)
+                self.evicted_ += 1
 
     def allowed(self, user: str, now: float | None = None) -> tuple[bool, float]:
         """Whether the user may post now, and if not, in how many seconds they may."""
         key, now = self._key(user), _now(now)
-        if key not in self._users:
-            return True, 0.0
-        self._users.move_to_end(key)  # seen
-        score = self._decayed(key, now)
+        with self._lock:
+            if key not in self._users:
+                return True, 0.0
+            self._users.move_to_end(key)  # seen
+            score = self._decayed(key, now)
         if score <= self.limit:
             return True, 0.0
         return False, self.half_life_s * math.log2(score / self.limit)

@@ -40,8 +40,9 @@ MODEL = "moderation"
 FLAVOUR = "moderation-cascade"
 LINEAR, THOROUGH, COMBINER = "linear.npz", "thorough.npz", "combiner.npz"
 TEXT_LIST, IMAGE_LIST, META = "known-texts.json", "known-images.json", "meta.json"
-# Link domains blocked from the start: the spam in the evaluation set links to them.
-BLOCKED_DOMAINS = {"bit.ly": "spam", "free-prizes.example": "spam", "win-now.example": "spam"}
+# Link domains blocked from the start (the training set's spam links to some of them; the
+# evaluation set's links are others, so the list stage decides none of its items).
+BLOCKED_DOMAINS = {"bit.ly": "spam", "free-prize.top": "spam", "tinyurl.com": "spam"}
 
 Say = Callable[[str], None]
 F32 = npt.NDArray[np.float32]
@@ -144,6 +145,15 @@ def _media_rows(
         rows.append(inputs(sources, bool(words.tricks)))
         labels.append(item.label)
     say(f"  {len(drawn)} training texts drawn into images and read back")
+    for _ in range(config.images // 3):  # pictures without words, which the classifier calls safe
+        picture = _picture(rng)
+        looks = readers.image_safety().scores([picture])[0]
+        rows.append(
+            inputs(
+                {"visual": visual({c: looks.get(c, 0.0) for c in ("sexual", "violence")})}, False
+            )
+        )
+        labels.append("benign")
     spoken = [i for i in items if i.language in ("en", "es", "fr", "de")]
     for j in rng.choice(len(spoken), min(config.speech, len(spoken)), replace=False):
         item = spoken[int(j)]
@@ -154,6 +164,19 @@ def _media_rows(
         labels.append(item.label)
     say(f"  {min(config.speech, len(spoken))} training texts spoken and transcribed")
     return rows, labels
+
+
+def _picture(rng: np.random.Generator) -> npt.NDArray[np.uint8]:
+    """A picture without words: coloured blocks over a gradient (a stand-in for a photo)."""
+    h, w = 256, 384
+    ramp = np.linspace(0, 1, w, dtype=np.float32)[None, :, None]
+    image = (rng.random(3) * 255 * (1 - ramp) + rng.random(3) * 255 * ramp) * np.ones((h, 1, 1))
+    for _ in range(int(rng.integers(2, 6))):
+        y, x = int(rng.integers(0, h - 40)), int(rng.integers(0, w - 40))
+        image[y : y + int(rng.integers(20, 120)), x : x + int(rng.integers(20, 160))] = (
+            rng.random(3) * 255
+        )
+    return np.asarray(image.clip(0, 255), dtype=np.uint8)
 
 
 def best_threshold(scores: npt.NDArray[Any], harmful: npt.NDArray[np.bool_]) -> float:

@@ -47,7 +47,7 @@ from loopline.exceptions import ConfigError
 LABELS = (*CATEGORIES, "benign")  # what a reviewer can say an item is
 DEFAULT_SLA_S: Mapping[int, float] = {5: 15 * 60, 4: 3600, 3: 4 * 3600, 2: 12 * 3600, 1: 86_400}
 APPEAL_BOOST = 2.0
-SUMMARY_MAX = 280  # characters: a redacted description, never the content itself
+SUMMARY_MAX = 280  # characters: what a reviewer reads (the start of the item's words)
 _MEDIAN_OVER = 1_000  # the median time to verdict is over the latest verdicts
 
 _SCHEMA = """
@@ -94,7 +94,10 @@ def priority(category: str, reach: int, uncertainty: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """A task as a reviewer sees it: the item's id and a redacted summary, never the content."""
+    """A task as a reviewer sees it: the item's id and its summary (the start of the words
+    the item carries, which the reviewer judges; kept only until :meth:`ReviewQueue.forget`
+    clears it after the retention period, and cleared at once from superseded and evicted
+    tasks)."""
 
     id: int
     item_id: str
@@ -275,7 +278,7 @@ class ReviewQueue:
         if lowest is None or prio <= lowest[1]:
             _count(db, "dropped")
             return False
-        db.execute("UPDATE tasks SET state = 'evicted' WHERE id = ?", (lowest[0],))
+        db.execute("UPDATE tasks SET state = 'evicted', summary = '' WHERE id = ?", (lowest[0],))
         return True
 
     def claim(
@@ -379,6 +382,17 @@ class ReviewQueue:
             raise KeyError(f"No review task {task_id}.")
         return float(row[0])
 
+    def forget(self, before: float) -> int:
+        """Clear what decided tasks kept of their items (summaries, appeal notes) once
+        decided before ``before``: the retention period is over. Returns how many."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE tasks SET summary = '', note = '' WHERE state != 'pending' "
+                "AND coalesce(decided_at, created) < ? AND (summary != '' OR note != '')",
+                (before,),
+            )
+            return cur.rowcount
+
     def agreement(self) -> Agreement:
         """Cohen's kappa between the first two verdicts of each double-reviewed task."""
         with self._lock:
@@ -458,8 +472,9 @@ def _settle(
         return None
     label = verdicts[-1].label  # agreed, or the senior's deciding verdict
     db.execute(
-        "UPDATE tasks SET state = 'superseded' WHERE item_id = ? AND state = 'final'", (item_id,)
-    )
+        "UPDATE tasks SET state = 'superseded', summary = '', note = '' "
+        "WHERE item_id = ? AND state = 'final'", (item_id,),
+    )  # fmt: skip
     db.execute(
         "UPDATE tasks SET state = 'final', label = ?, decided_at = ?, lease_by = NULL,"
         " lease_until = NULL WHERE id = ?",
@@ -504,7 +519,4 @@ def _check_item(
     if not isinstance(region, str) or not 0 < len(region) <= 32:
         raise ValueError(f"'region' must be text of 1-32 characters. Got {region!r:.80}.")
     if not isinstance(summary, str) or len(summary) > SUMMARY_MAX:
-        raise ValueError(
-            f"'summary' must be a short redacted description (at most "
-            f"{SUMMARY_MAX} characters), never the content itself."
-        )
+        raise ValueError(f"'summary' must be text of at most {SUMMARY_MAX} characters.")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,7 @@ from loopline.apps.moderation.api import (
     Reason,
     VerdictRequest,
 )
-from loopline.apps.moderation.cascade import Assessment, Content
+from loopline.apps.moderation.cascade import Assessment, Content, Readers
 from loopline.apps.moderation.events import VERDICT_CODEC, VERDICTS, Verdict, VerdictLabels
 from loopline.apps.moderation.offenders import Offenders
 from loopline.apps.moderation.pipeline import MODEL, ModerationModel, load
@@ -49,12 +50,14 @@ from loopline.feedback import LabelFeed
 from loopline.predictions import Log, open_prediction_log
 from loopline.registry import Registry
 from loopline.serving import (
+    CURRENT_CALLER,
     Deployment,
     Endpoint,
     Jobs,
     KeyRing,
     Limits,
     Prediction,
+    RequestError,
     Routing,
     Service,
     every,
@@ -62,6 +65,7 @@ from loopline.serving import (
 )
 
 TITLE = "loopline moderation"
+MAX_OWNERS = 100_000  # content ids awaiting their job, with the caller who may poll
 _json = msgspec.json.Encoder()
 
 
@@ -77,6 +81,8 @@ class ServeOptions:
     limits: Limits = field(default_factory=lambda: Limits(body_timeout_s=60.0))  # large bodies
     offender_limit: float = 12.0  # decayed severity of removed content before a 429
     secret: bytes = b""  # keys the hash of user ids (default: a random per-state secret)
+    review_retention_s: float = 30 * 86_400  # how long decided items' words are kept
+    private_callbacks: bool = False  # callbacks to loopback and private addresses (tests)
 
 
 class ModeratePipeline:
@@ -88,6 +94,7 @@ class ModeratePipeline:
     ) -> None:  # fmt: skip
         self.policies, self.review, self.offenders = policies, review, offenders
         self.jobs, self.deployment = jobs, deployment
+        self._owners: OrderedDict[str, str] = OrderedDict()  # content id -> caller, bounded
 
     def request_id(self, request: ModerateRequest) -> str:
         return request.id
@@ -99,28 +106,41 @@ class ModeratePipeline:
 
     def check(self, request: ModerateRequest) -> None:
         api.check(request)
+        caller = CURRENT_CALLER.get()
+        if caller is not None and api.is_async(request):  # who may poll for the answer
+            self._owners[request.id] = caller.name
+            while len(self._owners) > MAX_OWNERS:
+                self._owners.popitem(last=False)
         if request.user is not None:
             allowed, retry_after = self.offenders.allowed(request.user)
             if not allowed:
                 wait = str(max(int(retry_after), 1)).encode()
                 raise refuse(429, "This user's recent content was removed too often.",
                              field="user", headers=[(b"retry-after", wait)])  # fmt: skip
+        if api.is_async(request) and self.jobs.full:
+            raise refuse(503, "Too much audio and video is waiting; try again shortly.",
+                         headers=[(b"retry-after", b"5")])  # fmt: skip
 
     def predict_many(
         self, requests: Sequence[ModerateRequest], trace_ids: Sequence[str], routing: Routing
     ) -> list[Prediction[ModerateResponse]]:
+        """Text and images now (the fast stage over the whole batch), audio and video
+        later; a request whose content fails to decode gets a failed answer of its own."""
         model: ModerationModel = routing.champion  # type: ignore[assignment]
-        now = [r for r in requests if not api.is_async(r)]
-        found = dict(zip((r.id for r in now), model.cascade.assess([_content(r) for r in now]),
-                         strict=True))  # fmt: skip
-        out = []
-        for request in requests:
-            if request.id in found:
-                response, a = self.decide(request, found[request.id], model), found[request.id]
-                out.append(_prediction(request, response, a, model))
-            else:
-                out.append(self._later(request, model))
-        return out
+        out: list[Prediction[ModerateResponse] | None] = [None] * len(requests)
+        now: list[tuple[int, Content]] = []
+        for n, request in enumerate(requests):
+            try:
+                if api.is_async(request):
+                    out[n] = self._later(request, model)
+                else:
+                    now.append((n, _content(request)))
+            except (ValueError, RequestError) as exc:
+                out[n] = self._failed(request, model, exc)
+        found = model.cascade.assess([c for _, c in now])
+        for (n, _), a in zip(now, found, strict=True):
+            out[n] = self._prediction(requests[n], self.decide(requests[n], a, model), a, model)
+        return [p for p in out if p is not None]
 
     def decide(
         self, request: ModerateRequest, a: Assessment, model: ModerationModel
@@ -163,14 +183,49 @@ class ModeratePipeline:
             a = champion.cascade.assess([_content(request, media=True)])[0]
             return _json.encode(self.decide(request, a, champion))
 
-        self.jobs.submit(
-            request.id, work, pending=_json.encode(pending), callback=request.callback_url
-        )
+        owner = self._owner(request)
+        self.jobs.submit(request.id, work, pending=_json.encode(pending), owner=owner,
+                         callback=request.callback_url)  # fmt: skip
         return Prediction(
-            pending, request_id=request.id, routing_key=request.user or request.id,
+            pending, request_id=request.id, routing_key=self._routing_key(request),
             model_version=model.label, arm="champion",
             inputs={"modalities": pending.modalities}, outputs={"status": "pending"},
             outcome="pending",
+        )  # fmt: skip
+
+    def _failed(
+        self, request: ModerateRequest, model: ModerationModel, exc: Exception
+    ) -> Prediction[ModerateResponse]:
+        error = exc.problem.error if isinstance(exc, RequestError) else f"unreadable content: {exc}"
+        response = ModerateResponse(id=request.id, status="failed", error=error[:300],
+                                    model_version=model.label, degraded=["unreadable"])  # fmt: skip
+        return Prediction(response, request_id=request.id, routing_key=self._routing_key(request),
+                          model_version=model.label, arm="champion", inputs={},
+                          outputs={"status": "failed"}, outcome="failed",
+                          degraded=["unreadable"])  # fmt: skip
+
+    def _owner(self, request: ModerateRequest) -> str:
+        return self._owners.pop(request.id, "")
+
+    def _routing_key(self, request: ModerateRequest) -> str:
+        """The author's pseudonym (never the raw id), or the content's id."""
+        return self.offenders.pseudonym(request.user) if request.user else request.id
+
+    def _prediction(
+        self, request: ModerateRequest, response: ModerateResponse, a: Assessment,
+        model: ModerationModel,
+    ) -> Prediction[ModerateResponse]:  # fmt: skip
+        fusion = [] if a.inputs is None else [round(float(x), 4) for x in a.inputs]
+        return Prediction(
+            response, request_id=request.id, routing_key=self._routing_key(request),
+            model_version=model.label, arm="champion",
+            inputs={"modalities": list(a.modalities), "language": a.language.code,
+                    "tricks": list(a.tricks), "chars": a.words, "region": request.region},
+            outputs={"scores": a.scores, "harmful": a.harmful, "stage": a.stage,
+                     "action": response.action, "category": response.category,
+                     "fusion": fusion, "hits": a.hits},
+            outcome=response.action or "", positive=response.action not in ("allow", None),
+            timings_ms=dict(a.timings_ms),
         )  # fmt: skip
 
     def committed(self, prediction: Prediction[ModerateResponse]) -> None:
@@ -200,23 +255,6 @@ def _content(request: ModerateRequest, *, media: bool = False) -> Content:
             if clip.audio.size:
                 audio.append(clip.audio)
     return Content(texts=tuple(texts), images=tuple(images), audio=tuple(audio))
-
-
-def _prediction(
-    request: ModerateRequest, response: ModerateResponse, a: Assessment, model: ModerationModel
-) -> Prediction[ModerateResponse]:
-    fusion = [] if a.inputs is None else [round(float(x), 4) for x in a.inputs]
-    return Prediction(
-        response, request_id=request.id, routing_key=request.user or request.id,
-        model_version=model.label, arm="champion",
-        inputs={"modalities": list(a.modalities), "language": a.language.code,
-                "tricks": list(a.tricks), "chars": a.words, "region": request.region},
-        outputs={"scores": a.scores, "harmful": a.harmful, "stage": a.stage,
-                 "action": response.action, "category": response.category, "fusion": fusion,
-                 "hits": a.hits},
-        outcome=response.action or "", positive=response.action not in ("allow", None),
-        timings_ms=dict(a.timings_ms),
-    )  # fmt: skip
 
 
 class ReviewPipeline:
@@ -303,16 +341,20 @@ def _secret(state: Path) -> bytes:
     return path.read_bytes()
 
 
-def build(options: ServeOptions) -> ModerationService:
-    """Everything the service needs, loaded (ready when this returns)."""
+def build(options: ServeOptions, *, readers: Readers | None = None) -> ModerationService:
+    """Everything the service needs, loaded (ready when this returns); ``readers``: the
+    heavy models, when the caller has them loaded already."""
     state = options.state
     state.mkdir(parents=True, exist_ok=True)
     registry = (
         Registry(options.registry, root=state / "registry") if options.registry else Registry()
     )
-    champion = load(registry.resolve(MODEL, "champion"))
-    deployment = Deployment(Routing(champion=champion),
-                            load=lambda ref: load(registry.resolve(MODEL, ref)))  # fmt: skip
+    readers = (readers or Readers()).load()  # one set for every version: a swap reloads none
+    champion = load(registry.resolve(MODEL, "champion"), readers=readers)
+    deployment = Deployment(
+        Routing(champion=champion),
+        load=lambda ref: load(registry.resolve(MODEL, ref), readers=readers),
+    )
     events = open_log(options.events or f"file://{(state / 'events.db').resolve()}")
     log = open_prediction_log(options.decisions or state / "decisions.db")
     labels = LabelFeed(
@@ -329,13 +371,15 @@ def build(options: ServeOptions) -> ModerationService:
     review = ReviewQueue(state / "review.db", on_final=publish)
     policies = Policies(options.policies)
     offenders = Offenders(limit=options.offender_limit, secret=options.secret or _secret(state))
-    jobs = Jobs(state / "jobs.db", failed=lambda error: _json.encode(
-        ModerateResponse(id="", status="failed", error=error)))  # fmt: skip
+    jobs = Jobs(state / "jobs.db", private_callbacks=options.private_callbacks,
+                failed=lambda key, error: _json.encode(
+                    ModerateResponse(id=key, status="failed", error=error)))  # fmt: skip
     pipeline = ModeratePipeline(policies, review, offenders, jobs, deployment)
 
     async def upkeep() -> None:
         labels.run_once()
         policies.refresh()
+        review.forget(time.time() - options.review_retention_s)
 
     tasks = [lambda: every(1.0, upkeep)]
     if options.watch_s > 0:

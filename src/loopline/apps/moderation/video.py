@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from loopline.apps.moderation.media import OPEN_OPTIONS, RATE, Resampler
+from loopline.apps.moderation.media import MAX_SIDE, OPEN_OPTIONS, RATE, Resampler
 
 if TYPE_CHECKING:
     import av
@@ -112,7 +112,10 @@ class _Sampler:
         if self.last > self.max_seconds:
             raise ValueError(f"The video is longer than the limit of {self.max_seconds:g} s.")
         if not self.done and self.last >= self.targets[len(self.frames)] - 1e-3:
-            self.frames.append(np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8))
+            scale = min(1.0, MAX_SIDE / max(frame.width, frame.height))  # kept small
+            width, height = max(2, round(frame.width * scale)), max(2, round(frame.height * scale))
+            rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
+            self.frames.append(np.asarray(rgb, dtype=np.uint8))
             self.times.append(self.last)
 
 
