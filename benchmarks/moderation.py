@@ -6,11 +6,16 @@ baselines, in one run.
 * The cascade is trained here on the weakly labelled training set (``--per-cell`` texts per
   language and label; a share drawn into images and spoken, for the fusion), and measured on
   the evaluation set, whose templates no training item uses.
-* ``precision``, ``recall``, ``false_positive_rate``: ours at the operating point on the
-  evaluation set's text items (plain and obfuscated), the items the baselines can read too;
+* ``precision``, ``recall``, ``false_positive_rate``: ours at the operating point (the
+  fused probability of harm against the threshold chosen on training data) on the
+  evaluation set's text items (plain and obfuscated), the items the baselines are given;
   ``baseline_precision``, ``baseline_recall``: the better (by F1) of ``better-profanity``
-  and ``alt-profanity-check`` on the same items; ``per_category``, ``per_language``,
-  ``per_variant``, ``per_modality`` and ``sensitive_benign_fpr`` in ``quality``.
+  and ``alt-profanity-check`` (at 0.5, and at the threshold best for it on these items)
+  on the same items; ``english_recall`` beside ``english_baseline_recall`` on the English
+  items alone (the baselines' word lists are English); ``policy_precision`` etc.: the
+  service's own rule (the default region's policy acts: anything but ``allow``);
+  ``per_category``, ``per_language``, ``per_variant``, ``per_modality`` and
+  ``sensitive_benign_fpr`` in ``quality``.
 * ``languages_measured``: languages with labelled items here; ``languages_covered``: those
   the language identifier knows (the classifiers read any script, measured only here).
 * ``text_p99_ms``, ``text_image_p99_ms`` (and p50s), ``items_per_s``: each item alone
@@ -58,9 +63,9 @@ def main() -> None:
     items = evaluation_set(per_cell=args.eval_per_cell, media=not args.no_media)
     say(f"evaluation set: {len(items)} items")
     found = measure.assess_items(cascade, items, say=say)
-    compared = measure.compare(items, found, threshold)
     policies = Policies()
     actions = [policies.decide("default", a.scores).action for a in found]
+    compared = measure.compare(items, found, threshold, actions)
     review_share = sum(a == "escalate" for a in actions) / len(actions)
     stages = compared["all"]["stages"]
 
@@ -91,7 +96,12 @@ def main() -> None:
         "baseline_precision": base[1]["precision"],
         "baseline_recall": base[1]["recall"],
         "baseline_false_positive_rate": base[1]["false_positive_rate"],
-        "languages_measured": sum(1 for k in per_language if k != "und"),
+        "policy_precision": compared["policy_text"]["precision"],
+        "policy_recall": compared["policy_text"]["recall"],
+        "policy_false_positive_rate": compared["policy_text"]["false_positive_rate"],
+        "english_recall": compared["english"]["overall"]["recall"],
+        "english_baseline_recall": max(r["recall"] for r in compared["english_baselines"].values()),
+        "languages_measured": len(per_language),
         "languages_covered": COVERED,
         "thorough_share": stages["thorough"]["share"],
         "review_share": round(review_share, 4),

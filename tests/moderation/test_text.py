@@ -36,7 +36,16 @@ def test_obfuscations_are_undone_and_named(hidden: str, plain: str, trick: str) 
 
 @pytest.mark.parametrize(
     "text",
-    ["Я тебя убью", "मैं तुम्हें मार दूंगा", "price 100$ at 3pm", "wow!!!", "y a la casa"],
+    [
+        "Я тебя убью",
+        "मैं तुम्हें मार दूंगा",
+        "price 100$ at 3pm",
+        "wow!!!",
+        "y a la casa",
+        "k\u0131z\u0131m \u00e7ok g\u00fczel",  # Turkish dotless i is a letter, not a look-alike
+        "क्\u200dष",  # a joiner Devanagari needs
+        "مرحبا\u200f بك",  # a right-to-left mark in Arabic
+    ],
 )
 def test_other_scripts_prices_and_punctuation_stay_as_written(text: str) -> None:
     n = normalize(text)
@@ -64,6 +73,11 @@ def test_known_messages_match_after_normalization_and_domains_by_suffix() -> Non
     hits = known.match("click https://www.promo.bad.example/x?y=1 today")
     assert [(h.category, h.source) for h in hits] == [("spam", "domain:bad.example")]
     assert known.match("good.example is fine") == []
+    known.add_domain("bad4u.example", "spam")
+    hidden = "see bad4u.example now"
+    assert [h.source for h in known.match(normalize(hidden).text, hidden)] == [
+        "domain:bad4u.example"
+    ]
     again = TextList.from_json(known.to_json())
     assert again.match(normalize("buy followers now").text)
     with pytest.raises(ConfigError, match="Unknown category"):

@@ -167,7 +167,7 @@ class Cascade:
         """Lists first, then every part's words (OCR, speech) and the images' look."""
         t0 = time.perf_counter()
         message = normalize(" \n".join(item.texts))
-        hits = self._listed(message.text, item.images)
+        hits = self._listed(message.text, " ".join(item.texts), item.images)
         texts = {"text": message.text} if message.text else {}
         language = identify(message.text) if message.text else Language("und", 0.0)
         a = Assessment(
@@ -200,8 +200,8 @@ class Cascade:
         a.words = {k: len(v) for k, v in texts.items()}
         return a, texts
 
-    def _listed(self, message: str, images: Sequence[RGB]) -> list[str]:
-        hits = [f"{h.category}:{h.source}" for h in self.texts.match(message)]
+    def _listed(self, message: str, original: str, images: Sequence[RGB]) -> list[str]:
+        hits = [f"{h.category}:{h.source}" for h in self.texts.match(message, original)]
         if self.images is not None:
             for image in images:
                 m = self.images.match(image)

@@ -48,6 +48,15 @@ def body(item: Item, n: int, rng: np.random.Generator) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def _labels_arrived(svc: Any, expected: int, timeout_s: float = 30.0) -> None:
+    """Wait until the feedback stage (every second) has joined ``expected`` items' labels."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if sum(bool(labels) for labels in svc.log.joined().labels) >= expected:
+            return
+        time.sleep(0.25)
+
+
 def run(out: Path, *, per_cell: int = 16, media: bool = True, say: Say = print) -> dict[str, Any]:
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
@@ -89,14 +98,17 @@ def run(out: Path, *, per_cell: int = 16, media: bool = True, say: Say = print) 
                 )
             if n % 200 == 0:
                 say(f"  {n}/{len(items)} sent")
-        while pending:
+        deadline = time.monotonic() + 60 + 10 * len(pending)
+        while pending and time.monotonic() < deadline:
             for item_id, t in list(pending.items()):
                 polled = client.get(f"/v1/moderate/{item_id}").json()
-                if polled["status"] != "pending":
+                if polled.get("status", "failed") != "pending":
                     answers[item_id] = polled
                     latencies["audio/video (async)"].append((time.perf_counter() - t) * 1e3)
                     del pending[item_id]
             time.sleep(0.2)
+        if pending:
+            say(f"{len(pending)} recordings were still being analysed; left out")
         say(f"{len(answers)} answers; a spammer posts until the limit")
         spam = next(i for i in items if i.label == "spam" and i.modality == "text")
         for n in range(30):
@@ -109,10 +121,10 @@ def run(out: Path, *, per_cell: int = 16, media: bool = True, say: Say = print) 
         sim = SimulatedReviewers(truth, seed=3)
         say(f"simulated reviewers work the queue ({svc.review.stats().pending} tasks)")
         work = sim.work(svc.review, steps=20_000, start=time.time())
-        time.sleep(2.5)  # the feedback stage takes the verdicts in (every second)
+        _labels_arrived(svc, len(svc.review.labels(limit=len(truth) + 1)))
         stats = svc.review.stats()
         agreement = svc.review.agreement()
-        recal = recalibrate(svc.log, built.cascade, built.threshold)
+        recal = recalibrate(svc.log, built.cascade, built.threshold, f"{pipeline.MODEL}:{v1}")
         v2 = None
         if recal.combiner is not None:
             built2 = pipeline.Built(config, recal.cascade, recal.threshold, built.metrics)
@@ -123,7 +135,8 @@ def run(out: Path, *, per_cell: int = 16, media: bool = True, say: Say = print) 
     svc.close()
 
     found = measure.assess_items(built.cascade, items, say=say)
-    compared = measure.compare(items, found, built.threshold)
+    served_actions = [answers.get(i.id, {}).get("action") or "allow" for i in items]
+    compared = measure.compare(items, found, built.threshold, served_actions)
     actions = [a.get("action") for a in answers.values()]
     review_share = sum(a == "escalate" for a in actions) / max(len(actions), 1)
     costs = measure.costs(found, review_share)

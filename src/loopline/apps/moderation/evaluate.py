@@ -71,8 +71,8 @@ def quality(items: Sequence[Any], found: Sequence[Assessment], threshold: float)
     return out
 
 
-def _share(xs: Sequence[bool]) -> float:
-    return round(sum(xs) / len(xs), 4) if xs else float("nan")
+def _share(xs: Sequence[bool]) -> float | None:
+    return round(sum(xs) / len(xs), 4) if xs else None
 
 
 def _grouped(
@@ -105,15 +105,25 @@ def _stages(found: Sequence[Assessment]) -> dict[str, Any]:
     return out
 
 
-def baselines(texts: Sequence[str]) -> dict[str, list[bool]]:
+def baselines(texts: Sequence[str], harmful: Sequence[bool]) -> dict[str, list[bool]]:
     """The profanity-list baselines' flags: ``better-profanity``'s word list (with its own
-    leetspeak variants) and ``alt-profanity-check``'s linear model (probability >= 0.5)."""
+    leetspeak variants), and ``alt-profanity-check``'s linear model at its own 0.5 and at
+    the threshold that gives it its best F1 on these very items (chosen with the labels:
+    the baseline's best case, not a fair operating point)."""
     from better_profanity import profanity
     from profanity_check import predict_prob
 
     profanity.load_censor_words()
-    probs = predict_prob(list(texts)) if texts else []
+    probs = np.asarray(predict_prob(list(texts)) if texts else [], dtype=np.float64)
+    truth = np.asarray(harmful, bool)
+    best, at = -1.0, 0.5
+    for t in np.unique(np.round(probs, 3)):
+        f = probs >= t
+        f1 = 2 * float((f & truth).sum()) / max(float(f.sum() + truth.sum()), 1.0)
+        if f1 > best:
+            best, at = f1, float(t)
     return {
         "better-profanity": [bool(profanity.contains_profanity(t)) for t in texts],
         "alt-profanity-check": [bool(p >= 0.5) for p in probs],
+        f"alt-profanity-check (best F1, >= {at:.3f})": [bool(p >= at) for p in probs],
     }

@@ -52,13 +52,17 @@ class TextList:
         if len(self.messages) + len(self.domains) >= MAX_ENTRIES:
             raise ConfigError(f"The known-items list is full ({MAX_ENTRIES} entries).")
 
-    def match(self, normalized: str) -> list[Hit]:
+    def match(self, normalized: str, original: str = "") -> list[Hit]:
+        """Known messages by ``normalized`` text; blocked domains in it and in the
+        ``original`` text (normalizing reads "bad4u.com" as "badau.com")."""
         hits = []
         category = self.messages.get(digest(normalized))
         if category is not None:
             hits.append(Hit(category, "message"))
-        if self.domains and "." in normalized:
-            for domain in _domains(normalized):
+        if self.domains:
+            seen = {d for text in (normalized, original.casefold()) if "." in text
+                    for d in _domains(text)}  # fmt: skip
+            for domain in sorted(seen):
                 category = self.domains.get(domain)
                 if category is not None:
                     hits.append(Hit(category, f"domain:{domain}"))

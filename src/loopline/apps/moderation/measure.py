@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from loopline.apps.moderation.cascade import Assessment, Cascade, Content
-from loopline.apps.moderation.evaluate import baselines, quality
+from loopline.apps.moderation.evaluate import Rates, baselines, quality
 from loopline.edge import pinned
 
 if TYPE_CHECKING:
@@ -51,22 +51,37 @@ def text_quality(cascade: Cascade, threshold: float, *, per_cell: int = 6) -> di
     return {f"eval_{k}": float(v) for k, v in q.items()}
 
 
-def compare(items: Sequence[Item], found: Sequence[Assessment], threshold: float) -> dict[str, Any]:
-    """Quality of ours and of the baselines on the text items (what both can read), and of
-    ours on every item."""
-    texts = [(i, a) for i, a in zip(items, found, strict=True) if i.modality == "text"]
-    ours_text = quality([i for i, _ in texts], [a for _, a in texts], threshold)
-    flags = baselines([i.text for i, _ in texts])
-    harmful = [i.label != "benign" for i, _ in texts]
-    from loopline.apps.moderation.evaluate import Rates
-
-    base = {name: Rates.of(f, harmful).__dict__ for name, f in flags.items()}
-    sensitive = [n for n, (i, _) in enumerate(texts) if i.label == "benign" and i.kind != "benign"]
-    for name, f in flags.items():
-        base[name]["sensitive_benign_fpr"] = round(
-            sum(f[n] for n in sensitive) / max(len(sensitive), 1), 4
-        )
-    return {"all": quality(items, found, threshold), "text": ours_text, "baselines": base}
+def compare(
+    items: Sequence[Item], found: Sequence[Assessment], threshold: float,
+    actions: Sequence[str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Quality of ours and of the baselines on the text items (what both are given; the
+    baselines read English word lists, so the English items are compared apart too), of
+    ours on every item, and, given each item's policy ``actions``, of the service's own
+    rule (flagged: any action but ``allow``)."""
+    texts = [n for n, i in enumerate(items) if i.modality == "text"]
+    english = [n for n in texts if items[n].language == "en"]
+    out: dict[str, Any] = {
+        "all": quality(items, found, threshold),
+        "text": quality([items[n] for n in texts], [found[n] for n in texts], threshold),
+        "english": quality([items[n] for n in english], [found[n] for n in english], threshold),
+    }
+    for name, subset in (("baselines", texts), ("english_baselines", english)):
+        harmful = [items[n].label != "benign" for n in subset]
+        flags = baselines([items[n].text for n in subset], harmful)
+        out[name] = {b: Rates.of(f, harmful).__dict__ for b, f in flags.items()}
+        sensitive = [k for k, n in enumerate(subset)
+                     if items[n].label == "benign" and items[n].kind != "benign"]  # fmt: skip
+        for b, f in flags.items():
+            out[name][b]["sensitive_benign_fpr"] = round(
+                sum(f[k] for k in sensitive) / max(len(sensitive), 1), 4
+            )
+    if actions is not None:
+        acted = [a != "allow" for a in actions]
+        truth = [i.label != "benign" for i in items]
+        out["policy"] = Rates.of(acted, truth).__dict__
+        out["policy_text"] = Rates.of([acted[n] for n in texts], [truth[n] for n in texts]).__dict__
+    return out
 
 
 def latency(

@@ -1,6 +1,7 @@
 """Text as a classifier should read it, with the obfuscations users hide words behind undone:
 compatibility forms folded (NFKC: full-width and mathematical letters), invisible characters
-removed (zero-width spaces and joiners, bidi controls, soft hyphens), look-alike letters from
+removed (zero-width spaces and joiners, bidi controls, soft hyphens; not the joiners and
+direction marks that Devanagari, Arabic and emoji need), look-alike letters from
 other scripts mapped back to Latin inside words that mix scripts, leetspeak read as letters
 inside words, and letters spread apart ("k i l l", "k.i.l.l") joined.
 
@@ -8,9 +9,10 @@ Each undone trick is named in :attr:`Normalized.tricks`: hiding words is itself 
 which the classifiers see as a feature.
 
 The look-alike table comes from Unicode's confusables (``confusable-homoglyphs`` ships them):
-every single character that Unicode lists as confusable with an ASCII letter. It is applied
-only inside a word that also holds ASCII letters, so Cyrillic or Devanagari text is left
-as written.
+every single character of another script that Unicode lists as confusable with an ASCII
+letter (Latin letters such as Turkish's dotless i are letters, not disguises). It is
+applied only inside a word that also holds ASCII letters, so Cyrillic or Devanagari text
+is left as written.
 """
 
 from __future__ import annotations
@@ -55,9 +57,22 @@ def _lookalikes() -> dict[str, str]:
         if len(letter) == 1 and letter.isascii() and letter.isalpha():
             for alike in alikes:
                 c = alike["c"]
-                if len(c) == 1 and not c.isascii():
+                # a letter of the Latin script itself (Turkish dotless i, say) is a letter of
+                # some language, not a disguise
+                if len(c) == 1 and not c.isascii() and "LATIN" not in alike["n"]:
                     out.setdefault(c, letter.lower())
     return out
+
+
+def _hidden(c: str, before: str, after: str) -> bool:
+    """Whether format character ``c`` hides something: zero-width joiners and non-joiners
+    shape the letters of scripts such as Devanagari and Arabic and join emoji, so between
+    two characters that are not ASCII they stay."""
+    if unicodedata.category(c) != "Cf":
+        return False
+    if c in "\u200c\u200d" and before and after and not before.isascii() and not after.isascii():
+        return False
+    return not (c in "\u200e\u200f\u061c" and not (before + after).isascii())  # bidi marks
 
 
 def _unmix(word: str, table: dict[str, str]) -> str:
@@ -70,7 +85,10 @@ def normalize(text: str) -> Normalized:
     """``text`` folded, cleaned and de-obfuscated, lower-cased."""
     tricks: list[str] = []
     text = unicodedata.normalize("NFKC", text[:MAX_CHARS])
-    visible = "".join(c for c in text if unicodedata.category(c) != "Cf")
+    visible = "".join(
+        c for i, c in enumerate(text)
+        if not _hidden(c, text[i - 1] if i else "", text[i + 1] if i + 1 < len(text) else "")
+    )  # fmt: skip
     if len(visible) != len(text):
         tricks.append("invisible")
     text = visible.casefold()

@@ -47,9 +47,10 @@ class Recalibrated:
         }
 
 
-def labelled_rows(log: Log) -> tuple[list[F32], list[str]]:
-    """The fusion inputs and verdict of every answered item a reviewer labelled."""
-    joined = log.joined()
+def labelled_rows(log: Log, model_version: str) -> tuple[list[F32], list[str]]:
+    """The fusion inputs and verdict of every item ``model_version`` answered that a
+    reviewer labelled (another version's inputs come from other classifiers)."""
+    joined = log.joined(model_version=model_version)
     x, y = [], []
     for outputs, labels in zip(joined.outputs, joined.labels, strict=True):
         fusion = outputs.get("fusion")
@@ -66,8 +67,12 @@ def _loss(combiner: Combiner, x: list[F32], y: list[str]) -> float:
     return round(float(-np.mean(np.log(np.clip(p, 1e-6, 1.0)))), 4)
 
 
-def recalibrate(log: Log, cascade: Cascade, threshold: float, *, seed: int = 0) -> Recalibrated:
-    x, y = labelled_rows(log)
+def recalibrate(
+    log: Log, cascade: Cascade, threshold: float, model_version: str, *, seed: int = 0
+) -> Recalibrated:
+    """Refit the combiner and choose the threshold again from ``model_version``'s labelled
+    answers, kept only if better on held-out verdicts (the threshold is chosen on them)."""
+    x, y = labelled_rows(log, model_version)
     keep = Recalibrated(cascade, threshold, None, len(y), None, None, threshold)
     if len(y) < MIN_LABELS or len(set(y)) < 2:
         return keep
@@ -78,8 +83,8 @@ def recalibrate(log: Log, cascade: Cascade, threshold: float, *, seed: int = 0) 
     after = _loss(trial, [x[i] for i in held], [y[i] for i in held])
     if after >= before:
         return replace(keep, loss_before=before, loss_after=after)
+    fused = 1.0 - trial.probabilities(np.stack([x[i] for i in held]))[:, LABELS.index("benign")]
+    new_threshold = best_threshold(fused, np.array([y[i] != "benign" for i in held]))
     combiner = Combiner.fit(x, y)
-    fused = 1.0 - combiner.probabilities(np.stack(x))[:, LABELS.index("benign")]
-    new_threshold = best_threshold(fused, np.array([label != "benign" for label in y]))
     return Recalibrated(replace(cascade, combiner=combiner), new_threshold, combiner, len(y),
                         before, after, threshold)  # fmt: skip

@@ -59,8 +59,14 @@ def _categories(compared: Mapping[str, Any]) -> str:
     ax.set_xticks(x, CATEGORIES)
     ax.set(ylim=(0, 1.05), ylabel="ours, text items")
     ax.legend(fontsize=8)
-    rows = [("ours", *(compared["text"]["overall"][k] for k in _RATES))]
+    rows = [("ours, at the operating point", *(compared["text"]["overall"][k] for k in _RATES))]
+    if "policy_text" in compared:
+        rows.append(("ours, as the service acted (any action but allow)",
+                     *(compared["policy_text"][k] for k in _RATES)))  # fmt: skip
     rows += [(name, *(r[k] for k in _RATES)) for name, r in compared["baselines"].items()]
+    rows.append(("ours, English items", *(compared["english"]["overall"][k] for k in _RATES)))
+    rows += [(f"{name}, English items", *(r[k] for k in _RATES))
+             for name, r in compared["english_baselines"].items()]  # fmt: skip
     return svg(fig) + table(rows, header=("text items", *_RATES))
 
 
