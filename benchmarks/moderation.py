@@ -80,7 +80,10 @@ def main() -> None:
     costs = measure.costs(found, review_share)
 
     ours = compared["text"]["overall"]
-    base = max(compared["baselines"].items(), key=lambda kv: _f1(kv[1]))
+    # the better of the two libraries at their own operating points (the best-F1 threshold,
+    # chosen with the labels, is reported beside them in "quality", not as the baseline)
+    own = {k: v for k, v in compared["baselines"].items() if "best F1" not in k}
+    base = max(own.items(), key=lambda kv: _f1(kv[1]))
     per_language = compared["all"]["per_language"]
     result: dict[str, Any] = {
         "text_p50_ms": text_latency["p50_ms"],
@@ -100,7 +103,9 @@ def main() -> None:
         "policy_recall": compared["policy_text"]["recall"],
         "policy_false_positive_rate": compared["policy_text"]["false_positive_rate"],
         "english_recall": compared["english"]["overall"]["recall"],
-        "english_baseline_recall": max(r["recall"] for r in compared["english_baselines"].values()),
+        "english_baseline_recall": max(
+            r["recall"] for k, r in compared["english_baselines"].items() if "best F1" not in k
+        ),
         "languages_measured": len(per_language),
         "languages_covered": COVERED,
         "thorough_share": stages["thorough"]["share"],

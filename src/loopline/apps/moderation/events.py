@@ -12,12 +12,11 @@ from typing import Annotated, Literal
 
 from msgspec import Meta
 
-from loopline.apps.moderation.taxonomy import CATEGORIES
+from loopline.apps.moderation.taxonomy import LABELS
 from loopline.events import Codec, DeadLetterQueue, Event, Record, decode_or_dead_letter
 from loopline.predictions import Label
 
 VERDICTS = "moderation.verdicts"
-LABELS = (*CATEGORIES, "benign")
 Id = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 TimeMs = Annotated[int, Meta(ge=946_684_800_000, le=4_102_444_800_000)]  # 2000 to 2100
 

@@ -92,12 +92,20 @@ def build(config: TrainConfig, *, readers: Readers | None = None, say: Say = pri
     logits = linear.logits(texts)
     say(f"{len(b)} texts read by the language model")
     thorough = Thorough.fit(meaning, logits, labels)
-    rows = [inputs({"text": p}, bool(normalize(i.text).tricks))
-            for i, p in zip(b, linear.probabilities(texts), strict=True)]  # fmt: skip
-    rows += [inputs({"text": p}, bool(normalize(i.text).tricks))
-             for i, p in zip(b, _cross_fitted(meaning, logits, labels), strict=True)]  # fmt: skip
-    media_rows, media_labels = _media_rows(b, linear, readers, config, say)
-    fusion_labels = [*labels, *labels, *media_labels]
+    tricks = [bool(normalize(i.text).tricks) for i in b]
+    fast, slow = linear.probabilities(texts), _cross_fitted(meaning, logits, labels)
+    media_rows, media_labels, look = _media_rows(b, linear, readers, config, say)
+    rows = []
+    for source in ("text", "image_text", "speech"):  # each source's words read perfectly
+        for probs in (fast, slow):
+            for p, t in zip(probs, tricks, strict=True):
+                seen = (
+                    {source: p}
+                    if source != "image_text" or look is None
+                    else {source: p, "visual": look}
+                )
+                rows.append(inputs(seen, t))
+    fusion_labels = [*labels * 6, *media_labels]
     combiner = Combiner.fit([*rows, *media_rows], fusion_labels)
     cascade = Cascade(linear, thorough, combiner, known_texts(), known_images(),
                       readers=readers, band=config.band)  # fmt: skip
@@ -123,21 +131,23 @@ def _cross_fitted(meaning: F32, logits: F32, labels: Sequence[str]) -> F32:
 
 def _media_rows(
     items: Sequence[Item], linear: Linear, readers: Readers, config: TrainConfig, say: Say
-) -> tuple[list[F32], list[str]]:
+) -> tuple[list[F32], list[str], F32 | None]:
     """Some fold-B texts drawn into images (read back by OCR) and spoken (read back by
-    Whisper): the combiner's rows for those sources."""
+    Whisper), and pictures without words: the combiner's rows for those sources, and the
+    image classifier's mean look at a picture of words (None: none drawn)."""
     from loopline.apps.moderation.media import render_text_image, speak
 
-    rows, labels = [], []
+    rows, labels, looks = [], [], []
     rng = np.random.default_rng(config.seed + 1)
     latin = [i for i in items if i.language in ("en", "es", "fr", "de", "it", "pt", "nl")]
     drawn = rng.choice(len(latin), min(config.images, len(latin)), replace=False)
     for k, j in enumerate(drawn):
         item = latin[int(j)]
         image = render_text_image(item.text, seed=int(j))
-        looks = readers.image_safety().scores([image])[0]
+        look = readers.image_safety().scores([image])[0]
         words = normalize(readers.text_in_image().read(image))
-        sources = {"visual": visual({c: looks.get(c, 0.0) for c in ("sexual", "violence")})}
+        sources = {"visual": visual({c: look.get(c, 0.0) for c in ("sexual", "violence")})}
+        looks.append(sources["visual"])
         if words.text:
             sources["image_text"] = linear.probabilities([words.text])[0]
         if k % 2:  # half with a harmless caption beside the image
@@ -146,13 +156,9 @@ def _media_rows(
         labels.append(item.label)
     say(f"  {len(drawn)} training texts drawn into images and read back")
     for _ in range(config.images // 3):  # pictures without words, which the classifier calls safe
-        picture = _picture(rng)
-        looks = readers.image_safety().scores([picture])[0]
-        rows.append(
-            inputs(
-                {"visual": visual({c: looks.get(c, 0.0) for c in ("sexual", "violence")})}, False
-            )
-        )
+        picture = readers.image_safety().scores([_picture(rng)])[0]
+        safe = visual({c: picture.get(c, 0.0) for c in ("sexual", "violence")})
+        rows.append(inputs({"visual": safe}, False))
         labels.append("benign")
     spoken = [i for i in items if i.language in ("en", "es", "fr", "de")]
     for j in rng.choice(len(spoken), min(config.speech, len(spoken)), replace=False):
@@ -163,7 +169,7 @@ def _media_rows(
         rows.append(inputs(sources, bool(n.tricks)))
         labels.append(item.label)
     say(f"  {min(config.speech, len(spoken))} training texts spoken and transcribed")
-    return rows, labels
+    return rows, labels, (np.mean(looks, axis=0).astype(np.float32) if looks else None)
 
 
 def _picture(rng: np.random.Generator) -> npt.NDArray[np.uint8]:

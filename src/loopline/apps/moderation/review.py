@@ -41,10 +41,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loopline.apps.moderation.taxonomy import CATEGORIES, SEVERITY
+from loopline.apps.moderation.taxonomy import CATEGORIES, LABELS, SEVERITY
 from loopline.exceptions import ConfigError
 
-LABELS = (*CATEGORIES, "benign")  # what a reviewer can say an item is
 DEFAULT_SLA_S: Mapping[int, float] = {5: 15 * 60, 4: 3600, 3: 4 * 3600, 2: 12 * 3600, 1: 86_400}
 APPEAL_BOOST = 2.0
 SUMMARY_MAX = 280  # characters: what a reviewer reads (the start of the item's words)

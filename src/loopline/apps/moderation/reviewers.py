@@ -17,7 +17,8 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from loopline.apps.moderation.review import LABELS, ReviewQueue
+from loopline.apps.moderation.review import ReviewQueue
+from loopline.apps.moderation.taxonomy import LABELS
 
 # the label a reviewer mistakes each label for most often
 CONFUSABLE: Mapping[str, str] = {

@@ -254,7 +254,8 @@ def _content(request: ModerateRequest, *, media: bool = False) -> Content:
             images.extend(clip.frames)
             if clip.audio.size:
                 audio.append(clip.audio)
-    return Content(texts=tuple(texts), images=tuple(images), audio=tuple(audio))
+    kinds = tuple(p.type for p in request.parts)
+    return Content(texts=tuple(texts), images=tuple(images), audio=tuple(audio), kinds=kinds)
 
 
 class ReviewPipeline:
