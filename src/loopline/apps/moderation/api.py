@@ -95,7 +95,7 @@ class ClaimResponse(msgspec.Struct, frozen=True, kw_only=True):
     item: str | None = None
     category: str | None = None
     score: float | None = None
-    text: str | None = None  # what the reviewer reads (kept until the verdict is final)
+    text: str | None = None  # what the reviewer reads (forgotten after the retention period)
     deadline_ms: int | None = None
     appeal: bool = False
     escalated: bool = False
