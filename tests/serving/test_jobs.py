@@ -129,6 +129,8 @@ async def test_a_lookup_route_answers_polls(tmp_path: Path, toy: Toy) -> None:
         assert missing.status_code == 404
         assert missing.json()["field"] == "key"
         assert (await c.get("/v1/jobs/a%2Fb", headers=key)).status_code == 404
+        document = (await c.get("/openapi.json")).json()
+        assert "/v1/jobs/{key}" in document["paths"]
         metrics = (await c.get("/metrics")).text
         assert 'route="GET /v1/jobs/{key}"' in metrics
         assert "k-1" not in metrics  # keys are not metric labels

@@ -22,7 +22,11 @@ ERRORS = (
 )
 
 
-def openapi_document(title: str, endpoints: Sequence[Endpoint]) -> dict[str, Any]:
+def openapi_document(
+    title: str, endpoints: Sequence[Endpoint], lookups: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the endpoints, the kernel's routes and the ``GET
+    <prefix>{key}`` lookups (their answers' schemas are the application's)."""
     types: list[type] = [Problem]
     for e in endpoints:
         types += [e.request, e.response, e.chunk or e.response]
@@ -81,6 +85,20 @@ def openapi_document(title: str, endpoints: Sequence[Endpoint]) -> dict[str, Any
         },
         "/metrics": {"get": {"responses": {"200": {"description": "Prometheus metrics"}}}},
     }
+    key = {"name": "key", "in": "path", "required": True,
+           "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,64}$"}}  # fmt: skip
+    for prefix in lookups:
+        paths[f"{prefix}{{key}}"] = {
+            "get": {
+                "summary": "What is kept under a key (a job's answer, say)",
+                "parameters": [key],
+                "responses": {
+                    "200": {"description": "the answer kept, as JSON"},
+                    "404": {"description": "nothing kept under that key for this caller"},
+                },
+                "security": [{"apiKey": []}, {"bearer": []}],
+            }
+        }  # fmt: skip
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": "1"},

@@ -157,7 +157,7 @@ class Service:
             "GET /livez", "GET /readyz",
             "GET /metrics", "GET /openapi.json", *(f"POST /admin/{a}" for a in self.admin.actions),
         }  # fmt: skip
-        self._openapi = _json.encode(openapi_document(title, endpoints))
+        self._openapi = _json.encode(openapi_document(title, endpoints, list(self.lookups)))
 
     async def _watch_keys(self) -> None:
         """Read the key file again when it changes: revoked keys stop working at once."""
