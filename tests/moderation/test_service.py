@@ -117,7 +117,7 @@ def test_hostile_parts_are_refused_naming_the_field(
 
 
 def test_audio_is_answered_later_by_polling(served: Any) -> None:
-    _, client = served
+    svc, client = served
     wav = encode_wav(speak("this is a short message for everyone", "en"))
     body = {"id": "voice-1", "parts": [{"type": "audio", "data": base64.b64encode(wav).decode()}]}
     first = client.post("/v1/moderate", json=body).json()
@@ -131,6 +131,12 @@ def test_audio_is_answered_later_by_polling(served: Any) -> None:
     assert polled["language"] == "en"  # identified from what Whisper heard
     assert polled["action"] in ("escalate", "remove")
     assert client.get("/v1/moderate/never-sent").status_code == 404
+    joined = svc.log.joined()
+    rows = [o for r, o in zip(joined.request_ids, joined.outputs, strict=True) if r == "voice-1"]
+    assert {o.get("status", "done") for o in rows} == {"pending", "done"}  # both logged
+    final = next(o for o in rows if "fusion" in o)
+    assert final["action"] == polled["action"]
+    assert final["stage"] in ("fast", "thorough")
 
 
 def test_broken_audio_fails_its_job_not_the_service(served: Any) -> None:

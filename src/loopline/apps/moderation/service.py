@@ -4,6 +4,7 @@
   region's policy); content with audio or video is accepted with a ``pending`` answer and
   analysed by a background worker (:class:`loopline.serving.Jobs`), its decision kept for
   ``GET /v1/moderate/{id}`` and posted to the request's ``callback_url``.
+  The background answer is logged beside the pending one (key ``<id>#final``).
 - An ``escalate`` decision queues the item for review (:mod:`.review`); reviewers claim
   tasks and give verdicts (``POST /v1/review/claim``, ``POST /v1/review/verdict``, scope
   ``label``); authors appeal (``POST /v1/appeal``). A final verdict is published to
@@ -17,7 +18,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -90,10 +93,11 @@ class ModeratePipeline:
 
     def __init__(
         self, policies: Policies, review: ReviewQueue, offenders: Offenders, jobs: Jobs,
-        deployment: Deployment,
+        deployment: Deployment, log: Log,
     ) -> None:  # fmt: skip
         self.policies, self.review, self.offenders = policies, review, offenders
-        self.jobs, self.deployment = jobs, deployment
+        self.jobs, self.deployment, self.log = jobs, deployment, log
+        self._loop: asyncio.AbstractEventLoop | None = None  # the service's, for log writes
         self._owners: OrderedDict[str, str] = OrderedDict()  # content id -> caller, bounded
 
     def request_id(self, request: ModerateRequest) -> str:
@@ -106,6 +110,7 @@ class ModeratePipeline:
 
     def check(self, request: ModerateRequest) -> None:
         api.check(request)
+        self._loop = asyncio.get_running_loop()  # checks run on the service's loop
         caller = CURRENT_CALLER.get()
         if caller is not None and api.is_async(request):  # who may poll for the answer
             self._owners[request.id] = caller.name
@@ -181,7 +186,10 @@ class ModeratePipeline:
         def work() -> bytes:
             champion: ModerationModel = self.deployment.routing.champion  # type: ignore[assignment]
             a = champion.cascade.assess([_content(request, media=True)])[0]
-            return _json.encode(self.decide(request, a, champion))
+            response = self.decide(request, a, champion)
+            body = _json.encode(response)
+            self._log_final(self._prediction(request, response, a, champion), body)
+            return body
 
         owner = self._owner(request)
         self.jobs.submit(request.id, work, pending=_json.encode(pending), owner=owner,
@@ -192,6 +200,18 @@ class ModeratePipeline:
             inputs={"modalities": pending.modalities}, outputs={"status": "pending"},
             outcome="pending",
         )  # fmt: skip
+
+    def _log_final(self, prediction: Prediction[ModerateResponse], body: bytes) -> None:
+        """A background answer into the prediction log, beside its pending one (same
+        request id, key ``<id>#final``): the audit trail, and the row its verdict joins."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        row = prediction.row(f"{prediction.request_id}#final", "", int(time.time() * 1000), body)
+        try:
+            asyncio.run_coroutine_threadsafe(self.log.write(row), self._loop).result(timeout=30)
+        except Exception:  # the answer still reaches its caller; the log says why not here
+            logging.getLogger("loopline.moderation").warning("final answer not logged",
+                                                             exc_info=True)  # fmt: skip
 
     def _failed(
         self, request: ModerateRequest, model: ModerationModel, exc: Exception
@@ -375,7 +395,7 @@ def build(options: ServeOptions, *, readers: Readers | None = None) -> Moderatio
     jobs = Jobs(state / "jobs.db", private_callbacks=options.private_callbacks,
                 failed=lambda key, error: _json.encode(
                     ModerateResponse(id=key, status="failed", error=error)))  # fmt: skip
-    pipeline = ModeratePipeline(policies, review, offenders, jobs, deployment)
+    pipeline = ModeratePipeline(policies, review, offenders, jobs, deployment, log)
 
     async def upkeep() -> None:
         labels.run_once()
