@@ -95,38 +95,32 @@ class Readers:
         self.meaning(), self.image_safety(), self.text_in_image(), self.speech()
         return self
 
+    def _once(self, name: str, make: Callable[[], Any]) -> Any:
+        with self.lock:
+            if getattr(self, name) is None:
+                setattr(self, name, make())
+            return getattr(self, name)
+
     def meaning(self) -> Callable[[Sequence[str]], F32]:
         """The multilingual text encoder the thorough model reads (Gemma 3 270M)."""
-        with self.lock:
-            if self.encoder is None:
-                from loopline.llm import text_encoder
+        from loopline.llm import text_encoder
 
-                self.encoder = text_encoder(threads=self.threads)
-            return self.encoder
+        return self._once("encoder", lambda: text_encoder(threads=self.threads))  # type: ignore[no-any-return]
 
     def image_safety(self) -> Any:
-        with self.lock:
-            if self.safety is None:
-                from loopline.apps.moderation.images import ImageSafety
+        from loopline.apps.moderation.images import ImageSafety
 
-                self.safety = ImageSafety()
-            return self.safety
+        return self._once("safety", ImageSafety)
 
     def text_in_image(self) -> Any:
-        with self.lock:
-            if self.ocr is None:
-                from loopline.apps.moderation.images import TextInImage
+        from loopline.apps.moderation.images import TextInImage
 
-                self.ocr = TextInImage()
-            return self.ocr
+        return self._once("ocr", TextInImage)
 
     def speech(self) -> Any:
-        with self.lock:
-            if self.transcriber is None:
-                from loopline.apps.moderation.audio import Transcriber
+        from loopline.apps.moderation.audio import Transcriber
 
-                self.transcriber = Transcriber()
-            return self.transcriber
+        return self._once("transcriber", Transcriber)
 
 
 def _ms(start: float) -> float:

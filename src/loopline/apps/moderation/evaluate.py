@@ -10,11 +10,12 @@ labelled with, and is found when it is flagged and that category is its likelies
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from loopline.apps.moderation.cascade import Assessment
 from loopline.apps.moderation.taxonomy import CATEGORIES
@@ -105,6 +106,21 @@ def _stages(found: Sequence[Assessment]) -> dict[str, Any]:
     return out
 
 
+def best_threshold(
+    scores: npt.NDArray[Any], harmful: npt.NDArray[np.bool_],
+    candidates: Iterable[float] = np.arange(0.2, 0.96, 0.025),
+) -> float:  # fmt: skip
+    """The candidate threshold with the best F1 of "harmful in some category"."""
+    best, at = -1.0, 0.5
+    for t in candidates:
+        flagged = scores >= t
+        tp = float((flagged & harmful).sum())
+        f1 = 2 * tp / max(float(flagged.sum() + harmful.sum()), 1.0)
+        if f1 > best:
+            best, at = f1, float(t)
+    return round(at, 3)
+
+
 def baselines(texts: Sequence[str], harmful: Sequence[bool]) -> dict[str, list[bool]]:
     """The profanity-list baselines' flags: ``better-profanity``'s word list (with its own
     leetspeak variants), and ``alt-profanity-check``'s linear model at its own 0.5 and at
@@ -115,13 +131,7 @@ def baselines(texts: Sequence[str], harmful: Sequence[bool]) -> dict[str, list[b
 
     profanity.load_censor_words()
     probs = np.asarray(predict_prob(list(texts)) if texts else [], dtype=np.float64)
-    truth = np.asarray(harmful, bool)
-    best, at = -1.0, 0.5
-    for t in np.unique(np.round(probs, 3)):
-        f = probs >= t
-        f1 = 2 * float((f & truth).sum()) / max(float(f.sum() + truth.sum()), 1.0)
-        if f1 > best:
-            best, at = f1, float(t)
+    at = best_threshold(probs, np.asarray(harmful, bool), np.unique(np.round(probs, 3)))
     return {
         "better-profanity": [bool(profanity.contains_profanity(t)) for t in texts],
         "alt-profanity-check": [bool(p >= 0.5) for p in probs],

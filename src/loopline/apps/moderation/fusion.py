@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from loopline.apps.moderation.taxonomy import LABELS
-from loopline.apps.moderation.text import fit_softmax, softmax
+from loopline.apps.moderation.text import fit_softmax, npz, softmax
 
 F32 = npt.NDArray[np.float32]
 SOURCES: Final = ("text", "image_text", "speech", "visual")
@@ -73,9 +73,7 @@ class Combiner:
         return softmax(np.asarray(x @ self.weights.T + self.bias, dtype=np.float32))
 
     def to_bytes(self) -> bytes:
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, weights=self.weights, bias=self.bias)
-        return buffer.getvalue()
+        return npz(weights=self.weights, bias=self.bias)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Combiner:

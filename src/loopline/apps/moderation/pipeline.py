@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from loopline.apps.moderation.cascade import Cascade, Content, Readers
+from loopline.apps.moderation.evaluate import best_threshold
 from loopline.apps.moderation.fusion import Combiner, inputs, visual
 from loopline.apps.moderation.lists import TextList
 from loopline.apps.moderation.normalize import normalize
@@ -86,13 +87,14 @@ def build(config: TrainConfig, *, readers: Readers | None = None, say: Say = pri
     say(f"training set: {len(items)} items ({len(a)} fast / {len(b)} thorough and fusion)")
     linear = Linear.fit([normalize(i.text).text for i in a], [i.label for i in a])
     say(f"fast classifier fitted in {time.perf_counter() - t0:.0f} s")
-    texts = [normalize(i.text).text for i in b]
+    read = [normalize(i.text) for i in b]
+    texts = [n.text for n in read]
     labels = [i.label for i in b]
     meaning = readers.meaning()(texts)
     logits = linear.logits(texts)
     say(f"{len(b)} texts read by the language model")
     thorough = Thorough.fit(meaning, logits, labels)
-    tricks = [bool(normalize(i.text).tricks) for i in b]
+    tricks = [bool(n.tricks) for n in read]
     fast, slow = linear.probabilities(texts), _cross_fitted(meaning, logits, labels)
     media_rows, media_labels, look = _media_rows(b, linear, readers, config, say)
     rows = []
@@ -183,18 +185,6 @@ def _picture(rng: np.random.Generator) -> npt.NDArray[np.uint8]:
             rng.random(3) * 255
         )
     return np.asarray(image.clip(0, 255), dtype=np.uint8)
-
-
-def best_threshold(scores: npt.NDArray[Any], harmful: npt.NDArray[np.bool_]) -> float:
-    """The threshold with the best F1 of "harmful in some category"."""
-    best, at = -1.0, 0.5
-    for t in np.arange(0.2, 0.96, 0.025):
-        flagged = scores >= t
-        tp = float((flagged & harmful).sum())
-        f1 = 2 * tp / max(float(flagged.sum() + harmful.sum()), 1.0)
-        if f1 > best:
-            best, at = f1, float(t)
-    return round(at, 3)
 
 
 def known_texts() -> TextList:

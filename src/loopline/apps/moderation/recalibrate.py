@@ -17,8 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from loopline.apps.moderation.cascade import Cascade
+from loopline.apps.moderation.evaluate import best_threshold
 from loopline.apps.moderation.fusion import Combiner
-from loopline.apps.moderation.pipeline import best_threshold
 from loopline.apps.moderation.taxonomy import LABELS
 from loopline.predictions import Log
 

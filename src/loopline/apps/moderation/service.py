@@ -47,6 +47,7 @@ from loopline.apps.moderation.offenders import Offenders
 from loopline.apps.moderation.pipeline import MODEL, ModerationModel, load
 from loopline.apps.moderation.policy import Policies
 from loopline.apps.moderation.review import SUMMARY_MAX, ReviewQueue
+from loopline.apps.moderation.review_routes import ReviewPipeline
 from loopline.apps.moderation.taxonomy import SEVERITY
 from loopline.events import DeadLetterQueue, EventLog, Message, open_log
 from loopline.feedback import LabelFeed
@@ -276,62 +277,6 @@ def _content(request: ModerateRequest, *, media: bool = False) -> Content:
                 audio.append(clip.audio)
     kinds = tuple(p.type for p in request.parts)
     return Content(texts=tuple(texts), images=tuple(images), audio=tuple(audio), kinds=kinds)
-
-
-class ReviewPipeline:
-    """Reviewers' claims and verdicts, and authors' appeals, answered one by one."""
-
-    def __init__(self, review: ReviewQueue, kind: str) -> None:
-        self.review, self.kind = review, kind
-
-    def request_id(self, request: Any) -> str:
-        return str(request.request_id)
-
-    def fingerprint(self, request: Any) -> Any:
-        return msgspec.to_builtins(request)
-
-    def predict_many(self, requests: Sequence[Any], trace_ids: Sequence[str],
-                     routing: Routing) -> list[Prediction[Any]]:  # fmt: skip
-        return [self._one(r) for r in requests]
-
-    def _one(self, request: Any) -> Prediction[Any]:
-        response: ClaimResponse | Ack
-        if isinstance(request, ClaimRequest):
-            task = self.review.claim(request.reviewer, senior=request.senior)
-            response = ClaimResponse(request_id=request.request_id)
-            if task is not None:
-                response = ClaimResponse(
-                    request_id=request.request_id, task=str(task.id), item=task.item_id,
-                    category=task.category, score=task.score, text=task.summary,
-                    deadline_ms=int(task.deadline * 1000), appeal=task.kind == "appeal",
-                    escalated=task.escalated,
-                )  # fmt: skip
-        elif isinstance(request, VerdictRequest):
-            if not request.task.isdigit():
-                raise refuse(422, "Not a task id.", field="task")
-            try:
-                self.review.verdict(int(request.task), request.reviewer, request.label)
-            except (KeyError, ValueError) as exc:
-                raise refuse(409, str(exc), field="task") from None
-            response = Ack(request_id=request.request_id, accepted=True)
-        else:
-            try:
-                queued = self.review.appeal(request.id, request.note)
-            except KeyError:
-                queued = None
-            detail = "queued" if queued is not None else "no final verdict to appeal"
-            response = Ack(
-                request_id=request.request_id, accepted=queued is not None, detail=detail
-            )
-        return Prediction(response, request_id=request.request_id, routing_key=self.kind,
-                          model_version="people", arm="champion", inputs={"kind": self.kind},
-                          outputs={}, outcome=self.kind)  # fmt: skip
-
-    def committed(self, prediction: Prediction[Any]) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass(frozen=True)

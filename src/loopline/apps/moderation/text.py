@@ -91,7 +91,8 @@ def _temperature(logits: F32, labels: Sequence[str]) -> float:
     return float(np.exp(minimize_scalar(loss, bounds=(-3, 3), method="bounded").x))
 
 
-def _npz(**arrays: Any) -> bytes:
+def npz(**arrays: Any) -> bytes:
+    """Arrays as the bytes of a compressed ``.npz`` (what a bundle stores)."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()
@@ -123,7 +124,7 @@ class Linear:
         return replace(self, temperature=_temperature(self.logits(texts), labels))
 
     def to_bytes(self) -> bytes:
-        return _npz(weights=self.weights, bias=self.bias, temperature=self.temperature,
+        return npz(weights=self.weights, bias=self.bias, temperature=self.temperature,
                     labels=np.array(LABELS))  # fmt: skip
 
     @classmethod
@@ -156,7 +157,7 @@ class Thorough:
         return softmax(np.asarray(x @ self.weights.T + self.bias, dtype=np.float32))
 
     def to_bytes(self) -> bytes:
-        return _npz(weights=self.weights, bias=self.bias, mean=self.mean, scale=self.scale,
+        return npz(weights=self.weights, bias=self.bias, mean=self.mean, scale=self.scale,
                     labels=np.array(LABELS))  # fmt: skip
 
     @classmethod
