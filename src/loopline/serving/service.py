@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import contextvars
 import logging
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
@@ -32,7 +31,6 @@ from typing import Any
 import msgspec
 from opentelemetry.trace import Span
 
-from loopline.exceptions import ConfigError
 from loopline.monitoring.tracing import CURRENT_TRACE, Tracing
 from loopline.predictions import PredictionLog
 from loopline.serving.admin import Action, Admin
@@ -54,6 +52,7 @@ from loopline.serving.durable import Durable, LateError
 from loopline.serving.endpoint import Endpoint
 from loopline.serving.idempotency import payload_hash
 from loopline.serving.limits import Limits
+from loopline.serving.lookups import Lookup, Lookups
 from loopline.serving.loop import every
 from loopline.serving.openapi import openapi_document
 from loopline.serving.problems import Problem, RequestError, decode, refuse
@@ -65,8 +64,6 @@ log = logging.getLogger("loopline.serving")
 _json = msgspec.json.Encoder()
 Answer = tuple[int, bytes, Headers]
 Page = Callable[[], tuple[bytes, bytes]]  # () -> (content type, body)
-Lookup = Callable[[str, str], bytes | None]  # (key, caller) -> JSON body, or None
-_KEY = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 Task = Callable[[], Awaitable[None]]  # a coroutine run while serving
 KEYS_EVERY_S = 2.0  # how often the API key file is checked for changes (revoked keys)
 CURRENT_CALLER: contextvars.ContextVar[ApiKey | None] = contextvars.ContextVar(
@@ -133,9 +130,7 @@ class Service:
             f"GET {path}": report if isinstance(report, tuple) else ("monitor", report)
             for path, report in (reports or {}).items()
         }
-        self.lookups = dict(lookups or {})
-        if any(not p.startswith("/") or not p.endswith("/") for p in self.lookups):
-            raise ConfigError(f"Lookup prefixes must start and end with '/': {list(self.lookups)}.")
+        self.lookups = Lookups(lookups)
         self.tasks: list[Task] = [*tasks, self._watch_keys]
         self.tracing = tracing
         self.clock = clock
@@ -153,11 +148,13 @@ class Service:
                                metrics=self.metrics, clock=clock)  # fmt: skip
         self.idempotency = self.durable.idempotency
         self._routes = {
-            *self.endpoints, *self.pages, *self.reports, *(f"GET {p}{{key}}" for p in self.lookups),
+            *self.endpoints, *self.pages, *self.reports, *self.lookups.routes,
             "GET /livez", "GET /readyz",
             "GET /metrics", "GET /openapi.json", *(f"POST /admin/{a}" for a in self.admin.actions),
         }  # fmt: skip
-        self._openapi = _json.encode(openapi_document(title, endpoints, list(self.lookups)))
+        self._openapi = _json.encode(
+            openapi_document(title, endpoints, list(self.lookups.by_prefix))
+        )
 
     async def _watch_keys(self) -> None:
         """Read the key file again when it changes: revoked keys stop working at once."""
@@ -187,7 +184,7 @@ class Service:
             if span is not None and span.is_recording():
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)
-            label = route if route in self._routes else self._lookup_label(route)
+            label = route if route in self._routes else self.lookups.label(route)
             self.metrics.request(label, status, time.perf_counter() - started)
             if answer is not None:
                 trace = CURRENT_TRACE.get()
@@ -263,24 +260,11 @@ class Service:
 
     def _lookup(self, scope: Scope, route: str) -> bytes | None:
         """The body a lookup keeps under the path's key (None: no lookup's prefix)."""
-        for prefix, (needed, find) in self.lookups.items():
-            if scope["path"].startswith(prefix):
-                caller = self._require(scope, needed)
-                key = scope["path"][len(prefix) :]
-                if not _KEY.fullmatch(key):
-                    raise refuse(404, f"No route {route}.", detail="A key is 1-64 of A-Za-z0-9_.:-")
-                body = find(key, caller.name)
-                if body is None:
-                    raise refuse(404, f"Nothing is kept under {key!r}.", field="key")
-                return body
-        return None
-
-    def _lookup_label(self, route: str) -> str:
-        """A lookup's metric label names its prefix, not the key (bounded label values)."""
-        for prefix in self.lookups:
-            if route.startswith(f"GET {prefix}"):
-                return f"GET {prefix}{{key}}"
-        return "other"
+        found = self.lookups.match(scope["path"])
+        if found is None:
+            return None
+        needed, key, find = found
+        return self.lookups.answer(route, key, self._require(scope, needed).name, find)
 
     def _require(self, scope: Scope, needed: str) -> ApiKey:
         key = presented(header(scope, b"x-api-key"), header(scope, b"authorization"))
