@@ -1,10 +1,10 @@
 """The ``loopline`` command: one entry point, a group per stage and per verb.
 
 The verbs (``serve``, ``train``, ``demo``, ``simulate``, ``scenario``, ``work``,
-``features``, ``bench``, ``plan``) name no application: each application registers its
-commands into them from an entry point of the ``loopline.applications`` group
-(``register(verbs)``), so ``loopline serve fraud`` comes from the fraud application's
-own module.
+``features``, ``bench``, ``plan``, ``score``, ``ci``) name no application: each
+application registers its commands into them from an entry point of the
+``loopline.applications`` group (``register(verbs)``), so ``loopline serve fraud``
+comes from the fraud application's own module.
 """
 
 from __future__ import annotations
@@ -48,6 +48,8 @@ class Verbs:
     features: typer.Typer
     bench: typer.Typer
     plan: typer.Typer
+    score: typer.Typer
+    ci: typer.Typer
     erasers: dict[str, str] = field(default_factory=dict)
 
 
@@ -65,7 +67,14 @@ VERBS = Verbs(
         help="Benchmarks: `loopline bench NAME [ARGS]` runs benchmarks/NAME.py.",
         no_args_is_help=True,
     ),
-    plan=typer.Typer(help="Plans: memory, time and cost before a run.", no_args_is_help=True),
+    plan=typer.Typer(
+        help="Plans: cores, memory, storage and cost before a run.", no_args_is_help=True
+    ),
+    score=typer.Typer(help="Batch scoring into a database.", no_args_is_help=True),
+    ci=typer.Typer(
+        help="Model CI: train, check against the champion, register, roll out.",
+        no_args_is_help=True,
+    ),
 )
 _VERB_NAMES = (
     "serve",
@@ -77,6 +86,8 @@ _VERB_NAMES = (
     "features",
     "bench",
     "plan",
+    "score",
+    "ci",
 )
 for _verb in _VERB_NAMES:
     app.add_typer(getattr(VERBS, _verb), name=_verb)
