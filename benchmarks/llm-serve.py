@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -223,6 +224,9 @@ def main() -> None:
     parser.add_argument("--only-batching", action="store_true",
                         help="the trace through continuous and static batching alone")  # fmt: skip
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--save", action="store_true", help="also write benchmarks/results/llm-serve.json"
+    )
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     say = Console(stderr=True).print
@@ -251,6 +255,11 @@ def main() -> None:
     )
     if not args.only_batching:
         others(out, args, make, path, folder, tok, work)
+    if args.save:
+        from loopline.ops import save_result
+
+        saved_to = save_result("llm-serve", out)
+        print(f"saved {saved_to}", file=sys.stderr)
     if args.json:
         print(json.dumps(out))
         return

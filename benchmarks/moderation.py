@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from typing import Any
 
@@ -44,6 +45,9 @@ def main() -> None:
     parser.add_argument("--latency-items", type=int, default=300)
     parser.add_argument("--no-media", action="store_true", help="text items only")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--save", action="store_true", help="also write benchmarks/results/moderation.json"
+    )
     args = parser.parse_args()
     console = Console(stderr=True)
     started = time.perf_counter()
@@ -119,6 +123,11 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "seconds": round(time.perf_counter() - started, 1),
     }
+    if args.save:
+        from loopline.ops import save_result
+
+        saved_to = save_result("moderation", result)
+        print(f"saved {saved_to}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
         return

@@ -97,6 +97,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="per HTTP load run")
     parser.add_argument("--skip-http", action="store_true", help="offline figures only")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--save", action="store_true", help="also write benchmarks/results/recs.json"
+    )
     args = parser.parse_args()
     console = Console(stderr=True)
     started = time.perf_counter()
@@ -109,6 +112,11 @@ def main() -> None:
         result.update(online(args.seconds, say))
     result.update(swap(say))
     result["seconds"] = round(time.perf_counter() - started, 1)
+    if args.save:
+        from loopline.ops import save_result
+
+        saved_to = save_result("recs", result)
+        print(f"saved {saved_to}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
         return

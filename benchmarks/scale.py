@@ -461,6 +461,9 @@ def main() -> None:
     )
     parser.add_argument("--samples", type=Path, default=Path(".loopline/scale-samples.json"))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--save", action="store_true", help="also write benchmarks/results/scale.json"
+    )
     args = parser.parse_args()
     top = min(args.max_n, cores())
     ns = [n for n in (2**i for i in range(12)) if n <= top]
@@ -492,6 +495,11 @@ def main() -> None:
         "samples_file": str(args.samples),
         "transactions_left": out["transactions_left"],
     }
+    if args.save:
+        from loopline.ops import save_result
+
+        saved_to = save_result("scale", summary)
+        print(f"saved {saved_to}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary))
         return

@@ -368,6 +368,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
+        "--save", action="store_true", help="also write benchmarks/results/serving.json"
+    )
+    parser.add_argument(
         "--only",
         choices=["http", "stream", "redis"],
         help="run one part (redis: HTTP on the Redis store against the embedded one; "
@@ -386,6 +389,11 @@ def main() -> None:
             result.update(http(root, registry, key, args.seconds))
         if args.only is None or args.only == "stream":
             result.update(stream(root, registry, args.seconds))
+    if args.save:
+        from loopline.ops import save_result
+
+        saved_to = save_result("serving", result)
+        print(f"saved {saved_to}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
         return

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(".loopline/bench-vision"))
     parser.add_argument("--reuse", action="store_true", help="the detector in --out, if any")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--save", action="store_true", help="also write benchmarks/results/vision.json"
+    )
     args = parser.parse_args()
     console = Console(stderr=True)
     started = time.perf_counter()
@@ -118,6 +122,11 @@ def main() -> None:
     times = [v["reaction_ms"] for v in reactions.values()]
     result["failsafe_reaction_ms_max"] = None if None in times else max(times)
     result["seconds"] = round(time.perf_counter() - started, 1)
+    if args.save:
+        from loopline.ops import save_result
+
+        saved_to = save_result("vision", result)
+        print(f"saved {saved_to}", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
         return

@@ -60,7 +60,8 @@ PUBLIC = {
     "training": [
         "BoostingConfig", "Calibration", "Objective", "Operating", "SegmentThresholds",
         "TimeSplit", "TwoStage", "at_threshold", "bundle", "calibration", "checked_onnx",
-        "entity_precision_at_k", "max_abs_difference", "model_bytes", "ranking", "svg",
+        "distill", "entity_precision_at_k", "logit", "max_abs_difference", "model_bytes",
+        "ranking", "svg",
         "task_of", "threshold_for_precision", "threshold_for_recall", "to_onnx", "train",
         "write_report"
     ],
@@ -128,6 +129,16 @@ PUBLIC = {
         "StagePipeline", "StageResult", "UntrustedPackageError", "Upload", "UploadCounters",
         "UploadQueue", "VerifiedPackage", "build_package", "cohort", "open_package", "pinned"
     ],
+    "ops": [
+        "ROW_KEY", "BatchResult", "Candidate", "Chunk", "CiApplication", "CiOptions",
+        "Evaluation", "Figure", "Figures", "Lever", "Load", "Plan", "PlanInputs", "Point",
+        "Prices", "Replay", "Role", "RolePlan", "Saved", "ScoreSink", "Scores", "SqlType",
+        "Storage", "Timing", "Tolerances", "Workload", "candidate_model", "check_regression",
+        "chunk_ranges", "cost_per_million", "digest_files", "digest_text", "fingerprint",
+        "invoked_as", "load_prices", "load_result", "machine", "paired_bootstrap",
+        "pareto_front", "plan", "plan_command", "points_table", "run_ci", "run_ci_and_report",
+        "run_key", "save_result", "score_batches", "show_ci", "time_calls", "write_front_report"
+    ],
     "vectors": [
         "Answer", "Backfill", "CollectionNotFoundError", "EmbeddedVectors", "Matches",
         "MilvusVectors", "ShadowReport", "Snapshot", "VectorIndex", "VectorStore",
@@ -187,7 +198,7 @@ def test_applications_and_demos_import_only_public_names(root: str) -> None:
 APPLICATION_WORDS = re.compile(r"(?<![a-z])(fraud|card(?!inal)|approve|review|decline)", re.I)
 PLATFORM = ["events", "features", "training", "registry", "serving", "monitoring", "feedback",
             "predictions", "tasks", "models", "testing", "privacy", "vectors",
-            "capacity", "edge"]  # fmt: skip
+            "capacity", "edge", "ops"]  # fmt: skip
 
 
 def _names(node: ast.AST) -> list[str]:

@@ -83,7 +83,7 @@ def test_plan_llm_command_prints_one_json_object() -> None:
     register_applications()
     result = CliRunner().invoke(
         app,
-        ["plan", "llm", "--params", "175e9", "--tokens", "300e9", "--gpus", "512",
+        ["plan", "llm-train", "--params", "175e9", "--tokens", "300e9", "--gpus", "512",
          "--gpu", "h100", "--zero", "3", "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -92,5 +92,5 @@ def test_plan_llm_command_prints_one_json_object() -> None:
     assert out["sharding"] == "zero3"
     assert out["days"] == pytest.approx(3.15e23 / (512 * 989e12 * 0.4) / 86_400, abs=0.01)
     assert out["memory_per_gpu_gib"] * GIB > 16 * 175e9 / 512
-    bad = CliRunner().invoke(app, ["plan", "llm", "--zero", "4"])
+    bad = CliRunner().invoke(app, ["plan", "llm-train", "--zero", "4"])
     assert bad.exit_code != 0

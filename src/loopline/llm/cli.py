@@ -1,6 +1,6 @@
 """The LLM commands, registered into the ``loopline`` verbs (entry point
-``loopline.applications``): ``plan llm``, ``train llm``, ``serve llm``. PyTorch is
-imported inside the commands, never here."""
+``loopline.applications``): ``plan llm-train``, ``plan llm``, ``train llm``, ``serve
+llm``. PyTorch is imported inside the commands, never here."""
 
 from __future__ import annotations
 
@@ -54,6 +54,54 @@ def plan_llm(
         sharding=ZERO[zero], micro_batch=micro_batch, mfu=mfu, price_per_hour=price,  # type: ignore[arg-type]
     )  # fmt: skip
     show_record(planned.summary(), as_json=as_json)
+
+
+def plan_llm_serving(
+    tps: Annotated[float, typer.Option(help="Mean output tokens a second over a day.")] = 1000.0,
+    peak: Annotated[float, typer.Option(help="The peak's multiple of the mean.")] = 3.0,
+    regions: Annotated[int, typer.Option(help="Regions, traffic split evenly.")] = 1,
+    peak_hours: Annotated[float, typer.Option(help="Hours a day at the peak.")] = 4.0,
+    gpu: Annotated[str, typer.Option(help="The GPU self-hosting is computed for.")] = "h100",
+    mfu: Annotated[float, typer.Option(help="Model FLOPs utilisation assumed on it.")] = 0.2,
+    params: Annotated[float, typer.Option(help="The served model's parameters.")] = 268e6,
+    input_ratio: Annotated[
+        float, typer.Option(help="Input (prompt) tokens an output token.")
+    ] = 2.0,
+    finetune_tokens: Annotated[
+        float, typer.Option(help="Fine-tuning tokens a month, costed by the training planner.")
+    ] = 0.0,
+    prices: Annotated[
+        Path | None, typer.Option(help="A TOML file of prices overriding the defaults.")
+    ] = None,
+    results: Annotated[
+        Path | None, typer.Option(help="Saved benchmark results (default: benchmarks/results).")
+    ] = None,
+    as_json: JsonOpt = False,
+    html: Annotated[Path | None, typer.Option(help="Write an HTML report here.")] = None,
+) -> None:
+    """Serving capacity and cost for a load in output tokens a second, from `loopline bench
+    llm-serve`'s saved result, and the hosted API against self-hosting (docs/planning.md)."""
+    from loopline.exceptions import ConfigError
+    from loopline.llm.serve_plan import Serving, workload_for
+    from loopline.ops.plan_cli import inputs_from_options, run_plan, show_plan
+
+    if not 0 < mfu <= 1 or params <= 0 or input_ratio < 0 or finetune_tokens < 0:
+        raise typer.BadParameter(
+            "--mfu in (0, 1], --params > 0, --input-ratio and --finetune-tokens >= 0."
+        )
+    inputs = inputs_from_options(
+        rate=tps, unit="output tokens", peak=peak, latency_ms=1000.0, retention_days=0.0,
+        regions=regions, peak_hours=peak_hours, prices=prices, results=results,
+        cache_hit_rate=0.0, flag="--tps",
+    )  # fmt: skip
+    serving = Serving(
+        params=params, gpu=gpu, mfu=mfu, input_ratio=input_ratio, finetune_tokens=finetune_tokens
+    )
+    try:
+        made = run_plan("llm", workload_for(serving), inputs)
+    except ConfigError as e:
+        raise typer.BadParameter(str(e)) from e
+    show_plan(made, as_json=as_json, html=html, title="LLM serving")
 
 
 def train_llm(
@@ -220,7 +268,8 @@ def serve_llm(
 
 
 def register(verbs: Verbs) -> None:
-    verbs.plan.command("llm")(plan_llm)
+    verbs.plan.command("llm-train")(plan_llm)
+    verbs.plan.command("llm")(plan_llm_serving)
     verbs.train.command("llm")(train_llm)
     verbs.serve.command("llm")(serve_llm)
     verbs.train.command("llm-feedback")(train_llm_feedback)

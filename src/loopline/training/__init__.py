@@ -8,6 +8,7 @@ imported by ``import loopline``; install them with the ``ml`` extra.
 
 from loopline.training.boosting import BoostingConfig, Objective, train
 from loopline.training.cascade import TwoStage
+from loopline.training.distill import distill, logit
 from loopline.training.evaluation import (
     Calibration,
     Operating,
@@ -41,7 +42,9 @@ __all__ = [
     "bundle",
     "calibration",
     "checked_onnx",
+    "distill",
     "entity_precision_at_k",
+    "logit",
     "max_abs_difference",
     "model_bytes",
     "ranking",

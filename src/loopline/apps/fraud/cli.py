@@ -13,6 +13,7 @@ import typer
 from loopline.cli import Verbs, show_record
 from loopline.cli_models import RegistryOpt
 from loopline.cli_options import DecisionsOpt, HostOpt, JsonOpt, KeysOpt, PortOpt
+from loopline.ops import plan_command
 
 
 def serve(
@@ -219,11 +220,114 @@ def validate(
     raise typer.Exit(0 if not any(rates.values()) else 1)
 
 
+def score(
+    inputs: Annotated[
+        list[Path],
+        typer.Option("--input", help="Parquet files or folders (`loopline simulate fraud --out`)."),
+    ],
+    output: Annotated[
+        str, typer.Option(help="sqlite:///PATH or postgresql://... (results database).")
+    ],
+    registry: RegistryOpt = None,
+    model: Annotated[str, typer.Option(help="Registered model name.")] = "fraud",
+    ref: Annotated[str, typer.Option(help="Alias or version number.")] = "champion",
+    chunk_rows: Annotated[int, typer.Option(min=1, help="Rows scored and committed at once.")] = (
+        50_000
+    ),
+    table: Annotated[str, typer.Option(help="Results table (progress: TABLE_chunks).")] = (
+        "fraud_scores"
+    ),
+    as_json: JsonOpt = False,
+) -> None:
+    """Score transactions in batch into a database: offline point-in-time features, the
+    registry's model, chunks committed with their progress (a rerun resumes)."""
+    from loopline.apps.fraud.batch import ScoreOptions, run
+    from loopline.registry import Registry
+
+    options = ScoreOptions(
+        inputs=inputs,
+        output=output,
+        registry=Registry(registry) if registry else Registry(),
+        model=model,
+        ref=int(ref) if ref.isdigit() else ref,
+        chunk_rows=chunk_rows,
+        table=table,
+        progress=not as_json,
+    )
+    show_record(run(options), as_json=as_json)
+
+
+def ci(
+    registry: RegistryOpt = None,
+    seed: Annotated[int, typer.Option(help="Training data's simulation seed.")] = 0,
+    customers: Annotated[int, typer.Option(min=1, help="Simulated customers.")] = 1000,
+    days: Annotated[int, typer.Option(min=86, help="Simulated days (86 or more).")] = 90,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML file of LightGBM hyperparameters.")
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option(min=0, max=1, help="Largest overall fall in average precision.")
+    ] = 0.01,
+    slice_tolerance: Annotated[
+        float, typer.Option(min=0, max=1, help="Largest fall in a judged slice.")
+    ] = 0.05,
+    min_slice_support: Annotated[
+        int, typer.Option(min=1, help="Frauds a slice needs to be judged.")
+    ] = 30,
+    canary_percent: Annotated[
+        float, typer.Option(min=0.01, max=100, help="Routing keys the canary answers.")
+    ] = 5.0,
+    force: Annotated[bool, typer.Option(help="Run even if nothing changed.")] = False,
+    out: Annotated[
+        Path, typer.Option(help="Folder for summary.json, report.md and the training report.")
+    ] = Path(".loopline/ci"),
+    as_json: JsonOpt = False,
+) -> None:
+    """Model CI: if the code, features or data changed, train, check against the
+    champion on a fixed set and its slices, register, start shadow and canary.
+    Exit 1 on a regression or a rolled-back canary."""
+    import json
+
+    from loopline.apps.fraud.ci import FraudCi
+    from loopline.ops import CiOptions, Tolerances, run_ci_and_report, show_ci
+    from loopline.registry import Registry
+    from loopline.settings import load_settings
+    from loopline.training import BoostingConfig
+
+    uri = registry or load_settings().registry or None
+    reg = Registry(uri) if uri else Registry()
+    app = FraudCi(
+        registry=reg, seed=seed, customers=customers, days=days, out=out,
+        config=BoostingConfig.from_toml(config) if config else None,
+    )  # fmt: skip
+    tolerances = Tolerances(
+        metric=tolerance, slice=slice_tolerance, min_slice_support=min_slice_support
+    )
+    options = CiOptions(tolerances=tolerances, canary_percent=canary_percent, force=force)
+    summary = run_ci_and_report(app, reg, options, out=out, progress=not as_json)
+    typer.echo(json.dumps(summary, default=str) if as_json else show_ci(summary))
+    raise typer.Exit(0 if summary["passed"] else 1)
+
+
 def register(verbs: Verbs) -> None:
     """The fraud application's commands, under ``loopline``'s verbs."""
     verbs.serve.command("fraud")(serve)
     verbs.train.command("fraud")(train)
     verbs.simulate.command("fraud")(simulate)
     verbs.work.command("fraud")(work)
+    verbs.ci.command("fraud")(ci)
+    verbs.plan.command("fraud")(
+        plan_command(
+            "fraud",
+            "loopline.apps.fraud.plan:workload",
+            unit="transactions",
+            flag="--tps",
+            rate=100.0,
+            latency_ms=100.0,
+            retention_days=90.0,
+            title="fraud decision service",
+        )
+    )
     verbs.features.command("validate")(validate)
     verbs.erasers["fraud"] = "loopline.apps.fraud.erasure:erase_with_settings"
+    verbs.score.command("fraud")(score)

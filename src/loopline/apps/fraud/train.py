@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -110,49 +111,74 @@ def default_config(source: Source) -> BoostingConfig:
     return BoostingConfig()
 
 
+@dataclass(frozen=True)
+class Trained:
+    """A model trained, evaluated and exported, its report written, not yet registered
+    (:func:`register` does that; model CI checks it against the champion first)."""
+
+    options: TrainOptions
+    dataset: Dataset
+    config: BoostingConfig
+    result: dict[str, Any]
+    bundle: Bundle
+
+
 def run(options: TrainOptions) -> dict[str, Any]:
     """Train, evaluate, report and register; return the metrics as one dictionary."""
+    with _Steps(options.progress) as step:
+        trained = _fit(options, step)
+        step("registering the model")
+        version = register(options, trained.dataset, trained.config, trained.result, trained.bundle)
+    result = trained.result
+    result.update(model_version=version.version, model=MODEL[options.source])
+    return result
+
+
+def fit(options: TrainOptions) -> Trained:
+    """Train, evaluate, export and write the report, without registering."""
+    with _Steps(options.progress) as step:
+        return _fit(options, step)
+
+
+def _fit(options: TrainOptions, step: Any) -> Trained:
     source = options.source
     config = options.config or default_config(source)
     config = replace(config, seed=options.seed)
-    with _Steps(options.progress) as step:
-        step("building the data set and its features")
-        ds, split = _dataset(options)
-        train_rows, val = ds.parts["train"], ds.parts["validation"]
-        step(f"training LightGBM on {int(train_rows.sum()):,} rows")
-        booster = train(config, ds.x[train_rows], ds.y[train_rows], ds.names)
-        p_val = np.asarray(booster.predict(ds.x[val]), dtype=np.float64)
-        if source == "ulb":  # the 80 % split: refit on train + validation once the
-            # threshold is chosen out of sample (on validation, by the 70 % model)
-            rows = train_rows | val
-            step(f"refitting on {int(rows.sum()):,} rows (train + validation)")
-            booster = train(config, ds.x[rows], ds.y[rows], ds.names)
-        step("evaluating")
-        result, test, p_test, op, cal = _evaluate(ds, split, booster, p_val, options, source)
-        step("exporting to ONNX and checking parity")
-        packed, result["onnx_max_abs_difference"] = bundle(
-            booster,
-            ds.x[test],
-            meta=serving_meta(op, result, options.precision_target),
-            extra={REFERENCE_FILE: reference_sample(ds, booster)},
-        )
-        step("writing the report and registering the model")
-        out = options.out / MODEL[source]
-        report = write_report(
-            out / "report.html",
-            title=f"loopline fraud model: {source}",
-            metrics=result,
-            y=ds.y[test],
-            p=p_test,
-            operating=op,
-            calibration=cal,
-            feature_names=ds.names,
-            gains=booster.feature_importance(importance_type="gain").astype(np.float64),
-            notes=_notes(source),
-        )
-        version = register(options, ds, config, result, packed)
-    result.update(model_version=version.version, model=MODEL[source], report=str(report))
-    return result
+    step("building the data set and its features")
+    ds, split = _dataset(options)
+    train_rows, val = ds.parts["train"], ds.parts["validation"]
+    step(f"training LightGBM on {int(train_rows.sum()):,} rows")
+    booster = train(config, ds.x[train_rows], ds.y[train_rows], ds.names)
+    p_val = np.asarray(booster.predict(ds.x[val]), dtype=np.float64)
+    if source == "ulb":  # the 80 % split: refit on train + validation once the
+        # threshold is chosen out of sample (on validation, by the 70 % model)
+        rows = train_rows | val
+        step(f"refitting on {int(rows.sum()):,} rows (train + validation)")
+        booster = train(config, ds.x[rows], ds.y[rows], ds.names)
+    step("evaluating")
+    result, test, p_test, op, cal = _evaluate(ds, split, booster, p_val, options, source)
+    step("exporting to ONNX and checking parity")
+    packed, result["onnx_max_abs_difference"] = bundle(
+        booster,
+        ds.x[test],
+        meta=serving_meta(op, result, options.precision_target),
+        extra={REFERENCE_FILE: reference_sample(ds, booster)},
+    )
+    step("writing the report")
+    report = write_report(
+        options.out / MODEL[source] / "report.html",
+        title=f"loopline fraud model: {source}",
+        metrics=result,
+        y=ds.y[test],
+        p=p_test,
+        operating=op,
+        calibration=cal,
+        feature_names=ds.names,
+        gains=booster.feature_importance(importance_type="gain").astype(np.float64),
+        notes=_notes(source),
+    )
+    result["report"] = str(report)
+    return Trained(options, ds, config, result, packed)
 
 
 def serving_meta(op: Operating, result: dict[str, Any], precision_target: float) -> dict[str, Any]:
@@ -272,10 +298,12 @@ def register(
     packed: Bundle,
     *,
     at_ms: int | None = None,
+    extra_tags: Mapping[str, str] | None = None,
+    alias: bool = True,
 ) -> ModelVersion:
-    """Register the model's bundle, metrics, parameters and lineage; the first version of
-    the name becomes ``champion``, later ones ``challenger`` (the step recorded at
-    ``at_ms``, default now)."""
+    """Register the model's bundle, metrics, parameters and lineage (and ``extra_tags``); the
+    first version of the name becomes ``champion``, later ones ``challenger`` (the step
+    recorded at ``at_ms``, default now; ``alias=False``: neither, the caller sets it)."""
     registry = options.registry or Registry()
     name = MODEL[options.source]
     metrics = {k: float(v) for k, v in result.items() if isinstance(v, int | float)}
@@ -283,6 +311,7 @@ def register(
         **ds.lineage,
         "data.sha256": sha256(ds.x.tobytes() + ds.y.tobytes()),
         "code.version": _code_version(),
+        **(extra_tags or {}),
     }
     version = registry.register(
         name,
@@ -291,10 +320,12 @@ def register(
         params=vars(config) | {"source": options.source},
         tags=tags,
     )
+    if not alias:
+        return version
     has_champion = any("champion" in v.aliases for v in registry.versions(name))
-    alias = "challenger" if has_champion else "champion"
+    to = "challenger" if has_champion else "champion"
     return registry.promote(
-        name, version.version, alias, trigger="training", why="registered", at_ms=at_ms
+        name, version.version, to, trigger="training", why="registered", at_ms=at_ms
     )
 
 

@@ -12,6 +12,7 @@ import typer
 from loopline.cli import Verbs, show_record
 from loopline.cli_models import RegistryOpt
 from loopline.cli_options import DecisionsOpt, EventsOpt, HostOpt, JsonOpt, KeysOpt, PortOpt
+from loopline.ops import plan_command
 
 StateOpt = Annotated[
     Path, typer.Option(help="Event log, prediction log, review queue, jobs, API keys.")
@@ -90,3 +91,15 @@ def register(verbs: Verbs) -> None:
     verbs.train.command("moderation")(train)
     verbs.serve.command("moderation")(serve)
     verbs.demo.command("moderation")(demo)
+    verbs.plan.command("moderation")(
+        plan_command(
+            "moderation",
+            "loopline.apps.moderation.plan:workload",
+            unit="items",
+            flag="--ips",
+            rate=50.0,
+            latency_ms=500.0,
+            retention_days=90.0,
+            title="moderation cascade",
+        )
+    )

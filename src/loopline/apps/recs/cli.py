@@ -15,6 +15,7 @@ import typer
 from loopline.cli import Verbs, show_record
 from loopline.cli_models import RegistryOpt
 from loopline.cli_options import DecisionsOpt, EventsOpt, HostOpt, JsonOpt, KeysOpt, PortOpt
+from loopline.ops import plan_command
 
 if TYPE_CHECKING:
     from loopline.apps.recs.swap import SwapConfig
@@ -190,3 +191,16 @@ def register(verbs: Verbs) -> None:
     """The recommendation application's commands, under ``loopline``'s verbs."""
     verbs.serve.command("recs")(serve)
     verbs.train.command("recs")(train)
+    verbs.plan.command("recs")(
+        plan_command(
+            "recs",
+            "loopline.apps.recs.plan:workload",
+            unit="requests",
+            flag="--rps",
+            rate=100.0,
+            latency_ms=50.0,
+            retention_days=30.0,
+            cache_hit_rate=0.2,
+            title="recommendation service",
+        )
+    )

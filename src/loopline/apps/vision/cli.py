@@ -12,6 +12,7 @@ import typer
 from loopline.cli import Verbs, show_record
 from loopline.cli_models import RegistryOpt
 from loopline.cli_options import JsonOpt
+from loopline.ops import plan_command
 
 FramesOpt = Annotated[int, typer.Option(min=64, help="Generated training frames.")]
 EpochsOpt = Annotated[int, typer.Option(min=1, help="Passes over them.")]
@@ -82,3 +83,16 @@ def register(verbs: Verbs) -> None:
     """The vision application's commands, under ``loopline``'s verbs."""
     verbs.train.command("vision")(train)
     verbs.demo.command("vision")(demo)
+    verbs.plan.command("vision")(
+        plan_command(
+            "vision",
+            "loopline.apps.vision.plan:workload",
+            unit="frames",
+            flag="--fps",
+            rate=300.0,
+            peak=1.0,
+            latency_ms=30.0,
+            retention_days=7.0,
+            title="perception (camera streams)",
+        )
+    )
