@@ -159,6 +159,9 @@ def test_other_urls_and_a_table_of_other_columns_are_refused(tmp_path: Path) -> 
     ScoreSink(url, table="scores", columns={"other": "TEXT"}, run="r").close()
     with pytest.raises(ConfigError, match="exists with other columns"):
         ScoreSink(url, table="scores", columns=COLUMNS, run="r")
+    for where in (f"sqlite:///{tmp_path}", "sqlite:///"):  # a folder, no file at all
+        with pytest.raises(ConfigError, match="Cannot open the SQLite database"):
+            ScoreSink(where, table="scores", columns=COLUMNS, run="r")
 
 
 def test_an_unreachable_postgres_is_named_without_its_password() -> None:

@@ -238,3 +238,24 @@ def test_the_workflow_runs_the_same_command_on_changes_to_code_features_and_data
     assert "pip install -e" in installs
     python = [s for s in steps if s.get("uses", "").startswith("actions/setup-python")]
     assert python[0]["with"]["python-version"] == "3.11"
+
+
+def test_a_failed_rollout_clears_the_challenger_so_a_rerun_is_not_skipped(
+    tmp_path: Path,
+) -> None:
+    from loopline.ops.ci import _alias, _clear_challenger, _Steps
+    from loopline.registry import Bundle, Registry
+
+    registry = Registry(root=tmp_path / "registry")
+    packed = Bundle(Signature(task="binary", flavour="toy", inputs=("x",)), {"m.txt": b"m"})
+    for _ in range(2):
+        registry.register("toy", bundle=packed, metrics={}, params={}, tags={})
+    registry.promote("toy", 1)
+    registry.promote("toy", 2, "challenger", trigger="ci")
+    _clear_challenger(_Steps(registry, "toy"), 2, "the canary guard rolled it back")
+    assert _alias(registry, "toy", "challenger") is None  # what the skip check looks up
+    assert registry.get("toy", "champion").version == 1
+    last = registry.history("toy")[-1]
+    assert (last.version, last.action, last.trigger) == (2, "clear challenger", "ci")
+    registry.clear("toy", "challenger")  # nothing left to clear: nothing recorded
+    assert registry.history("toy")[-1] == last

@@ -190,5 +190,9 @@ def test_a_missing_result_names_the_command(tmp_path: Path) -> None:
 def test_bad_load_is_refused() -> None:
     with pytest.raises(ConfigError, match="peak"):
         Load(rate=10.0, peak=0.5)
+    # 10x the mean for 6 hours is 60 rate-hours: more than a day's 24
+    with pytest.raises(ConfigError, match="peak-hours"):
+        Load(rate=100.0, peak=10.0, peak_hours=6.0)
+    assert Load(rate=100.0, peak=6.0, peak_hours=4.0).base_rate == 0.0
     with pytest.raises(ConfigError, match="per_core"):
         Role(name="x", per_core=0.0)

@@ -96,6 +96,21 @@ def test_llm_break_even_by_hand() -> None:
         unit_tps=1000.0, unit_hourly=2.0, hosted_per_token=1e-6, load=load_, prices=prices
     )
     assert never is None
+    # two regions, a unit in each a step: a step covers 2 x 919.8e6 = 1.8396e9 tokens and
+    # costs 2 x 1460 = 2920 (1.587e-6 a token, as one region). At $2 a million:
+    #   k=3: (3 + 1) x 2920 / 2e-6 = 5.84e9 > 5.5188e9;  k=4: 7.3e9 <= 7.3584e9
+    two = Load(rate=1.0, peak=2.0, regions=2)
+    even = break_even(
+        unit_tps=1000.0, unit_hourly=2.0, hosted_per_token=2e-6, load=two, prices=prices
+    )
+    assert even == pytest.approx(7.3e9)
+    # at $1.5 a million the step's 1.587e-6 a token never catches up (this looped forever
+    # when the check priced one region's unit against both regions' tokens)
+    assert (
+        break_even(unit_tps=1000.0, unit_hourly=2.0, hosted_per_token=1.5e-6, load=two,
+                   prices=prices)
+        is None
+    )  # fmt: skip
     # an H100: 989e12 FLOPs/s x 0.2 / (2 x 268e6 x (1 + 2)) = 123,009.95 tokens/s (computed)
     assert gpu_tokens_per_s(Serving()) == pytest.approx(123_009.95, rel=1e-6)
     # fine-tuning 1e9 tokens a month: 6 x 268e6 x 1e9 = 1.608e18 FLOPs / (989e12 x 0.4)

@@ -65,7 +65,9 @@ def break_even(
     more than the API; ``None`` if never (see the module)."""
     month_s = prices.hours_month * 3600
     per_unit = unit_tps * UTILISATION * load.regions / load.peak  # mean tokens/s a unit a region
-    if unit_hourly * prices.hours_month / (per_unit * month_s) > hosted_per_token:
+    # each step adds a unit in every region (their cost) and per_unit * month_s tokens:
+    # unless a step's tokens cost less than the API's, the fleet never catches up
+    if load.regions * unit_hourly * prices.hours_month / (per_unit * month_s) >= hosted_per_token:
         return None
     k = 1
     while True:

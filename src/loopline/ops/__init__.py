@@ -21,6 +21,8 @@ if TYPE_CHECKING:
         Scores,
         ScoreSink,
         SqlType,
+        check_name,
+        check_output,
         chunk_ranges,
         fingerprint,
         run_key,
@@ -60,8 +62,8 @@ if TYPE_CHECKING:
 # public name -> (module, its name there)
 _WHERE = {
     **{n: ("batch", n) for n in (
-        "ROW_KEY", "BatchResult", "Chunk", "Scores", "ScoreSink", "SqlType", "chunk_ranges",
-        "fingerprint", "run_key", "score_batches",
+        "ROW_KEY", "BatchResult", "Chunk", "Scores", "ScoreSink", "SqlType", "check_name",
+        "check_output", "chunk_ranges", "fingerprint", "run_key", "score_batches",
     )},
     **{n: ("ci", n) for n in (
         "Candidate", "CiApplication", "CiOptions", "candidate_model", "digest_files",
@@ -117,6 +119,8 @@ __all__ = [
     "Tolerances",
     "Workload",
     "candidate_model",
+    "check_name",
+    "check_output",
     "check_regression",
     "chunk_ranges",
     "cost_per_million",

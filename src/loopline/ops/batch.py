@@ -57,6 +57,14 @@ def check_name(name: str, what: str = "table") -> str:
     return name
 
 
+def check_output(url: str) -> str:
+    """``url`` if the sink can write to it (``sqlite:///PATH`` or ``postgresql://...``),
+    else a ConfigError naming it (password masked): checked before any work is done."""
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ConfigError(f"--output {masked(url)!r} must be sqlite:///PATH or postgresql://...")
+    return url
+
+
 def fingerprint(paths: Sequence[Path]) -> str:
     """SHA-256 (first 16 hex digits) of the files' contents, in name order: the same
     files give the same fingerprint wherever they are."""

@@ -71,10 +71,18 @@ class Sqlite:
     """A SQLite file in WAL mode."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-        self.conn.execute("PRAGMA journal_mode=WAL")  # a committed chunk survives kill -9
-        self.conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            if path.is_dir() or not path.name:
+                raise IsADirectoryError(f"{path} is a folder")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+            self.conn.execute("PRAGMA journal_mode=WAL")  # a committed chunk survives kill -9
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(
+                f"Cannot open the SQLite database sqlite:///{path} ({exc}): give a file in "
+                "a folder this process can write, sqlite:///path/to/scores.db."
+            ) from None
 
     def create(self, statements: list[str], table: str, names: list[str]) -> None:
         for statement in statements:

@@ -301,6 +301,7 @@ def _rollout(
     steps.record(version, "start shadow", ran.why, passed=ran.passed)
     if not ran.passed:
         deployment.retire()
+        _clear_challenger(steps, version, "its shadow failed")
         return "shadow failed", False
     progress(f"canary: {options.canary_percent:g}% of routing keys, guarded")
     guarded = canary(deployment, replay, options.canary_percent)
@@ -308,7 +309,19 @@ def _rollout(
     steps.record(version, "start canary", guarded.why)
     for why in rollbacks:
         steps.record(version, "roll canary back", why, passed=False)
-    return ("rolled back", False) if guarded.rolled_back else ("canary", True)
+    if guarded.rolled_back:
+        _clear_challenger(steps, version, "the canary guard rolled it back")
+        return "rolled back", False
+    return "canary", True
+
+
+def _clear_challenger(steps: _Steps, version: int, why: str) -> None:
+    """A failed rollout leaves no challenger: a rerun with nothing changed must not find
+    the failed version and call the run skipped (it trains and checks it again)."""
+    steps.registry.clear(steps.model, "challenger", trigger=TRIGGER, why=why)
+    steps.done.append(
+        {"action": "clear challenger", "passed": False, "why": why, "version": version}
+    )
 
 
 def _finish(

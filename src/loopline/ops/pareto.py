@@ -3,9 +3,10 @@
 A :class:`Point` is one setting of a system's levers (a model size, a feature-set size, a
 batch size, a search parameter) measured on one machine: the latency of a call (its
 median and 99th percentile, timed one call at a time), a quality figure on a held-out
-set (higher is better) and the cost of a million predictions at a price per core-hour.
+set (higher is better, unless the points say ``higher_is_better=False``, as for a
+perplexity) and the cost of a million predictions at a price per core-hour.
 :func:`pareto_front` keeps the points no other point beats on all three at once (lower
-latency, higher quality, lower cost). :func:`time_calls` times a call;
+latency, better quality, lower cost). :func:`time_calls` times a call;
 :func:`write_front_report` draws the front and tabulates every point.
 
     points = [Point(name="big", lever="size", latency_p50_ms=2.0, quality=0.8, ...), ...]
@@ -35,9 +36,11 @@ class Point:
         settings: The lever settings that make it (``{"trees": 100, "leaves": 31}``).
         latency_p50_ms: Median latency of one call, in milliseconds.
         latency_p99_ms: 99th percentile of the same calls.
-        quality: The headline quality figure on the held-out set (higher is better).
+        quality: The headline quality figure on the held-out set.
         cost_per_million: US dollars of CPU time per million predictions.
         figures: More measured figures (other quality metrics, CPU-seconds).
+        higher_is_better: The quality's direction (``False`` for a perplexity or an
+            error); the points of one sweep share it.
     """
 
     name: str
@@ -48,12 +51,23 @@ class Point:
     quality: float
     cost_per_million: float
     figures: Mapping[str, float] = field(default_factory=dict)
+    higher_is_better: bool = True
 
     def dominates(self, other: Point) -> bool:
         """At least as good as ``other`` on latency (median), quality and cost, and
-        strictly better on one of them."""
-        mine = (self.latency_p50_ms, -self.quality, self.cost_per_million)
-        theirs = (other.latency_p50_ms, -other.quality, other.cost_per_million)
+        strictly better on one of them.
+
+        Raises:
+            ConfigError: the two points' qualities run in opposite directions.
+        """
+        if self.higher_is_better != other.higher_is_better:
+            raise ConfigError(
+                f"Points {self.name!r} and {other.name!r} disagree on higher_is_better; "
+                "the points of one sweep must measure quality the same way."
+            )
+        sign = -1.0 if self.higher_is_better else 1.0  # compared as "lower is better"
+        mine = (self.latency_p50_ms, sign * self.quality, self.cost_per_million)
+        theirs = (other.latency_p50_ms, sign * other.quality, other.cost_per_million)
         return all(a <= b for a, b in zip(mine, theirs, strict=True)) and mine != theirs
 
     def to_dict(self) -> dict[str, Any]:
@@ -204,7 +218,7 @@ def _figure(points: Sequence[Point], on: set[str], quality_name: str) -> str:
     best = sorted((p for p in points if p.name in on), key=lambda p: p.latency_p50_ms)
     lat.step(
         [p.latency_p50_ms for p in best],
-        _running_max(best),
+        _running_best(best),
         where="post",
         color="crimson",
         lw=1,
@@ -221,14 +235,17 @@ def _figure(points: Sequence[Point], on: set[str], quality_name: str) -> str:
         ylabel=quality_name,
         title="red: on the front",
     )
+    if points and not points[0].higher_is_better:  # better is still up
+        lat.invert_yaxis()
+        cost.invert_yaxis()
     return svg(fig)
 
 
-def _running_max(points: Sequence[Point]) -> list[float]:
-    out, top = [], float("-inf")
+def _running_best(points: Sequence[Point]) -> list[float]:
+    out: list[float] = []
     for p in points:
-        top = max(top, p.quality)
-        out.append(top)
+        better = max if p.higher_is_better else min
+        out.append(better(out[-1], p.quality) if out else p.quality)
     return out
 
 

@@ -78,6 +78,13 @@ class Load:
                     "peak >= 1, latency_ms > 0, retention_days >= 0, regions >= 1, "
                     f"0 < peak_hours <= 24). Got {value}."
                 )
+        if self.peak * self.peak_hours > 24:
+            # the peak hours alone would carry more than the day's mean: no such day
+            raise ConfigError(
+                f"--peak {self.peak:g} held --peak-hours {self.peak_hours:g} a day is more "
+                f"than a day at the mean rate ({self.peak * self.peak_hours:g} > 24 "
+                "rate-hours): lower one of them, or raise the mean rate."
+            )
 
     @property
     def peak_rate(self) -> float:
@@ -85,8 +92,7 @@ class Load:
 
     @property
     def base_rate(self) -> float:
-        """The rate outside the peak hours that keeps the day's mean at ``rate``
-        (never below zero)."""
+        """The rate outside the peak hours that keeps the day's mean at ``rate``."""
         rest = 24 - self.peak_hours
         if rest <= 0:
             return self.peak_rate

@@ -279,6 +279,15 @@ class Registry:
         self.record(name, back, f"roll {alias} back", trigger=trigger, why=why)
         return self.get(name, back)
 
+    def clear(self, name: str, alias: str, *, trigger: str = "manual", why: str = "") -> None:
+        """Remove ``alias`` (a challenger that failed its rollout, say); the version it
+        named stays registered. The step is recorded; no alias, nothing done."""
+        version = self._alias_version(name, alias)
+        if version is None:
+            return
+        self.client.delete_registered_model_alias(name, alias)
+        self.record(name, version, f"clear {alias}", trigger=trigger, why=why)
+
     def record(
         self,
         name: str,

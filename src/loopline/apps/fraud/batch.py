@@ -37,6 +37,8 @@ from loopline.ops import (
     Scores,
     ScoreSink,
     SqlType,
+    check_name,
+    check_output,
     chunk_ranges,
     run_key,
     score_batches,
@@ -73,6 +75,8 @@ class ScoreOptions:
             raise ConfigError(f"--chunk-rows must be at least 1. Got {self.chunk_rows}.")
         if not self.inputs:
             raise ConfigError("Give at least one --input (a Parquet file or a folder).")
+        check_output(self.output)  # before the features are computed, not after
+        check_name(self.table)
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,11 @@ def read_inputs(paths: Sequence[Path]) -> Inputs:
                 "Give the folder `loopline simulate fraud --out DIR` wrote, or both files."
             )
     tx = pa.concat_tables(transactions)
-    order = pc.sort_indices(tx, sort_keys=[("event_time_ms", "ascending")])
+    # ties broken by id: the row order (and so the chunks a resumed run skips) must not
+    # depend on the order the files were given in
+    order = pc.sort_indices(
+        tx, sort_keys=[("event_time_ms", "ascending"), ("transaction_id", "ascending")]
+    )
     return Inputs(tx.take(order), pa.concat_tables(labels), files)
 
 
