@@ -2,11 +2,12 @@
 
     loopline bench pareto APP [--json] [--html PATH] [--prices FILE] [--seed N] [--save]
 
-``APP`` is ``fraud`` or ``recs``. Every point is one setting of one lever, trained (where
-the lever needs it) and measured here: the latency of one call timed one at a time (p50,
-p99; ONNX Runtime with one thread, as served), the application's headline quality on its
-held-out set, and the CPU cost of a million predictions at the price table's core-hour
-(``loopline.ops.prices``; ``--prices`` overrides it).
+``APP`` is ``fraud``, ``recs``, ``vision`` or ``llm``. For ``fraud`` and ``recs`` every
+point is one setting of one lever, trained (where the lever needs it) and measured here:
+the latency of one call timed one at a time (p50, p99; ONNX Runtime with one thread, as
+served), the application's headline quality on its held-out set, and the CPU cost of a
+million predictions at the price table's core-hour (``loopline.ops.prices``;
+``--prices`` overrides it).
 
 * ``fraud`` (``loopline.apps.fraud.levers``): trees x leaves, the teacher's top-k
   features, batch size, and distilled students against the same small model trained on
@@ -17,8 +18,25 @@ held-out set, and the CPU cost of a million predictions at the price table's cor
   retriever, ranker rounds (none: retrieval order), ALS factors; quality: NDCG@10 on
   MovieLens-100K (per-user random 80/20, full ranking).
 
+``vision`` and ``llm`` measure nothing: their fronts are read from the saved results of
+their own benchmarks (``benchmarks/results/vision.json``, ``llm-serve.json``), and the
+output names that result's date, machine and command (``source``). Cost there is the
+saved figures turned into CPU-seconds, at the price table's core-hour.
+
+* ``vision`` (``loopline.apps.vision.levers``), from ``loopline bench vision``: the
+  detector in FP32 against INT8; latency: one detector call on one frame, one core
+  (median; no p99 of the call alone was kept); quality: mAP@0.5 on held-out generated
+  frames; cost: the one-core time a frame.
+* ``llm`` (``loopline.llm.levers``), from ``loopline bench llm-serve``: float32, bfloat16
+  and int8 weights decoding 1 and 16 sequences (latency: each sequence's time per output
+  token, 1000 x n / tokens per second), and continuous against static batching on the
+  benchmark's trace (its measured time per output token, p50 and p99); quality:
+  perplexity (lower is better); cost: the machine's cores (the saved affinity) / tokens
+  per second.
+
 With ``--json``, one object: ``app``, ``points`` (each with its settings and figures),
-``front`` (the names of the non-dominated points), ``distillation`` (fraud), ``data``,
+``front`` (the names of the non-dominated points), ``lever_fronts`` (the front of each
+lever's points alone), ``distillation`` (fraud), ``source`` (vision, llm), ``data``,
 ``prices``, ``report``. ``--html`` (default ``.loopline/pareto/APP.html``): the report,
 the front drawn. ``--save``: also ``benchmarks/results/pareto-APP.json``. Run it alone on
 the machine: the latencies are of one core shared with nothing else.
@@ -35,7 +53,8 @@ from typing import Any
 
 from rich.console import Console
 
-APPS = ("fraud", "recs")
+APPS = ("fraud", "recs", "vision", "llm")
+SAVED = ("vision", "llm")  # read from saved results, not measured here
 QUALITY = {"fraud": "average precision (test)", "recs": "NDCG@10 (test)"}
 LATENCY = {
     "fraud": "Latency: one ONNX Runtime call of the model (one thread) on one request's row "
@@ -44,6 +63,14 @@ LATENCY = {
     "recs": "Latency: one user's request in process (candidates from the three retrievers, "
     "the ranker's features, the ONNX ranker with one thread, the top 10), timed one at a "
     "time; the feature store read, re-ranking, the network and the server are not in it.",
+    "vision": "Latency: one ONNX Runtime call of the detector (one thread, pinned to one core) "
+    "on one frame, median of rounds with FP32 and INT8 interleaved; no p99 of the call alone "
+    "was kept (the p99 column repeats the median). Preprocessing, tracking and publishing are "
+    "not in it: the INT8 point's figures give the whole pipeline's frame time.",
+    "llm": "Latency: time per output token of one sequence. Dtype points: 1000 x n / "
+    "tokens per second decoding n sequences together (prefill left out; no p99 kept, the "
+    "column repeats the median). Batching points: the trace's measured time per output "
+    "token (p50, p99), whose throughput is bounded by the arrival rate.",
 }
 
 
@@ -52,9 +79,32 @@ def run(app: str, seed: int, prices: Any, say: Any) -> dict[str, Any]:
         from loopline.apps.fraud import levers as fraud
 
         return fraud.sweep(fraud.SweepOptions(seed=seed), prices, say)
+    if app == "vision":
+        from loopline.apps.vision import levers as vision
+
+        return vision.sweep(prices, say) | {"quality": vision.QUALITY}
+    if app == "llm":
+        from loopline.llm import levers as llm
+
+        return llm.sweep(prices, say) | {"quality": llm.QUALITY}
     from loopline.apps.recs import levers as recs
 
     return recs.sweep(recs.SweepOptions(seed=seed), prices, say)
+
+
+def provenance(record: dict[str, Any]) -> str:
+    """Where the figures came from: measured by this run, or read from a saved result."""
+    source = record.get("source")
+    machine = (source or record)["machine"]
+    where = (
+        f"{machine.get('cpu')} ({machine.get('cores')} cores, affinity {machine.get('affinity')})"
+    )
+    if source:
+        return (
+            f"Not measured by this command: read from the saved result of "
+            f"`{source['command']}` ({source['date']}, on {where}; {source['file']})."
+        )
+    return f"Measured {record['date']} on {machine.get('arch')}, {where}, one point at a time."
 
 
 def distillation_section(summary: dict[str, Any]) -> tuple[str, str]:
@@ -81,10 +131,9 @@ def report(record: dict[str, Any], path: Path, prices: Any) -> Path:
     app = record["app"]
     points = [Point(**p) for p in record["points"]]
     summary = record.get("distillation")
-    machine = record["machine"]
     notes = [
-        f"Measured {record['date']} on {machine['arch']}, {machine['cpu']} "
-        f"({machine['cores']} cores), one point at a time. Data: "
+        provenance(record)
+        + " Data: "
         + ", ".join(f"{k} {v}" for k, v in record["data"].items())
         + ".",
         LATENCY[app],
@@ -137,12 +186,16 @@ def main() -> None:
         parser.error(str(e))
     got = run(args.app, args.seed, prices, say)
     points = got.pop("points")
+    if "source" in got:
+        got["source"]["file"] = shown(got["source"]["file"])
     html = args.html or Path(".loopline/pareto") / f"{args.app}.html"
+    levers = dict.fromkeys(p.lever for p in points)
     record = {
         "app": args.app,
-        "quality": QUALITY[args.app],
+        "quality": got.pop("quality", None) or QUALITY[args.app],
         "points": [p.to_dict() for p in points],
         "front": pareto_front(points),
+        "lever_fronts": {k: pareto_front([p for p in points if p.lever == k]) for k in levers},
         **got,
         "prices": {"core_hour": prices.core_hour, "date": prices.date, "source": prices.source},
         "date": time.strftime("%Y-%m-%d", time.gmtime()),
@@ -157,7 +210,17 @@ def main() -> None:
     if args.json:
         print(json.dumps(record))
         return
+    if args.app in SAVED:
+        Console().print(provenance(record), highlight=False)
     Console().print(points_table(points), highlight=False)
+
+
+def shown(file: str) -> str:
+    """``file`` relative to the working directory where it lies under it."""
+    try:
+        return str(Path(file).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return file
 
 
 if __name__ == "__main__":

@@ -11,10 +11,10 @@ model trained on another simulation and registered (ONNX and LightGBM in one bun
 
 * ours (:mod:`loopline.apps.fraud.batch`): reads the Parquet files, computes every
   transaction's point-in-time features with the offline engine (DuckDB), scores chunks
-  of ``--chunk-rows`` with the bundle's ONNX model (ONNX Runtime, 1 thread: the loader
-  the service uses), writes each chunk with its progress row in one transaction
-  (resumable, no duplicates). Timed end to end: reading, features, model load, scoring,
-  writing.
+  of ``--chunk-rows`` with the bundle's ONNX model (ONNX Runtime through the loader the
+  service uses; a chunk split over the cores, each part on its one-thread session),
+  writes each chunk with its progress row in one transaction (resumable, no duplicates).
+  Timed end to end: reading, features, model load, scoring, writing.
 * baseline, the script a user writes with pandas: ``pd.read_parquet``; the same 44
   features with pandas (per key ``sort_values`` + ``groupby().rolling(window,
   closed="left")`` count/sum/mean/std/max, ``rolling().apply`` for the distinct

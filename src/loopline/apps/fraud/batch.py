@@ -6,16 +6,19 @@ and ``labels.parquet``, or the folder holding them). Every transaction gets its
 point-in-time features from the offline engine (each against the transactions before it
 and the labels that had arrived by then: the features training reads), is scored by the
 registered bundle the online service loads (``registry.resolve`` -> the same loader,
-ONNX Runtime), in chunks of ``chunk_rows``, and written with its time, score, model
-version and decision band (the bundle's thresholds applied to the model's score; the
+ONNX Runtime), in chunks of ``chunk_rows`` (each split over the cores, every part on the
+model's one-thread session), and written with its time, score, model version and
+decision band (the bundle's thresholds applied to the model's score; the
 service's rules are not applied) through :class:`loopline.ops.batch.ScoreSink`:
 resumable, one row per transaction however often a run restarts.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -148,12 +151,17 @@ def bands(model: ServingModel, scores: F64) -> npt.NDArray[np.str_]:
     )
 
 
-def scorer(model: ServingModel, x: F64, ids: Any, times: Any) -> Callable[[slice], Scores]:
-    """A chunk (a slice of rows) -> its columns for the sink."""
+def scorer(
+    model: ServingModel, x: F64, ids: Any, times: Any, pool: ThreadPoolExecutor, parts: int
+) -> Callable[[slice], Scores]:
+    """A chunk (a slice of rows) -> its columns for the sink. The chunk is split over
+    ``pool``'s threads: each part runs on the model's own one-thread session, so a row
+    gets the score it gets online, however the chunk was split."""
     label = model.label
 
     def score(rows: slice) -> Scores:
-        got, _ = model.predict(x[rows])
+        split = np.array_split(x[rows], parts)
+        got = np.concatenate([s for s, _ in pool.map(model.predict, split)])
         return {
             ROW_KEY: ids[rows],
             "event_time_ms": times[rows],
@@ -186,14 +194,18 @@ def run(
     times = table["event_time_ms"].to_numpy()
     mark = _lap(timings, "features", mark)
     n = len(x)
+    threads = max(1, len(os.sched_getaffinity(0)))
     chunks: Iterator[Chunk[slice]] = (
         Chunk(first, rows, slice(first, first + rows))
         for first, rows in chunk_ranges(n, options.chunk_rows)
     )
-    with ScoreSink(options.output, table=options.table, columns=COLUMNS, run=run) as sink:
+    with (
+        ScoreSink(options.output, table=options.table, columns=COLUMNS, run=run) as sink,
+        ThreadPoolExecutor(threads) as pool,
+    ):
         result: BatchResult = score_batches(
             chunks,
-            scorer(model, x, ids, times),
+            scorer(model, x, ids, times, pool, threads),
             sink,
             total=n,
             progress=options.progress,
