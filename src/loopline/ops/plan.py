@@ -154,6 +154,14 @@ class Storage:
     replicated: bool = True
     source: str = ""
 
+    @classmethod
+    def artifacts(cls, gib: float) -> Storage:
+        """Model bundles and reports: a stated size in object storage, kept once."""
+        return cls(
+            name="artifacts", retained=False, fixed_gib=gib, kind="object", replicated=False,
+            source="stated",
+        )  # fmt: skip
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Lever:

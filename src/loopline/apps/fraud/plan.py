@@ -115,14 +115,7 @@ def workload(inputs: PlanInputs) -> Workload:
         Storage(name="event log", bytes_per_record=EVENT_BYTES, source="stated"),
         Storage(name="prediction log", bytes_per_record=PREDICTION_BYTES, source="stated"),
         Storage(name="features", retained=False, fixed_gib=FEATURE_STATE_GIB, source="stated"),
-        Storage(
-            name="artifacts",
-            retained=False,
-            fixed_gib=ARTIFACTS_GIB,
-            kind="object",
-            replicated=False,
-            source="stated",
-        ),
+        Storage.artifacts(ARTIFACTS_GIB),
     ]
     return Workload(
         roles=roles,

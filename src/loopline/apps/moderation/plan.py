@@ -58,14 +58,7 @@ def workload(inputs: PlanInputs) -> Workload:
                 kind="object",
                 source="stated",
             ),
-            Storage(
-                name="artifacts",
-                retained=False,
-                fixed_gib=ARTIFACTS_GIB,
-                kind="object",
-                replicated=False,
-                source="stated",
-            ),
+            Storage.artifacts(ARTIFACTS_GIB),
         ],
         egress_bytes_per_request=RESPONSE_BYTES,
         levers=[

@@ -50,14 +50,7 @@ def workload(inputs: PlanInputs) -> Workload:
             Storage(name="prediction log", bytes_per_record=SERVED_BYTES, source="stated"),
             Storage(name="features", retained=False, fixed_gib=FEATURES_GIB, source="stated"),
             Storage(name="vector index", retained=False, fixed_gib=INDEX_GIB, source="stated"),
-            Storage(
-                name="artifacts",
-                retained=False,
-                fixed_gib=ARTIFACTS_GIB,
-                kind="object",
-                replicated=False,
-                source="stated",
-            ),
+            Storage.artifacts(ARTIFACTS_GIB),
         ],
         egress_bytes_per_request=RESPONSE_BYTES,
         levers=[

@@ -43,14 +43,7 @@ def workload(inputs: PlanInputs) -> Workload:
         ],
         storage=[
             Storage(name="event log", bytes_per_record=TRACKS_BYTES, source="stated"),
-            Storage(
-                name="artifacts",
-                retained=False,
-                fixed_gib=ARTIFACTS_GIB,
-                kind="object",
-                replicated=False,
-                source="stated",
-            ),
+            Storage.artifacts(ARTIFACTS_GIB),
         ],
         levers=[
             Lever.stated_caching(inputs.cache_hit_rate, ("perception",)),
