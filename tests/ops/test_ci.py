@@ -19,7 +19,8 @@ import yaml
 from loopline.cli import app
 from loopline.exceptions import ConfigError
 from loopline.models import ServingModel
-from loopline.ops.ci import CiOptions, changes, digest_files
+from loopline.ops import digest_files
+from loopline.ops.ci import CiOptions, changes
 from loopline.ops.regression import (
     Evaluation,
     Figure,

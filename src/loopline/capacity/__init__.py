@@ -12,17 +12,27 @@ An application describes its topology with these parts and reads the answers; th
 engine knows nothing of what the servers do.
 """
 
-from loopline.capacity.model import (
-    Distribution,
-    Outage,
-    Pool,
-    Region,
-    Shards,
-    Sink,
-    Stream,
-    Traffic,
-)
-from loopline.capacity.run import Result, erlang_c, fifo_waits, mmc_mean_wait, simulate
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from loopline.capacity.queueing import erlang_c, mmc_mean_wait
+
+if TYPE_CHECKING:
+    from loopline.capacity.model import (
+        Distribution,
+        Outage,
+        Pool,
+        Region,
+        Shards,
+        Sink,
+        Stream,
+        Traffic,
+    )
+    from loopline.capacity.run import Result, fifo_waits, simulate
+
+_MODEL = ("Distribution", "Outage", "Pool", "Region", "Shards", "Sink", "Stream", "Traffic")
+_RUN = ("Result", "fifo_waits", "simulate")
 
 __all__ = [
     "Distribution",
@@ -39,3 +49,15 @@ __all__ = [
     "mmc_mean_wait",
     "simulate",
 ]
+
+
+def __getattr__(name: str) -> Any:  # the engine (NumPy, numba) is imported on first use
+    if name in _MODEL:
+        from loopline.capacity import model
+
+        return getattr(model, name)
+    if name in _RUN:
+        from loopline.capacity import run
+
+        return getattr(run, name)
+    raise AttributeError(f"module 'loopline.capacity' has no attribute {name!r}")

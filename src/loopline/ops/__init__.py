@@ -33,12 +33,11 @@ if TYPE_CHECKING:
         CiApplication,
         CiOptions,
         candidate_model,
-        digest_files,
-        digest_text,
         run_ci,
         run_ci_and_report,
         show_ci,
     )
+    from loopline.ops.digest import digest_files, digest_text
     from loopline.ops.pareto import (
         Point,
         Timing,
@@ -66,9 +65,11 @@ _WHERE = {
         "check_output", "chunk_ranges", "fingerprint", "run_key", "score_batches",
     )},
     **{n: ("ci", n) for n in (
-        "Candidate", "CiApplication", "CiOptions", "candidate_model", "digest_files",
-        "digest_text", "run_ci", "run_ci_and_report", "show_ci",
+        "Candidate", "CiApplication", "CiOptions", "candidate_model", "run_ci",
+        "run_ci_and_report", "show_ci",
     )},
+    "digest_files": ("digest", "digest_files"),
+    "digest_text": ("digest", "digest_text"),
     **{n: ("pareto", n) for n in (
         "Point", "Timing", "cost_per_million", "pareto_front", "points_table", "time_calls",
         "write_front_report",

@@ -21,7 +21,6 @@ never shown (:func:`loopline.servers.credentials.masked`).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import time
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from loopline.exceptions import ConfigError
 from loopline.ops.batch_sql import POSTGRES_TYPES, TYPES, Database, Postgres, open_database, q
+from loopline.ops.digest import digest_files
 from loopline.servers.credentials import masked
 
 if TYPE_CHECKING:
@@ -66,15 +66,9 @@ def check_output(url: str) -> str:
 
 
 def fingerprint(paths: Sequence[Path]) -> str:
-    """SHA-256 (first 16 hex digits) of the files' contents, in name order: the same
-    files give the same fingerprint wherever they are."""
-    digest = hashlib.sha256()
-    for path in sorted(paths, key=lambda p: p.name):
-        digest.update(path.name.encode() + b"\0")
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()[:16]
+    """The files' digest (:func:`loopline.ops.digest.digest_files`: names and contents),
+    first 16 hex digits: the same files give the same fingerprint wherever they are."""
+    return digest_files(paths)[:16]
 
 
 def run_key(model: str, version: int | str, inputs: Sequence[Path]) -> str:

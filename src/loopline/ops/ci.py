@@ -25,10 +25,9 @@ version (version 0 for a candidate that failed and was never registered).
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -97,31 +96,6 @@ class CiOptions:
             raise ConfigError(f"--canary-percent must be in (0, 100]; got {self.canary_percent}.")
         if self.resamples < 0:
             raise ConfigError(f"resamples must be 0 or more; got {self.resamples}.")
-
-
-def digest_files(paths: Iterable[Path], root: Path | None = None) -> str:
-    """One SHA-256 over files (folders: their ``*.py``, ``*.yaml``, ``*.toml`` files),
-    each named by its path relative to ``root`` (default: its parent), so a file
-    renamed, added or changed changes the digest and nothing else does."""
-    h = hashlib.sha256()
-    files: list[tuple[str, Path]] = []
-    for path in paths:
-        base = root or path.parent
-        if path.is_dir():
-            found = [p for ext in ("py", "yaml", "toml") for p in path.rglob(f"*.{ext}")]
-            files += [(p.relative_to(base).as_posix(), p) for p in found]
-        elif path.is_file():
-            files.append((path.relative_to(base).as_posix(), path))
-        else:
-            raise ConfigError(f"Cannot fingerprint {path}: no such file or folder.")
-    for name, path in sorted(files):
-        h.update(f"{name}\0{sha256(path.read_bytes())}\n".encode())
-    return h.hexdigest()
-
-
-def digest_text(*parts: object) -> str:
-    """A SHA-256 of values in words (a data spec, hyperparameters)."""
-    return hashlib.sha256("\0".join(map(str, parts)).encode()).hexdigest()
 
 
 def changes(fingerprint: Mapping[str, str], tags: Mapping[str, str]) -> list[str]:
